@@ -1,0 +1,35 @@
+# Thin wrapper over CMake: `make run` installs what is missing, builds and runs the default
+# experiment; `make test` builds and runs the whole test suite.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+DATAMUX_DATA ?= $(abspath ../shared/data)
+export DATAMUX_DATA
+EXPERIMENT ?= experiments/quickstart.yaml
+
+.PHONY: all deps build run test sanitize clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	./$(BUILD)/datamux devices
+	./$(BUILD)/datamux train $(EXPERIMENT)
+
+test: deps build
+	cd $(BUILD) && ctest --output-on-failure
+
+sanitize:
+	cmake -S . -B build-asan -DDATAMUX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure
+
+clean:
+	rm -rf $(BUILD) build-asan

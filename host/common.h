@@ -1,0 +1,43 @@
+/* Error handling shared by every part of DataMUX-CL that is not data/.
+ * Unrecoverable failures (a driver call that failed, memory that ran out) end the process with a
+ * message naming the call site and what to do; recoverable bad input is reported through dmx_error
+ * so callers (and tests) can see the message. */
+#ifndef DMX_COMMON_H
+#define DMX_COMMON_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define DMX_ERRMSG 1024
+typedef struct {
+  char msg[DMX_ERRMSG];
+} dmx_error;
+
+/* Formats into err (when non-NULL) and returns -1, so `return dmx_fail(err, ...)` reads well. */
+int dmx_fail(dmx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "datamux: <file>:<line>: <message>" to stderr and exits with status 1. */
+_Noreturn void dmx_die_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define dmx_die(...) dmx_die_at(__FILE__, __LINE__, __VA_ARGS__)
+
+void *dmx_malloc_at(size_t n, const char *file, int line);
+void *dmx_calloc_at(size_t n, size_t size, const char *file, int line);
+void *dmx_realloc_at(void *p, size_t n, const char *file, int line);
+#define dmx_malloc(n) dmx_malloc_at((n), __FILE__, __LINE__)
+#define dmx_calloc(n, s) dmx_calloc_at((n), (s), __FILE__, __LINE__)
+#define dmx_realloc(p, n) dmx_realloc_at((p), (n), __FILE__, __LINE__)
+char *dmx_strdup(const char *s);
+
+/* Reads a whole file; NULL with err set when it cannot. *len excludes the added NUL. */
+char *dmx_read_file(const char *path, size_t *len, dmx_error *err);
+/* Writes atomically: temporary file in the same folder, fsync, rename. 0 or -1 with err. */
+int dmx_write_file_atomic(const char *path, const void *data, size_t len, dmx_error *err);
+/* mkdir -p; 0 or -1 with err. */
+int dmx_mkdirs(const char *path, dmx_error *err);
+/* $XDG_CACHE_HOME/datamux or ~/.cache/datamux (not created). */
+const char *dmx_cache_dir(void);
+
+double dmx_now_seconds(void); /* monotonic clock */
+
+#endif

@@ -1,0 +1,102 @@
+/* An experiment: everything one YAML file (plus command-line overrides) selects.
+ * Defaults follow the original DataMUX scripts (docs/datamux-spec.md §2-§3). */
+#ifndef DMX_CONFIG_H
+#define DMX_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "host/common.h"
+
+typedef enum { MUX_GAUSSIAN_HADAMARD, MUX_BINARY_HADAMARD, MUX_RANDOM_ORTHO } dmx_muxing;
+typedef enum { DEMUX_INDEX, DEMUX_MLP } dmx_demuxing;
+typedef enum { SETTING_BASELINE, SETTING_RETRIEVAL_PRETRAINING, SETTING_FINETUNING } dmx_setting;
+typedef enum { SCHEDULE_LINEAR, SCHEDULE_CONSTANT } dmx_schedule;
+
+typedef struct {
+  int vocab_size;              /* 50265 */
+  int hidden_size;             /* d */
+  int num_layers;
+  int num_heads;
+  int intermediate_size;
+  int max_position_embeddings; /* 514 */
+  int type_vocab_size;         /* 1 */
+  int pad_token_id;            /* 1 */
+  float hidden_dropout;        /* 0.1 */
+  float attention_dropout;     /* 0.1 */
+  float layer_norm_eps;        /* 1e-5 */
+  float initializer_range;     /* 0.02 */
+} dmx_model_config;
+
+typedef struct {
+  int num_instances;            /* N */
+  dmx_muxing muxing;
+  dmx_demuxing demuxing;
+  bool learn_muxing;
+  float gaussian_hadamard_norm; /* 20 for retrieval warm-up, 1 otherwise */
+  float binary_hadamard_epsilon;
+  bool attention_mask;          /* false: the original's quirk (no mask) */
+  bool second_embedding_pass;   /* true: the original's quirk */
+} dmx_mux_config;
+
+typedef struct {
+  char name[32];         /* sst2, mnli, qnli, qqp, cola, mrpc, stsb, rte, wnli, ner, text */
+  char data_dir[1024];   /* data root (--data-dir, $DATAMUX_DATA, default) */
+  char train_file[1024]; /* optional explicit files; empty = the task's standard layout */
+  char eval_file[1024];
+  char text_file[1024];  /* raw text for retrieval warm-up; empty = the task's own sentences */
+  char tokenizer[1024];  /* folder holding vocab.json + merges.txt; relative to data_dir */
+  int max_length;        /* 128 */
+  bool drop_last;        /* original's truncated evaluation */
+  int max_train_examples; /* 0 = all */
+  int max_eval_examples;  /* 0 = all */
+} dmx_task_config;
+
+typedef struct {
+  float learning_rate;
+  int batch_size;         /* groups of N per step; 0 = by N (32/24/20/16) */
+  int max_steps;          /* 0 = use epochs */
+  float epochs;
+  int eval_interval;      /* steps; 0 = once per epoch */
+  int log_interval;
+  int seed;               /* 42 */
+  float max_grad_norm;    /* 1.0; 0 disables */
+  dmx_schedule schedule;
+  int warmup_steps;
+  float weight_decay;
+  float adam_beta1, adam_beta2, adam_eps;
+  float task_loss_coeff, retrieval_loss_coeff;
+  float retrieval_percentage;
+  float time_budget_seconds; /* 0 = none: stop training after this long */
+  bool do_train, do_eval;
+} dmx_train_config;
+
+typedef struct {
+  char source_path[1024];  /* the experiment file it came from ("" for defaults) */
+  char name[128];
+  char model_config_file[1024]; /* config_name: where `model` came from, if separate */
+  dmx_setting setting;
+  dmx_model_config model;
+  dmx_mux_config mux;
+  dmx_task_config task;
+  dmx_train_config train;
+  char model_path[1024];   /* checkpoint to start from */
+  char output_dir[1024];
+  char device[256];        /* index or name substring; "" = default */
+} dmx_experiment;
+
+void dmx_experiment_defaults(dmx_experiment *e);
+/* Fills setting-dependent defaults not set explicitly (coefficients, norm, lr, batch by N). */
+int dmx_experiment_load(dmx_experiment *e, const char *path, dmx_error *err);
+/* Applies command-line flags (the original scripts' names, and --set key.path=value). Parses
+ * argv[0..argc); unknown flags are an error. Returns 0 or -1 with err. */
+int dmx_experiment_apply_flags(dmx_experiment *e, int argc, char **argv, dmx_error *err);
+int dmx_experiment_validate(const dmx_experiment *e, dmx_error *err);
+void dmx_experiment_print_yaml(FILE *f, const dmx_experiment *e);
+
+int dmx_base_batch_size(int num_instances); /* 32 / 24 / 20 / 16 */
+const char *dmx_muxing_name(dmx_muxing m);
+const char *dmx_demuxing_name(dmx_demuxing d);
+const char *dmx_setting_name(dmx_setting s);
+
+#endif

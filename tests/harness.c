@@ -1,0 +1,96 @@
+#include "tests/harness.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+int th_checks_failed_in_case;
+static const char *current = "(no case)";
+static int passed, failed;
+
+void th_begin(const char *case_name) {
+  current = case_name;
+  th_checks_failed_in_case = 0;
+}
+
+void th_end(void) {
+  if (th_checks_failed_in_case) {
+    failed++;
+    printf("FAIL %s\n", current);
+  } else {
+    passed++;
+    printf("ok   %s\n", current);
+  }
+  fflush(stdout);
+}
+
+int th_finish(void) {
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
+
+void th_fail_at(const char *file, int line, const char *fmt, ...) {
+  th_checks_failed_in_case++;
+  if (th_checks_failed_in_case > 20) return;
+  printf("  %s:%d: [%s] ", file, line, current);
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  printf("\n");
+}
+
+bool th_close(const char *what, const float *got, const double *want, size_t n, double rtol, double atol) {
+  size_t worst = 0;
+  double worst_excess = -1;
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    double diff = fabs((double)got[i] - want[i]);
+    double tol = atol + rtol * fabs(want[i]);
+    if (!(diff <= tol)) bad++;
+    double excess = diff - tol;
+    if (isnan(got[i])) excess = INFINITY;
+    if (excess > worst_excess) {
+      worst_excess = excess;
+      worst = i;
+    }
+  }
+  if (bad) {
+    th_fail_at(__FILE__, __LINE__, "%s: %d of %zu elements out of tolerance (rtol %g, atol %g); worst [%zu] got %.8g want %.8g",
+               what, bad, n, rtol, atol, worst, (double)got[worst], want[worst]);
+    return false;
+  }
+  return true;
+}
+
+const char *th_data_path(const char *rel) {
+  static char buf[8][4096];
+  static int slot;
+  const char *root = getenv("DATAMUX_DATA");
+  if (!root || !*root) return NULL;
+  char *b = buf[slot++ % 8];
+  snprintf(b, 4096, "%s/%s", root, rel);
+  return b;
+}
+
+int th_run(const char *cmd, char *out, size_t cap) {
+  char full[8192];
+  snprintf(full, sizeof full, "(%s) 2>&1", cmd);
+  FILE *p = popen(full, "r");
+  if (!p) return -1;
+  size_t n = 0;
+  if (cap) out[0] = 0;
+  int c;
+  while ((c = fgetc(p)) != EOF)
+    if (n + 1 < cap) out[n++] = (char)c;
+  if (cap) out[n] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+const char *th_datamux_bin(void) {
+  const char *b = getenv("DATAMUX_BIN");
+  return b && *b ? b : "build/datamux";
+}

@@ -1,0 +1,36 @@
+/* A minimal test harness: named cases, checks that record failures without stopping, and the
+ * closing line "N passed, N failed". Every tests/test_*.c is its own ctest executable. */
+#ifndef DMX_TEST_HARNESS_H
+#define DMX_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+extern int th_checks_failed_in_case;
+
+void th_begin(const char *case_name);
+void th_end(void);          /* records the case as passed or failed */
+int th_finish(void);        /* prints the summary; returns the process exit status */
+void th_fail_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define CHECK(cond)                                             \
+  do {                                                          \
+    if (!(cond)) th_fail_at(__FILE__, __LINE__, "%s", #cond);   \
+  } while (0)
+#define CHECKF(cond, ...)                                       \
+  do {                                                          \
+    if (!(cond)) th_fail_at(__FILE__, __LINE__, __VA_ARGS__);   \
+  } while (0)
+
+/* Relative error check for arrays against a double reference:
+ * |got - want| <= atol + rtol * |want| elementwise. Prints the worst element on failure. */
+bool th_close(const char *what, const float *got, const double *want, size_t n, double rtol, double atol);
+
+/* Path of $DATAMUX_DATA/<rel>, or NULL (and the case is reported skipped) when unset. */
+const char *th_data_path(const char *rel);
+/* Runs a shell command, captures stdout+stderr into out (cap bytes); returns the exit status. */
+int th_run(const char *cmd, char *out, size_t cap);
+/* The datamux binary under test ($DATAMUX_BIN, set by ctest). */
+const char *th_datamux_bin(void);
+
+#endif
