@@ -33,6 +33,7 @@ int dmx_gemm_load_tuning(dmx_runtime *rt, const char *dir, dmx_error *err);
 int dmx_gemm_apply_tuning_file(dmx_runtime *rt, const char *path, dmx_error *err);
 
 const char *dmx_clblast_status_name(int status);
+void dmx_gemm_release(dmx_runtime *rt); /* called by dmx_runtime_destroy */
 
 /* Time spent inside CLBlast calls (host enqueue side) and call count, for the profile. */
 typedef struct {

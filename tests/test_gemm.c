@@ -1,0 +1,154 @@
+/* GEMM wrapper against a naive double-accumulation reference: every transposition combination,
+ * odd shapes and the model's shapes, plain and strided-batched, operands at non-zero offsets;
+ * tuned parameters from a tuner JSON file reach the kernel that runs and keep results right. */
+#include <clblast_c.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/gemm.h"
+#include "tests/harness.h"
+
+static unsigned long long rng = 88172645463325252ULL;
+static float frand(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* Checks C against the reference with the standard forward-error bound of a dot product:
+ * |err| <= c * k * eps * sum|a||b|, with a generous constant for blocked summation. */
+static bool check_gemm_case(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, size_t batch,
+                            float alpha, float beta) {
+  size_t lda = ta ? m + 1 : k + 2, ldb = tb ? k + 3 : n + 1, ldc = n + 2; /* padded strides */
+  size_t arows = ta ? k : m, brows = tb ? n : k;
+  size_t sa = arows * lda + 5, sb = brows * ldb + 3, sc = m * ldc + 1; /* batch strides with gaps */
+  size_t offa = 7, offb = 3, offc = 11;
+  size_t total = offa + batch * sa + offb + batch * sb + offc + batch * sc;
+  float *h = malloc(total * sizeof(float));
+  for (size_t i = 0; i < total; i++) h[i] = frand();
+  dmx_tensor buf = dmx_buffer_create(rt, total);
+  dmx_upload(rt, buf, h, total * sizeof(float));
+  dmx_tensor A = {buf.buf, offa, 0}, B = {buf.buf, offa + batch * sa + offb, 0};
+  dmx_tensor C = {buf.buf, B.off + batch * sb + offc, 0};
+  if (batch == 1 && sa)
+    dmx_gemm(rt, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    dmx_gemm_batched(rt, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+  float *got = malloc(total * sizeof(float));
+  dmx_download(rt, got, buf, total * sizeof(float));
+  int bad = 0;
+  double worst = 0;
+  for (size_t b = 0; b < batch; b++)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) {
+        double acc = 0, mag = 0;
+        for (size_t p = 0; p < k; p++) {
+          double av = h[A.off + b * sa + (ta ? p * lda + i : i * lda + p)];
+          double bv = h[B.off + b * sb + (tb ? j * ldb + p : p * ldb + j)];
+          acc += av * bv;
+          mag += fabs(av * bv);
+        }
+        size_t ci = C.off + b * sc + i * ldc + j;
+        double want = alpha * acc + beta * h[ci];
+        double tol = 8.0 * (double)(k + 2) * 1.2e-7 * (fabs(alpha) * mag + fabs(beta * h[ci])) + 1e-30;
+        double e = fabs(got[ci] - want);
+        if (e / tol > worst) worst = e / tol;
+        if (!(e <= tol)) bad++;
+      }
+  /* everything outside C must be untouched (padding columns included) */
+  int clobbered = 0;
+  for (size_t i = 0; i < C.off; i++) clobbered += got[i] != h[i];
+  for (size_t b = 0; b < batch; b++)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = n; j < ldc && C.off + b * sc + i * ldc + j < total; j++) {
+        size_t ci = C.off + b * sc + i * ldc + j;
+        clobbered += got[ci] != h[ci];
+      }
+  CHECKF(bad == 0 && clobbered == 0,
+         "%s%s m=%zu n=%zu k=%zu batch=%zu: %d wrong (worst %.2f of the bound), %d values outside C changed",
+         ta ? "T" : "N", tb ? "T" : "N", m, n, k, batch, bad, worst, clobbered);
+  free(h);
+  free(got);
+  dmx_buffer_release(buf);
+  return bad == 0 && clobbered == 0;
+}
+
+int main(void) {
+  dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);
+
+  /* (m, n, k): odd sizes, skinny shapes, and the model's shapes for a tiny config
+   * (B*L' rows = 4*67, d = 64, 3d QKV, FFN 128) and attention (L' x L' x head dim). */
+  static const size_t shapes[][3] = {{1, 1, 1},    {7, 5, 3},    {33, 17, 65}, {268, 192, 64},
+                                     {268, 64, 128}, {64, 128, 268}, {67, 67, 32}, {2, 50265 / 97, 64}};
+  th_begin("plain SGEMM: every transposition, odd and model shapes, alpha/beta, offsets");
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int t = 0; t < 4; t++) check_gemm_case(rt, t & 1, t & 2, shapes[s][0], shapes[s][1], shapes[s][2], 1, 1.0f, 0.0f);
+  check_gemm_case(rt, false, true, 33, 17, 65, 1, 0.5f, 1.0f);
+  check_gemm_case(rt, true, false, 64, 96, 130, 1, -1.0f, 0.25f);
+  th_end();
+
+  th_begin("strided-batched SGEMM: every transposition, attention shapes");
+  static const size_t bshapes[][4] = {{67, 67, 32, 8}, {67, 32, 67, 8}, {5, 3, 7, 3}, {131, 131, 64, 2}};
+  for (size_t s = 0; s < sizeof bshapes / sizeof *bshapes; s++)
+    for (int t = 0; t < 4; t++)
+      check_gemm_case(rt, t & 1, t & 2, bshapes[s][0], bshapes[s][1], bshapes[s][2], bshapes[s][3], 0.125f, 0.0f);
+  th_end();
+
+  th_begin("tuned parameters from a tuner JSON file change the kernel that runs and stay correct");
+  {
+    char dir[128], path[600];
+    snprintf(dir, sizeof dir, "/tmp/datamux-tune-%ld", (long)getpid());
+    dmx_error err;
+    CHECK(dmx_mkdirs(dir, &err) == 0);
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    /* 128x128 threads per work-group exceeds every device's limit: if the override reaches the
+     * kernel, the next small (direct-path) GEMM must fail; if it were ignored it would succeed. */
+    const char *bad_json =
+        "{\n  \"kernel_family\": \"xgemm_direct_1\",\n  \"precision\": \"32\",\n  \"best_kernel\": \"XgemmDirectTN\",\n"
+        "  \"best_parameters\": \"KWID=2 MDIMAD=128 MDIMCD=128 NDIMBD=128 NDIMCD=128 PADA=1 PADB=1 PRECISION=32 "
+        "VWMD=1 VWND=1 WGD=128\"\n}\n";
+    CHECK(dmx_write_file_atomic(path, bad_json, strlen(bad_json), &err) == 0);
+    CHECK(dmx_gemm_apply_tuning_file(rt, path, &err) == 1);
+    dmx_tensor buf = dmx_buffer_create(rt, 3 * 64);
+    dmx_fill(rt, buf, 1.0f);
+    dmx_tensor A = buf, B = buf, C = buf;
+    B.off = 64;
+    C.off = 128;
+    CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, 8, 8, 8, 1.0f,
+                                        A.buf, A.off, 8, B.buf, B.off, 8, 0.0f, C.buf, C.off, 8, &rt->queue, NULL);
+    CHECKF(st != CLBlastSuccess, "the impossible override was not applied (status %d)", (int)st);
+    dmx_finish(rt);
+    dmx_buffer_release(buf);
+    /* A valid, non-default parameter set, loaded through the directory scan as at start-up. */
+    const char *good_json =
+        "{\n  \"kernel_family\": \"xgemm_direct_1\",\n  \"precision\": \"32\",\n  \"best_kernel\": \"XgemmDirectTN\",\n"
+        "  \"best_parameters\": \"KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=1 PRECISION=32 VWMD=2 "
+        "VWND=2 WGD=16\"\n}\n";
+    char devdir[400], sub[64];
+    size_t n = 0;
+    for (const char *p = rt->info.name; *p && n + 1 < sizeof sub; p++)
+      sub[n++] = (char)(((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) ? *p : '_');
+    sub[n] = 0;
+    snprintf(devdir, sizeof devdir, "%s/%s", dir, sub);
+    CHECK(dmx_mkdirs(devdir, &err) == 0);
+    snprintf(path, sizeof path, "%s/xgemm_direct.json", devdir);
+    CHECK(dmx_write_file_atomic(path, good_json, strlen(good_json), &err) == 0);
+    CHECK(dmx_gemm_load_tuning(rt, dir, &err) == 1);
+    check_gemm_case(rt, false, false, 7, 5, 3, 1, 1.0f, 0.0f);
+    check_gemm_case(rt, true, true, 33, 17, 65, 1, 1.0f, 0.5f);
+    snprintf(path, sizeof path, "%s/zz-broken.json", devdir);
+    CHECK(dmx_write_file_atomic(path, "{\"precision\": \"32\"}", 19, &err) == 0);
+    CHECK(dmx_gemm_load_tuning(rt, dir, &err) == -1);
+    CHECKF(strstr(err.msg, "zz-broken.json") && strstr(err.msg, "not a CLBlast tuner result"), "message: %s", err.msg);
+    char cmd[600], out[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    th_run(cmd, out, sizeof out);
+  }
+  th_end();
+
+  dmx_runtime_destroy(rt);
+  return th_finish();
+}
