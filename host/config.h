@@ -71,6 +71,16 @@ typedef struct {
   bool do_train, do_eval;
 } dmx_train_config;
 
+/* Where a field's value came from, so validation errors can point at it and so defaults that depend on
+ * the setting never override a value the user chose. */
+typedef enum { ORIGIN_DEFAULT, ORIGIN_EXPERIMENT_FILE, ORIGIN_MODEL_FILE, ORIGIN_FLAG } dmx_origin_kind;
+typedef struct {
+  dmx_origin_kind kind;
+  int line, column; /* 1-based; for the two file kinds */
+  char flag[96];    /* for ORIGIN_FLAG: the flag as given, e.g. "-N 5" */
+} dmx_field_origin;
+#define DMX_MAX_FIELDS 80
+
 typedef struct {
   char source_path[1024];  /* the experiment file it came from ("" for defaults) */
   char name[128];
@@ -83,10 +93,13 @@ typedef struct {
   char model_path[1024];   /* checkpoint to start from */
   char output_dir[1024];
   char device[256];        /* index or name substring; "" = default */
+  dmx_field_origin origin[DMX_MAX_FIELDS]; /* per field of the table in config.c; not a setting */
 } dmx_experiment;
 
 void dmx_experiment_defaults(dmx_experiment *e);
-/* Fills setting-dependent defaults not set explicitly (coefficients, norm, lr, batch by N). */
+/* Starts from the defaults, reads the file, then fills setting-dependent defaults not set explicitly
+ * (coefficients, norm, lr, batch by N). Range checks are left to dmx_experiment_validate, since
+ * flags applied later may fix them. */
 int dmx_experiment_load(dmx_experiment *e, const char *path, dmx_error *err);
 /* Applies command-line flags (the original scripts' names, and --set key.path=value). Parses
  * argv[0..argc); unknown flags are an error. Returns 0 or -1 with err. */
@@ -95,8 +108,20 @@ int dmx_experiment_validate(const dmx_experiment *e, dmx_error *err);
 void dmx_experiment_print_yaml(FILE *f, const dmx_experiment *e);
 
 int dmx_base_batch_size(int num_instances); /* 32 / 24 / 20 / 16 */
+
+/* Sets one field by its YAML path ("training.learning_rate", "model.hidden_size", "name"), as
+ * `--set path=value` does, marks it explicit and re-derives the dependent defaults. */
+int dmx_experiment_set(dmx_experiment *e, const char *path, const char *value, dmx_error *err);
+/* Whether the user set the field (YAML or flag) rather than it taking a default. False for unknown paths. */
+bool dmx_experiment_is_explicit(const dmx_experiment *e, const char *path);
+/* Compares every setting (not source_path, model_config_file or origins). Returns the number of
+ * differing fields and names the first in what (may be NULL). */
+int dmx_experiment_diff(const dmx_experiment *a, const dmx_experiment *b, char *what, size_t cap);
+/* Every YAML path a field can have ("model.hidden_size", ...), NULL-terminated; for help and tests. */
+const char *const *dmx_experiment_field_paths(void);
 const char *dmx_muxing_name(dmx_muxing m);
 const char *dmx_demuxing_name(dmx_demuxing d);
 const char *dmx_setting_name(dmx_setting s);
+const char *dmx_schedule_name(dmx_schedule s);
 
 #endif
