@@ -4,6 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 DATAMUX_DATA ?= $(abspath ../shared/data)
 export DATAMUX_DATA
+WARMUP ?= experiments/quickstart_warmup.yaml
 EXPERIMENT ?= experiments/quickstart.yaml
 
 .PHONY: all deps build run test sanitize clean
@@ -21,6 +22,7 @@ build: $(BUILD)/Makefile
 
 run: deps build
 	./$(BUILD)/datamux devices
+	./$(BUILD)/datamux train $(WARMUP)
 	./$(BUILD)/datamux train $(EXPERIMENT)
 
 test: deps build

@@ -202,7 +202,19 @@ static int load_text(const dmx_dataset_opts *o, const dmx_encoder *enc, const ch
   char path[4096], what[1024];
   if (o->text_source && *o->text_source) {
     const dmx_glue_task *t = dmx_glue_find(o->text_source);
-    if (!t) return dmx_fail(err, "text: unknown --text-source '%s' (a GLUE task: %s)", o->text_source, dmx_glue_task_names());
+    if (!t && (strchr(o->text_source, '/') || strchr(o->text_source, '.'))) {
+      /* a text file, relative to the data root unless absolute */
+      if (o->text_source[0] == '/')
+        snprintf(path, sizeof path, "%.4000s", o->text_source);
+      else
+        snprintf(path, sizeof path, "%.2000s/%.2000s", root, o->text_source);
+      if (require_file(path, root, err) != 0) return -1;
+      if (dmx_text_lines_from_file(path, enc, &lines, err) != 0) return -1;
+      goto pack;
+    }
+    if (!t)
+      return dmx_fail(err, "text: unknown text source '%s' (a GLUE task: %s, or a text file path)", o->text_source,
+                      dmx_glue_task_names());
     bool labels_required;
     dmx_conll_scheme scheme;
     if (dmx_dataset_file(t->name, o->split, root, path, sizeof path, &labels_required, &scheme, err) != 0) return -1;
@@ -219,6 +231,7 @@ static int load_text(const dmx_dataset_opts *o, const dmx_encoder *enc, const ch
     if (require_file(path, root, err) != 0) return -1;
     if (dmx_text_lines_from_file(path, enc, &lines, err) != 0) return -1;
   }
+pack:;
   int rc = dmx_text_pack_blocks(&lines, o->max_length, o->text_lines_per_chunk, o->seed, out, err);
   snprintf(what, sizeof what, "%.600s: %d non-blank lines, %lld tokens with <s> </s>, blocks per %d lines", path,
            lines.n_lines, (long long)lines.n_ids, o->text_lines_per_chunk);

@@ -82,7 +82,8 @@ typedef struct {
   const char *tokenizer_dir; /* NULL: <data root>/tokenizers/roberta-base */
   int max_length;            /* L, 128 in the original */
   /* task "text" only: NULL reads WikiText-103 raw (<root>/wikitext-103-raw/wiki.{train,valid,test}.raw);
-   * a GLUE task name warms up on that task's own sentences of the same split. */
+   * a GLUE task name warms up on that task's own sentences of the same split; a path (containing '/'
+   * or '.') names a UTF-8 text file, relative to the data root unless absolute. */
   const char *text_source;
   int text_lines_per_chunk; /* remainder dropped per chunk of this many lines; 1000 = original */
   uint64_t seed;            /* dummy labels of text blocks */

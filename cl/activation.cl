@@ -1,0 +1,146 @@
+/* Elementwise ops, bias and dropout kernels (layers/common_ops.c). Tensors arrive as
+ * (pointer, element offset) pairs. Every *_bwd kernel accumulates (+=) into its gradient. */
+
+/* ---------------------------------------------------------------- bias */
+
+/* y (R, C) += b (C); 2-D grid (C, R) so no flat index can overflow int. */
+__kernel void bias_add_fwd(__global float *y, ulong y_off, __global const float *b, ulong b_off, int R, int C) {
+  int c = get_global_id(0), r = get_global_id(1);
+  if (c >= C || r >= R) return;
+  y[y_off + (ulong)r * C + c] += b[b_off + c];
+}
+
+/* db (C) += column sums of dy (R, C). Work-group (CW, RW): CW adjacent columns so row reads are
+ * contiguous, RW row lanes each striding over the rows, then a fixed-order tree over the lanes in
+ * local memory (deterministic, no atomics). get_local_size(1) must be a power of two. */
+__kernel void bias_colsum_bwd(__global float *db, ulong db_off, __global const float *dy, ulong dy_off, int R, int C,
+                              __local float *part) {
+  int c = get_global_id(0);
+  int lc = get_local_id(0), lr = get_local_id(1);
+  int cw = get_local_size(0), rw = get_local_size(1);
+  float acc = 0.0f;
+  if (c < C)
+    for (int r = lr; r < R; r += rw) acc += dy[dy_off + (ulong)r * C + c];
+  part[lr * cw + lc] = acc;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = rw / 2; s > 0; s /= 2) {
+    if (lr < s) part[lr * cw + lc] += part[(lr + s) * cw + lc];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lr == 0 && c < C) db[db_off + c] += part[lc];
+}
+
+/* ---------------------------------------------------------------- GELU, tanh */
+
+#define INV_SQRT2 0.70710678118654752f
+#define INV_SQRT_2PI 0.39894228040143268f
+
+__kernel void gelu_fwd(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  float v = x[x_off + i];
+  out[out_off + i] = 0.5f * v * (1.0f + erf(v * INV_SQRT2));
+}
+
+/* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
+__kernel void gelu_bwd(__global float *dx, ulong dx_off, __global const float *x, ulong x_off,
+                       __global const float *dout, ulong dout_off, int n) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  float v = x[x_off + i];
+  float d = 0.5f * (1.0f + erf(v * INV_SQRT2)) + v * INV_SQRT_2PI * exp(-0.5f * v * v);
+  dx[dx_off + i] += d * dout[dout_off + i];
+}
+
+__kernel void tanh_fwd(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  out[out_off + i] = tanh(x[x_off + i]);
+}
+
+__kernel void tanh_bwd(__global float *dx, ulong dx_off, __global const float *y, ulong y_off,
+                       __global const float *dout, ulong dout_off, int n) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  float t = y[y_off + i];
+  dx[dx_off + i] += (1.0f - t * t) * dout[dout_off + i];
+}
+
+/* ---------------------------------------------------------------- dropout */
+
+/* Philox4x32-10 (Salmon et al. 2011) with key (seed, stream) and counter (i, 0, 0, 0); the first
+ * output word's top 24 bits give u in [0,1). Integer-only, so layers/common_ops.c reproduces it
+ * bit for bit on the host. */
+static float philox_uniform(uint seed, uint stream, uint i) {
+  uint c0 = i, c1 = 0, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
+  for (int r = 0; r < 10; r++) {
+    uint lo0 = 0xD2511F53u * c0, hi0 = mul_hi(0xD2511F53u, c0);
+    uint lo1 = 0xCD9E8D57u * c2, hi1 = mul_hi(0xCD9E8D57u, c2);
+    uint n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return (float)(c0 >> 8) * (1.0f / 16777216.0f);
+}
+
+/* scale = 1/(1-p), computed once on the host so forward and backward agree exactly. */
+__kernel void dropout_fwd(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n, float p,
+                          float scale, uint seed, uint stream) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  float keep = philox_uniform(seed, stream, (uint)i) >= p ? scale : 0.0f;
+  out[out_off + i] = x[x_off + i] * keep;
+}
+
+__kernel void dropout_bwd(__global float *dx, ulong dx_off, __global const float *dout, ulong dout_off, int n, float p,
+                          float scale, uint seed, uint stream) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  float keep = philox_uniform(seed, stream, (uint)i) >= p ? scale : 0.0f;
+  dx[dx_off + i] += dout[dout_off + i] * keep;
+}
+
+/* ---------------------------------------------------------------- add, axpy, copy */
+
+__kernel void add_fwd(__global float *out, ulong out_off, __global const float *a, ulong a_off, __global const float *b,
+                      ulong b_off, int n) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  out[out_off + i] = a[a_off + i] + b[b_off + i];
+}
+
+__kernel void axpy_fwd(__global float *y, ulong y_off, __global const float *x, ulong x_off, float alpha, int n) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  y[y_off + i] += alpha * x[x_off + i];
+}
+
+__kernel void copy_fwd(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  out[out_off + i] = x[x_off + i];
+}
+
+/* ---------------------------------------------------------------- row gather */
+
+/* out (R, C) row r = x row idx[r]; grid (C, R). */
+__kernel void gather_rows_fwd(__global float *out, ulong out_off, __global const float *x, ulong x_off,
+                              __global const int *idx, ulong idx_off, int R, int C) {
+  int c = get_global_id(0), r = get_global_id(1);
+  if (c >= C || r >= R) return;
+  int src = idx[idx_off + r];
+  out[out_off + (ulong)r * C + c] = x[x_off + (ulong)src * C + c];
+}
+
+/* dx row idx[r] += dout row r; the indices are distinct, so no two work-items share a target. */
+__kernel void gather_rows_bwd(__global float *dx, ulong dx_off, __global const float *dout, ulong dout_off,
+                              __global const int *idx, ulong idx_off, int R, int C) {
+  int c = get_global_id(0), r = get_global_id(1);
+  if (c >= C || r >= R) return;
+  int dst = idx[idx_off + r];
+  dx[dx_off + (ulong)dst * C + c] += dout[dout_off + (ulong)r * C + c];
+}

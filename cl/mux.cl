@@ -1,0 +1,106 @@
+/* Multiplexing kernels (docs/datamux-spec.md §1.6). e is (B*N, T, d) with row b*N+i = instance i
+ * of group b; x is (B, T, d). Sums over instances run in a fixed order (i = 0..N-1) so results are
+ * bitwise reproducible. */
+
+/* x[b,t,j] = inv_n * sum_i v[i,j] * e[b*N+i,t,j]; one work-item per element of x (B*T*d). */
+__kernel void mux_hadamard_fwd(__global float *x, ulong x_off, __global const float *e, ulong e_off,
+                               __global const float *v, ulong v_off, int B, int N, int T, int d, float inv_n) {
+  size_t idx = get_global_id(0);
+  size_t td = (size_t)T * d;
+  if (idx >= (size_t)B * td) return;
+  x += x_off;
+  e += e_off;
+  v += v_off;
+  size_t b = idx / td, r = idx % td; /* r = t*d + j */
+  int j = (int)(r % d);
+  float acc = 0.0f;
+  for (int i = 0; i < N; i++) acc += v[(size_t)i * d + j] * e[((size_t)b * N + i) * td + r];
+  x[idx] = acc * inv_n;
+}
+
+/* de[b*N+i,t,j] += inv_n * v[i,j] * dx[b,t,j]; one work-item per element of e (B*N*T*d). */
+__kernel void mux_hadamard_bwd_e(__global float *de, ulong de_off, __global const float *dx, ulong dx_off,
+                                 __global const float *v, ulong v_off, int B, int N, int T, int d, float inv_n) {
+  size_t idx = get_global_id(0);
+  size_t td = (size_t)T * d;
+  if (idx >= (size_t)B * N * td) return;
+  de += de_off;
+  dx += dx_off;
+  v += v_off;
+  size_t row = idx / td, r = idx % td;
+  size_t b = row / N;
+  int i = (int)(row % N), j = (int)(r % d);
+  de[idx] += inv_n * v[(size_t)i * d + j] * dx[b * td + r];
+}
+
+/* dv[i,j] += inv_n * sum_{b,t} dx[b,t,j] * e[b*N+i,t,j]; one work-item per (i, j), a sequential loop
+ * over the B*T rows (adjacent work-items read adjacent j, so loads coalesce). The instance vectors
+ * are frozen in every published setting, so this is off the hot path. */
+__kernel void mux_hadamard_bwd_v(__global float *dv, ulong dv_off, __global const float *dx, ulong dx_off,
+                                 __global const float *e, ulong e_off, int B, int N, int T, int d, float inv_n) {
+  size_t idx = get_global_id(0);
+  if (idx >= (size_t)N * d) return;
+  dv += dv_off;
+  dx += dx_off;
+  e += e_off;
+  int i = (int)(idx / d), j = (int)(idx % d);
+  size_t td = (size_t)T * d;
+  float acc = 0.0f;
+  for (int b = 0; b < B; b++) {
+    __global const float *dxb = dx + (size_t)b * td + j;
+    __global const float *eb = e + ((size_t)b * N + i) * td + j;
+    for (int t = 0; t < T; t++) acc += dxb[(size_t)t * d] * eb[(size_t)t * d];
+  }
+  dv[idx] += inv_n * acc;
+}
+
+/* perm[i, b*T+t, j] = e[b*N+i, t, j]: groups each instance's rows together so one strided-batched
+ * GEMM (batch = instance) can apply W_i. One work-item per element (N*B*T*d). */
+__kernel void mux_permute(__global float *perm, ulong perm_off, __global const float *e, ulong e_off, int B, int N,
+                          int T, int d) {
+  size_t idx = get_global_id(0);
+  size_t td = (size_t)T * d;
+  if (idx >= (size_t)N * B * td) return;
+  perm += perm_off;
+  e += e_off;
+  size_t btd = (size_t)B * td;
+  size_t i = idx / btd, rest = idx % btd; /* rest = (b*T+t)*d + j */
+  size_t b = rest / td, r = rest % td;
+  perm[idx] = e[(b * N + i) * td + r];
+}
+
+/* de[b*N+i, t, j] += dperm[i, b*T+t, j]; the inverse of mux_permute, accumulating. One work-item per
+ * element of de (B*N*T*d), so every write is coalesced. */
+__kernel void mux_unpermute_acc(__global float *de, ulong de_off, __global const float *dperm, ulong dperm_off, int B,
+                                int N, int T, int d) {
+  size_t idx = get_global_id(0);
+  size_t td = (size_t)T * d;
+  if (idx >= (size_t)B * N * td) return;
+  de += de_off;
+  dperm += dperm_off;
+  size_t row = idx / td, r = idx % td;
+  size_t b = row / N, i = row % N;
+  de[idx] += dperm[(i * B + b) * td + r];
+}
+
+/* x[r] = scale * sum_i y[i*rows + r] over `rows` = B*T*d elements of each instance slice. */
+__kernel void mux_sum_instances(__global float *x, ulong x_off, __global const float *y, ulong y_off, int N,
+                                ulong rows, float scale) {
+  size_t idx = get_global_id(0);
+  if (idx >= rows) return;
+  x += x_off;
+  y += y_off;
+  float acc = 0.0f;
+  for (int i = 0; i < N; i++) acc += y[(size_t)i * rows + idx];
+  x[idx] = acc * scale;
+}
+
+/* dy[i*rows + r] = scale * dx[r] for every instance i: the gradient of the sum, broadcast. */
+__kernel void mux_broadcast_instances(__global float *dy, ulong dy_off, __global const float *dx, ulong dx_off, int N,
+                                      ulong rows, float scale) {
+  size_t idx = get_global_id(0);
+  if (idx >= (size_t)N * rows) return;
+  dy += dy_off;
+  dx += dx_off;
+  dy[idx] = scale * dx[idx % rows];
+}

@@ -1,0 +1,69 @@
+/* Optimiser kernels: the global gradient norm (two-stage, fixed-order reduction) and AdamW. */
+
+/* Stage 1: work-group g writes partial[g] = sum of squares over its grid-strided share of x (n).
+ * Lanes accumulate with Kahan compensation: at ~200M parameters each lane adds a few hundred
+ * squares, and compensation keeps the float sum at rounding level whatever n is. */
+__kernel void sumsq_partial(__global float *partial, ulong partial_off, __global const float *x, ulong x_off, ulong n,
+                            __local float *buf) {
+  int lid = get_local_id(0), L = get_local_size(0);
+  x += x_off;
+  size_t stride = get_global_size(0);
+  float acc = 0.0f, comp = 0.0f;
+  for (size_t i = get_global_id(0); i < n; i += stride) {
+    float y = x[i] * x[i] - comp;
+    float t = acc + y;
+    comp = (t - acc) - y;
+    acc = t;
+  }
+  buf[lid] = acc;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int h = L / 2; h > 0; h >>= 1) {
+    if (lid < h) buf[lid] += buf[lid + h];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lid == 0) partial[partial_off + get_group_id(0)] = buf[0];
+}
+
+/* Stage 2, one work-group: out[0] = sqrt(sum of the n partials). */
+__kernel void sqrt_sum_final(__global float *out, ulong out_off, __global const float *partial, ulong partial_off,
+                             int n, __local float *buf) {
+  int lid = get_local_id(0), L = get_local_size(0);
+  partial += partial_off;
+  float acc = 0.0f;
+  for (int i = lid; i < n; i += L) acc += partial[i];
+  buf[lid] = acc;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int h = L / 2; h > 0; h >>= 1) {
+    if (lid < h) buf[lid] += buf[lid + h];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lid == 0) out[out_off] = sqrt(buf[0]);
+}
+
+/* One AdamW step, exactly transformers 4.4.2 AdamW (correct_bias=True), which the original used:
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *   p -= step_size * m / (sqrt(v) + eps),  step_size = lr sqrt(1-b2^t) / (1-b1^t)  (host-computed)
+ *   p -= lr * wd * p   (decoupled decay, applied AFTER the Adam update, to the updated p)
+ * eps is added to the un-corrected sqrt(v) — this differs slightly from torch.optim.AdamW.
+ * When max_norm > 0 the gradient is scaled first by min(1, max_norm / (norm[0] + 1e-6)), as
+ * torch.nn.utils.clip_grad_norm_ does, reading the norm from the device. mask (when has_mask)
+ * selects which entries decay (1) or not (0). */
+__kernel void adamw_step(__global float *p, ulong p_off, __global const float *g, ulong g_off, __global float *m,
+                         ulong m_off, __global float *v, ulong v_off, __global const float *mask, ulong mask_off,
+                         __global const float *norm, ulong norm_off, ulong n, float beta1, float beta2, float eps,
+                         float step_size, float decay, int has_mask, float max_norm) {
+  size_t i = get_global_id(0);
+  if (i >= n) return;
+  float gi = g[g_off + i];
+  if (max_norm > 0.0f) {
+    float clip = max_norm / (norm[norm_off] + 1e-6f);
+    if (clip < 1.0f) gi *= clip;
+  }
+  float mi = beta1 * m[m_off + i] + (1.0f - beta1) * gi;
+  float vi = beta2 * v[v_off + i] + (1.0f - beta2) * gi * gi;
+  m[m_off + i] = mi;
+  v[v_off + i] = vi;
+  float pi = p[p_off + i] - step_size * (mi / (sqrt(vi) + eps));
+  if (decay != 0.0f && (!has_mask || mask[mask_off + i] != 0.0f)) pi -= decay * pi;
+  p[p_off + i] = pi;
+}

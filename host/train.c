@@ -1,0 +1,453 @@
+/* The training loop: one experiment's data, model, optimizer schedule, evaluation, logs and
+ * checkpoints. Inside a step only the batch (ids, positions, labels, retrieval picks) goes to the
+ * device; losses and predictions come back at log and evaluation intervals only. */
+#include "host/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data/batch.h"
+#include "data/dataset.h"
+#include "data/metrics.h"
+#include "host/checkpoint.h"
+#include "host/gemm.h"
+#include "host/runtime.h"
+#include "layers/model.h"
+
+typedef struct {
+  const dmx_experiment *e;
+  dmx_runtime *rt;
+  dmx_model *model;
+  dmx_dataset train, dev;
+  bool have_train, have_dev;
+  dmx_batch batch;
+  int N, B, L, T;
+  bool token;
+  int32_t *r_inst, *r_targets; /* (B, T) retrieval picks of the current step */
+  FILE *metrics;               /* metrics.jsonl */
+  char run_dir[1024];
+  uint64_t rng;
+} trainer;
+
+/* ------------------------------------------------------------------ set-up */
+
+static dmx_input_kind input_kind(const dmx_experiment *e) {
+  if (e->setting == SETTING_BASELINE) return DMX_INPUT_PLAIN;
+  return e->mux.demuxing == DEMUX_INDEX ? DMX_INPUT_INDEX : DMX_INPUT_MLP;
+}
+
+static int load_split(const dmx_experiment *e, const char *split, dmx_dataset *out, int max_rows, dmx_error *err) {
+  dmx_dataset_opts o = dmx_dataset_opts_default();
+  o.task = e->task.name;
+  o.split = split;
+  o.data_dir = e->task.data_dir[0] ? e->task.data_dir : NULL;
+  char tok[2048] = "";
+  if (e->task.tokenizer[0]) {
+    if (e->task.tokenizer[0] == '/') {
+      snprintf(tok, sizeof tok, "%s", e->task.tokenizer);
+    } else {
+      char root[1024];
+      snprintf(tok, sizeof tok, "%s/%s", dmx_data_root(o.data_dir, root, sizeof root), e->task.tokenizer);
+    }
+    o.tokenizer_dir = tok;
+  }
+  o.max_length = e->task.max_length;
+  /* warm-up text: the train split reads text_file; dev reads eval_file, or the dev split of the
+   * GLUE task named by text_file, or WikiText's validation file */
+  const char *src = e->task.text_file;
+  if (strcmp(split, "train") != 0 && e->task.eval_file[0]) src = e->task.eval_file;
+  else if (strcmp(split, "train") != 0 && (strchr(src, '/') || strchr(src, '.'))) src = "";
+  o.text_source = src[0] ? src : NULL;
+  o.seed = (uint64_t)e->train.seed;
+  if (dmx_dataset_load(&o, out, err) != 0) return -1;
+  if (max_rows > 0 && out->n > max_rows) {
+    out->n = max_rows; /* the first rows, in file order: a stated cap, not a silent drop */
+    printf("  using the first %d rows (max_%s_examples)\n", max_rows, strcmp(split, "train") ? "eval" : "train");
+  }
+  return 0;
+}
+
+static int open_run_dir(trainer *t, dmx_error *err) {
+  snprintf(t->run_dir, sizeof t->run_dir, "%s", t->e->output_dir);
+  if (dmx_mkdirs(t->run_dir, err) != 0) return -1;
+  char path[1100];
+  snprintf(path, sizeof path, "%s/experiment.yaml", t->run_dir);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  if (!mem) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
+  dmx_experiment_print_yaml(mem, t->e);
+  fclose(mem);
+  int rc = dmx_write_file_atomic(path, text, len, err);
+  free(text);
+  if (rc) return -1;
+  snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
+  t->metrics = fopen(path, "a");
+  if (!t->metrics) return dmx_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
+  return 0;
+}
+
+/* ------------------------------------------------------------------ retrieval picks */
+
+/* For every muxed position the original draws a random instance k and asks the retrieval head
+ * for instance k's token there (spec §1.10). Prefix positions, pads and (with probability
+ * 1 - retrieval_percentage) other positions are not scored. */
+static void draw_retrieval(trainer *t) {
+  int B = t->B, N = t->N, T = t->T;
+  int first = t->e->mux.demuxing == DEMUX_INDEX ? N + 1 : (t->token ? 0 : 1);
+  float keep = t->e->train.retrieval_percentage;
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < T; j++) {
+      int k = (int)dmx_rand_below(&t->rng, (uint64_t)N);
+      t->r_inst[b * T + j] = k;
+      int32_t y = t->batch.ids[((size_t)b * N + k) * T + j];
+      bool scored = j >= first && y != DMX_PAD_ID && t->batch.scored[b * N + k];
+      if (scored && keep < 1.0f) scored = (double)(dmx_splitmix64(&t->rng) >> 11) / 9007199254740992.0 < keep;
+      t->r_targets[b * T + j] = scored ? y : -100;
+    }
+}
+
+static dmx_batch_view batch_view(trainer *t, bool with_retrieval) {
+  dmx_batch_view v = {0};
+  v.ids = t->batch.ids;
+  v.positions = t->batch.positions;
+  v.labels = t->token ? t->batch.token_labels_prefixed : t->batch.labels;
+  if (with_retrieval) {
+    draw_retrieval(t);
+    v.retrieval_instance = t->r_inst;
+    v.retrieval_targets = t->r_targets;
+  }
+  return v;
+}
+
+/* ------------------------------------------------------------------ evaluation */
+
+typedef struct {
+  double accuracy, f1, precision, recall, retrieval_accuracy, retrieval_loss, task_loss;
+  int examples;
+  char metric_name[32];
+  double metric; /* the one that picks the best model */
+} eval_result;
+
+static eval_result evaluate(trainer *t) {
+  const dmx_experiment *e = t->e;
+  eval_result r = {0};
+  dmx_batcher bt;
+  int per_step = t->B * t->N;
+  dmx_batcher_init(&bt, &t->dev, per_step, false, e->task.drop_last, (uint64_t)e->train.seed);
+  dmx_batcher_begin_epoch(&bt, 0);
+  int steps = dmx_batcher_steps(&bt);
+  int rows_per_step = t->token ? per_step * t->T : per_step;
+  int32_t *pred = dmx_malloc((size_t)steps * rows_per_step * sizeof(int32_t));
+  int32_t *gold = dmx_malloc((size_t)steps * rows_per_step * sizeof(int32_t));
+  uint8_t *scored = dmx_malloc((size_t)steps * per_step);
+  bool retrieval = e->setting != SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
+  double rloss = 0, tloss = 0;
+  long rcount = 0, rcorrect = 0, tcount = 0;
+  int n = 0;
+  uint64_t saved_rng = t->rng;
+  t->rng = (uint64_t)e->train.seed * 7919u + 1; /* evaluation draws the same picks every time */
+  while (dmx_batcher_next(&bt, &t->batch)) {
+    dmx_batch_view v = batch_view(t, retrieval);
+    dmx_model_step(t->model, &v, false, 0);
+    dmx_step_stats st = dmx_model_stats(t->model);
+    rloss += (double)st.retrieval_loss * st.retrieval_count;
+    rcount += st.retrieval_count;
+    rcorrect += st.retrieval_correct;
+    tloss += (double)st.task_loss * st.task_count;
+    tcount += st.task_count;
+    dmx_model_predictions(t->model, pred + (size_t)n * rows_per_step);
+    memcpy(gold + (size_t)n * rows_per_step, v.labels, (size_t)rows_per_step * sizeof(int32_t));
+    memcpy(scored + (size_t)n * per_step, t->batch.scored, (size_t)per_step);
+    n++;
+  }
+  t->rng = saved_rng;
+  r.retrieval_loss = rcount ? rloss / rcount : 0;
+  r.retrieval_accuracy = rcount ? (double)rcorrect / rcount : 0;
+  r.task_loss = tcount ? tloss / tcount : 0;
+  if (t->token) {
+    dmx_ner_scores s = dmx_ner_metrics_tokens(pred, gold, n * per_step, t->T, scored);
+    r.f1 = s.f1;
+    r.precision = s.precision;
+    r.recall = s.recall;
+    r.accuracy = s.accuracy;
+    snprintf(r.metric_name, sizeof r.metric_name, "f1");
+    r.metric = r.f1;
+    for (int i = 0; i < n * per_step; i++) r.examples += scored[i];
+  } else {
+    /* keep only real examples (padding instances are not scored) */
+    int k = 0;
+    for (int i = 0; i < n * per_step; i++)
+      if (scored[i]) {
+        pred[k] = pred[i];
+        gold[k] = gold[i];
+        k++;
+      }
+    r.examples = k;
+    if (!strcmp(e->task.name, "text")) {
+      r.accuracy = r.retrieval_accuracy; /* the dummy labels of text blocks mean nothing */
+      snprintf(r.metric_name, sizeof r.metric_name, "retrieval_accuracy");
+      r.metric = r.retrieval_accuracy;
+    } else {
+      dmx_glue_scores g = dmx_glue_metrics(e->task.name, pred, gold, NULL, NULL, k);
+      r.accuracy = g.accuracy;
+      r.f1 = g.f1;
+      snprintf(r.metric_name, sizeof r.metric_name, "accuracy");
+      r.metric = g.accuracy;
+    }
+  }
+  free(pred);
+  free(gold);
+  free(scored);
+  dmx_batcher_free(&bt);
+  return r;
+}
+
+static void log_eval(trainer *t, int step, double epoch, const eval_result *r) {
+  printf("eval step %d: %s %.4f (accuracy %.4f", step, r->metric_name, r->metric, r->accuracy);
+  if (t->token) printf(", precision %.4f, recall %.4f, f1 %.4f", r->precision, r->recall, r->f1);
+  if (r->retrieval_loss > 0) printf(", retrieval accuracy %.4f, retrieval loss %.4f", r->retrieval_accuracy, r->retrieval_loss);
+  printf(") over %d examples\n", r->examples);
+  fflush(stdout);
+  if (t->metrics) {
+    fprintf(t->metrics,
+            "{\"event\": \"eval\", \"step\": %d, \"epoch\": %.4f, \"eval_%s\": %.6f, \"eval_accuracy\": %.6f, "
+            "\"eval_f1\": %.6f, \"eval_precision\": %.6f, \"eval_recall\": %.6f, \"eval_task_loss\": %.6f, "
+            "\"eval_retrieval_loss\": %.6f, \"eval_retrieval_accuracy\": %.6f, \"eval_examples\": %d}\n",
+            step, epoch, r->metric_name, r->metric, r->accuracy, r->f1, r->precision, r->recall, r->task_loss,
+            r->retrieval_loss, r->retrieval_accuracy, r->examples);
+    fflush(t->metrics);
+  }
+}
+
+/* ------------------------------------------------------------------ schedule */
+
+/* transformers' get_linear_schedule_with_warmup: the update that completes step t (1-based) uses
+ * lambda(t - 1). */
+static float learning_rate(const dmx_train_config *tc, int t, int total) {
+  int s = t - 1;
+  if (tc->schedule == SCHEDULE_CONSTANT) return s < tc->warmup_steps ? tc->learning_rate * (float)s / (float)tc->warmup_steps : tc->learning_rate;
+  if (s < tc->warmup_steps) return tc->learning_rate * (float)s / (float)(tc->warmup_steps > 0 ? tc->warmup_steps : 1);
+  double frac = (double)(total - s) / (double)(total - tc->warmup_steps > 0 ? total - tc->warmup_steps : 1);
+  return (float)(tc->learning_rate * (frac > 0 ? frac : 0));
+}
+
+/* ------------------------------------------------------------------ the run */
+
+static int setup(trainer *t, const dmx_experiment *e, bool need_train, dmx_error *err) {
+  memset(t, 0, sizeof *t);
+  t->e = e;
+  t->token = !strcmp(e->task.name, "ner");
+  t->N = e->setting == SETTING_BASELINE ? 1 : e->mux.num_instances;
+  t->B = e->train.batch_size > 0 ? e->train.batch_size : dmx_base_batch_size(t->N);
+  t->L = e->task.max_length;
+  t->rng = (uint64_t)e->train.seed * 0x9E3779B97F4A7C15ULL + 17;
+  if (need_train) {
+    if (load_split(e, "train", &t->train, e->task.max_train_examples, err)) return -1;
+    t->have_train = true;
+  }
+  if (e->train.do_eval || !need_train) {
+    if (load_split(e, "dev", &t->dev, e->task.max_eval_examples, err)) return -1;
+    t->have_dev = true;
+  }
+  const dmx_dataset *ref = t->have_train ? &t->train : &t->dev;
+  if (dmx_batch_alloc(&t->batch, t->B, t->N, t->L, input_kind(e), ref->kind, err)) return -1;
+  t->T = t->batch.Lp;
+  t->r_inst = dmx_calloc((size_t)t->B * t->T, sizeof(int32_t));
+  t->r_targets = dmx_calloc((size_t)t->B * t->T, sizeof(int32_t));
+  t->rt = dmx_runtime_create(e->device, false, stdout);
+  t->model = dmx_model_create(t->rt, e, t->B, t->T, ref->num_labels, t->token, err);
+  if (!t->model) return -1;
+  dmx_model_init_params(t->model, (uint64_t)e->train.seed);
+  if (e->model_path[0]) {
+    if (dmx_checkpoint_load(t->model, e->model_path, err)) return -1;
+    printf("loaded parameters from %s\n", e->model_path);
+  }
+  printf("model: %d layers, hidden %d, %d heads, N=%d (%s, %s), %zu trainable parameters, %.1f MiB on the device\n",
+         e->model.num_layers, e->model.hidden_size, e->model.num_heads, t->N, dmx_muxing_name(e->mux.muxing),
+         dmx_demuxing_name(e->mux.demuxing), dmx_model_trainable_floats(t->model),
+         dmx_model_device_bytes(t->model) / 1048576.0);
+  return 0;
+}
+
+static void teardown(trainer *t) {
+  if (t->metrics) fclose(t->metrics);
+  dmx_model_free(t->model);
+  if (t->rt) dmx_runtime_destroy(t->rt);
+  dmx_batch_free(&t->batch);
+  if (t->have_train) dmx_dataset_free(&t->train);
+  if (t->have_dev) dmx_dataset_free(&t->dev);
+  free(t->r_inst);
+  free(t->r_targets);
+}
+
+static int write_results(trainer *t, const eval_result *final, const eval_result *best, int best_step, int steps,
+                         double seconds, double inst_per_s, dmx_error *err) {
+  char path[1100], buf[4096];
+  snprintf(path, sizeof path, "%s/results.json", t->run_dir);
+  int n = snprintf(buf, sizeof buf,
+                   "{\n  \"task\": \"%s\",\n  \"setting\": \"%s\",\n  \"num_instances\": %d,\n  \"steps\": %d,\n"
+                   "  \"train_seconds\": %.2f,\n  \"train_instances_per_second\": %.2f,\n"
+                   "  \"final\": {\"%s\": %.6f, \"accuracy\": %.6f, \"f1\": %.6f, \"retrieval_accuracy\": %.6f, "
+                   "\"retrieval_loss\": %.6f, \"examples\": %d},\n"
+                   "  \"best\": {\"step\": %d, \"%s\": %.6f, \"accuracy\": %.6f, \"f1\": %.6f, "
+                   "\"retrieval_accuracy\": %.6f}\n}\n",
+                   t->e->task.name, dmx_setting_name(t->e->setting), t->N, steps, seconds, inst_per_s,
+                   final->metric_name, final->metric, final->accuracy, final->f1, final->retrieval_accuracy,
+                   final->retrieval_loss, final->examples, best_step, best->metric_name, best->metric, best->accuracy,
+                   best->f1, best->retrieval_accuracy);
+  return dmx_write_file_atomic(path, buf, (size_t)n, err);
+}
+
+static void progress(int step, int total, float loss, double ips, double elapsed, double budget) {
+  double eta = step ? elapsed / step * (total - step) : 0;
+  if (budget > 0 && budget - elapsed < eta) eta = budget - elapsed;
+  if (isatty(STDOUT_FILENO)) {
+    int width = 30, filled = total ? (int)((double)step / total * width) : 0;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+    bar[width] = 0;
+    printf("\r[%s] step %d/%d  loss %.4f  %.1f inst/s  ETA %.0fs   ", bar, step, total, loss, ips, eta > 0 ? eta : 0);
+  } else {
+    printf("step %d/%d  loss %.4f  %.1f inst/s  ETA %.0fs\n", step, total, loss, ips, eta > 0 ? eta : 0);
+  }
+  fflush(stdout);
+}
+
+int dmx_run_experiment(const dmx_experiment *e) {
+  dmx_error err = {{0}};
+  trainer t;
+  if (setup(&t, e, e->train.do_train, &err) || open_run_dir(&t, &err)) {
+    fprintf(stderr, "datamux train: %s\n", err.msg);
+    teardown(&t);
+    return 1;
+  }
+  int per_step = t.B * t.N;
+  eval_result final = {0}, best = {0};
+  int best_step = -1, step = 0;
+  double train_seconds = 0, inst_per_s = 0;
+  if (e->train.do_train) {
+    dmx_batcher bt;
+    /* the original drops the last partial training batch (dataloader_drop_last) */
+    dmx_batcher_init(&bt, &t.train, per_step, true, true, (uint64_t)e->train.seed);
+    int per_epoch = dmx_batcher_steps(&bt);
+    if (per_epoch < 1) {
+      fprintf(stderr, "datamux train: %d training rows are fewer than one step's %d instances\n", t.train.n, per_step);
+      dmx_batcher_free(&bt);
+      teardown(&t);
+      return 1;
+    }
+    int total = e->train.max_steps > 0 ? e->train.max_steps : (int)ceil(e->train.epochs * per_epoch);
+    int eval_every = e->train.eval_interval > 0 ? e->train.eval_interval : per_epoch;
+    int log_every = e->train.log_interval > 0 ? e->train.log_interval : 50;
+    bool retrieval = e->setting != SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
+    printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d instances, lr %g, eval every %d steps%s\n",
+           total, per_epoch, t.B, t.N, per_step, e->train.learning_rate, eval_every,
+           e->train.time_budget_seconds > 0 ? ", with a time budget" : "");
+    int epoch = 0;
+    dmx_batcher_begin_epoch(&bt, epoch);
+    double t0 = dmx_now_seconds(), tlog = t0;
+    int since_log = 0;
+    for (step = 1; step <= total; step++) {
+      if (!dmx_batcher_next(&bt, &t.batch)) {
+        dmx_batcher_begin_epoch(&bt, ++epoch);
+        dmx_batcher_next(&bt, &t.batch);
+      }
+      dmx_batch_view v = batch_view(&t, retrieval);
+      dmx_model_step(t.model, &v, true, (uint64_t)step);
+      float lr = learning_rate(&e->train, step, total);
+      dmx_model_update(t.model, lr, step);
+      since_log++;
+      double now = dmx_now_seconds();
+      bool out_of_time = e->train.time_budget_seconds > 0 && now - t0 >= e->train.time_budget_seconds;
+      if (step % log_every == 0 || step == total || out_of_time) {
+        dmx_step_stats st = dmx_model_stats(t.model); /* waits for the queue: the log interval's only sync */
+        now = dmx_now_seconds();
+        double ips = since_log * per_step / (now - tlog);
+        progress(step, total, st.loss, ips, now - t0, e->train.time_budget_seconds);
+        fprintf(t.metrics,
+                "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"task_loss\": %.6f, "
+                "\"retrieval_loss\": %.6f, \"task_accuracy\": %.6f, \"retrieval_accuracy\": %.6f, "
+                "\"learning_rate\": %.8g, \"instances_per_second\": %.2f}\n",
+                step, (double)step / per_epoch, st.loss, st.task_loss, st.retrieval_loss,
+                st.task_count ? (double)st.task_correct / st.task_count : 0.0,
+                st.retrieval_count ? (double)st.retrieval_correct / st.retrieval_count : 0.0, lr, ips);
+        fflush(t.metrics);
+        tlog = now;
+        since_log = 0;
+      }
+      if (t.have_dev && (step % eval_every == 0 || step == total || out_of_time)) {
+        if (isatty(STDOUT_FILENO)) printf("\n");
+        eval_result r = evaluate(&t);
+        log_eval(&t, step, (double)step / per_epoch, &r);
+        if (best_step < 0 || r.metric > best.metric) {
+          best = r;
+          best_step = step;
+          if (dmx_checkpoint_save(t.model, e, t.run_dir, "best", &err))
+            fprintf(stderr, "datamux train: warning: best checkpoint not saved: %s\n", err.msg);
+        }
+        final = r;
+        tlog = dmx_now_seconds(); /* evaluation time is not training throughput */
+        t0 += tlog - now;
+      }
+      if (out_of_time) {
+        printf("time budget of %.0f s reached at step %d\n", e->train.time_budget_seconds, step);
+        break;
+      }
+    }
+    if (step > total) step = total;
+    dmx_finish(t.rt);
+    train_seconds = dmx_now_seconds() - t0;
+    inst_per_s = train_seconds > 0 ? (double)step * per_step / train_seconds : 0;
+    dmx_batcher_free(&bt);
+    if (dmx_checkpoint_save(t.model, e, t.run_dir, "last", &err)) {
+      fprintf(stderr, "datamux train: %s\n", err.msg);
+      teardown(&t);
+      return 1;
+    }
+    printf("trained %d steps in %.1f s: %.1f instances/s (%.3f s/step)\n", step, train_seconds, inst_per_s,
+           step ? train_seconds / step : 0);
+  } else if (t.have_dev) {
+    final = evaluate(&t);
+    log_eval(&t, 0, 0, &final);
+    best = final;
+    best_step = 0;
+  }
+  if (t.have_dev) {
+    printf("final dev %s: %.4f; best %.4f at step %d\n", final.metric_name, final.metric, best.metric, best_step);
+    if (write_results(&t, &final, &best, best_step, step, train_seconds, inst_per_s, &err))
+      fprintf(stderr, "datamux train: %s\n", err.msg);
+  }
+  printf("run directory: %s\n", t.run_dir);
+  teardown(&t);
+  return 0;
+}
+
+int dmx_run_eval(const dmx_experiment *e) {
+  dmx_error err = {{0}};
+  trainer t;
+  if (!e->model_path[0]) {
+    fprintf(stderr, "datamux eval: give the model to evaluate with --model_path RUN_DIR\n");
+    return 2;
+  }
+  if (setup(&t, e, false, &err)) {
+    fprintf(stderr, "datamux eval: %s\n", err.msg);
+    teardown(&t);
+    return 1;
+  }
+  eval_result r = evaluate(&t);
+  log_eval(&t, 0, 0, &r);
+  teardown(&t);
+  return 0;
+}
+
+int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out) {
+  (void)e;
+  (void)in;
+  (void)out;
+  fprintf(stderr, "datamux predict: not implemented yet\n");
+  return 2;
+}

@@ -1,0 +1,25 @@
+/* The training loop: drives model + data + checkpoints for one experiment, and evaluation. */
+#ifndef DMX_TRAIN_H
+#define DMX_TRAIN_H
+
+#include <stdio.h>
+
+#include "host/config.h"
+
+/* Runs the experiment's setting (training when do_train, then evaluation when do_eval) and writes
+ * the run directory (experiment.yaml, metrics.jsonl, results.json, checkpoints). Returns the exit
+ * status: 0 on success, 1 with a message on stderr otherwise. */
+int dmx_run_experiment(const dmx_experiment *e);
+
+/* Evaluates the model of e->model_path on the experiment's dev split and prints the metrics. */
+int dmx_run_eval(const dmx_experiment *e);
+
+/* Reads one example per line from `in` (TAB separates a pair; NER: space-separated words) and
+ * prints one label per line, in input order. */
+int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out);
+
+/* For the train/eval/predict commands: EXP.yaml (optional, first) then flags, validated. Prints
+ * the error and returns 2 on bad input, else 0. */
+int load_experiment_args(const char *cmd, int argc, char **argv, dmx_experiment *e);
+
+#endif

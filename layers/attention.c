@@ -1,0 +1,102 @@
+/* Multi-head self-attention core, llm.c's fp32 recipe: permute -> strided-batched GEMM (scores,
+ * scaled by alpha) -> fused mask + softmax -> dropout -> strided-batched GEMM -> unpermute, and the
+ * mirrored backward. Scores are materialised: at DataMUX sizes (T ~ 130-170) a T x T tile per head
+ * is small, and this keeps the backward four GEMMs. */
+#include "layers/attention.h"
+
+#include <math.h>
+
+#include "host/gemm.h"
+#include "layers/common_ops.h"
+
+#define CL_FILE "attention.cl"
+
+size_t attention_qkv_floats(int B, int T, int d) { return (size_t)B * T * d; }
+size_t attention_att_floats(int B, int T, int H) { return (size_t)B * H * T * T; }
+
+/* Work-group size of the row kernels: a power of two, at most 64 (rows are ~200 wide). */
+static size_t row_wg(dmx_runtime *rt) {
+  size_t n = 1;
+  while (n < 64 && n * 2 <= rt->info.max_work_group) n *= 2;
+  return n;
+}
+
+static void check_shape(int B, int T, int d, int H) {
+  if (B <= 0 || T <= 0 || d <= 0 || H <= 0 || d % H)
+    dmx_die("attention: bad shape B=%d T=%d d=%d H=%d (H must divide d)", B, T, d, H);
+}
+
+/* A kernel parameter for the mask: when there is none, any valid buffer (never read) stands in. */
+static dmx_tensor mask_arg(dmx_tensor mask, dmx_tensor fallback) { return mask.buf ? mask : fallback; }
+
+void attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask, int B,
+                       int T, int d, int H, float p, uint32_t seed, uint32_t stream) {
+  check_shape(B, T, d, H);
+  size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
+  size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 4};
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "attention_permute"), 2, global, local, KA_T(acts->q), KA_T(acts->k),
+             KA_T(acts->v), KA_T(qkv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
+  /* att (BH, T, T) = q k^T / sqrt(hd) */
+  dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f / sqrtf((float)hd), acts->q, hd, thd, acts->k, hd,
+                   thd, 0.0f, acts->att, (size_t)T, tt, BH);
+  size_t wg = row_wg(rt), rows = BH * (size_t)T, sg = rows * wg;
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "attention_softmax_forward"), 1, &sg, &wg, KA_T(acts->att),
+             KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H), KA_I((int)rows),
+             KA_LOCAL(wg * sizeof(float)));
+  /* without dropout the probabilities feed the second GEMM directly (no copy) */
+  dmx_tensor P = acts->att;
+  if (p > 0.0f) {
+    dropout_forward(rt, acts->att_drop, acts->att, (int)(BH * tt), p, seed, stream);
+    P = acts->att_drop;
+  }
+  /* y (BH, T, hd) = P v */
+  dmx_gemm_batched(rt, false, false, (size_t)T, hd, (size_t)T, 1.0f, P, (size_t)T, tt, acts->v, hd, thd, 0.0f, acts->y,
+                   hd, thd, BH);
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "attention_unpermute"), 2, global, local, KA_T(out), KA_T(acts->y), KA_I(B),
+             KA_I(T), KA_I(d), KA_I(H));
+}
+
+void attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch *scratch, dmx_tensor dout,
+                        const attention_acts *acts, dmx_tensor mask, int B, int T, int d, int H, float p, uint32_t seed,
+                        uint32_t stream) {
+  check_shape(B, T, d, H);
+  size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
+  size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 4};
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "attention_unpermute_backward"), 2, global, local, KA_T(scratch->dy),
+             KA_T(dout), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
+  /* att_drop is scratch that other layers may have overwritten since this layer's forward:
+   * regenerate it from att and the (seed, stream) mask. */
+  dmx_tensor P = acts->att;
+  if (p > 0.0f) {
+    dropout_forward(rt, acts->att_drop, acts->att, (int)(BH * tt), p, seed, stream);
+    P = acts->att_drop;
+  }
+  /* dv = P^T dy */
+  dmx_gemm_batched(rt, true, false, (size_t)T, hd, (size_t)T, 1.0f, P, (size_t)T, tt, scratch->dy, hd, thd, 0.0f,
+                   scratch->dv, hd, thd, BH);
+  dmx_tensor datt = scratch->datt;
+  datt.n = BH * tt;
+  if (p > 0.0f) {
+    /* dP = dy v^T lands in att_drop (free again once dv is done); dropout_backward accumulates,
+     * so datt starts from zero */
+    dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f, scratch->dy, hd, thd, acts->v, hd, thd, 0.0f,
+                     acts->att_drop, (size_t)T, tt, BH);
+    dmx_fill(rt, datt, 0.0f);
+    dropout_backward(rt, datt, acts->att_drop, (int)(BH * tt), p, seed, stream);
+  } else {
+    dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f, scratch->dy, hd, thd, acts->v, hd, thd, 0.0f,
+                     datt, (size_t)T, tt, BH);
+  }
+  /* datt becomes the gradient of the scaled scores times the scale, i.e. of q k^T */
+  size_t wg = row_wg(rt), rows = BH * (size_t)T, sg = rows * wg;
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "attention_softmax_backward"), 1, &sg, &wg, KA_T(datt), KA_T(acts->att),
+             KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H), KA_I((int)rows),
+             KA_F(1.0f / sqrtf((float)hd)), KA_LOCAL(wg * sizeof(float)));
+  /* dq = dS k, dk = dS^T q */
+  dmx_gemm_batched(rt, false, false, (size_t)T, hd, (size_t)T, 1.0f, datt, (size_t)T, tt, acts->k, hd, thd, 0.0f,
+                   scratch->dq, hd, thd, BH);
+  dmx_gemm_batched(rt, true, false, (size_t)T, hd, (size_t)T, 1.0f, datt, (size_t)T, tt, acts->q, hd, thd, 0.0f,
+                   scratch->dk, hd, thd, BH);
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "attention_permute_backward"), 2, global, local, KA_T(dqkv),
+             KA_T(scratch->dq), KA_T(scratch->dk), KA_T(scratch->dv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
+}

@@ -1,0 +1,150 @@
+/* Elementwise ops, bias, dropout and row gathers: thin launchers over cl/activation.cl.
+ * Every launch passes an explicit local size so rounding is ours (kernels guard bounds) and
+ * reductions run in a fixed, device-independent order. */
+#include "layers/common_ops.h"
+
+#include <string.h>
+
+#define EW_LOCAL 256 /* 1-D elementwise kernels */
+
+/* Largest power of two <= want that the device allows in one work-group. */
+static size_t pow2_local(const dmx_runtime *rt, size_t want) {
+  size_t w = 1;
+  while (w * 2 <= want && w * 2 <= rt->info.max_work_group) w *= 2;
+  return w;
+}
+
+static void launch_1d(dmx_runtime *rt, const char *kernel, int n, int nargs, const dmx_karg *args) {
+  if (n <= 0) return;
+  size_t g = (size_t)n, l = pow2_local(rt, EW_LOCAL);
+  dmx_launch_at(rt, dmx_kernel(rt, "activation.cl", kernel), 1, &g, &l, nargs, args, __FILE__, __LINE__);
+}
+#define EW(rt, kernel, n, ...) \
+  launch_1d((rt), (kernel), (n), (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__})
+
+/* 2-D grid (C, R) with work-groups of 64 columns x 4 rows (fewer when the device allows less). */
+static void grid_cr(const dmx_runtime *rt, int R, int C, size_t g[2], size_t l[2]) {
+  g[0] = (size_t)C;
+  g[1] = (size_t)R;
+  l[0] = pow2_local(rt, 64);
+  l[1] = pow2_local(rt, rt->info.max_work_group / l[0] < 4 ? rt->info.max_work_group / l[0] : 4);
+}
+
+void bias_add_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor b, int R, int C) {
+  if (R <= 0 || C <= 0) return;
+  size_t g[2], l[2];
+  grid_cr(rt, R, C, g, l);
+  dmx_launch(rt, dmx_kernel(rt, "activation.cl", "bias_add_fwd"), 2, g, l, KA_T(y), KA_T(b), KA_I(R), KA_I(C));
+}
+
+void bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int C) {
+  if (R <= 0 || C <= 0) return;
+  /* 16 adjacent columns x 16 row lanes per group: contiguous 64-byte reads per row, and the
+   * per-column sum's order depends only on R (deterministic). */
+  size_t l[2] = {pow2_local(rt, 16), 0};
+  l[1] = pow2_local(rt, rt->info.max_work_group / l[0] < 16 ? rt->info.max_work_group / l[0] : 16);
+  size_t g[2] = {(size_t)C, l[1]};
+  dmx_launch(rt, dmx_kernel(rt, "activation.cl", "bias_colsum_bwd"), 2, g, l, KA_T(db), KA_T(dy), KA_I(R), KA_I(C),
+             KA_LOCAL(l[0] * l[1] * sizeof(float)));
+}
+
+void gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+  EW(rt, "gelu_fwd", n, KA_T(out), KA_T(x), KA_I(n));
+}
+
+void gelu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor x, dmx_tensor dout, int n) {
+  EW(rt, "gelu_bwd", n, KA_T(dx), KA_T(x), KA_T(dout), KA_I(n));
+}
+
+void tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+  EW(rt, "tanh_fwd", n, KA_T(out), KA_T(x), KA_I(n));
+}
+
+void tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
+  EW(rt, "tanh_bwd", n, KA_T(dx), KA_T(y), KA_T(dout), KA_I(n));
+}
+
+/* ---------------------------------------------------------------- dropout */
+
+static void check_p(float p) {
+  if (!(p >= 0.0f && p < 1.0f)) dmx_die("dropout probability %g is outside [0, 1)", (double)p);
+}
+
+/* uint32 arguments travel as int bit patterns (KA_I) and are read as uint by the kernel. */
+static int as_int(uint32_t v) {
+  int i;
+  memcpy(&i, &v, sizeof i);
+  return i;
+}
+
+void dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed, uint32_t stream) {
+  check_p(p);
+  if (p == 0.0f) { /* identity: no RNG work */
+    if (out.buf != x.buf || out.off != x.off) copy_forward(rt, out, x, n);
+    return;
+  }
+  float scale = 1.0f / (1.0f - p);
+  EW(rt, "dropout_fwd", n, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+     KA_I(as_int(stream)));
+}
+
+void dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed, uint32_t stream) {
+  check_p(p);
+  if (p == 0.0f) {
+    axpy(rt, dx, dout, 1.0f, n);
+    return;
+  }
+  float scale = 1.0f / (1.0f - p);
+  EW(rt, "dropout_bwd", n, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+     KA_I(as_int(stream)));
+}
+
+/* Mirror of philox_uniform in cl/activation.cl. */
+float dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i) {
+  uint32_t c0 = i, c1 = 0, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
+  for (int r = 0; r < 10; r++) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+    uint32_t lo0 = (uint32_t)p0, hi0 = (uint32_t)(p0 >> 32);
+    uint32_t lo1 = (uint32_t)p1, hi1 = (uint32_t)(p1 >> 32);
+    uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return (float)(c0 >> 8) * (1.0f / 16777216.0f);
+}
+
+/* ---------------------------------------------------------------- add, axpy, copy */
+
+void add_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor a, dmx_tensor b, int n) {
+  EW(rt, "add_fwd", n, KA_T(out), KA_T(a), KA_T(b), KA_I(n));
+}
+
+void axpy(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, float alpha, int n) {
+  EW(rt, "axpy_fwd", n, KA_T(y), KA_T(x), KA_F(alpha), KA_I(n));
+}
+
+void copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+  EW(rt, "copy_fwd", n, KA_T(out), KA_T(x), KA_I(n));
+}
+
+/* ---------------------------------------------------------------- row gather */
+
+void gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor idx, int R, int C) {
+  if (R <= 0 || C <= 0) return;
+  size_t g[2], l[2];
+  grid_cr(rt, R, C, g, l);
+  dmx_launch(rt, dmx_kernel(rt, "activation.cl", "gather_rows_fwd"), 2, g, l, KA_T(out), KA_T(x), KA_T(idx), KA_I(R),
+             KA_I(C));
+}
+
+void gather_rows_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int R, int C) {
+  if (R <= 0 || C <= 0) return;
+  size_t g[2], l[2];
+  grid_cr(rt, R, C, g, l);
+  dmx_launch(rt, dmx_kernel(rt, "activation.cl", "gather_rows_bwd"), 2, g, l, KA_T(dx), KA_T(dout), KA_T(idx),
+             KA_I(R), KA_I(C));
+}

@@ -1,0 +1,116 @@
+/* RoBERTa embeddings, both passes (docs/datamux-spec.md §1.5, §1.7). Gradients of the gathered
+ * tables go through host-built buckets (ids grouped by value) so the device sums each table row's
+ * contributions in a fixed order, with no atomics. */
+#include "layers/embedding.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CL_FILE "embedding.cl"
+
+/* out (R, d); ids, pos_ids int32 (R); word (V, d), pos (P, d), type (1, d). */
+void embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
+                       dmx_tensor pos, dmx_tensor type, int R, int d) {
+  if (R <= 0 || d <= 0) return;
+  size_t global[2] = {(size_t)d, (size_t)R}, local[2] = {32, 4};
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_forward"), 2, global, local, KA_T(out), KA_T(ids),
+             KA_T(pos_ids), KA_T(word), KA_T(pos), KA_T(type), KA_I(R), KA_I(d));
+}
+
+void embedding_buckets_init(embedding_buckets *bk, int max_rows, int table_size) {
+  memset(bk, 0, sizeof *bk);
+  if (max_rows < 0 || table_size <= 0) dmx_die("embedding_buckets_init: max_rows %d, table_size %d", max_rows, table_size);
+  bk->capacity_rows = max_rows;
+  /* at most one distinct id per row, and never more than the table holds */
+  bk->capacity_unique = max_rows < table_size ? max_rows : table_size;
+  bk->table_size = table_size;
+  bk->unique_ids = dmx_malloc(((size_t)bk->capacity_unique + 1) * sizeof(int));
+  bk->starts = dmx_malloc(((size_t)bk->capacity_unique + 1) * sizeof(int));
+  bk->rows = dmx_malloc(((size_t)max_rows + 1) * sizeof(int));
+  /* stays all-zero between builds: build() clears exactly the entries it used */
+  bk->count_scratch = dmx_calloc((size_t)table_size, sizeof(int));
+}
+
+/* Counting sort in O(R): distinct ids in order of first appearance, rows ascending within each. */
+void embedding_buckets_build(embedding_buckets *bk, const int *ids, int R, int skip_id) {
+  if (R < 0 || R > bk->capacity_rows)
+    dmx_die("embedding_buckets_build: %d rows but the buckets were sized for %d", R, bk->capacity_rows);
+  int *count = bk->count_scratch;
+  int nu = 0;
+  for (int r = 0; r < R; r++) {
+    int id = ids[r];
+    if (id < 0 || id >= bk->table_size)
+      dmx_die("embedding_buckets_build: id %d at row %d is outside the table (size %d)", id, r, bk->table_size);
+    if (id == skip_id) continue;
+    if (count[id]++ == 0) bk->unique_ids[nu++] = id;
+  }
+  bk->starts[0] = 0;
+  for (int u = 0; u < nu; u++) {
+    int id = bk->unique_ids[u];
+    bk->starts[u + 1] = bk->starts[u] + count[id];
+    count[id] = bk->starts[u]; /* now the write cursor of this bucket */
+  }
+  for (int r = 0; r < R; r++)
+    if (ids[r] != skip_id) bk->rows[count[ids[r]]++] = r;
+  for (int u = 0; u < nu; u++) count[bk->unique_ids[u]] = 0;
+  bk->n_unique = nu;
+}
+
+void embedding_buckets_free(embedding_buckets *bk) {
+  free(bk->unique_ids);
+  free(bk->starts);
+  free(bk->rows);
+  free(bk->count_scratch);
+  memset(bk, 0, sizeof *bk);
+}
+
+/* Non-blocking: the bucket struct owns the host arrays, which must not be rebuilt before the queue
+ * has run these copies (one build per step, with a queue sync per step, satisfies this). */
+void embedding_buckets_upload(dmx_runtime *rt, embedding_buckets_dev *dev, const embedding_buckets *bk) {
+  int nu = bk->n_unique, nrows = bk->starts[nu];
+  dmx_upload_async(rt, dev->unique_ids, bk->unique_ids, (size_t)nu * sizeof(int));
+  dmx_upload_async(rt, dev->starts, bk->starts, ((size_t)nu + 1) * sizeof(int));
+  dmx_upload_async(rt, dev->rows, bk->rows, (size_t)nrows * sizeof(int));
+}
+
+/* dtable (table, d) += per-bucket row sums of dout (R, d). */
+void embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor dout, const embedding_buckets_dev *dev,
+                              int n_unique, int d) {
+  if (n_unique <= 0 || d <= 0) return;
+  size_t global[2] = {(size_t)d, (size_t)n_unique}, local[2] = {32, 4};
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_table_backward"), 2, global, local, KA_T(dtable), KA_T(dout),
+             KA_T(dev->unique_ids), KA_T(dev->starts), KA_T(dev->rows), KA_I(n_unique), KA_I(d));
+}
+
+/* dst (d) += column sums of src (R, d), in a fixed reduction order. */
+static void colsum_acc(dmx_runtime *rt, dmx_tensor dst, dmx_tensor src, int R, int d) {
+  if (R <= 0 || d <= 0) return;
+  size_t lanes = 1;
+  while (lanes < 16 && 32 * lanes * 2 <= rt->info.max_work_group) lanes *= 2;
+  size_t global[2] = {((size_t)d + 31) / 32 * 32, lanes}, local[2] = {32, lanes};
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_colsum_acc"), 2, global, local, KA_T(dst), KA_T(src), KA_I(R),
+             KA_I(d), KA_LOCAL(32 * lanes * sizeof(float)));
+}
+
+void embedding_type_backward(dmx_runtime *rt, dmx_tensor dtype, dmx_tensor dout, int R, int d) {
+  colsum_acc(rt, dtype, dout, R, d);
+}
+
+/* out (B, T, d) = x + type[0] + pos[j + first_pos]; out may alias x. */
+void embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor pos, dmx_tensor type, int B,
+                             int T, int d, int first_pos) {
+  if (B <= 0 || T <= 0 || d <= 0) return;
+  size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 4};
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_pass2_forward"), 2, global, local, KA_T(out), KA_T(x), KA_T(pos),
+             KA_T(type), KA_I(B * T), KA_I(T), KA_I(d), KA_I(first_pos));
+}
+
+/* dpos (P, d) rows first_pos.. += batch sums of dout (B, T, d); dtype (d) += sums of all rows. */
+void embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype, dmx_tensor dout, int B, int T, int d,
+                              int first_pos) {
+  if (B <= 0 || T <= 0 || d <= 0) return;
+  size_t global[2] = {(size_t)d, (size_t)T}, local[2] = {32, 4};
+  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_pass2_pos_backward"), 2, global, local, KA_T(dpos), KA_T(dout),
+             KA_I(B), KA_I(T), KA_I(d), KA_I(first_pos));
+  colsum_acc(rt, dtype, dout, B * T, d);
+}

@@ -1,0 +1,29 @@
+/* Softmax cross-entropy (torch.nn.CrossEntropyLoss with ignore_index -100) and a device-side sum. */
+#include "layers/loss.h"
+
+/* Work-group size of the row reductions: a power of two (the tree halves it), at most 256 and at
+ * most what the device allows. 256 lanes keep ~200 columns per lane at the 50265-class vocabulary. */
+static size_t reduce_local(dmx_runtime *rt) {
+  size_t l = 256;
+  while (l > rt->info.max_work_group && l > 1) l >>= 1;
+  return l;
+}
+
+/* losses (R), predictions (R) int32, dlogits (R, C) written when dlogits.buf; logits (R, C); targets (R) int32 */
+void softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor predictions, dmx_tensor dlogits,
+                                   dmx_tensor logits, dmx_tensor targets, int R, int C, float scale) {
+  if (R <= 0) return;
+  size_t L = reduce_local(rt), glob = (size_t)R * L;
+  int has_grad = dlogits.buf != NULL;
+  dmx_tensor dl = has_grad ? dlogits : logits; /* any valid buffer; the kernel never writes it */
+  dmx_launch(rt, dmx_kernel(rt, "loss.cl", "softmax_xent"), 1, &glob, &L, KA_T(losses), KA_T(predictions), KA_T(dl),
+             KA_T(logits), KA_T(targets), KA_I(R), KA_I(C), KA_F(scale), KA_I(has_grad),
+             KA_LOCAL(L * sizeof(float)), KA_LOCAL(L * sizeof(float)), KA_LOCAL(L * sizeof(int)));
+}
+
+/* out (1) = sum of x (n) */
+void reduce_sum(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+  size_t L = reduce_local(rt);
+  dmx_launch(rt, dmx_kernel(rt, "loss.cl", "reduce_sum_1wg"), 1, &L, &L, KA_T(out), KA_T(x), KA_I(n),
+             KA_LOCAL(L * sizeof(float)));
+}

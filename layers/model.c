@@ -1,0 +1,1168 @@
+/* The DataMUX model: composes embeddings, muxing, the post-LN encoder, the demultiplexing task
+ * heads and the retrieval head (docs/datamux-spec.md §1), forward and backward, and AdamW over the
+ * flat parameter arena. One step flows one way:
+ *   ids -> embedding pass 1 (B*N, T, d) -> mux (B, T, d) -> embedding pass 2 -> encoder layers
+ *   -> task head and retrieval head -> losses -> the same path backward -> AdamW. */
+#include "layers/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/gemm.h"
+#include "layers/attention.h"
+#include "layers/common_ops.h"
+#include "layers/layernorm.h"
+#include "layers/linear.h"
+#include "layers/loss.h"
+#include "layers/mux.h"
+#include "layers/optim.h"
+
+#define MAX_LAYERS 48
+#define MAX_INSTANCES 64
+#define RETRIEVAL_BLOCK_ROWS 512 /* rows of vocabulary logits held at once */
+
+/* Dropout streams: one per dropout site, so masks never repeat within a step. */
+enum { STREAM_EMB1 = 1, STREAM_EMB2, STREAM_HEAD_IN, STREAM_HEAD_MID, STREAM_RETR_IN, STREAM_LAYER0 = 16 };
+
+typedef struct {
+  dmx_tensor qkv_w, qkv_b, ao_w, ao_b, ln1_g, ln1_b, fc_w, fc_b, proj_w, proj_b, ln2_g, ln2_b;
+} layer_params;
+
+typedef struct {
+  dmx_tensor qkv, attn_out, ao, h1_pre, h1_mean, h1_rstd, h1, f_pre, f, f2, z_pre, z_mean, z_rstd, z;
+  attention_acts att;
+} layer_acts;
+
+/* A demux MLP (mlp variant): N dense layers d->d and N layer norms, instance-major. */
+typedef struct {
+  dmx_tensor w, b, ln_g, ln_b; /* (N, d, d), (N, d), (N, d), (N, d) */
+} instance_mlp;
+
+struct dmx_model {
+  dmx_runtime *rt;
+  dmx_experiment e;
+  int B, T, N, d, H, I, V, P, C, nl;
+  bool token, index_demux, baseline, second_pass, use_mask;
+  int prefix;        /* N+1 prefix positions for index demux, else 0 */
+  int R1;            /* rows of embedding pass 1: B*N*T */
+  int BT;            /* rows of the encoder: B*T */
+  float task_coeff, retr_coeff, p_hidden, p_attn, eps;
+  bool has_task, has_retrieval;
+
+  dmx_arena params, grads, adam_m, adam_v, decay, acts, dacts, ints;
+  dmx_tensor mirrors[DMX_MAX_PARAMS][3];
+  int n_mirrors;
+  dmx_tensor decay_mask; /* (trainable) 1 where weight decay applies; buf NULL when wd == 0 */
+  dmx_param plist[DMX_MAX_PARAMS];
+  int np;
+  size_t trainable_floats;
+
+  /* parameters and their gradient mirrors (same layout) */
+  struct {
+    dmx_tensor word, pos, type, eln_g, eln_b, inst;
+    layer_params L[MAX_LAYERS];
+    /* task head */
+    dmx_tensor dense_w, dense_b, hln_g, hln_b, pre_w, pre_b, pre_ln_g, pre_ln_b, out_w, out_b;
+    instance_mlp mlp;
+    /* retrieval head */
+    dmx_tensor r_dense_w, r_dense_b, r_ln_g, r_ln_b, r_pre_w, r_pre_b, r_pre_ln_g, r_pre_ln_b, r_dec_w, r_dec_b;
+    instance_mlp r_mlp;
+  } p, g;
+
+  /* inputs (int32 tensors) */
+  dmx_tensor ids, pos_ids, labels, mask, head_p_idx, head_c_idx, r_pidx, r_hidx, r_targets, r_sel, preds, r_preds;
+  embedding_buckets bk_word, bk_pos, bk_rp;
+  embedding_buckets_dev bkd_word, bkd_pos, bkd_rp;
+  dmx_tensor bk_word_t[3], bk_pos_t[3], bk_rp_t[3];
+
+  /* activations */
+  dmx_tensor e1_pre, e1_mean, e1_rstd, e1, x, mux_perm, mux_y, e2_pre, e2_mean, e2_rstd, e2;
+  layer_acts la[MAX_LAYERS];
+  dmx_tensor att_drop, att_y; /* shared scratch */
+  /* task head activations */
+  dmx_tensor hp, hc, hq, ha, hg, hmean, hrstd, hu, ht_pre, ht, hmean2, hrstd2, hu2, logits, task_losses, task_sum;
+  dmx_tensor hperm; /* mlp: (N, rows, d) instance-major scratch */
+  /* retrieval activations */
+  dmx_tensor rs_h, rq, rp, ra, rg, rmean, rrstd, ru, rpre, rpre_g, rmean2, rrstd2, ru2, rlogits, rdlogits, r_losses,
+      r_sum, rsel_all;
+  dmx_tensor norm, norm_partial;
+
+  /* activation gradients */
+  struct {
+    dmx_tensor e1_pre, e1, x, mux_perm, mux_y, e2_pre, e2, z_a, z_b;
+    dmx_tensor qkv, attn_out, ao, h1_pre, h1, f_pre, f, f2, z_pre;
+    attention_grad_scratch att;
+    dmx_tensor hp, hc, hq, ha, hg, hu, ht_pre, ht, hu2, logits, hperm;
+    dmx_tensor rs_h, rq, rp, rhp, ra, rg, ru, rpre, rpre_g, ru2, rsel_all;
+  } da;
+
+  /* host mirrors of the step's index inputs */
+  int32_t *h_pidx, *h_hidx, *h_targets, *h_sel, *h_mask, *h_head_p, *h_head_c;
+  int S;            /* retrieval rows scored this step */
+  int task_rows;    /* rows the task loss sees */
+  int task_count;   /* rows (or tokens) scored by the task loss this step */
+  int32_t *h_task_targets;
+  uint64_t step;
+  uint32_t seed;
+};
+
+/* ------------------------------------------------------------------ small launch helpers */
+
+static void launch2(dmx_model *m, const char *kernel, int X, int Y, int nargs, dmx_karg *args) {
+  size_t g[2] = {(size_t)X, (size_t)Y}, l[2] = {X >= 64 ? 64 : 16, 1};
+  dmx_launch_at(m->rt, dmx_kernel(m->rt, "heads.cl", kernel), 2, g, l, nargs, args, __FILE__, __LINE__);
+}
+#define LAUNCH2(m, kernel, X, Y, ...) \
+  launch2((m), (kernel), (X), (Y), (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__})
+
+static dmx_tensor sub(dmx_tensor t, size_t off, size_t n) {
+  t.off += off;
+  t.n = n;
+  return t;
+}
+
+static dmx_tensor none(void) { return (dmx_tensor){NULL, 0, 0}; }
+
+/* out (B, A, X) = in (A, B, X) with the first two axes swapped */
+static void swap01(dmx_model *m, dmx_tensor out, dmx_tensor in, int A, int B, int X, bool acc) {
+  LAUNCH2(m, "swap_axes01", X, A * B, KA_T(out), KA_T(in), KA_I(A), KA_I(B), KA_I(X), KA_I(acc ? 1 : 0));
+}
+
+/* ------------------------------------------------------------------ parameter registry */
+
+dmx_tensor dmx_param_tensor(const dmx_param *p) { return sub(*p->base, p->sub_off, p->n); }
+dmx_tensor dmx_param_grad(const dmx_param *p) {
+  return p->grad_base ? sub(*p->grad_base, p->sub_off, p->n) : none();
+}
+
+static dmx_param *add_view(dmx_model *m, const char *name, dmx_tensor *base, dmx_tensor *grad, size_t sub_off,
+                           int ndim, int s0, int s1, int s2, dmx_param_init init) {
+  if (m->np == DMX_MAX_PARAMS) dmx_die("too many parameters (raise DMX_MAX_PARAMS)");
+  dmx_param *p = &m->plist[m->np++];
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->ndim = ndim;
+  p->shape[0] = s0;
+  p->shape[1] = s1;
+  p->shape[2] = s2;
+  p->n = (size_t)s0 * (ndim > 1 ? (size_t)s1 : 1) * (ndim > 2 ? (size_t)s2 : 1);
+  p->base = base;
+  p->grad_base = grad;
+  p->trainable = grad != NULL;
+  p->sub_off = sub_off;
+  p->init = init;
+  p->padding_row = -1;
+  return p;
+}
+
+/* Registers a whole tensor (n floats) in the parameter arena and, when trainable, its mirrors in
+ * the gradient, Adam and decay-mask arenas. The mirrors get identical offsets, so AdamW addresses
+ * all four as flat buffers and only the gradient mirror needs a name. */
+static void reserve(dmx_model *m, dmx_tensor *t, dmx_tensor *g, size_t n) {
+  dmx_arena_add(&m->params, t, n);
+  if (!g) return;
+  if (m->n_mirrors == DMX_MAX_PARAMS) dmx_die("too many parameter tensors (raise DMX_MAX_PARAMS)");
+  dmx_arena_add(&m->grads, g, n);
+  dmx_arena_add(&m->adam_m, &m->mirrors[m->n_mirrors][0], n);
+  dmx_arena_add(&m->adam_v, &m->mirrors[m->n_mirrors][1], n);
+  if (m->e.train.weight_decay > 0) dmx_arena_add(&m->decay, &m->mirrors[m->n_mirrors][2], n);
+  m->n_mirrors++;
+}
+
+static dmx_param *param(dmx_model *m, const char *name, dmx_tensor *t, dmx_tensor *g, int ndim, int s0, int s1,
+                        int s2, dmx_param_init init) {
+  size_t n = (size_t)s0 * (ndim > 1 ? (size_t)s1 : 1) * (ndim > 2 ? (size_t)s2 : 1);
+  reserve(m, t, g, n);
+  return add_view(m, name, t, g, 0, ndim, s0, s1, s2, init);
+}
+
+static void linear_params(dmx_model *m, const char *prefix, dmx_tensor *w, dmx_tensor *gw, dmx_tensor *b,
+                          dmx_tensor *gb, int out, int in) {
+  char name[160];
+  snprintf(name, sizeof name, "%s.weight", prefix);
+  param(m, name, w, gw, 2, out, in, 0, INIT_NORMAL);
+  snprintf(name, sizeof name, "%s.bias", prefix);
+  param(m, name, b, gb, 1, out, 0, 0, INIT_ZEROS);
+}
+
+static void ln_params(dmx_model *m, const char *prefix, dmx_tensor *w, dmx_tensor *gw, dmx_tensor *b, dmx_tensor *gb,
+                      int d) {
+  char name[160];
+  snprintf(name, sizeof name, "%s.weight", prefix);
+  param(m, name, w, gw, 1, d, 0, 0, INIT_ONES);
+  snprintf(name, sizeof name, "%s.bias", prefix);
+  param(m, name, b, gb, 1, d, 0, 0, INIT_ZEROS);
+}
+
+/* N per-instance dense + layer norm blocks stored contiguously (one GEMM serves all of them). */
+static void instance_mlp_params(dmx_model *m, const char *prefix, instance_mlp *p, instance_mlp *g) {
+  int N = m->N, d = m->d;
+  reserve(m, &p->w, &g->w, (size_t)N * d * d);
+  reserve(m, &p->b, &g->b, (size_t)N * d);
+  reserve(m, &p->ln_g, &g->ln_g, (size_t)N * d);
+  reserve(m, &p->ln_b, &g->ln_b, (size_t)N * d);
+  char name[160];
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "%s.demux_module.dense_%d.weight", prefix, i);
+    add_view(m, name, &p->w, &g->w, (size_t)i * d * d, 2, d, d, 0, INIT_NORMAL);
+    snprintf(name, sizeof name, "%s.demux_module.dense_%d.bias", prefix, i);
+    add_view(m, name, &p->b, &g->b, (size_t)i * d, 1, d, 0, 0, INIT_ZEROS);
+    snprintf(name, sizeof name, "%s.demux_module.layer_norm_%d.weight", prefix, i);
+    add_view(m, name, &p->ln_g, &g->ln_g, (size_t)i * d, 1, d, 0, 0, INIT_ONES);
+    snprintf(name, sizeof name, "%s.demux_module.layer_norm_%d.bias", prefix, i);
+    add_view(m, name, &p->ln_b, &g->ln_b, (size_t)i * d, 1, d, 0, 0, INIT_ZEROS);
+  }
+}
+
+static void register_params(dmx_model *m) {
+  int d = m->d, V = m->V;
+  dmx_param *p = param(m, "roberta.embeddings.word_embeddings.weight", &m->p.word, &m->g.word, 2, V, d, 0, INIT_NORMAL);
+  p->padding_row = m->e.model.pad_token_id;
+  p = param(m, "roberta.embeddings.position_embeddings.weight", &m->p.pos, &m->g.pos, 2, m->P, d, 0, INIT_NORMAL);
+  p->padding_row = m->e.model.pad_token_id;
+  param(m, "roberta.embeddings.token_type_embeddings.weight", &m->p.type, &m->g.type, 2, 1, d, 0, INIT_NORMAL);
+  ln_params(m, "roberta.embeddings.LayerNorm", &m->p.eln_g, &m->g.eln_g, &m->p.eln_b, &m->g.eln_b, d);
+  char name[160];
+  for (int l = 0; l < m->nl; l++) {
+    layer_params *P = &m->p.L[l], *G = &m->g.L[l];
+    /* Q, K and V are one (3d, d) tensor so the projection is one GEMM; the registry exposes the
+     * original three names as views. */
+    reserve(m, &P->qkv_w, &G->qkv_w, (size_t)3 * d * d);
+    reserve(m, &P->qkv_b, &G->qkv_b, (size_t)3 * d);
+    const char *qkv[3] = {"query", "key", "value"};
+    for (int k = 0; k < 3; k++) {
+      snprintf(name, sizeof name, "roberta.encoder.layer.%d.attention.self.%s.weight", l, qkv[k]);
+      add_view(m, name, &P->qkv_w, &G->qkv_w, (size_t)k * d * d, 2, d, d, 0, INIT_NORMAL);
+      snprintf(name, sizeof name, "roberta.encoder.layer.%d.attention.self.%s.bias", l, qkv[k]);
+      add_view(m, name, &P->qkv_b, &G->qkv_b, (size_t)k * d, 1, d, 0, 0, INIT_ZEROS);
+    }
+    snprintf(name, sizeof name, "roberta.encoder.layer.%d.attention.output.dense", l);
+    linear_params(m, name, &P->ao_w, &G->ao_w, &P->ao_b, &G->ao_b, d, d);
+    snprintf(name, sizeof name, "roberta.encoder.layer.%d.attention.output.LayerNorm", l);
+    ln_params(m, name, &P->ln1_g, &G->ln1_g, &P->ln1_b, &G->ln1_b, d);
+    snprintf(name, sizeof name, "roberta.encoder.layer.%d.intermediate.dense", l);
+    linear_params(m, name, &P->fc_w, &G->fc_w, &P->fc_b, &G->fc_b, m->I, d);
+    snprintf(name, sizeof name, "roberta.encoder.layer.%d.output.dense", l);
+    linear_params(m, name, &P->proj_w, &G->proj_w, &P->proj_b, &G->proj_b, d, m->I);
+    snprintf(name, sizeof name, "roberta.encoder.layer.%d.output.LayerNorm", l);
+    ln_params(m, name, &P->ln2_g, &G->ln2_g, &P->ln2_b, &G->ln2_b, d);
+  }
+
+  /* task head */
+  if (m->baseline) {
+    if (m->token) {
+      linear_params(m, "classifier", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
+    } else {
+      linear_params(m, "classifier.dense", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d, d);
+      linear_params(m, "classifier.out_proj", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
+    }
+  } else if (m->index_demux) {
+    linear_params(m, "demultiplexer.dense", &m->p.dense_w, &m->g.dense_w, &m->p.dense_b, &m->g.dense_b, d, 2 * d);
+    ln_params(m, "demultiplexer.layer_norm", &m->p.hln_g, &m->g.hln_g, &m->p.hln_b, &m->g.hln_b, d);
+    if (m->token) {
+      param(m, "demultiplexer.decoder.weight", &m->p.out_w, &m->g.out_w, 2, m->C, d, 0, INIT_NORMAL);
+      p = param(m, "demultiplexer.decoder.bias", &m->p.out_b, &m->g.out_b, 1, m->C, 0, 0, INIT_ZEROS);
+      snprintf(p->alias, sizeof p->alias, "demultiplexer.bias");
+    } else {
+      linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d,
+                    d);
+      linear_params(m, "demultiplexer.out_proj", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
+    }
+  } else {
+    instance_mlp_params(m, "demultiplexer", &m->p.mlp, &m->g.mlp);
+    linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d, d);
+    ln_params(m, "demultiplexer.layernorm_presoftmax", &m->p.pre_ln_g, &m->g.pre_ln_g, &m->p.pre_ln_b, &m->g.pre_ln_b,
+              d);
+    linear_params(m, "demultiplexer.out_proj", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
+  }
+
+  /* retrieval head: present in every muxed model (and its checkpoints), computed only when used */
+  if (!m->baseline) {
+    if (m->index_demux) {
+      linear_params(m, "retrieval_head.dense", &m->p.r_dense_w, &m->g.r_dense_w, &m->p.r_dense_b, &m->g.r_dense_b, d,
+                    2 * d);
+      ln_params(m, "retrieval_head.layer_norm", &m->p.r_ln_g, &m->g.r_ln_g, &m->p.r_ln_b, &m->g.r_ln_b, d);
+    } else {
+      instance_mlp_params(m, "retrieval_head", &m->p.r_mlp, &m->g.r_mlp);
+      linear_params(m, "retrieval_head.dense_pre_vocab", &m->p.r_pre_w, &m->g.r_pre_w, &m->p.r_pre_b, &m->g.r_pre_b, d,
+                    d);
+      ln_params(m, "retrieval_head.layer_norm_pre_vocab", &m->p.r_pre_ln_g, &m->g.r_pre_ln_g, &m->p.r_pre_ln_b,
+                &m->g.r_pre_ln_b, d);
+    }
+    param(m, "retrieval_head.decoder.weight", &m->p.r_dec_w, &m->g.r_dec_w, 2, V, d, 0, INIT_NORMAL);
+    p = param(m, "retrieval_head.decoder.bias", &m->p.r_dec_b, &m->g.r_dec_b, 1, V, 0, 0, INIT_ZEROS);
+    snprintf(p->alias, sizeof p->alias, "retrieval_head.bias");
+
+    /* instance vectors last: frozen ones sit after every trainable tensor, outside AdamW's range */
+    size_t n_inst = mux_instance_floats(m->e.mux.muxing, m->N, d);
+    bool learn = m->e.mux.learn_muxing;
+    if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
+      param(m, "instance_embedding", &m->p.inst, learn ? &m->g.inst : NULL, 3, m->N, d, d, INIT_INSTANCES);
+    else
+      param(m, "instance_embedding", &m->p.inst, learn ? &m->g.inst : NULL, 2, m->N, d, 0, INIT_INSTANCES);
+    (void)n_inst;
+  }
+}
+
+/* ------------------------------------------------------------------ activations */
+
+static void act(dmx_model *m, dmx_tensor *t, size_t n) { dmx_arena_add(&m->acts, t, n ? n : 1); }
+static void dact(dmx_model *m, dmx_tensor *t, size_t n) { dmx_arena_add(&m->dacts, t, n ? n : 1); }
+static void iact(dmx_model *m, dmx_tensor *t, size_t n) { dmx_arena_add(&m->ints, t, n ? n : 1); }
+
+static void register_activations(dmx_model *m) {
+  size_t d = m->d, R1 = m->R1, BT = m->BT, I = m->I, N = m->N, B = m->B, C = m->C;
+  /* inputs */
+  iact(m, &m->ids, R1);
+  iact(m, &m->pos_ids, R1);
+  iact(m, &m->mask, BT);
+  size_t task_rows = m->token ? R1 : B * N;
+  iact(m, &m->labels, task_rows);
+  iact(m, &m->preds, task_rows);
+  iact(m, &m->head_p_idx, B * N);
+  iact(m, &m->head_c_idx, B);
+  iact(m, &m->r_pidx, BT);
+  iact(m, &m->r_hidx, BT);
+  iact(m, &m->r_targets, BT);
+  iact(m, &m->r_sel, BT);
+  iact(m, &m->r_preds, BT);
+  embedding_buckets_init(&m->bk_word, (int)R1, m->V);
+  embedding_buckets_init(&m->bk_pos, (int)R1, m->P);
+  embedding_buckets_init(&m->bk_rp, (int)BT, (int)(B * N));
+  dmx_tensor *bks[3][3] = {{&m->bkd_word.unique_ids, &m->bkd_word.starts, &m->bkd_word.rows},
+                           {&m->bkd_pos.unique_ids, &m->bkd_pos.starts, &m->bkd_pos.rows},
+                           {&m->bkd_rp.unique_ids, &m->bkd_rp.starts, &m->bkd_rp.rows}};
+  size_t caps[3][3] = {{(size_t)m->V, (size_t)m->V + 1, R1}, {(size_t)m->P, (size_t)m->P + 1, R1},
+                       {B * N, B * N + 1, BT}};
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++) iact(m, bks[i][j], caps[i][j]);
+
+  /* embeddings and mux */
+  act(m, &m->e1_pre, R1 * d);
+  act(m, &m->e1_mean, R1);
+  act(m, &m->e1_rstd, R1);
+  act(m, &m->e1, R1 * d);
+  dact(m, &m->da.e1_pre, R1 * d);
+  dact(m, &m->da.e1, R1 * d);
+  if (!m->baseline) {
+    act(m, &m->x, BT * d);
+    dact(m, &m->da.x, BT * d);
+    if (m->e.mux.muxing == MUX_RANDOM_ORTHO) {
+      act(m, &m->mux_perm, R1 * d);
+      act(m, &m->mux_y, R1 * d);
+      dact(m, &m->da.mux_perm, R1 * d);
+      dact(m, &m->da.mux_y, R1 * d);
+    }
+    act(m, &m->e2_pre, BT * d);
+    act(m, &m->e2_mean, BT);
+    act(m, &m->e2_rstd, BT);
+    act(m, &m->e2, BT * d);
+    dact(m, &m->da.e2_pre, BT * d);
+    dact(m, &m->da.e2, BT * d);
+  }
+  /* encoder */
+  for (int l = 0; l < m->nl; l++) {
+    layer_acts *a = &m->la[l];
+    act(m, &a->qkv, BT * 3 * d);
+    act(m, &a->att.q, attention_qkv_floats(m->B, m->T, m->d));
+    act(m, &a->att.k, attention_qkv_floats(m->B, m->T, m->d));
+    act(m, &a->att.v, attention_qkv_floats(m->B, m->T, m->d));
+    act(m, &a->att.att, attention_att_floats(m->B, m->T, m->H));
+    act(m, &a->attn_out, BT * d);
+    act(m, &a->ao, BT * d);
+    act(m, &a->h1_pre, BT * d);
+    act(m, &a->h1_mean, BT);
+    act(m, &a->h1_rstd, BT);
+    act(m, &a->h1, BT * d);
+    act(m, &a->f_pre, BT * I);
+    act(m, &a->f, BT * I);
+    act(m, &a->f2, BT * d);
+    act(m, &a->z_pre, BT * d);
+    act(m, &a->z_mean, BT);
+    act(m, &a->z_rstd, BT);
+    act(m, &a->z, BT * d);
+  }
+  act(m, &m->att_drop, attention_att_floats(m->B, m->T, m->H));
+  act(m, &m->att_y, attention_qkv_floats(m->B, m->T, m->d));
+  for (int l = 0; l < m->nl; l++) {
+    m->la[l].att.att_drop = m->att_drop; /* filled after commit */
+    m->la[l].att.y = m->att_y;
+  }
+  dact(m, &m->da.z_a, BT * d);
+  dact(m, &m->da.z_b, BT * d);
+  dact(m, &m->da.qkv, BT * 3 * d);
+  dact(m, &m->da.attn_out, BT * d);
+  dact(m, &m->da.ao, BT * d);
+  dact(m, &m->da.h1_pre, BT * d);
+  dact(m, &m->da.h1, BT * d);
+  dact(m, &m->da.f_pre, BT * I);
+  dact(m, &m->da.f, BT * I);
+  dact(m, &m->da.f2, BT * d);
+  dact(m, &m->da.z_pre, BT * d);
+  dact(m, &m->da.att.dq, attention_qkv_floats(m->B, m->T, m->d));
+  dact(m, &m->da.att.dk, attention_qkv_floats(m->B, m->T, m->d));
+  dact(m, &m->da.att.dv, attention_qkv_floats(m->B, m->T, m->d));
+  dact(m, &m->da.att.dy, attention_qkv_floats(m->B, m->T, m->d));
+  dact(m, &m->da.att.datt, attention_att_floats(m->B, m->T, m->H));
+
+  /* task head: rows is the number of head rows (B*N sentence, B*N*T token; baseline B or B*T) */
+  size_t hrows = m->token ? R1 : B * N;
+  size_t hin = m->token ? BT : B; /* rows of the shared input side */
+  act(m, &m->hp, B * N * d);
+  act(m, &m->hc, hin * d);
+  size_t hq_rows = hin > B * N ? hin : B * N; /* hq also holds the prefix side P (B*N, d) */
+  act(m, &m->hq, hq_rows * d);
+  act(m, &m->ha, hrows * d);
+  act(m, &m->hg, hrows * d);
+  act(m, &m->hmean, hrows);
+  act(m, &m->hrstd, hrows);
+  act(m, &m->hu, hrows * d);
+  act(m, &m->ht_pre, hrows * d);
+  act(m, &m->ht, hrows * d);
+  act(m, &m->hmean2, hrows);
+  act(m, &m->hrstd2, hrows);
+  act(m, &m->hu2, hrows * d);
+  act(m, &m->hperm, hrows * d);
+  act(m, &m->logits, hrows * C);
+  act(m, &m->task_losses, hrows);
+  act(m, &m->task_sum, 1);
+  dact(m, &m->da.hp, B * N * d);
+  dact(m, &m->da.hc, hin * d);
+  dact(m, &m->da.hq, hq_rows * d);
+  dact(m, &m->da.ha, hrows * d);
+  dact(m, &m->da.hg, hrows * d);
+  dact(m, &m->da.hu, hrows * d);
+  dact(m, &m->da.ht_pre, hrows * d);
+  dact(m, &m->da.ht, hrows * d);
+  dact(m, &m->da.hu2, hrows * d);
+  dact(m, &m->da.hperm, hrows * d);
+  dact(m, &m->da.logits, hrows * C);
+
+  /* retrieval head: up to one row per muxed position */
+  if (!m->baseline) {
+    size_t S = BT, blk = S < RETRIEVAL_BLOCK_ROWS ? S : RETRIEVAL_BLOCK_ROWS;
+    act(m, &m->rs_h, S * d);
+    act(m, &m->rq, S * d);
+    act(m, &m->rp, B * N * d);
+    size_t rrows = m->index_demux ? S : N * S; /* mlp computes every instance, then selects */
+    act(m, &m->ra, rrows * d);
+    act(m, &m->rg, rrows * d);
+    act(m, &m->rmean, rrows);
+    act(m, &m->rrstd, rrows);
+    act(m, &m->rsel_all, rrows * d);
+    act(m, &m->ru, S * d);
+    act(m, &m->rpre, S * d);
+    act(m, &m->rpre_g, S * d);
+    act(m, &m->rmean2, S);
+    act(m, &m->rrstd2, S);
+    act(m, &m->ru2, S * d);
+    act(m, &m->rlogits, blk * m->V);
+    act(m, &m->rdlogits, blk * m->V);
+    act(m, &m->r_losses, S);
+    act(m, &m->r_sum, 1);
+    dact(m, &m->da.rs_h, S * d);
+    dact(m, &m->da.rq, S * d);
+    dact(m, &m->da.rp, B * N * d);
+    dact(m, &m->da.rhp, B * N * d);
+    dact(m, &m->da.ra, rrows * d);
+    dact(m, &m->da.rg, rrows * d);
+    dact(m, &m->da.rsel_all, rrows * d);
+    dact(m, &m->da.ru, S * d);
+    dact(m, &m->da.rpre, S * d);
+    dact(m, &m->da.rpre_g, S * d);
+    dact(m, &m->da.ru2, S * d);
+  }
+  act(m, &m->norm, 1);
+  act(m, &m->norm_partial, global_norm_partial_floats());
+}
+
+/* ------------------------------------------------------------------ create / free */
+
+dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int T, int num_labels, bool token_task,
+                            dmx_error *err) {
+  dmx_model *m = dmx_calloc(1, sizeof *m);
+  m->rt = rt;
+  m->e = *e;
+  m->B = B;
+  m->T = T;
+  m->baseline = e->setting == SETTING_BASELINE;
+  m->N = m->baseline ? 1 : e->mux.num_instances;
+  m->d = e->model.hidden_size;
+  m->H = e->model.num_heads;
+  m->I = e->model.intermediate_size;
+  m->V = e->model.vocab_size;
+  m->P = e->model.max_position_embeddings;
+  m->C = num_labels;
+  m->nl = e->model.num_layers;
+  m->token = token_task;
+  m->index_demux = !m->baseline && e->mux.demuxing == DEMUX_INDEX;
+  m->second_pass = !m->baseline && e->mux.second_embedding_pass;
+  m->use_mask = m->baseline || e->mux.attention_mask;
+  m->prefix = m->index_demux ? m->N + 1 : 0;
+  m->R1 = B * m->N * T;
+  m->BT = B * T;
+  m->task_coeff = m->baseline ? 1.0f : e->train.task_loss_coeff;
+  m->retr_coeff = m->baseline ? 0.0f : e->train.retrieval_loss_coeff;
+  m->p_hidden = e->model.hidden_dropout;
+  m->p_attn = e->model.attention_dropout;
+  m->eps = e->model.layer_norm_eps;
+  m->seed = (uint32_t)e->train.seed;
+  if (m->nl > MAX_LAYERS || m->N > MAX_INSTANCES) {
+    dmx_fail(err, "%d layers and N = %d: at most %d layers and %d instances are supported", m->nl, m->N, MAX_LAYERS,
+             MAX_INSTANCES);
+    free(m);
+    return NULL;
+  }
+  dmx_arena_init(&m->params, rt, "parameters");
+  dmx_arena_init(&m->grads, rt, "gradients");
+  dmx_arena_init(&m->adam_m, rt, "adam first moments");
+  dmx_arena_init(&m->adam_v, rt, "adam second moments");
+  dmx_arena_init(&m->decay, rt, "weight decay mask");
+  dmx_arena_init(&m->acts, rt, "activations");
+  dmx_arena_init(&m->dacts, rt, "activation gradients");
+  dmx_arena_init(&m->ints, rt, "batch inputs");
+  register_params(m);
+  register_activations(m);
+  dmx_arena *arenas[] = {&m->params, &m->grads, &m->adam_m, &m->adam_v, &m->decay, &m->acts, &m->dacts, &m->ints};
+  for (size_t i = 0; i < sizeof arenas / sizeof *arenas; i++)
+    if (dmx_arena_commit(arenas[i], err) != 0) {
+      dmx_model_free(m);
+      return NULL;
+    }
+  if (m->grads.n_buffers > 1) {
+    dmx_fail(err, "the gradients (%.1f MiB) exceed one device allocation (%.1f MiB); the optimizer needs them in "
+                  "one buffer",
+             dmx_arena_bytes(&m->grads) / 1048576.0, rt->info.max_alloc / 1048576.0);
+    dmx_model_free(m);
+    return NULL;
+  }
+  m->trainable_floats = m->grads.n_buffers ? m->grads.used[0] : 0;
+  m->decay_mask = m->decay.n_buffers ? (dmx_tensor){m->decay.bufs[0], 0, m->trainable_floats} : none();
+  for (int l = 0; l < m->nl; l++) {
+    m->la[l].att.att_drop = m->att_drop;
+    m->la[l].att.y = m->att_y;
+  }
+  size_t hrows = m->token ? (size_t)m->R1 : (size_t)B * m->N;
+  m->h_task_targets = dmx_calloc(hrows, sizeof(int32_t));
+  m->h_pidx = dmx_calloc((size_t)m->BT, sizeof(int32_t));
+  m->h_hidx = dmx_calloc((size_t)m->BT, sizeof(int32_t));
+  m->h_targets = dmx_calloc((size_t)m->BT, sizeof(int32_t));
+  m->h_sel = dmx_calloc((size_t)m->BT, sizeof(int32_t));
+  m->h_mask = dmx_calloc((size_t)m->BT, sizeof(int32_t));
+  m->h_head_p = dmx_calloc((size_t)B * m->N, sizeof(int32_t));
+  m->h_head_c = dmx_calloc((size_t)B, sizeof(int32_t));
+  /* static gather indices of the index heads: prefix slot i of group b, and the CLS slot */
+  for (int b = 0; b < B; b++) {
+    for (int i = 0; i < m->N; i++) m->h_head_p[b * m->N + i] = b * T + i;
+    m->h_head_c[b] = m->index_demux ? b * T + m->N : b * T;
+  }
+  dmx_upload(rt, m->head_p_idx, m->h_head_p, (size_t)B * m->N * sizeof(int32_t));
+  dmx_upload(rt, m->head_c_idx, m->h_head_c, (size_t)B * sizeof(int32_t));
+  return m;
+}
+
+void dmx_model_free(dmx_model *m) {
+  if (!m) return;
+  dmx_finish(m->rt);
+  dmx_arena *arenas[] = {&m->params, &m->grads, &m->adam_m, &m->adam_v, &m->decay, &m->acts, &m->dacts, &m->ints};
+  for (size_t i = 0; i < sizeof arenas / sizeof *arenas; i++) dmx_arena_release(arenas[i]);
+  embedding_buckets_free(&m->bk_word);
+  embedding_buckets_free(&m->bk_pos);
+  embedding_buckets_free(&m->bk_rp);
+  free(m->h_task_targets);
+  free(m->h_pidx);
+  free(m->h_hidx);
+  free(m->h_targets);
+  free(m->h_sel);
+  free(m->h_mask);
+  free(m->h_head_p);
+  free(m->h_head_c);
+  free(m);
+}
+
+int dmx_model_num_params(const dmx_model *m) { return m->np; }
+const dmx_param *dmx_model_param(const dmx_model *m, int i) { return &m->plist[i]; }
+const dmx_param *dmx_model_find_param(const dmx_model *m, const char *name) {
+  for (int i = 0; i < m->np; i++)
+    if (!strcmp(m->plist[i].name, name) || (m->plist[i].alias[0] && !strcmp(m->plist[i].alias, name)))
+      return &m->plist[i];
+  return NULL;
+}
+size_t dmx_model_trainable_floats(const dmx_model *m) { return m->trainable_floats; }
+size_t dmx_model_device_bytes(const dmx_model *m) {
+  return dmx_arena_bytes(&m->params) + dmx_arena_bytes(&m->grads) + dmx_arena_bytes(&m->adam_m) +
+         dmx_arena_bytes(&m->adam_v) + dmx_arena_bytes(&m->acts) + dmx_arena_bytes(&m->dacts) +
+         dmx_arena_bytes(&m->ints);
+}
+dmx_runtime *dmx_model_runtime(const dmx_model *m) { return m->rt; }
+int dmx_model_B(const dmx_model *m) { return m->B; }
+int dmx_model_T(const dmx_model *m) { return m->T; }
+int dmx_model_N(const dmx_model *m) { return m->N; }
+int dmx_model_num_labels(const dmx_model *m) { return m->C; }
+
+/* ------------------------------------------------------------------ initialisation */
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return ((splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+
+void dmx_model_init_params(dmx_model *m, uint64_t seed) {
+  uint64_t s = seed * 0x2545F4914F6CDD1DULL + 1;
+  float range = m->e.model.initializer_range;
+  for (int i = 0; i < m->np; i++) {
+    dmx_param *p = &m->plist[i];
+    float *h = dmx_malloc(p->n * sizeof(float));
+    switch (p->init) {
+      case INIT_NORMAL:
+        for (size_t k = 0; k < p->n; k++) {
+          double u1 = uniform01(&s), u2 = uniform01(&s);
+          h[k] = (float)(range * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
+        if (p->padding_row >= 0 && p->padding_row < p->shape[0])
+          memset(h + (size_t)p->padding_row * p->shape[1], 0, (size_t)p->shape[1] * sizeof(float));
+        break;
+      case INIT_ZEROS:
+        memset(h, 0, p->n * sizeof(float));
+        break;
+      case INIT_ONES:
+        for (size_t k = 0; k < p->n; k++) h[k] = 1.0f;
+        break;
+      case INIT_INSTANCES:
+        mux_init_instances(h, m->e.mux.muxing, m->N, m->d, m->e.mux.gaussian_hadamard_norm,
+                           m->e.mux.binary_hadamard_epsilon, seed);
+        break;
+    }
+    dmx_upload(m->rt, dmx_param_tensor(p), h, p->n * sizeof(float));
+    free(h);
+  }
+  dmx_arena_zero(&m->adam_m);
+  dmx_arena_zero(&m->adam_v);
+  if (m->decay_mask.buf) {
+    /* transformers' no_decay list: any name containing "bias" or "LayerNorm.weight" */
+    dmx_fill(m->rt, m->decay_mask, 0.0f);
+    for (int i = 0; i < m->np; i++) {
+      dmx_param *p = &m->plist[i];
+      if (!p->trainable || strstr(p->name, "bias") || strstr(p->name, "LayerNorm.weight")) continue;
+      dmx_tensor g = dmx_param_grad(p);
+      dmx_fill(m->rt, (dmx_tensor){m->decay_mask.buf, g.off, p->n}, 1.0f);
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ step inputs */
+
+static void upload_inputs(dmx_model *m, const dmx_batch_view *bt) {
+  dmx_runtime *rt = m->rt;
+  int B = m->B, N = m->N, T = m->T;
+  dmx_upload_async(rt, m->ids, bt->ids, (size_t)m->R1 * 4);
+  dmx_upload_async(rt, m->pos_ids, bt->positions, (size_t)m->R1 * 4);
+  /* buckets for the embedding gradients: padding_idx rows get none, as in PyTorch */
+  embedding_buckets_build(&m->bk_word, bt->ids, m->R1, m->e.model.pad_token_id);
+  embedding_buckets_build(&m->bk_pos, bt->positions, m->R1, m->e.model.pad_token_id);
+  embedding_buckets_upload(rt, &m->bkd_word, &m->bk_word);
+  embedding_buckets_upload(rt, &m->bkd_pos, &m->bk_pos);
+
+  /* task targets: token tasks score positions aligned to T; rows < prefix are never scored */
+  size_t hrows = m->token ? (size_t)m->R1 : (size_t)B * N;
+  m->task_rows = (int)hrows;
+  m->task_count = 0;
+  for (size_t r = 0; r < hrows; r++) {
+    int32_t y = bt->labels ? bt->labels[r] : -100;
+    if (m->token && (int)(r % (size_t)T) < m->prefix) y = -100;
+    m->h_task_targets[r] = y;
+    if (y != -100) m->task_count++;
+  }
+  dmx_upload_async(rt, m->labels, m->h_task_targets, hrows * 4);
+
+  if (m->use_mask) {
+    /* a muxed position is padding when every instance has a pad there */
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < T; j++) {
+        int keep = 0;
+        for (int i = 0; i < N; i++) keep |= bt->ids[((size_t)b * N + i) * T + j] != m->e.model.pad_token_id;
+        m->h_mask[b * T + j] = keep;
+      }
+    dmx_upload_async(rt, m->mask, m->h_mask, (size_t)m->BT * 4);
+  }
+
+  m->S = 0;
+  if (!m->baseline && m->has_retrieval && bt->retrieval_targets) {
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < T; j++) {
+        int32_t y = bt->retrieval_targets[b * T + j];
+        if (y == -100) continue;
+        int k = bt->retrieval_instance[b * T + j];
+        if (k < 0 || k >= N) dmx_die("retrieval instance %d out of range [0, %d) at group %d position %d", k, N, b, j);
+        m->h_pidx[m->S] = b * N + k;
+        m->h_hidx[m->S] = b * T + j;
+        m->h_targets[m->S] = y;
+        m->S++;
+      }
+    for (int s = 0; s < m->S; s++) m->h_sel[s] = (m->h_pidx[s] % N) * m->S + s; /* mlp: instance k's row s */
+    dmx_upload_async(rt, m->r_pidx, m->h_pidx, (size_t)m->S * 4);
+    dmx_upload_async(rt, m->r_hidx, m->h_hidx, (size_t)m->S * 4);
+    dmx_upload_async(rt, m->r_targets, m->h_targets, (size_t)m->S * 4);
+    dmx_upload_async(rt, m->r_sel, m->h_sel, (size_t)m->S * 4);
+    embedding_buckets_build(&m->bk_rp, m->h_pidx, m->S, -1);
+    embedding_buckets_upload(rt, &m->bkd_rp, &m->bk_rp);
+  }
+}
+
+/* ------------------------------------------------------------------ embeddings and mux */
+
+static uint32_t stream(dmx_model *m, int site) { return (uint32_t)(m->step * 4096u + (uint64_t)site); }
+
+static void embed_forward(dmx_model *m, bool train) {
+  dmx_runtime *rt = m->rt;
+  int d = m->d;
+  float ph = train ? m->p_hidden : 0.0f;
+  embedding_forward(rt, m->e1_pre, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->R1, d);
+  layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.eln_g, m->p.eln_b, m->R1, d, m->eps);
+  dropout_forward(rt, m->e1, m->e1, m->R1 * d, ph, m->seed, stream(m, STREAM_EMB1));
+  if (m->baseline) return; /* e1 is the encoder input */
+  if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
+    mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.inst, m->B, m->N, m->T, d);
+  else
+    mux_hadamard_forward(rt, m->x, m->e1, m->p.inst, m->B, m->N, m->T, d);
+  if (m->second_pass) {
+    embedding_pass2_forward(rt, m->e2_pre, m->x, m->p.pos, m->p.type, m->B, m->T, d, m->e.model.pad_token_id + 1);
+    layernorm_forward(rt, m->e2, m->e2_mean, m->e2_rstd, m->e2_pre, m->p.eln_g, m->p.eln_b, m->BT, d, m->eps);
+    dropout_forward(rt, m->e2, m->e2, m->BT * d, ph, m->seed, stream(m, STREAM_EMB2));
+  } else {
+    copy_forward(rt, m->e2, m->x, m->BT * d);
+  }
+}
+
+static dmx_tensor encoder_input(dmx_model *m) { return m->baseline ? m->e1 : m->e2; }
+
+static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
+  dmx_runtime *rt = m->rt;
+  int d = m->d;
+  float ph = train ? m->p_hidden : 0.0f;
+  dmx_tensor de1 = m->da.e1;
+  if (!m->baseline) {
+    if (m->second_pass) {
+      dropout_backward(rt, m->da.e2, dz0, m->BT * d, ph, m->seed, stream(m, STREAM_EMB2));
+      layernorm_backward(rt, m->da.e2_pre, m->g.eln_g, m->g.eln_b, m->da.e2, m->e2_pre, m->e2_mean, m->e2_rstd,
+                         m->p.eln_g, m->BT, d);
+      embedding_pass2_backward(rt, m->g.pos, m->g.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
+      axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
+    } else {
+      axpy(rt, m->da.x, dz0, 1.0f, m->BT * d);
+    }
+    dmx_tensor dinst = m->e.mux.learn_muxing ? m->g.inst : none();
+    if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
+      mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.inst, m->B, m->N,
+                         m->T, d);
+    else
+      mux_hadamard_backward(rt, de1, dinst, m->da.x, m->e1, m->p.inst, m->B, m->N, m->T, d);
+  } else {
+    axpy(rt, de1, dz0, 1.0f, m->R1 * d);
+  }
+  /* dropout was applied in place on e1: its backward maps d(dropped) to d(LN output) */
+  dropout_backward(rt, m->da.e1_pre, de1, m->R1 * d, ph, m->seed, stream(m, STREAM_EMB1));
+  /* da.e1_pre now holds d(LN output); run the LN backward into de1 (reused, zeroed first) */
+  dmx_fill(rt, de1, 0.0f);
+  layernorm_backward(rt, de1, m->g.eln_g, m->g.eln_b, m->da.e1_pre, m->e1_pre, m->e1_mean, m->e1_rstd, m->p.eln_g,
+                     m->R1, d);
+  embedding_table_backward(rt, m->g.word, de1, &m->bkd_word, m->bk_word.n_unique, d);
+  embedding_table_backward(rt, m->g.pos, de1, &m->bkd_pos, m->bk_pos.n_unique, d);
+  embedding_type_backward(rt, m->g.type, de1, m->R1, d);
+}
+
+/* ------------------------------------------------------------------ encoder */
+
+static void encoder_forward(dmx_model *m, bool train) {
+  dmx_runtime *rt = m->rt;
+  int d = m->d, BT = m->BT, I = m->I;
+  float ph = train ? m->p_hidden : 0.0f, pa = train ? m->p_attn : 0.0f;
+  dmx_tensor z = encoder_input(m);
+  dmx_tensor mask = m->use_mask ? m->mask : none();
+  for (int l = 0; l < m->nl; l++) {
+    layer_params *P = &m->p.L[l];
+    layer_acts *a = &m->la[l];
+    uint32_t s0 = stream(m, STREAM_LAYER0 + 4 * l);
+    linear_forward(rt, a->qkv, z, P->qkv_w, P->qkv_b, BT, d, 3 * d, 0.0f);
+    attention_forward(rt, a->attn_out, &a->att, a->qkv, mask, m->B, m->T, d, m->H, pa, m->seed, s0);
+    linear_forward(rt, a->ao, a->attn_out, P->ao_w, P->ao_b, BT, d, d, 0.0f);
+    dropout_forward(rt, a->ao, a->ao, BT * d, ph, m->seed, s0 + 1);
+    add_forward(rt, a->h1_pre, a->ao, z, BT * d);
+    layernorm_forward(rt, a->h1, a->h1_mean, a->h1_rstd, a->h1_pre, P->ln1_g, P->ln1_b, BT, d, m->eps);
+    linear_forward(rt, a->f_pre, a->h1, P->fc_w, P->fc_b, BT, d, I, 0.0f);
+    gelu_forward(rt, a->f, a->f_pre, BT * I);
+    linear_forward(rt, a->f2, a->f, P->proj_w, P->proj_b, BT, I, d, 0.0f);
+    dropout_forward(rt, a->f2, a->f2, BT * d, ph, m->seed, s0 + 2);
+    add_forward(rt, a->z_pre, a->f2, a->h1, BT * d);
+    layernorm_forward(rt, a->z, a->z_mean, a->z_rstd, a->z_pre, P->ln2_g, P->ln2_b, BT, d, m->eps);
+    z = a->z;
+  }
+}
+
+static dmx_tensor encoder_output(dmx_model *m) { return m->nl ? m->la[m->nl - 1].z : encoder_input(m); }
+
+/* dz holds d(encoder output) on entry; returns the tensor holding d(encoder input). */
+static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
+  dmx_runtime *rt = m->rt;
+  int d = m->d, BT = m->BT, I = m->I;
+  float ph = train ? m->p_hidden : 0.0f, pa = train ? m->p_attn : 0.0f;
+  dmx_tensor mask = m->use_mask ? m->mask : none();
+  dmx_tensor dz_in = dz.off == m->da.z_a.off && dz.buf == m->da.z_a.buf ? m->da.z_b : m->da.z_a;
+  for (int l = m->nl - 1; l >= 0; l--) {
+    layer_params *P = &m->p.L[l], *G = &m->g.L[l];
+    layer_acts *a = &m->la[l];
+    dmx_tensor z_in = l ? m->la[l - 1].z : encoder_input(m);
+    uint32_t s0 = stream(m, STREAM_LAYER0 + 4 * l);
+    /* the per-layer gradient scratch is shared by all layers: clear it */
+    dmx_tensor scratch[] = {m->da.z_pre, m->da.f2, m->da.f, m->da.f_pre, m->da.h1, m->da.h1_pre, m->da.ao,
+                            m->da.attn_out, m->da.qkv, dz_in};
+    for (size_t i = 0; i < sizeof scratch / sizeof *scratch; i++) dmx_fill(rt, scratch[i], 0.0f);
+    layernorm_backward(rt, m->da.z_pre, G->ln2_g, G->ln2_b, dz, a->z_pre, a->z_mean, a->z_rstd, P->ln2_g, BT, d);
+    dropout_backward(rt, m->da.f2, m->da.z_pre, BT * d, ph, m->seed, s0 + 2);
+    axpy(rt, m->da.h1, m->da.z_pre, 1.0f, BT * d);
+    linear_backward(rt, m->da.f, G->proj_w, G->proj_b, m->da.f2, a->f, P->proj_w, BT, I, d);
+    gelu_backward(rt, m->da.f_pre, a->f_pre, m->da.f, BT * I);
+    linear_backward(rt, m->da.h1, G->fc_w, G->fc_b, m->da.f_pre, a->h1, P->fc_w, BT, d, I);
+    layernorm_backward(rt, m->da.h1_pre, G->ln1_g, G->ln1_b, m->da.h1, a->h1_pre, a->h1_mean, a->h1_rstd, P->ln1_g,
+                       BT, d);
+    dropout_backward(rt, m->da.ao, m->da.h1_pre, BT * d, ph, m->seed, s0 + 1);
+    axpy(rt, dz_in, m->da.h1_pre, 1.0f, BT * d);
+    linear_backward(rt, m->da.attn_out, G->ao_w, G->ao_b, m->da.ao, a->attn_out, P->ao_w, BT, d, d);
+    attention_backward(rt, m->da.qkv, &m->da.att, m->da.attn_out, &a->att, mask, m->B, m->T, d, m->H, pa, m->seed,
+                       s0);
+    linear_backward(rt, dz_in, G->qkv_w, G->qkv_b, m->da.qkv, z_in, P->qkv_w, BT, d, 3 * d);
+    dmx_tensor t = dz;
+    dz = dz_in;
+    dz_in = t;
+  }
+  return dz;
+}
+
+/* ------------------------------------------------------------------ heads: shared pieces */
+
+/* Per-instance MLP of the mlp variant over `rows` input rows x (rows, d):
+ * out (N, rows, d) instance-major = LN_i(GELU(x W_i^T + b_i)). Saves pre-activations in a (N*rows, d),
+ * GELU outputs in g, stats in mean/rstd. */
+static void instance_mlp_forward(dmx_model *m, dmx_tensor out, dmx_tensor a, dmx_tensor g, dmx_tensor mean,
+                                 dmx_tensor rstd, dmx_tensor x, const instance_mlp *p, int rows) {
+  dmx_runtime *rt = m->rt;
+  int N = m->N, d = m->d;
+  size_t blk = (size_t)rows * d;
+  for (int i = 0; i < N; i++)
+    linear_forward(rt, sub(a, i * blk, blk), x, sub(p->w, (size_t)i * d * d, (size_t)d * d), sub(p->b, (size_t)i * d, d),
+                   rows, d, d, 0.0f);
+  gelu_forward(rt, g, a, N * rows * d);
+  for (int i = 0; i < N; i++)
+    layernorm_forward(rt, sub(out, i * blk, blk), sub(mean, (size_t)i * rows, rows), sub(rstd, (size_t)i * rows, rows),
+                      sub(g, i * blk, blk), sub(p->ln_g, (size_t)i * d, d), sub(p->ln_b, (size_t)i * d, d), rows, d,
+                      m->eps);
+}
+
+static void instance_mlp_backward(dmx_model *m, dmx_tensor dx, instance_mlp *gp, dmx_tensor da, dmx_tensor dg,
+                                  dmx_tensor dout, dmx_tensor a, dmx_tensor g, dmx_tensor mean, dmx_tensor rstd,
+                                  dmx_tensor x, const instance_mlp *p, int rows) {
+  dmx_runtime *rt = m->rt;
+  int N = m->N, d = m->d;
+  size_t blk = (size_t)rows * d;
+  for (int i = 0; i < N; i++)
+    layernorm_backward(rt, sub(dg, i * blk, blk), sub(gp->ln_g, (size_t)i * d, d), sub(gp->ln_b, (size_t)i * d, d),
+                       sub(dout, i * blk, blk), sub(g, i * blk, blk), sub(mean, (size_t)i * rows, rows),
+                       sub(rstd, (size_t)i * rows, rows), sub(p->ln_g, (size_t)i * d, d), rows, d);
+  gelu_backward(rt, da, a, dg, N * rows * d);
+  for (int i = 0; i < N; i++)
+    linear_backward(rt, dx, sub(gp->w, (size_t)i * d * d, (size_t)d * d), sub(gp->b, (size_t)i * d, d),
+                    sub(da, i * blk, blk), x, sub(p->w, (size_t)i * d * d, (size_t)d * d), rows, d, d);
+}
+
+/* The index heads' first layer on the prefix side: P (B*N, d) = Hp W1p^T where W1 = [W1p | W1h] is
+ * (d, 2d) and Hp gathers the prefix slots. */
+static void w1_left(dmx_model *m, dmx_tensor out, dmx_tensor x, dmx_tensor W1, int rows) {
+  dmx_gemm(m->rt, false, true, rows, m->d, m->d, 1.0f, x, m->d, W1, 2 * m->d, 0.0f, out, m->d);
+}
+static void w1_right(dmx_model *m, dmx_tensor out, dmx_tensor x, dmx_tensor W1, int rows) {
+  dmx_gemm(m->rt, false, true, rows, m->d, m->d, 1.0f, x, m->d, sub(W1, m->d, 0), 2 * m->d, 0.0f, out, m->d);
+}
+/* dW1 (left or right half) += dA^T x;  dx += dA W1half */
+static void w1_backward(dmx_model *m, dmx_tensor dx, dmx_tensor dW1, dmx_tensor dA, dmx_tensor x, dmx_tensor W1,
+                        int rows, bool right) {
+  size_t off = right ? (size_t)m->d : 0;
+  dmx_gemm(m->rt, true, false, m->d, m->d, rows, 1.0f, dA, m->d, x, m->d, 1.0f, sub(dW1, off, 0), 2 * m->d);
+  dmx_gemm(m->rt, false, false, rows, m->d, m->d, 1.0f, dA, m->d, sub(W1, off, 0), 2 * m->d, 1.0f, dx, m->d);
+}
+
+/* ------------------------------------------------------------------ task head */
+
+static void task_head_forward(dmx_model *m, bool train) {
+  dmx_runtime *rt = m->rt;
+  int d = m->d, B = m->B, N = m->N, T = m->T, C = m->C;
+  float ph = train ? m->p_hidden : 0.0f;
+  dmx_tensor H = encoder_output(m);
+  int rows = m->task_rows;
+  if (m->baseline) {
+    if (m->token) { /* RobertaForTokenClassification: dropout, classifier on every position */
+      dropout_forward(rt, m->hu, H, rows * d, ph, m->seed, stream(m, STREAM_HEAD_IN));
+      linear_forward(rt, m->logits, m->hu, m->p.out_w, m->p.out_b, rows, d, C, 0.0f);
+    } else { /* RobertaClassificationHead on <s>: dropout, dense, tanh, dropout, out_proj */
+      gather_rows_forward(rt, m->hc, H, m->head_c_idx, B, d);
+      dropout_forward(rt, m->hc, m->hc, B * d, ph, m->seed, stream(m, STREAM_HEAD_IN));
+      linear_forward(rt, m->ht_pre, m->hc, m->p.pre_w, m->p.pre_b, B, d, d, 0.0f);
+      tanh_forward(rt, m->ht, m->ht_pre, B * d);
+      dropout_forward(rt, m->hu, m->ht, B * d, ph, m->seed, stream(m, STREAM_HEAD_MID));
+      linear_forward(rt, m->logits, m->hu, m->p.out_w, m->p.out_b, B, d, C, 0.0f);
+    }
+    return;
+  }
+  if (m->index_demux) {
+    /* a = W1p p_i + W1h c + b1, c the CLS slot (sentence) or every position (token) */
+    gather_rows_forward(rt, m->hp, H, m->head_p_idx, B * N, d);
+    w1_left(m, m->hq, m->hp, m->p.dense_w, B * N); /* hq reused as P (B*N, d) */
+    if (m->token) {
+      w1_right(m, m->hc, H, m->p.dense_w, m->BT); /* Q (B*T, d) */
+      LAUNCH2(m, "pair_broadcast_add", d, rows, KA_T(m->ha), KA_T(m->hq), KA_T(m->hc), KA_T(m->p.dense_b), KA_I(B),
+              KA_I(N), KA_I(T), KA_I(d));
+    } else {
+      gather_rows_forward(rt, m->hperm, H, m->head_c_idx, B, d);
+      w1_right(m, m->hc, m->hperm, m->p.dense_w, B);
+      LAUNCH2(m, "group_broadcast_add", d, rows, KA_T(m->ha), KA_T(m->hq), KA_T(m->hc), KA_T(m->p.dense_b),
+              KA_I(rows), KA_I(N), KA_I(d));
+    }
+    gelu_forward(rt, m->hg, m->ha, rows * d);
+    layernorm_forward(rt, m->hu, m->hmean, m->hrstd, m->hg, m->p.hln_g, m->p.hln_b, rows, d, m->eps);
+    if (m->token) {
+      linear_forward(rt, m->logits, m->hu, m->p.out_w, m->p.out_b, rows, d, C, 0.0f);
+    } else { /* no LayerNorm before out_proj in the index sentence head (spec §1.9a) */
+      linear_forward(rt, m->ht_pre, m->hu, m->p.pre_w, m->p.pre_b, rows, d, d, 0.0f);
+      gelu_forward(rt, m->ht, m->ht_pre, rows * d);
+      linear_forward(rt, m->logits, m->ht, m->p.out_w, m->p.out_b, rows, d, C, 0.0f);
+    }
+    return;
+  }
+  /* mlp demux: per-instance MLP on dropout(H[b,0]) (sentence) or dropout(H) (token), computed
+   * instance-major (N, rows/N, d), then the shared dense -> GELU -> LN -> out_proj, and the
+   * logits swapped back to row order b*N+i. */
+  int in_rows = m->token ? m->BT : B;
+  if (m->token)
+    copy_forward(rt, m->hc, H, in_rows * d);
+  else
+    gather_rows_forward(rt, m->hc, H, m->head_c_idx, B, d);
+  dropout_forward(rt, m->hc, m->hc, in_rows * d, ph, m->seed, stream(m, STREAM_HEAD_IN));
+  instance_mlp_forward(m, m->hu, m->ha, m->hg, m->hmean, m->hrstd, m->hc, &m->p.mlp, in_rows);
+  linear_forward(rt, m->ht_pre, m->hu, m->p.pre_w, m->p.pre_b, rows, d, d, 0.0f);
+  gelu_forward(rt, m->ht, m->ht_pre, rows * d);
+  layernorm_forward(rt, m->hu2, m->hmean2, m->hrstd2, m->ht, m->p.pre_ln_g, m->p.pre_ln_b, rows, d, m->eps);
+  linear_forward(rt, m->hperm, m->hu2, m->p.out_w, m->p.out_b, rows, d, C, 0.0f); /* (N, B, [T,] C) */
+  swap01(m, m->logits, m->hperm, N, B, (m->token ? T : 1) * C, false);
+}
+
+static void task_head_backward(dmx_model *m, dmx_tensor dH, bool train) {
+  dmx_runtime *rt = m->rt;
+  int d = m->d, B = m->B, N = m->N, T = m->T, C = m->C;
+  float ph = train ? m->p_hidden : 0.0f;
+  dmx_tensor H = encoder_output(m);
+  int rows = m->task_rows;
+  dmx_tensor dlog = m->da.logits;
+  if (m->baseline) {
+    if (m->token) {
+      linear_backward(rt, m->da.hu, m->g.out_w, m->g.out_b, dlog, m->hu, m->p.out_w, rows, d, C);
+      dropout_backward(rt, dH, m->da.hu, rows * d, ph, m->seed, stream(m, STREAM_HEAD_IN));
+    } else {
+      linear_backward(rt, m->da.hu, m->g.out_w, m->g.out_b, dlog, m->hu, m->p.out_w, B, d, C);
+      dropout_backward(rt, m->da.ht, m->da.hu, B * d, ph, m->seed, stream(m, STREAM_HEAD_MID));
+      tanh_backward(rt, m->da.ht_pre, m->ht, m->da.ht, B * d);
+      linear_backward(rt, m->da.hc, m->g.pre_w, m->g.pre_b, m->da.ht_pre, m->hc, m->p.pre_w, B, d, d);
+      dropout_backward(rt, m->da.hq, m->da.hc, B * d, ph, m->seed, stream(m, STREAM_HEAD_IN));
+      gather_rows_backward(rt, dH, m->da.hq, m->head_c_idx, B, d);
+    }
+    return;
+  }
+  if (m->index_demux) {
+    if (m->token) {
+      linear_backward(rt, m->da.hu, m->g.out_w, m->g.out_b, dlog, m->hu, m->p.out_w, rows, d, C);
+    } else {
+      linear_backward(rt, m->da.ht, m->g.out_w, m->g.out_b, dlog, m->ht, m->p.out_w, rows, d, C);
+      gelu_backward(rt, m->da.ht_pre, m->ht_pre, m->da.ht, rows * d);
+      linear_backward(rt, m->da.hu, m->g.pre_w, m->g.pre_b, m->da.ht_pre, m->hu, m->p.pre_w, rows, d, d);
+    }
+    layernorm_backward(rt, m->da.hg, m->g.hln_g, m->g.hln_b, m->da.hu, m->hg, m->hmean, m->hrstd, m->p.hln_g, rows, d);
+    gelu_backward(rt, m->da.ha, m->ha, m->da.hg, rows * d);
+    bias_add_backward(rt, m->g.dense_b, m->da.ha, rows, d);
+    /* da.hq = dP (B*N, d); da.hc = dQ (B or B*T, d) */
+    if (m->token) {
+      LAUNCH2(m, "pair_sum_p_backward", d, B * N, KA_T(m->da.hq), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
+      LAUNCH2(m, "pair_sum_q_backward", d, m->BT, KA_T(m->da.hc), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
+      w1_backward(m, dH, m->g.dense_w, m->da.hc, H, m->p.dense_w, m->BT, true);
+    } else {
+      axpy(rt, m->da.hq, m->da.ha, 1.0f, rows * d);
+      LAUNCH2(m, "group_sum_backward", d, B, KA_T(m->da.hc), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(d));
+      w1_backward(m, m->da.hperm, m->g.dense_w, m->da.hc, m->hperm, m->p.dense_w, B, true);
+      gather_rows_backward(rt, dH, m->da.hperm, m->head_c_idx, B, d);
+    }
+    w1_backward(m, m->da.hp, m->g.dense_w, m->da.hq, m->hp, m->p.dense_w, B * N, false);
+    gather_rows_backward(rt, dH, m->da.hp, m->head_p_idx, B * N, d);
+    return;
+  }
+  int in_rows = m->token ? m->BT : B;
+  swap01(m, m->da.hperm, dlog, B, N, (m->token ? T : 1) * C, false);
+  linear_backward(rt, m->da.hu2, m->g.out_w, m->g.out_b, m->da.hperm, m->hu2, m->p.out_w, rows, d, C);
+  layernorm_backward(rt, m->da.ht, m->g.pre_ln_g, m->g.pre_ln_b, m->da.hu2, m->ht, m->hmean2, m->hrstd2,
+                     m->p.pre_ln_g, rows, d);
+  gelu_backward(rt, m->da.ht_pre, m->ht_pre, m->da.ht, rows * d);
+  linear_backward(rt, m->da.hu, m->g.pre_w, m->g.pre_b, m->da.ht_pre, m->hu, m->p.pre_w, rows, d, d);
+  instance_mlp_backward(m, m->da.hc, &m->g.mlp, m->da.ha, m->da.hg, m->da.hu, m->ha, m->hg, m->hmean, m->hrstd, m->hc,
+                        &m->p.mlp, in_rows);
+  if (m->token) {
+    dropout_backward(rt, dH, m->da.hc, in_rows * d, ph, m->seed, stream(m, STREAM_HEAD_IN));
+  } else {
+    dropout_backward(rt, m->da.hq, m->da.hc, in_rows * d, ph, m->seed, stream(m, STREAM_HEAD_IN));
+    gather_rows_backward(rt, dH, m->da.hq, m->head_c_idx, B, d);
+  }
+}
+
+/* ------------------------------------------------------------------ retrieval head */
+
+/* Forward and backward together: the vocabulary logits are the loss's own input, so each block of
+ * rows is projected, scored and differentiated at once and never held whole. */
+static void retrieval_head(dmx_model *m, dmx_tensor dH, bool train) {
+  dmx_runtime *rt = m->rt;
+  int d = m->d, N = m->N, B = m->B, V = m->V, S = m->S;
+  float ph = train ? m->p_hidden : 0.0f;
+  dmx_tensor H = encoder_output(m);
+  dmx_tensor hidx = sub(m->r_hidx, 0, S);
+  gather_rows_forward(rt, m->rs_h, H, hidx, S, d);
+  dmx_tensor u; /* (S, d): the representation the decoder reads */
+  if (m->index_demux) {
+    gather_rows_forward(rt, m->hp, H, m->head_p_idx, B * N, d);
+    w1_left(m, m->rp, m->hp, m->p.r_dense_w, B * N);
+    w1_right(m, m->rq, m->rs_h, m->p.r_dense_w, S);
+    LAUNCH2(m, "indexed_add", d, S, KA_T(m->ra), KA_T(m->rp), KA_T(m->r_pidx), KA_T(m->rq), KA_T(m->p.r_dense_b),
+            KA_I(S), KA_I(d));
+    gelu_forward(rt, m->rg, m->ra, S * d);
+    layernorm_forward(rt, m->ru, m->rmean, m->rrstd, m->rg, m->p.r_ln_g, m->p.r_ln_b, S, d, m->eps);
+    u = m->ru;
+  } else {
+    dropout_forward(rt, m->rs_h, m->rs_h, S * d, ph, m->seed, stream(m, STREAM_RETR_IN));
+    instance_mlp_forward(m, m->rsel_all, m->ra, m->rg, m->rmean, m->rrstd, m->rs_h, &m->p.r_mlp, S);
+    gather_rows_forward(rt, m->ru, m->rsel_all, m->r_sel, S, d); /* instance k_s of row s */
+    linear_forward(rt, m->rpre, m->ru, m->p.r_pre_w, m->p.r_pre_b, S, d, d, 0.0f);
+    gelu_forward(rt, m->rpre_g, m->rpre, S * d);
+    layernorm_forward(rt, m->ru2, m->rmean2, m->rrstd2, m->rpre_g, m->p.r_pre_ln_g, m->p.r_pre_ln_b, S, d, m->eps);
+    u = m->ru2;
+  }
+  dmx_tensor du = m->index_demux ? m->da.ru : m->da.ru2;
+  float scale = train ? m->retr_coeff / (float)(S > 0 ? S : 1) : 0.0f;
+  for (int s0 = 0; s0 < S; s0 += RETRIEVAL_BLOCK_ROWS) {
+    int rows = S - s0 < RETRIEVAL_BLOCK_ROWS ? S - s0 : RETRIEVAL_BLOCK_ROWS;
+    dmx_tensor ub = sub(u, (size_t)s0 * d, (size_t)rows * d);
+    linear_forward(rt, m->rlogits, ub, m->p.r_dec_w, m->p.r_dec_b, rows, d, V, 0.0f);
+    softmax_xent_forward_backward(rt, sub(m->r_losses, s0, rows), sub(m->r_preds, s0, rows),
+                                  train ? m->rdlogits : none(), m->rlogits, sub(m->r_targets, s0, rows), rows, V, scale);
+    if (train)
+      linear_backward(rt, sub(du, (size_t)s0 * d, (size_t)rows * d), m->g.r_dec_w, m->g.r_dec_b, m->rdlogits, ub,
+                      m->p.r_dec_w, rows, d, V);
+  }
+  reduce_sum(rt, m->r_sum, m->r_losses, S);
+  if (!train) return;
+  if (m->index_demux) {
+    layernorm_backward(rt, m->da.rg, m->g.r_ln_g, m->g.r_ln_b, m->da.ru, m->rg, m->rmean, m->rrstd, m->p.r_ln_g, S, d);
+    gelu_backward(rt, m->da.ra, m->ra, m->da.rg, S * d);
+    bias_add_backward(rt, m->g.r_dense_b, m->da.ra, S, d);
+    /* dP rows collide (several positions pick the same instance): bucketed sum, no atomics */
+    embedding_table_backward(rt, m->da.rp, m->da.ra, &m->bkd_rp, m->bk_rp.n_unique, d);
+    w1_backward(m, m->da.rs_h, m->g.r_dense_w, m->da.ra, m->rs_h, m->p.r_dense_w, S, true);
+    w1_backward(m, m->da.rhp, m->g.r_dense_w, m->da.rp, m->hp, m->p.r_dense_w, B * N, false);
+    gather_rows_backward(rt, dH, m->da.rhp, m->head_p_idx, B * N, d);
+    gather_rows_backward(rt, dH, m->da.rs_h, hidx, S, d);
+  } else {
+    layernorm_backward(rt, m->da.rpre_g, m->g.r_pre_ln_g, m->g.r_pre_ln_b, m->da.ru2, m->rpre_g, m->rmean2, m->rrstd2,
+                       m->p.r_pre_ln_g, S, d);
+    gelu_backward(rt, m->da.rpre, m->rpre, m->da.rpre_g, S * d);
+    linear_backward(rt, m->da.ru, m->g.r_pre_w, m->g.r_pre_b, m->da.rpre, m->ru, m->p.r_pre_w, S, d, d);
+    gather_rows_backward(rt, m->da.rsel_all, m->da.ru, m->r_sel, S, d);
+    instance_mlp_backward(m, m->da.rq, &m->g.r_mlp, m->da.ra, m->da.rg, m->da.rsel_all, m->ra, m->rg, m->rmean,
+                          m->rrstd, m->rs_h, &m->p.r_mlp, S);
+    dropout_backward(rt, m->da.rs_h, m->da.rq, S * d, ph, m->seed, stream(m, STREAM_RETR_IN));
+    gather_rows_backward(rt, dH, m->da.rs_h, hidx, S, d);
+  }
+}
+
+/* ------------------------------------------------------------------ step */
+
+void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t step) {
+  dmx_runtime *rt = m->rt;
+  m->step = step;
+  m->has_task = m->task_coeff > 0 || !train;
+  m->has_retrieval = !m->baseline && m->retr_coeff > 0 && bt->retrieval_targets != NULL;
+  upload_inputs(m, bt);
+  if (train) {
+    dmx_arena_zero(&m->grads);
+    dmx_arena_zero(&m->dacts);
+  }
+  embed_forward(m, train);
+  encoder_forward(m, train);
+  /* dH: gradient of the encoder output; z_a starts the encoder backward chain */
+  dmx_tensor dH = m->da.z_a;
+  if (m->has_task) {
+    task_head_forward(m, train);
+    float scale = train ? m->task_coeff / (float)(m->task_count > 0 ? m->task_count : 1) : 0.0f;
+    softmax_xent_forward_backward(rt, m->task_losses, m->preds, train ? m->da.logits : none(), m->logits, m->labels,
+                                  m->task_rows, m->C, scale);
+    reduce_sum(rt, m->task_sum, m->task_losses, m->task_rows);
+    if (train) task_head_backward(m, dH, train);
+  }
+  if (m->has_retrieval && m->S > 0) retrieval_head(m, dH, train);
+  if (!train) return;
+  dmx_tensor dz0 = encoder_backward(m, dH, train);
+  embed_backward(m, dz0, train);
+}
+
+void dmx_model_update(dmx_model *m, float lr, int t) {
+  dmx_train_config *tc = &m->e.train;
+  dmx_tensor g = {m->grads.bufs[0], 0, m->trainable_floats};
+  dmx_tensor p = {m->params.bufs[0], 0, m->trainable_floats};
+  dmx_tensor mm = {m->adam_m.bufs[0], 0, m->trainable_floats};
+  dmx_tensor vv = {m->adam_v.bufs[0], 0, m->trainable_floats};
+  if (m->params.n_buffers > 1 && m->params.used[0] < m->trainable_floats)
+    dmx_die("parameters span several device buffers; the optimizer needs the trainable ones in one");
+  if (tc->max_grad_norm > 0) global_norm(m->rt, m->norm, m->norm_partial, g, m->trainable_floats);
+  adamw_update(m->rt, p, g, mm, vv, m->trainable_floats, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps,
+               tc->weight_decay, m->decay_mask, t, m->norm, tc->max_grad_norm);
+}
+
+dmx_step_stats dmx_model_stats(dmx_model *m) {
+  dmx_step_stats st = {0};
+  float sums[2] = {0, 0};
+  if (m->has_task) dmx_download(m->rt, &sums[0], m->task_sum, sizeof(float));
+  if (m->has_retrieval && m->S > 0) dmx_download(m->rt, &sums[1], m->r_sum, sizeof(float));
+  st.task_count = m->has_task ? m->task_count : 0;
+  st.retrieval_count = m->has_retrieval ? m->S : 0;
+  st.task_loss = st.task_count ? sums[0] / (float)st.task_count : 0.0f;
+  st.retrieval_loss = st.retrieval_count ? sums[1] / (float)st.retrieval_count : 0.0f;
+  st.loss = m->task_coeff * st.task_loss + m->retr_coeff * st.retrieval_loss;
+  if (st.task_count) {
+    int32_t *pred = dmx_malloc((size_t)m->task_rows * sizeof(int32_t));
+    dmx_download(m->rt, pred, m->preds, (size_t)m->task_rows * sizeof(int32_t));
+    for (int r = 0; r < m->task_rows; r++)
+      if (m->h_task_targets[r] != -100 && pred[r] == m->h_task_targets[r]) st.task_correct++;
+    free(pred);
+  }
+  if (st.retrieval_count) {
+    int32_t *pred = dmx_malloc((size_t)m->S * sizeof(int32_t));
+    dmx_download(m->rt, pred, m->r_preds, (size_t)m->S * sizeof(int32_t));
+    for (int s = 0; s < m->S; s++) st.retrieval_correct += pred[s] == m->h_targets[s];
+    free(pred);
+  }
+  return st;
+}
+
+void dmx_model_predictions(dmx_model *m, int32_t *out) {
+  dmx_download(m->rt, out, m->preds, (size_t)m->task_rows * sizeof(int32_t));
+}
+
+void dmx_model_logits(dmx_model *m, float *out) {
+  dmx_download(m->rt, out, m->logits, (size_t)m->task_rows * m->C * sizeof(float));
+}

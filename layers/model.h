@@ -1,0 +1,87 @@
+/* The DataMUX model (docs/datamux-spec.md §1): the one module that composes the layers.
+ * Parameters live in one arena (trainable tensors first, frozen ones after, so AdamW runs over one
+ * flat prefix); gradients and the two Adam moments mirror the trainable prefix exactly. */
+#ifndef DMX_LAYERS_MODEL_H
+#define DMX_LAYERS_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "host/config.h"
+#include "host/runtime.h"
+#include "layers/embedding.h"
+
+#define DMX_MAX_PARAMS 512
+
+typedef enum { INIT_NORMAL, INIT_ZEROS, INIT_ONES, INIT_INSTANCES } dmx_param_init;
+
+typedef struct {
+  char name[128];  /* the original (Hugging Face) parameter name, spec §6.3 */
+  char alias[128]; /* a second name for the same storage (tied biases), or "" */
+  int ndim;
+  int shape[3];
+  size_t n;
+  bool trainable;
+  dmx_tensor *base;      /* the model's tensor this parameter is a view into */
+  dmx_tensor *grad_base; /* its gradient mirror (trainable only) */
+  size_t sub_off;        /* element offset of the view inside base */
+  dmx_param_init init;
+  int padding_row;       /* embedding row kept at zero (padding_idx), or -1 */
+} dmx_param;
+/* The parameter's device tensor (valid after the model is created). */
+dmx_tensor dmx_param_tensor(const dmx_param *p);
+dmx_tensor dmx_param_grad(const dmx_param *p);
+
+/* One step's inputs, built on the host by data/batch.c (ids and labels in; nothing else moves). */
+typedef struct {
+  const int32_t *ids;        /* (B*N, T) as the first embedding pass sees them (prefix applied) */
+  const int32_t *positions;  /* (B*N, T) pad-aware position ids */
+  const int32_t *labels;     /* sentence: (B*N); token: (B*N, T) aligned to T, -100 ignored */
+  const int32_t *retrieval_instance; /* (B, T) instance k for each muxed position, or NULL */
+  const int32_t *retrieval_targets;  /* (B, T) target ids, -100 ignored, or NULL */
+} dmx_batch_view;
+
+typedef struct dmx_model dmx_model;
+
+typedef struct {
+  float loss, task_loss, retrieval_loss;
+  int task_count, retrieval_count;       /* rows scored in this step */
+  int task_correct, retrieval_correct;   /* argmax hits */
+} dmx_step_stats;
+
+/* B = groups per step, T = sequence length as the encoder sees it (L + N + 1 for index demux).
+ * num_labels: classes of the task head; token_task: per-token labels (NER). */
+dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int T, int num_labels, bool token_task,
+                            dmx_error *err);
+void dmx_model_free(dmx_model *m);
+
+/* Parameter registry: for checkpoints and tests. */
+int dmx_model_num_params(const dmx_model *m);
+const dmx_param *dmx_model_param(const dmx_model *m, int i);
+const dmx_param *dmx_model_find_param(const dmx_model *m, const char *name);
+size_t dmx_model_trainable_floats(const dmx_model *m);
+size_t dmx_model_device_bytes(const dmx_model *m);
+
+/* Initialises parameters as Hugging Face does (normal(0, 0.02) weights, zero biases, unit LN,
+ * zero padding rows) and the instance vectors from the experiment's seed. */
+void dmx_model_init_params(dmx_model *m, uint64_t seed);
+
+/* Runs forward (and, when train, backward into the gradient arena) for one batch.
+ * train: dropout on, gradients computed. Nothing is read back. */
+void dmx_model_step(dmx_model *m, const dmx_batch_view *batch, bool train, uint64_t step);
+/* AdamW with global-norm clipping over the flat trainable parameters. t counts from 1. */
+void dmx_model_update(dmx_model *m, float lr, int t);
+/* Reads back the last step's losses and accuracies (a host round trip: log intervals only). */
+dmx_step_stats dmx_model_stats(dmx_model *m);
+/* Reads back task predictions (B*N) or (B*N, T) argmax ids of the last step. */
+void dmx_model_predictions(dmx_model *m, int32_t *out);
+/* Reads back task logits of the last step: (B*N, C) or (B*N, T, C). */
+void dmx_model_logits(dmx_model *m, float *out);
+
+dmx_runtime *dmx_model_runtime(const dmx_model *m);
+int dmx_model_B(const dmx_model *m);
+int dmx_model_T(const dmx_model *m);
+int dmx_model_N(const dmx_model *m);
+int dmx_model_num_labels(const dmx_model *m);
+
+#endif

@@ -1,0 +1,42 @@
+/* AdamW and global-norm gradient clipping over the flat parameter arena, on the device. */
+#include "layers/optim.h"
+
+#include <math.h>
+
+/* Stage-1 work-groups of the norm. Fixed (not device-dependent) so the scratch size is a constant;
+ * 512 x 256 lanes keep every lane's share of a 200M-float gradient near 1500 elements. */
+#define NORM_GROUPS 512
+
+static size_t reduce_local(dmx_runtime *rt) {
+  size_t l = 256;
+  while (l > rt->info.max_work_group && l > 1) l >>= 1;
+  return l;
+}
+
+size_t global_norm_partial_floats(void) { return NORM_GROUPS; }
+
+/* norm_out (1) = |g (n)|_2; partial (NORM_GROUPS) scratch */
+void global_norm(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, dmx_tensor g, size_t n) {
+  size_t L = reduce_local(rt), glob = NORM_GROUPS * L;
+  dmx_launch(rt, dmx_kernel(rt, "optim.cl", "sumsq_partial"), 1, &glob, &L, KA_T(partial), KA_T(g), KA_UL(n),
+             KA_LOCAL(L * sizeof(float)));
+  dmx_launch(rt, dmx_kernel(rt, "optim.cl", "sqrt_sum_final"), 1, &L, &L, KA_T(norm_out), KA_T(partial),
+             KA_I(NORM_GROUPS), KA_LOCAL(L * sizeof(float)));
+}
+
+/* p, g, m, v, decay_mask (n); norm (1) read only when max_norm > 0 */
+void adamw_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, dmx_tensor m, dmx_tensor v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, dmx_tensor decay_mask, int t,
+                  dmx_tensor norm, float max_norm) {
+  if (t < 1) dmx_die("adamw_update: step %d, but steps count from 1 (bias correction divides by 1 - beta1^t)", t);
+  /* scalars of the step in double on the host, as Python computes them */
+  double step_size = lr * sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t));
+  float decay = lr * weight_decay;
+  int has_mask = decay_mask.buf != NULL;
+  dmx_tensor mask = has_mask ? decay_mask : g; /* unused placeholders must still be valid buffers */
+  dmx_tensor nt = max_norm > 0 ? norm : g;
+  size_t L = reduce_local(rt);
+  dmx_launch(rt, dmx_kernel(rt, "optim.cl", "adamw_step"), 1, &n, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v), KA_T(mask),
+             KA_T(nt), KA_UL(n), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay),
+             KA_I(has_mask), KA_F(max_norm));
+}
