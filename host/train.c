@@ -408,6 +408,7 @@ int dmx_run_experiment(const dmx_experiment *e) {
       teardown(&t);
       return 1;
     }
+    dmx_model_print_profile(t.model, stdout);
     printf("trained %d steps in %.1f s: %.1f instances/s (%.3f s/step)\n", step, train_seconds, inst_per_s,
            step ? train_seconds / step : 0);
   } else if (t.have_dev) {

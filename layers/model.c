@@ -105,7 +105,32 @@ struct dmx_model {
   int32_t *h_task_targets;
   uint64_t step;
   uint32_t seed;
+  /* DATAMUX_PROFILE=1: wall time per phase, measured by finishing the queue at phase ends */
+  bool profile;
+  double phase_seconds[16], phase_mark;
 };
+
+static const char *phase_names[] = {"upload", "embed+mux fwd", "encoder fwd", "task head fwd+bwd", "retrieval head",
+                                    "encoder bwd", "embed+mux bwd", "optimizer"};
+enum { PH_UPLOAD, PH_EMBED_FWD, PH_ENC_FWD, PH_TASK, PH_RETR, PH_ENC_BWD, PH_EMBED_BWD, PH_OPT, PH_COUNT };
+
+static void phase_end(dmx_model *m, int ph) {
+  if (!m->profile) return;
+  dmx_finish(m->rt);
+  double now = dmx_now_seconds();
+  m->phase_seconds[ph] += now - m->phase_mark;
+  m->phase_mark = now;
+}
+
+void dmx_model_print_profile(const dmx_model *m, FILE *f) {
+  if (!m->profile) return;
+  double total = 0;
+  for (int i = 0; i < PH_COUNT; i++) total += m->phase_seconds[i];
+  fprintf(f, "profile (DATAMUX_PROFILE=1, queue finished after each phase):\n");
+  for (int i = 0; i < PH_COUNT; i++)
+    fprintf(f, "  %-20s %8.3f s  %5.1f%%\n", phase_names[i], m->phase_seconds[i],
+            total > 0 ? 100.0 * m->phase_seconds[i] / total : 0.0);
+}
 
 /* ------------------------------------------------------------------ small launch helpers */
 
@@ -508,6 +533,8 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
   m->p_attn = e->model.attention_dropout;
   m->eps = e->model.layer_norm_eps;
   m->seed = (uint32_t)e->train.seed;
+  const char *prof = getenv("DATAMUX_PROFILE");
+  m->profile = prof && *prof && strcmp(prof, "0") != 0;
   if (m->nl > MAX_LAYERS || m->N > MAX_INSTANCES) {
     dmx_fail(err, "%d layers and N = %d: at most %d layers and %d instances are supported", m->nl, m->N, MAX_LAYERS,
              MAX_INSTANCES);
@@ -1097,13 +1124,20 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   m->step = step;
   m->has_task = m->task_coeff > 0 || !train;
   m->has_retrieval = !m->baseline && m->retr_coeff > 0 && bt->retrieval_targets != NULL;
+  if (m->profile) {
+    dmx_finish(rt);
+    m->phase_mark = dmx_now_seconds();
+  }
   upload_inputs(m, bt);
   if (train) {
     dmx_arena_zero(&m->grads);
     dmx_arena_zero(&m->dacts);
   }
+  phase_end(m, PH_UPLOAD);
   embed_forward(m, train);
+  phase_end(m, PH_EMBED_FWD);
   encoder_forward(m, train);
+  phase_end(m, PH_ENC_FWD);
   /* dH: gradient of the encoder output; z_a starts the encoder backward chain */
   dmx_tensor dH = m->da.z_a;
   if (m->has_task) {
@@ -1114,10 +1148,14 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
     reduce_sum(rt, m->task_sum, m->task_losses, m->task_rows);
     if (train) task_head_backward(m, dH, train);
   }
+  phase_end(m, PH_TASK);
   if (m->has_retrieval && m->S > 0) retrieval_head(m, dH, train);
+  phase_end(m, PH_RETR);
   if (!train) return;
   dmx_tensor dz0 = encoder_backward(m, dH, train);
+  phase_end(m, PH_ENC_BWD);
   embed_backward(m, dz0, train);
+  phase_end(m, PH_EMBED_BWD);
 }
 
 void dmx_model_update(dmx_model *m, float lr, int t) {
@@ -1131,6 +1169,7 @@ void dmx_model_update(dmx_model *m, float lr, int t) {
   if (tc->max_grad_norm > 0) global_norm(m->rt, m->norm, m->norm_partial, g, m->trainable_floats);
   adamw_update(m->rt, p, g, mm, vv, m->trainable_floats, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps,
                tc->weight_decay, m->decay_mask, t, m->norm, tc->max_grad_norm);
+  phase_end(m, PH_OPT);
 }
 
 dmx_step_stats dmx_model_stats(dmx_model *m) {

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "host/config.h"
 #include "host/runtime.h"
@@ -78,6 +79,8 @@ void dmx_model_predictions(dmx_model *m, int32_t *out);
 /* Reads back task logits of the last step: (B*N, C) or (B*N, T, C). */
 void dmx_model_logits(dmx_model *m, float *out);
 
+/* With DATAMUX_PROFILE=1 set: seconds per phase so far (forward, backward, heads, optimizer). */
+void dmx_model_print_profile(const dmx_model *m, FILE *f);
 dmx_runtime *dmx_model_runtime(const dmx_model *m);
 int dmx_model_B(const dmx_model *m);
 int dmx_model_T(const dmx_model *m);

@@ -28,13 +28,15 @@ What is modelled (spec section in brackets):
 Expectations are computed in float64 from the float32 parameters stored in the fixture.
 """
 import argparse
+import json
 import math
 import os
+import struct
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file
 
 PAD, BOS, EOS = 1, 0, 2
 LN_EPS = 1e-5
@@ -603,6 +605,29 @@ def build(c):
     return model, raw, ids, labels, k, t
 
 
+def save_deterministic(path, tensors, meta):
+    """safetensors file with a reproducible byte layout (the library serialises metadata in hash
+    order): metadata keys sorted, tensors sorted by name, header padded with spaces to 8 bytes."""
+    dt = {torch.float32: "F32", torch.int32: "I32"}
+    header = {"__metadata__": dict(sorted(meta.items()))}
+    blobs, off = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        b = t.numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dt[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    back = load_file(path)  # the reference library must read it back identically
+    assert back.keys() == tensors.keys() and all(torch.equal(back[k], tensors[k]) for k in back)
+
+
 def case_fixture(name, c):
     model, raw, ids, labels, k, t = build(c)
     canon = tied_names(model)
@@ -665,11 +690,11 @@ def case_fixture(name, c):
     }
     meta = {key: str(v) for key, v in meta.items()}
     path = os.path.join(OUT_DIR, name + ".safetensors")
-    save_file(out, path, metadata=meta)
+    save_deterministic(path, out, meta)
     size = os.path.getsize(path)
     assert size < 1 << 20, f"{path}: {size} bytes"
     print(f"{name}: {size} bytes, loss {losses[0]:.6f} -> {losses[-1]:.6f}, "
-          f"task {float(res['task_loss']):.6f} retrieval {float(res['retrieval_loss']):.6f}")
+          f"task {float(res['task_loss'].detach()):.6f} retrieval {float(res['retrieval_loss'].detach()):.6f}")
     return model, ids, labels, k, t
 
 

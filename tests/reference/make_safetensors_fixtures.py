@@ -34,6 +34,7 @@ def tiny():
     }
     meta = {"format": "pt", "note": 'quote " backslash \\ unicode \u00fcn\u00ef \U0001F600'}
     save_file(t, os.path.join(OUT, "tiny.safetensors"), metadata=meta)
+    os.chmod(os.path.join(OUT, "tiny.safetensors"), 0o644)
 
 
 def raw(name, header, data=b"", hlen=None):
