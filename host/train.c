@@ -444,11 +444,3 @@ int dmx_run_eval(const dmx_experiment *e) {
   teardown(&t);
   return 0;
 }
-
-int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out) {
-  (void)e;
-  (void)in;
-  (void)out;
-  fprintf(stderr, "datamux predict: not implemented yet\n");
-  return 2;
-}
