@@ -18,7 +18,7 @@ static const command commands[] = {
     {"train", cmd_train, "train: train EXP.yaml [flags]"},
     {"eval", cmd_eval, "evaluate: eval EXP.yaml --model_path RUN [flags]"},
     {"predict", cmd_predict, "predict labels for stdin lines: predict --model_path RUN --task T"},
-    {"bench", cmd_bench, "benchmarks: bench [EXP.yaml] [--gemm] [--train] [-N list]"},
+    {"bench", cmd_bench, "benchmarks: bench --gemm | --build | EXP.yaml [-N list] (see bench --help)"},
 };
 
 static void usage(FILE *f) {

@@ -204,12 +204,17 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
   if (log)
     fprintf(log, "device: [%d] %s (%s, %s; %s)\n", idx, rt->info.name, type_name(rt->info.type),
             rt->info.platform_name, why);
-  dmx_error err;
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/clblast", dmx_cache_dir());
-  int applied = dmx_gemm_load_tuning(rt, dir, &err);
-  if (applied < 0) dmx_die("%s (delete or fix the file to continue)", err.msg);
-  if (applied > 0 && log) fprintf(log, "applied %d tuned CLBlast parameter set(s) from %s\n", applied, dir);
+  const char *no_tuning = getenv("DATAMUX_NO_TUNING");
+  if (!(no_tuning && *no_tuning && strcmp(no_tuning, "0") != 0)) {
+    dmx_error err;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/clblast", dmx_cache_dir());
+    int applied = dmx_gemm_load_tuning(rt, dir, &err);
+    if (applied < 0) dmx_die("%s (delete or fix the file, or set DATAMUX_NO_TUNING=1, to continue)", err.msg);
+    if (applied > 0 && log)
+      fprintf(log, "applied %d tuned CLBlast parameter set(s) from %s/<device> (DATAMUX_NO_TUNING=1 ignores them)\n",
+              applied, dir);
+  }
   return rt;
 }
 
