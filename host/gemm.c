@@ -172,6 +172,8 @@ int dmx_gemm_apply_tuning_file(dmx_runtime *rt, const char *path, dmx_error *err
     kernel = "XgemmDirect";
   else if (!strncmp(family, "xgemm", 5))
     kernel = "Xgemm";
+  else if (strstr(family, "gemm_routine") || strstr(family, "routine_xgemm"))
+    kernel = "GemmRoutine"; /* XGEMM_MIN_INDIRECT_SIZE: where the direct kernel hands over */
   else
     return 0; /* other routines' tuning is not ours to apply */
   const char *names[32];

@@ -573,6 +573,7 @@ void dmx_upload(dmx_runtime *rt, dmx_tensor t, const void *src, size_t bytes) {
   CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_TRUE, t.off * 4, bytes, src, 0, NULL, NULL));
 }
 
+/* The caller guarantees src outlives the write (see dmx_stager for per-step inputs). */
 void dmx_upload_async(dmx_runtime *rt, dmx_tensor t, const void *src, size_t bytes) {
   if (bytes == 0) return;
   CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, src, 0, NULL, NULL));
@@ -589,6 +590,52 @@ void dmx_fill(dmx_runtime *rt, dmx_tensor t, float value) {
 }
 
 void dmx_finish(dmx_runtime *rt) { CL_CHECK(clFinish(rt->queue)); }
+
+void dmx_stager_init(dmx_stager *s, size_t capacity_bytes) {
+  memset(s, 0, sizeof *s);
+  s->cap = capacity_bytes;
+  s->slot[0] = dmx_malloc(capacity_bytes);
+  s->slot[1] = dmx_malloc(capacity_bytes);
+}
+
+void dmx_stager_begin(dmx_runtime *rt, dmx_stager *s) {
+  (void)rt;
+  s->current ^= 1;
+  s->used = 0;
+  if (s->done[s->current]) {
+    CL_CHECK(clWaitForEvents(1, &s->done[s->current]));
+    CL_CHECK(clReleaseEvent(s->done[s->current]));
+    s->done[s->current] = NULL;
+  }
+}
+
+void dmx_stager_upload(dmx_runtime *rt, dmx_stager *s, dmx_tensor t, const void *src, size_t bytes) {
+  if (bytes == 0) return;
+  size_t aligned = (bytes + 63) / 64 * 64;
+  if (s->used + aligned > s->cap)
+    dmx_die("staging slot overflow: %zu + %zu bytes > %zu (a program bug: size the stager for a step's inputs)",
+            s->used, bytes, s->cap);
+  unsigned char *dst = s->slot[s->current] + s->used;
+  memcpy(dst, src, bytes);
+  s->used += aligned;
+  CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, dst, 0, NULL, NULL));
+}
+
+void dmx_stager_end(dmx_runtime *rt, dmx_stager *s) {
+  if (s->done[s->current]) CL_CHECK(clReleaseEvent(s->done[s->current]));
+  CL_CHECK(clEnqueueMarkerWithWaitList(rt->queue, 0, NULL, &s->done[s->current]));
+}
+
+void dmx_stager_free(dmx_stager *s) {
+  for (int i = 0; i < 2; i++) {
+    if (s->done[i]) {
+      clWaitForEvents(1, &s->done[i]);
+      clReleaseEvent(s->done[i]);
+    }
+    free(s->slot[i]);
+  }
+  memset(s, 0, sizeof *s);
+}
 
 dmx_tensor dmx_buffer_create(dmx_runtime *rt, size_t n_floats) {
   cl_int st;

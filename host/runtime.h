@@ -134,6 +134,23 @@ void dmx_upload_async(dmx_runtime *rt, dmx_tensor t, const void *src, size_t byt
 void dmx_fill(dmx_runtime *rt, dmx_tensor t, float value);
 void dmx_finish(dmx_runtime *rt);
 
+/* Per-step uploads without a per-step sync: the host copies each step's inputs into one of two
+ * staging slots and enqueues non-blocking writes from there. Before a slot is refilled (two steps
+ * later), dmx_stager_begin waits for the event that marked the end of its previous writes, which
+ * the in-order queue reached long before. So the caller may refill its own arrays at once. */
+typedef struct {
+  unsigned char *slot[2];
+  size_t cap, used;
+  int current;
+  cl_event done[2];
+} dmx_stager;
+void dmx_stager_init(dmx_stager *s, size_t capacity_bytes);
+void dmx_stager_begin(dmx_runtime *rt, dmx_stager *s);
+/* Copies src into the current slot and enqueues the write into t. */
+void dmx_stager_upload(dmx_runtime *rt, dmx_stager *s, dmx_tensor t, const void *src, size_t bytes);
+void dmx_stager_end(dmx_runtime *rt, dmx_stager *s);
+void dmx_stager_free(dmx_stager *s);
+
 /* A standalone device buffer for tests and tools, as a tensor at offset 0. */
 dmx_tensor dmx_buffer_create(dmx_runtime *rt, size_t n_floats);
 void dmx_buffer_release(dmx_tensor t);

@@ -64,13 +64,11 @@ void embedding_buckets_free(embedding_buckets *bk) {
   memset(bk, 0, sizeof *bk);
 }
 
-/* Non-blocking: the bucket struct owns the host arrays, which must not be rebuilt before the queue
- * has run these copies (one build per step, with a queue sync per step, satisfies this). */
-void embedding_buckets_upload(dmx_runtime *rt, embedding_buckets_dev *dev, const embedding_buckets *bk) {
+void embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets_dev *dev, const embedding_buckets *bk) {
   int nu = bk->n_unique, nrows = bk->starts[nu];
-  dmx_upload_async(rt, dev->unique_ids, bk->unique_ids, (size_t)nu * sizeof(int));
-  dmx_upload_async(rt, dev->starts, bk->starts, ((size_t)nu + 1) * sizeof(int));
-  dmx_upload_async(rt, dev->rows, bk->rows, (size_t)nrows * sizeof(int));
+  dmx_stager_upload(rt, st, dev->unique_ids, bk->unique_ids, (size_t)nu * sizeof(int));
+  dmx_stager_upload(rt, st, dev->starts, bk->starts, ((size_t)nu + 1) * sizeof(int));
+  dmx_stager_upload(rt, st, dev->rows, bk->rows, (size_t)nrows * sizeof(int));
 }
 
 /* dtable (table, d) += per-bucket row sums of dout (R, d). */

@@ -28,7 +28,8 @@ void embedding_buckets_free(embedding_buckets *bk);
 typedef struct {
   dmx_tensor unique_ids, starts, rows;
 } embedding_buckets_dev;
-void embedding_buckets_upload(dmx_runtime *rt, embedding_buckets_dev *dev, const embedding_buckets *bk);
+/* Enqueues the copies through the step's staging slot, so bk may be rebuilt at once. */
+void embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets_dev *dev, const embedding_buckets *bk);
 
 /* dtable[id] (d) += sum over the bucket's rows of dout (R, d) rows. */
 void embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor dout, const embedding_buckets_dev *dev,

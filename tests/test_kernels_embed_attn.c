@@ -133,7 +133,13 @@ static void test_embedding(void) {
   th_begin("embedding table and type backward accumulate the bucketed sums (padding row untouched)");
   embedding_buckets_build(&bk, ids, R, SKIP);
   embedding_buckets_dev dev = {take(64), take(65), take(64)};
-  embedding_buckets_upload(rt, &dev, &bk);
+  dmx_stager st;
+  dmx_stager_init(&st, 1 << 20);
+  dmx_stager_begin(rt, &st);
+  embedding_buckets_upload(rt, &st, &dev, &bk);
+  dmx_stager_end(rt, &st);
+  dmx_finish(rt);
+  dmx_stager_free(&st);
   float *w = frandv((size_t)R * d, 1); /* dout = weights of the loss sum(out * w) */
   dmx_tensor tdout = upf(w, (size_t)R * d);
   float *pre = frandv((size_t)V * d, 1), *pre_t = frandv(d, 1);
