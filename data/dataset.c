@@ -251,6 +251,12 @@ int dmx_dataset_load_with(const dmx_dataset_opts *o, const dmx_encoder *enc, dmx
   bool labels_required;
   dmx_conll_scheme scheme;
   if (dmx_dataset_file(o->task, o->split, root, path, sizeof path, &labels_required, &scheme, err) != 0) return -1;
+  if (o->file && *o->file) {
+    if (o->file[0] == '/')
+      snprintf(path, sizeof path, "%.4000s", o->file);
+    else
+      snprintf(path, sizeof path, "%.2000s/%.2000s", root, o->file);
+  }
   if (require_file(path, root, err) != 0) return -1;
   if (!strcmp(o->task, "ner")) return load_ner(o, enc, path, scheme, out, err);
   return load_glue(o, enc, path, labels_required, out, err);

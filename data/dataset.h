@@ -86,6 +86,8 @@ typedef struct {
    * or '.') names a UTF-8 text file, relative to the data root unless absolute. */
   const char *text_source;
   int text_lines_per_chunk; /* remainder dropped per chunk of this many lines; 1000 = original */
+  const char *file;         /* GLUE/NER: read this file instead of the split's standard one (relative to
+                               the data root unless absolute); NULL or "" for the standard layout */
   uint64_t seed;            /* dummy labels of text blocks */
   FILE *log;                /* where the summary line goes; NULL for none */
 } dmx_dataset_opts;

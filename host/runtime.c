@@ -570,17 +570,23 @@ void dmx_arena_release(dmx_arena *a) {
 
 void dmx_upload(dmx_runtime *rt, dmx_tensor t, const void *src, size_t bytes) {
   if (bytes == 0) return;
+  rt->stat_uploads++;
+  rt->stat_upload_bytes += bytes;
   CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_TRUE, t.off * 4, bytes, src, 0, NULL, NULL));
 }
 
 /* The caller guarantees src outlives the write (see dmx_stager for per-step inputs). */
 void dmx_upload_async(dmx_runtime *rt, dmx_tensor t, const void *src, size_t bytes) {
   if (bytes == 0) return;
+  rt->stat_uploads++;
+  rt->stat_upload_bytes += bytes;
   CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, src, 0, NULL, NULL));
 }
 
 void dmx_download(dmx_runtime *rt, void *dst, dmx_tensor t, size_t bytes) {
   if (bytes == 0) return;
+  rt->stat_downloads++;
+  rt->stat_download_bytes += bytes;
   CL_CHECK(clEnqueueReadBuffer(rt->queue, t.buf, CL_TRUE, t.off * 4, bytes, dst, 0, NULL, NULL));
 }
 
@@ -617,6 +623,8 @@ void dmx_stager_upload(dmx_runtime *rt, dmx_stager *s, dmx_tensor t, const void 
             s->used, bytes, s->cap);
   unsigned char *dst = s->slot[s->current] + s->used;
   memcpy(dst, src, bytes);
+  rt->stat_uploads++;
+  rt->stat_upload_bytes += bytes;
   s->used += aligned;
   CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, dst, 0, NULL, NULL));
 }

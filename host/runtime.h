@@ -47,6 +47,9 @@ typedef struct {
   int n_kernels, cap_kernels;
   /* counters that tests read to prove the cache works without timing anything */
   int stat_source_builds, stat_cache_hits, stat_cache_writes, stat_cache_rejects;
+  /* host<->device traffic, so tests can prove what a training step moves */
+  long stat_downloads, stat_uploads;
+  size_t stat_download_bytes, stat_upload_bytes;
   void *gemm; /* state of host/gemm.c */
 } dmx_runtime;
 

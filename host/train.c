@@ -61,6 +61,7 @@ static int load_split(const dmx_experiment *e, const char *split, dmx_dataset *o
   if (strcmp(split, "train") != 0 && e->task.eval_file[0]) src = e->task.eval_file;
   else if (strcmp(split, "train") != 0 && (strchr(src, '/') || strchr(src, '.'))) src = "";
   o.text_source = src[0] ? src : NULL;
+  if (strcmp(e->task.name, "text") != 0) o.file = strcmp(split, "train") ? e->task.eval_file : e->task.train_file;
   o.seed = (uint64_t)e->train.seed;
   if (dmx_dataset_load(&o, out, err) != 0) return -1;
   if (max_rows > 0 && out->n > max_rows) {
@@ -371,10 +372,10 @@ int dmx_run_experiment(const dmx_experiment *e) {
         fprintf(t.metrics,
                 "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"task_loss\": %.6f, "
                 "\"retrieval_loss\": %.6f, \"task_accuracy\": %.6f, \"retrieval_accuracy\": %.6f, "
-                "\"learning_rate\": %.8g, \"instances_per_second\": %.2f}\n",
+                "\"learning_rate\": %.8g, \"grad_norm\": %.4f, \"instances_per_second\": %.2f}\n",
                 step, (double)step / per_epoch, st.loss, st.task_loss, st.retrieval_loss,
                 st.task_count ? (double)st.task_correct / st.task_count : 0.0,
-                st.retrieval_count ? (double)st.retrieval_correct / st.retrieval_count : 0.0, lr, ips);
+                st.retrieval_count ? (double)st.retrieval_correct / st.retrieval_count : 0.0, lr, st.grad_norm, ips);
         fflush(t.metrics);
         tlog = now;
         since_log = 0;

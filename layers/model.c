@@ -1197,6 +1197,7 @@ dmx_step_stats dmx_model_stats(dmx_model *m) {
   st.task_loss = st.task_count ? sums[0] / (float)st.task_count : 0.0f;
   st.retrieval_loss = st.retrieval_count ? sums[1] / (float)st.retrieval_count : 0.0f;
   st.loss = m->task_coeff * st.task_loss + m->retr_coeff * st.retrieval_loss;
+  if (m->e.train.max_grad_norm > 0) dmx_download(m->rt, &st.grad_norm, m->norm, sizeof(float));
   if (st.task_count) {
     int32_t *pred = dmx_malloc((size_t)m->task_rows * sizeof(int32_t));
     dmx_download(m->rt, pred, m->preds, (size_t)m->task_rows * sizeof(int32_t));

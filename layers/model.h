@@ -48,6 +48,7 @@ typedef struct {
   float loss, task_loss, retrieval_loss;
   int task_count, retrieval_count;       /* rows scored in this step */
   int task_correct, retrieval_correct;   /* argmax hits */
+  float grad_norm;                       /* before clipping, of the last update (0 when clipping is off) */
 } dmx_step_stats;
 
 /* B = groups per step, T = sequence length as the encoder sees it (L + N + 1 for index demux).

@@ -237,12 +237,21 @@ static void run_case(dmx_runtime *rt, const char *name) {
     free(wg);
   }
   CHECKF(checked >= 10, "only %d gradients compared", checked);
-  /* 10 AdamW steps on the same batch, with clipping */
+  /* 10 AdamW steps on the same batch, with clipping. Between two stats reads, a step and an update
+   * must download nothing and upload only the batch (ids, positions, labels, mask, retrieval picks
+   * and the embedding-gradient buckets built from them). */
   if (step_losses) {
     check_scalar("step 1 loss", st.loss, step_losses[0], 1e-4);
+    size_t batch_bytes = (size_t)rows * T * 4 * 2 + (size_t)(token ? rows * T : rows) * 4;
     for (int t = 1; t < (int)n_losses; t++) {
+      long downloads = rt->stat_downloads;
+      size_t uploaded = rt->stat_upload_bytes;
       dmx_model_update(m, e.train.learning_rate, t);
       dmx_model_step(m, &v, true, (uint64_t)t + 1);
+      CHECKF(rt->stat_downloads == downloads, "step %d read %ld buffers back", t + 1, rt->stat_downloads - downloads);
+      size_t up = rt->stat_upload_bytes - uploaded;
+      CHECKF(up >= batch_bytes && up <= 4 * batch_bytes + (size_t)(e.model.vocab_size + e.model.max_position_embeddings) * 4 * 2,
+             "step %d uploaded %zu bytes for a %zu-byte batch", t + 1, up, batch_bytes);
       dmx_step_stats s2 = dmx_model_stats(m);
       char what[64];
       snprintf(what, sizeof what, "step %d loss", t + 1);
