@@ -7,7 +7,7 @@ export DATAMUX_DATA
 WARMUP ?= experiments/quickstart_warmup.yaml
 EXPERIMENT ?= experiments/quickstart.yaml
 
-.PHONY: all deps build run test sanitize clean
+.PHONY: all deps build run run-baseline test sanitize clean
 
 all: build
 
@@ -24,6 +24,10 @@ run: deps build
 	./$(BUILD)/datamux devices
 	./$(BUILD)/datamux train $(WARMUP)
 	./$(BUILD)/datamux train $(EXPERIMENT)
+
+# The N=1 baseline of the same size, trained for the same time as the quickstart's fine-tuning.
+run-baseline: deps build
+	./$(BUILD)/datamux train experiments/quickstart_baseline.yaml
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure

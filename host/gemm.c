@@ -58,9 +58,22 @@ static void check_blast(CLBlastStatusCode st, const char *what, size_t m, size_t
 
 static CLBlastTranspose tr(bool t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
+static double sync_mark(dmx_runtime *rt) {
+  if (!rt->time_gemms) return 0;
+  dmx_finish(rt);
+  return dmx_now_seconds();
+}
+
+static void sync_account(dmx_runtime *rt, double t0) {
+  if (!rt->time_gemms) return;
+  dmx_finish(rt);
+  rt->gemm_seconds += dmx_now_seconds() - t0;
+}
+
 void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, dmx_tensor A,
               size_t lda, dmx_tensor B, size_t ldb, float beta, dmx_tensor C, size_t ldc) {
   gemm_state *gs = state(rt);
+  double ts = sync_mark(rt);
   double t0 = dmx_now_seconds();
   size_t need = 0;
   CLBlastStatusCode st = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, A.off, lda, B.off,
@@ -85,6 +98,7 @@ void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, f
   check_blast(st, "CLBlastSgemmWithTempBuffer", m, n, k, ta, tb);
   gs->stats.calls++;
   gs->stats.host_seconds += dmx_now_seconds() - t0;
+  sync_account(rt, ts);
 }
 
 void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, dmx_tensor A,
@@ -96,12 +110,14 @@ void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, siz
     dmx_gemm(rt, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
+  double ts = sync_mark(rt);
   CLBlastStatusCode st =
       CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off, lda, stride_a,
                                  B.buf, B.off, ldb, stride_b, beta, C.buf, C.off, ldc, stride_c, batch, &rt->queue, NULL);
   check_blast(st, "CLBlastSgemmStridedBatched", m, n, k, ta, tb);
   gs->stats.calls++;
   gs->stats.host_seconds += dmx_now_seconds() - t0;
+  sync_account(rt, ts);
 }
 
 void dmx_gemm_warmup(dmx_runtime *rt, const dmx_gemm_shape *shapes, int n) {

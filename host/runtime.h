@@ -51,6 +51,10 @@ typedef struct {
   long stat_downloads, stat_uploads;
   size_t stat_download_bytes, stat_upload_bytes;
   void *gemm; /* state of host/gemm.c */
+  /* profiling by synchronisation (DATAMUX_PROFILE): GEMMs finish the queue before and after, and
+   * their wall time accumulates here, so a step's time splits into CLBlast and our kernels */
+  bool time_gemms;
+  double gemm_seconds;
 } dmx_runtime;
 
 /* Chooses the device: `selector` (index or case-insensitive name substring), else

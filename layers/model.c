@@ -109,6 +109,7 @@ struct dmx_model {
   bool profile;
   double phase_seconds[16], phase_mark;
   long seen_steps; /* the first step compiles kernels: it is left out */
+  double gemm_in_phases; /* of which inside CLBlast GEMMs */
 };
 
 static const char *phase_names[] = {"upload", "embed+mux fwd", "encoder fwd", "task head fwd+bwd", "retrieval head",
@@ -119,7 +120,11 @@ static void phase_end(dmx_model *m, int ph) {
   if (!m->profile) return;
   dmx_finish(m->rt);
   double now = dmx_now_seconds();
-  if (m->seen_steps > 1) m->phase_seconds[ph] += now - m->phase_mark;
+  if (m->seen_steps > 1) {
+    m->phase_seconds[ph] += now - m->phase_mark;
+    m->gemm_in_phases += m->rt->gemm_seconds;
+  }
+  m->rt->gemm_seconds = 0;
   m->phase_mark = now;
 }
 
@@ -132,6 +137,9 @@ void dmx_model_print_profile(const dmx_model *m, FILE *f) {
   for (int i = 0; i < PH_COUNT; i++)
     fprintf(f, "  %-20s %8.3f s  %5.1f%%\n", phase_names[i], m->phase_seconds[i],
             total > 0 ? 100.0 * m->phase_seconds[i] / total : 0.0);
+  fprintf(f, "  CLBlast GEMMs: %.3f s (%.1f%% of the step), our kernels and copies: %.3f s (%.1f%%)\n",
+          m->gemm_in_phases, total > 0 ? 100.0 * m->gemm_in_phases / total : 0.0, total - m->gemm_in_phases,
+          total > 0 ? 100.0 * (total - m->gemm_in_phases) / total : 0.0);
 }
 
 /* ------------------------------------------------------------------ small launch helpers */
@@ -537,6 +545,7 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
   m->seed = (uint32_t)e->train.seed;
   const char *prof = getenv("DATAMUX_PROFILE");
   m->profile = prof && *prof && strcmp(prof, "0") != 0;
+  rt->time_gemms = m->profile;
   if (m->nl > MAX_LAYERS || m->N > MAX_INSTANCES) {
     dmx_fail(err, "%d layers and N = %d: at most %d layers and %d instances are supported", m->nl, m->N, MAX_LAYERS,
              MAX_INSTANCES);
@@ -771,13 +780,15 @@ static void embed_forward(dmx_model *m, bool train) {
     mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.inst, m->B, m->N, m->T, d);
   else
     mux_hadamard_forward(rt, m->x, m->e1, m->p.inst, m->B, m->N, m->T, d);
-  if (m->second_pass) {
+  /* The original runs the embedding module again on the muxed vectors (spec §1.7): type and
+   * sequential positions are added a second time before its LayerNorm. The clean variant
+   * (second_embedding_pass: false) only normalises: positions were added once, per instance. */
+  if (m->second_pass)
     embedding_pass2_forward(rt, m->e2_pre, m->x, m->p.pos, m->p.type, m->B, m->T, d, m->e.model.pad_token_id + 1);
-    layernorm_forward(rt, m->e2, m->e2_mean, m->e2_rstd, m->e2_pre, m->p.eln_g, m->p.eln_b, m->BT, d, m->eps);
-    dropout_forward(rt, m->e2, m->e2, m->BT * d, ph, m->seed, stream(m, STREAM_EMB2));
-  } else {
-    copy_forward(rt, m->e2, m->x, m->BT * d);
-  }
+  else
+    copy_forward(rt, m->e2_pre, m->x, m->BT * d);
+  layernorm_forward(rt, m->e2, m->e2_mean, m->e2_rstd, m->e2_pre, m->p.eln_g, m->p.eln_b, m->BT, d, m->eps);
+  dropout_forward(rt, m->e2, m->e2, m->BT * d, ph, m->seed, stream(m, STREAM_EMB2));
 }
 
 static dmx_tensor encoder_input(dmx_model *m) { return m->baseline ? m->e1 : m->e2; }
@@ -788,15 +799,12 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
   float ph = train ? m->p_hidden : 0.0f;
   dmx_tensor de1 = m->da.e1;
   if (!m->baseline) {
-    if (m->second_pass) {
-      dropout_backward(rt, m->da.e2, dz0, m->BT * d, ph, m->seed, stream(m, STREAM_EMB2));
-      layernorm_backward(rt, m->da.e2_pre, m->g.eln_g, m->g.eln_b, m->da.e2, m->e2_pre, m->e2_mean, m->e2_rstd,
-                         m->p.eln_g, m->BT, d);
+    dropout_backward(rt, m->da.e2, dz0, m->BT * d, ph, m->seed, stream(m, STREAM_EMB2));
+    layernorm_backward(rt, m->da.e2_pre, m->g.eln_g, m->g.eln_b, m->da.e2, m->e2_pre, m->e2_mean, m->e2_rstd,
+                       m->p.eln_g, m->BT, d);
+    if (m->second_pass)
       embedding_pass2_backward(rt, m->g.pos, m->g.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
-      axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
-    } else {
-      axpy(rt, m->da.x, dz0, 1.0f, m->BT * d);
-    }
+    axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
     dmx_tensor dinst = m->e.mux.learn_muxing ? m->g.inst : none();
     if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
       mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.inst, m->B, m->N,
@@ -1141,6 +1149,7 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   if (m->profile) {
     dmx_finish(rt);
     m->phase_mark = dmx_now_seconds();
+    rt->gemm_seconds = 0;
     if (train) m->seen_steps++;
   }
   upload_inputs(m, bt, train);
