@@ -3,6 +3,7 @@
  * that compile the kernels (CLBlast compiles a routine on its first call; our programs are built on
  * a kernel's first use). */
 #include "host/bench.h"
+#include "host/train.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -522,32 +523,6 @@ int dmx_bench_parse_n_list(const char *s, dmx_bench_tp_opts *o, dmx_error *err) 
   return 0;
 }
 
-/* The experiment's dev split, as the trainer reads it (train.c's load_split for "dev"). */
-static int load_dev(const dmx_experiment *e, dmx_dataset *out, dmx_error *err) {
-  dmx_dataset_opts o = dmx_dataset_opts_default();
-  o.task = e->task.name;
-  o.split = "dev";
-  o.data_dir = e->task.data_dir[0] ? e->task.data_dir : NULL;
-  char tok[2048] = "";
-  if (e->task.tokenizer[0]) {
-    if (e->task.tokenizer[0] == '/') {
-      snprintf(tok, sizeof tok, "%s", e->task.tokenizer);
-    } else {
-      char root[1024];
-      snprintf(tok, sizeof tok, "%s/%s", dmx_data_root(o.data_dir, root, sizeof root), e->task.tokenizer);
-    }
-    o.tokenizer_dir = tok;
-  }
-  o.max_length = e->task.max_length;
-  const char *src = e->task.text_file;
-  if (e->task.eval_file[0]) src = e->task.eval_file;
-  else if (strchr(src, '/') || strchr(src, '.')) src = "";
-  o.text_source = src[0] ? src : NULL;
-  o.seed = (uint64_t)e->train.seed;
-  o.log = NULL;
-  return dmx_dataset_load(&o, out, err);
-}
-
 /* Full-length synthetic rows: <s> random ordinary ids </s>, labels 0. */
 static void synthetic_rows(const dmx_experiment *e, int n, dmx_dataset *out) {
   bool token = !strcmp(e->task.name, "ner");
@@ -820,7 +795,7 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
   char data_desc[1200];
   bool loaded = false;
   if (!o.synthetic) {
-    if (load_dev(base, &ds, &err) == 0) {
+    if (dmx_load_split(base, "dev", &ds, 0, NULL, &err) == 0) {
       loaded = true;
       snprintf(data_desc, sizeof data_desc, "%s dev split: %s", base->task.name, ds.summary);
     } else {

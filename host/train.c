@@ -39,8 +39,10 @@ static dmx_input_kind input_kind(const dmx_experiment *e) {
   return e->mux.demuxing == DEMUX_INDEX ? DMX_INPUT_INDEX : DMX_INPUT_MLP;
 }
 
-static int load_split(const dmx_experiment *e, const char *split, dmx_dataset *out, int max_rows, dmx_error *err) {
+int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out, int max_rows, FILE *log,
+                   dmx_error *err) {
   dmx_dataset_opts o = dmx_dataset_opts_default();
+  o.log = log;
   o.task = e->task.name;
   o.split = split;
   o.data_dir = e->task.data_dir[0] ? e->task.data_dir : NULL;
@@ -66,7 +68,7 @@ static int load_split(const dmx_experiment *e, const char *split, dmx_dataset *o
   if (dmx_dataset_load(&o, out, err) != 0) return -1;
   if (max_rows > 0 && out->n > max_rows) {
     out->n = max_rows; /* the first rows, in file order: a stated cap, not a silent drop */
-    printf("  using the first %d rows (max_%s_examples)\n", max_rows, strcmp(split, "train") ? "eval" : "train");
+    if (log) fprintf(log, "  using the first %d rows (max_%s_examples)\n", max_rows, strcmp(split, "train") ? "eval" : "train");
   }
   return 0;
 }
@@ -247,11 +249,11 @@ static int setup(trainer *t, const dmx_experiment *e, bool need_train, dmx_error
   t->L = e->task.max_length;
   t->rng = (uint64_t)e->train.seed * 0x9E3779B97F4A7C15ULL + 17;
   if (need_train) {
-    if (load_split(e, "train", &t->train, e->task.max_train_examples, err)) return -1;
+    if (dmx_load_split(e, "train", &t->train, e->task.max_train_examples, stdout, err)) return -1;
     t->have_train = true;
   }
   if (e->train.do_eval || !need_train) {
-    if (load_split(e, "dev", &t->dev, e->task.max_eval_examples, err)) return -1;
+    if (dmx_load_split(e, "dev", &t->dev, e->task.max_eval_examples, stdout, err)) return -1;
     t->have_dev = true;
   }
   const dmx_dataset *ref = t->have_train ? &t->train : &t->dev;

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "data/dataset.h"
 #include "host/config.h"
 
 /* Runs the experiment's setting (training when do_train, then evaluation when do_eval) and writes
@@ -17,6 +18,12 @@ int dmx_run_eval(const dmx_experiment *e);
 /* Reads one example per line from `in` (TAB separates a pair; NER: space-separated words) and
  * prints one label per line, in input order. */
 int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out);
+
+/* One split of the experiment's task, encoded, as training reads it (tokenizer and data root from
+ * the experiment; warm-up text from text_file/eval_file); max_rows > 0 keeps the first rows. The
+ * summary line goes to log (NULL: none). */
+int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out, int max_rows, FILE *log,
+                   dmx_error *err);
 
 /* For the train/eval/predict commands: EXP.yaml (optional, first) then flags, validated. Prints
  * the error and returns 2 on bad input, else 0. */
