@@ -80,6 +80,15 @@ static int resolve(const char *path, char *out, size_t cap, dmx_error *err) {
                   path);
 }
 
+bool dmx_checkpoint_shape_matches(const dmx_st_tensor *t, const dmx_param *p, char *have, char *want, size_t cap) {
+  bool same = t->ndim == p->ndim;
+  for (int k = 0; same && k < p->ndim; k++) same = t->shape[k] == p->shape[k];
+  int64_t ws[3] = {p->shape[0], p->shape[1], p->shape[2]};
+  dmx_st_shape_str(t->ndim, t->shape, have, cap);
+  dmx_st_shape_str(p->ndim, ws, want, cap);
+  return same;
+}
+
 static bool head_param(const char *name) {
   return !strncmp(name, "demultiplexer.", 14) || !strncmp(name, "classifier.", 11);
 }
@@ -106,13 +115,8 @@ int dmx_checkpoint_load(dmx_model *m, const char *path, dmx_error *err) {
       }
       continue;
     }
-    bool same = t->ndim == p->ndim;
-    for (int k = 0; same && k < p->ndim; k++) same = t->shape[k] == p->shape[k];
-    if (!same) {
-      char have[96], want[96];
-      int64_t ws[3] = {p->shape[0], p->shape[1], p->shape[2]};
-      dmx_st_shape_str(t->ndim, t->shape, have, sizeof have);
-      dmx_st_shape_str(p->ndim, ws, want, sizeof want);
+    char have[96], want[96];
+    if (!dmx_checkpoint_shape_matches(t, p, have, want, sizeof have)) {
       if (head_param(p->name)) {
         printf("  %s: checkpoint shape %s, model %s (another task's head): keeps its fresh initialisation\n", p->name,
                have, want);

@@ -4,6 +4,7 @@
 #define DMX_CHECKPOINT_H
 
 #include "host/config.h"
+#include "host/safetensors.h"
 #include "layers/model.h"
 
 /* Writes <run_dir>/<tag>/model.safetensors and config.json, each atomically. */
@@ -14,5 +15,9 @@ int dmx_checkpoint_save(dmx_model *m, const dmx_experiment *e, const char *run_d
  * tensors (demultiplexer.*, classifier.*) whose class count differs, which keep their fresh
  * initialisation with a warning; missing trunk parameters are an error, unexpected keys are listed. */
 int dmx_checkpoint_load(dmx_model *m, const char *path, dmx_error *err);
+
+/* Whether a checkpoint tensor has the parameter's exact shape; both shapes are formatted into
+ * have/want (cap bytes each) for messages. */
+bool dmx_checkpoint_shape_matches(const dmx_st_tensor *t, const dmx_param *p, char *have, char *want, size_t cap);
 
 #endif

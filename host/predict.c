@@ -146,13 +146,8 @@ static int check_head(const dmx_model *m, const char *file, const char *task, dm
                     file, p->name, task);
       break;
     }
-    bool same = t->ndim == p->ndim;
-    for (int k = 0; same && k < p->ndim; k++) same = t->shape[k] == p->shape[k];
-    if (!same) {
-      char have[96], want[96];
-      int64_t ws[3] = {p->shape[0], p->shape[1], p->shape[2]};
-      dmx_st_shape_str(t->ndim, t->shape, have, sizeof have);
-      dmx_st_shape_str(p->ndim, ws, want, sizeof want);
+    char have[96], want[96];
+    if (!dmx_checkpoint_shape_matches(t, p, have, want, sizeof have)) {
       rc = dmx_fail(err, "%s: %s has shape %s but task %s needs %s: the checkpoint's head was trained for another "
                          "task (check --task)",
                     file, p->name, have, task, want);
