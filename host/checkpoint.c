@@ -4,7 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "host/hf_config.h"
 #include "host/safetensors.h"
+#include "host/torch_bin.h"
 
 static bool is_file(const char *p) {
   struct stat st;
@@ -70,14 +72,38 @@ int dmx_checkpoint_save(dmx_model *m, const dmx_experiment *e, const char *run_d
   return write_config_json(m, e, path, err);
 }
 
+/* The checkpoint file `path` names: the file itself, or inside the folder model.safetensors,
+ * pytorch_model.bin (a released Hugging Face model), then a run's best/ and last/. */
 static int resolve(const char *path, char *out, size_t cap, dmx_error *err) {
-  const char *tries[] = {"%s", "%s/model.safetensors", "%s/best/model.safetensors", "%s/last/model.safetensors"};
+  const char *tries[] = {"%s", "%s/model.safetensors", "%s/pytorch_model.bin", "%s/best/model.safetensors",
+                         "%s/last/model.safetensors"};
   for (size_t i = 0; i < sizeof tries / sizeof *tries; i++) {
-    snprintf(out, cap, tries[i], path);
+    if (snprintf(out, cap, tries[i], path) >= (int)cap) return dmx_fail(err, "%s: path too long", path);
     if (is_file(out)) return 0;
   }
-  return dmx_fail(err, "%s: no checkpoint there (looked for the file itself, model.safetensors, best/ and last/)",
-                  path);
+  return dmx_fail(err, "%s: no checkpoint there (looked for the file itself, model.safetensors, pytorch_model.bin, "
+                  "best/ and last/)", path);
+}
+
+/* A zip archive (torch.save) starts with a local file header; safetensors with a length. */
+static bool is_zip(const char *file) {
+  FILE *f = fopen(file, "rb");
+  if (!f) return false;
+  unsigned char sig[4] = {0};
+  bool zip = fread(sig, 1, 4, f) == 4 && sig[0] == 'P' && sig[1] == 'K' && sig[2] == 3 && sig[3] == 4;
+  fclose(f);
+  return zip;
+}
+
+dmx_st_file *dmx_checkpoint_open(const char *path, char *file, size_t cap, dmx_error *err) {
+  if (resolve(path, file, cap, err)) return NULL;
+  return is_zip(file) ? dmx_torch_bin_load(file, err) : dmx_st_load(file, err);
+}
+
+int dmx_checkpoint_config_path(const char *file, char *out, size_t cap) {
+  const char *slash = strrchr(file, '/');
+  int n = slash ? snprintf(out, cap, "%.*s/config.json", (int)(slash - file), file) : snprintf(out, cap, "config.json");
+  return n > 0 && (size_t)n < cap && is_file(out) ? 0 : -1;
 }
 
 bool dmx_checkpoint_shape_matches(const dmx_st_tensor *t, const dmx_param *p, char *have, char *want, size_t cap) {
@@ -93,27 +119,80 @@ static bool head_param(const char *name) {
   return !strncmp(name, "demultiplexer.", 14) || !strncmp(name, "classifier.", 11);
 }
 
+/* The checkpoint tensor for parameter p: its name or alias, else the names older checkpoints used
+ * (DataParallel's "module." prefix; the training code's sentence_embedding and lm_head.*, which
+ * the released models renamed, spec §6.2). */
+static const dmx_st_tensor *find_tensor(const dmx_st_file *f, const dmx_param *p) {
+  const char *names[2] = {p->name, p->alias[0] ? p->alias : NULL};
+  char alt[300];
+  for (int k = 0; k < 2; k++) {
+    if (!names[k]) continue;
+    const dmx_st_tensor *t = dmx_st_find(f, names[k]);
+    if (t) return t;
+    snprintf(alt, sizeof alt, "module.%s", names[k]);
+    if ((t = dmx_st_find(f, alt))) return t;
+    if (!strcmp(names[k], "instance_embedding") && (t = dmx_st_find(f, "sentence_embedding"))) return t;
+    if (!strncmp(names[k], "demultiplexer.", 14)) {
+      snprintf(alt, sizeof alt, "lm_head.%s", names[k] + 14);
+      if ((t = dmx_st_find(f, alt))) return t;
+    }
+  }
+  return NULL;
+}
+
+static void append_name(char *list, size_t cap, const char *name) {
+  size_t l = strlen(list);
+  if (l + strlen(name) + 8 < cap) snprintf(list + l, cap - l, "%s%s", l ? ", " : "", name);
+  else if (l + 5 < cap && strcmp(list + l - 3, "...")) snprintf(list + l, cap - l, ", ...");
+}
+
+/* Checks the architecture in the config.json beside `file` (when there is one) against m. */
+static int check_config(dmx_model *m, const char *file, dmx_error *err) {
+  char cfg[4200];
+  if (dmx_checkpoint_config_path(file, cfg, sizeof cfg)) return 0;
+  dmx_hf_config c;
+  if (dmx_hf_config_load(cfg, &c, err)) return -1;
+  return dmx_hf_config_check_model(&c, m, cfg, err);
+}
+
+/* Copies tensor t into parameter p on the device. */
+static int upload_param(dmx_model *m, const dmx_st_file *f, const dmx_st_tensor *t, const dmx_param *p,
+                        dmx_error *err) {
+  float *h = dmx_malloc(p->n * sizeof(float));
+  int rc = dmx_st_get_f32(f, t->name, h, p->n, err);
+  if (rc == 0) dmx_upload(dmx_model_runtime(m), dmx_param_tensor(p), h, p->n * sizeof(float));
+  free(h);
+  return rc;
+}
+
 int dmx_checkpoint_load(dmx_model *m, const char *path, dmx_error *err) {
   char file[4096];
-  if (resolve(path, file, sizeof file, err)) return -1;
-  dmx_st_file *f = dmx_st_load(file, err);
+  dmx_st_file *f = dmx_checkpoint_open(path, file, sizeof file, err);
   if (!f) return -1;
-  int np = dmx_model_num_params(m), missing = 0, loaded = 0;
+  if (check_config(m, file, err)) {
+    dmx_st_free(f);
+    return -1;
+  }
+  size_t nt = dmx_st_count(f);
+  bool *used = dmx_calloc(nt + 1, sizeof *used);
+  int np = dmx_model_num_params(m), missing = 0, loaded = 0, rc = 0;
   char missing_list[1024] = "";
-  for (int i = 0; i < np; i++) {
+  for (int i = 0; i < np && rc == 0; i++) {
     const dmx_param *p = dmx_model_param(m, i);
-    const dmx_st_tensor *t = dmx_st_find(f, p->name);
-    if (!t && p->alias[0]) t = dmx_st_find(f, p->alias);
+    const dmx_st_tensor *t = find_tensor(f, p);
     if (!t) {
       if (!head_param(p->name) && strncmp(p->name, "retrieval_head.", 15)) {
-        size_t l = strlen(missing_list);
-        if (l + strlen(p->name) + 3 < sizeof missing_list)
-          snprintf(missing_list + l, sizeof missing_list - l, "%s%s", l ? ", " : "", p->name);
+        append_name(missing_list, sizeof missing_list, p->name);
         missing++;
       } else {
         printf("  %s: not in the checkpoint, keeps its fresh initialisation\n", p->name);
       }
       continue;
+    }
+    used[t - dmx_st_at(f, 0)] = true;
+    if (p->alias[0]) { /* a tied pair stored twice is one parameter here */
+      const dmx_st_tensor *twin = dmx_st_find(f, strcmp(t->name, p->name) ? p->name : p->alias);
+      if (twin) used[twin - dmx_st_at(f, 0)] = true;
     }
     char have[96], want[96];
     if (!dmx_checkpoint_shape_matches(t, p, have, want, sizeof have)) {
@@ -122,33 +201,29 @@ int dmx_checkpoint_load(dmx_model *m, const char *path, dmx_error *err) {
                have, want);
         continue;
       }
-      dmx_fail(err, "%s: tensor %s has shape %s but this model needs %s (check the model config against the "
-                    "checkpoint's config.json)",
-               file, p->name, have, want);
-      dmx_st_free(f);
-      return -1;
+      rc = dmx_fail(err, "%s: tensor %s has shape %s but this model needs %s (check the model config against the "
+                         "checkpoint's config.json)",
+                    file, t->name, have, want);
+      break;
     }
-    float *h = dmx_malloc(p->n * sizeof(float));
-    if (dmx_st_get_f32(f, t->name, h, p->n, err)) {
-      free(h);
-      dmx_st_free(f);
-      return -1;
+    rc = upload_param(m, f, t, p, err);
+    if (rc == 0) loaded++;
+  }
+  if (rc == 0 && missing) rc = dmx_fail(err, "%s: %d parameter(s) missing: %s", file, missing, missing_list);
+  if (rc == 0) {
+    char unexpected[1024] = "";
+    int n_unexpected = 0;
+    for (size_t i = 0; i < nt; i++) {
+      const char *name = dmx_st_at(f, i)->name;
+      if (used[i] || !strcmp(name, "roberta.embeddings.position_ids")) continue;
+      append_name(unexpected, sizeof unexpected, name);
+      n_unexpected++;
     }
-    dmx_upload(dmx_model_runtime(m), dmx_param_tensor(p), h, p->n * sizeof(float));
-    free(h);
-    loaded++;
+    if (n_unexpected)
+      printf("  %d tensor(s) in the checkpoint but not in this model (ignored): %s\n", n_unexpected, unexpected);
+    printf("loaded %d parameter tensors from %s\n", loaded, file);
   }
-  if (missing) {
-    dmx_fail(err, "%s: %d parameter(s) missing: %s", file, missing, missing_list);
-    dmx_st_free(f);
-    return -1;
-  }
-  for (size_t i = 0; i < dmx_st_count(f); i++) {
-    const char *name = dmx_st_at(f, i)->name;
-    if (!dmx_model_find_param(m, name) && strcmp(name, "roberta.embeddings.position_ids"))
-      printf("  %s: in the checkpoint but not in this model (ignored)\n", name);
-  }
+  free(used);
   dmx_st_free(f);
-  printf("loaded %d parameter tensors from %s\n", loaded, file);
-  return 0;
+  return rc;
 }

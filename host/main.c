@@ -18,7 +18,8 @@ static const command commands[] = {
     {"train", cmd_train, "train: train EXP.yaml [flags]"},
     {"eval", cmd_eval, "evaluate: eval EXP.yaml --model_path RUN [flags]"},
     {"predict", cmd_predict, "predict labels for stdin lines: predict --model_path RUN --task T"},
-    {"bench", cmd_bench, "benchmarks: bench --gemm | --build | EXP.yaml [-N list] (see bench --help)"},
+    {"bench", cmd_bench, "benchmarks: bench --gemm | --build | EXP.yaml [--train | -N list] (see bench --help)"},
+    {"convert", cmd_convert, "checkpoint format: convert IN.bin OUT.safetensors (or back; torch.save files)"},
 };
 
 static void usage(FILE *f) {

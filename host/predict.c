@@ -106,24 +106,6 @@ static int split_words(char *s, char ***words, int *cap) {
   return n;
 }
 
-/* The file dmx_checkpoint_load will read (same order: the path, model.safetensors, best/, last/). */
-static int resolve_checkpoint(const char *path, char *out, size_t cap, dmx_error *err) {
-  const char *tries[] = {"%s", "%s/model.safetensors", "%s/best/model.safetensors", "%s/last/model.safetensors"};
-  for (size_t i = 0; i < sizeof tries / sizeof *tries; i++) {
-    snprintf(out, cap, tries[i], path);
-    FILE *f = fopen(out, "rb");
-    if (f) {
-      char c;
-      /* a folder opens on Linux but cannot be read */
-      bool readable = fread(&c, 1, 1, f) == 1;
-      fclose(f);
-      if (readable) return 0;
-    }
-  }
-  return dmx_fail(err, "%s: no checkpoint there (looked for the file itself, model.safetensors, best/ and last/)",
-                  path);
-}
-
 static bool is_head_param(const char *name) {
   return !strncmp(name, "demultiplexer.", 14) || !strncmp(name, "classifier.", 11);
 }
@@ -131,8 +113,9 @@ static bool is_head_param(const char *name) {
 /* dmx_checkpoint_load keeps a fresh task head, with a warning, when the checkpoint's head has
  * another class count. That is right for fine-tuning from another task and wrong here: predicting
  * with a random head. So every head tensor must be in the checkpoint with this model's shape. */
-static int check_head(const dmx_model *m, const char *file, const char *task, dmx_error *err) {
-  dmx_st_file *f = dmx_st_load(file, err);
+static int check_head(const dmx_model *m, const char *path, const char *task, dmx_error *err) {
+  char file[4096];
+  dmx_st_file *f = dmx_checkpoint_open(path, file, sizeof file, err);
   if (!f) return -1;
   int rc = 0;
   for (int i = 0; i < dmx_model_num_params(m) && !rc; i++) {
@@ -202,7 +185,9 @@ static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_error *err)
 
   /* the checkpoint file, before reading any input, so a wrong path fails at once */
   char ckpt[4096];
-  if (resolve_checkpoint(e->model_path, ckpt, sizeof ckpt, err)) return -1;
+  dmx_st_file *probe = dmx_checkpoint_open(e->model_path, ckpt, sizeof ckpt, err);
+  if (!probe) return -1;
+  dmx_st_free(probe);
 
   lines in_lines;
   if (read_lines(in, pair, task, &in_lines, err)) {

@@ -687,6 +687,10 @@ dmx_st_file *dmx_st_load(const char *path, dmx_error *err) {
   return parse_owned((unsigned char *)buf, len, path, err);
 }
 
+dmx_st_file *dmx_st_adopt(unsigned char *buf, size_t len, const char *what, dmx_error *err) {
+  return parse_owned(buf, len, what ? what : "(memory)", err);
+}
+
 dmx_st_file *dmx_st_parse(const void *bytes, size_t len, const char *what, dmx_error *err) {
   unsigned char *buf = dmx_malloc(len ? len : 1);
   if (len) memcpy(buf, bytes, len);
@@ -888,8 +892,8 @@ int dmx_st_writer_add(dmx_st_writer *w, const char *name, dmx_st_dtype dtype, in
   if (!name || !valid_utf8(name)) return dmx_fail(err, "safetensors writer: tensor name is not valid UTF-8");
   if (strcmp(name, "__metadata__") == 0)
     return dmx_fail(err, "safetensors writer: '__metadata__' is reserved and cannot name a tensor");
-  if (dtype != DMX_ST_F32 && dtype != DMX_ST_I32)
-    return dmx_fail(err, "safetensors writer: tensor '%.300s': only F32 and I32 can be written, not %s", name,
+  if (dtype != DMX_ST_F32 && dtype != DMX_ST_I32 && dtype != DMX_ST_I64)
+    return dmx_fail(err, "safetensors writer: tensor '%.300s': only F32, I32 and I64 can be written, not %s", name,
                     dmx_st_dtype_name(dtype));
   if (ndim < 0 || ndim > DMX_ST_MAX_DIMS)
     return dmx_fail(err, "safetensors writer: tensor '%.300s': %d dimensions (0..%d allowed)", name, ndim,
@@ -901,7 +905,7 @@ int dmx_st_writer_add(dmx_st_writer *w, const char *name, dmx_st_dtype dtype, in
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0 || (uint64_t)shape[d] > ((uint64_t)1 << 53))
       return dmx_fail(err, "safetensors writer: tensor '%.300s': bad dimension %" PRId64, name, shape[d]);
-    if (shape[d] != 0 && numel > SIZE_MAX / 4 / (size_t)shape[d])
+    if (shape[d] != 0 && numel > SIZE_MAX / 8 / (size_t)shape[d])
       return dmx_fail(err, "safetensors writer: tensor '%.300s': shape overflows", name);
     numel *= (size_t)shape[d];
   }
@@ -916,7 +920,7 @@ int dmx_st_writer_add(dmx_st_writer *w, const char *name, dmx_st_dtype dtype, in
   t->dtype = dtype;
   t->ndim = ndim;
   for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
-  t->nbytes = numel * 4;
+  t->nbytes = numel * dmx_st_dtype_size(dtype);
   t->data = data;
   return 0;
 }
@@ -1005,8 +1009,9 @@ int dmx_st_writer_serialize(const dmx_st_writer *w, unsigned char **out, size_t 
       if (t->nbytes) memcpy(buf + at, t->data, t->nbytes);
     } else {
       const unsigned char *s = t->data;
-      for (size_t e = 0; e < t->nbytes; e += 4)
-        for (int b = 0; b < 4; b++) buf[at + e + (size_t)b] = s[e + 3 - (size_t)b];
+      size_t es = dmx_st_dtype_size(t->dtype);
+      for (size_t e = 0; e < t->nbytes; e += es)
+        for (size_t b = 0; b < es; b++) buf[at + e + b] = s[e + es - 1 - b];
     }
     at += t->nbytes;
   }

@@ -47,6 +47,8 @@ typedef struct dmx_st_file dmx_st_file;
 dmx_st_file *dmx_st_load(const char *path, dmx_error *err);
 /* Same from memory (the bytes are copied); `what` names the source in messages. */
 dmx_st_file *dmx_st_parse(const void *bytes, size_t len, const char *what, dmx_error *err);
+/* Same, taking ownership of buf (a dmx_malloc'd buffer, freed with the file or on failure). */
+dmx_st_file *dmx_st_adopt(unsigned char *buf, size_t len, const char *what, dmx_error *err);
 void dmx_st_free(dmx_st_file *f);
 
 /* Tensors in data-offset order. */
@@ -74,7 +76,7 @@ size_t dmx_st_dtype_size(dmx_st_dtype t);
 /* Formats a shape as "[2, 3]" into buf (always NUL-terminated); returns buf. */
 char *dmx_st_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
 
-/* Writer: collects tensors (F32 or I32) and metadata, then writes the file atomically. Tensor data
+/* Writer: collects tensors (F32, I32 or I64) and metadata, then writes the file atomically. Tensor data
  * is NOT copied: each pointer must stay valid until dmx_st_writer_write returns. Tensors are
  * written in the order added; the JSON header is padded with spaces so the data section starts at
  * an 8-byte aligned offset, as the reference implementation does. */

@@ -116,7 +116,7 @@ static void test_round_trip(void) {
   CHECK(dmx_st_writer_add(w, "__metadata__", DMX_ST_F32, 1, sb, a, &e) == -1);
   check_err_contains(&e, "reserved");
   CHECK(dmx_st_writer_add(w, "h", DMX_ST_F16, 1, sb, a, &e) == -1);
-  check_err_contains(&e, "only F32 and I32 can be written");
+  check_err_contains(&e, "only F32, I32 and I64 can be written");
   CHECK(dmx_st_writer_add(w, "bad\xff", DMX_ST_F32, 1, sb, a, &e) == -1);
   check_err_contains(&e, "not valid UTF-8");
   CHECK(dmx_st_writer_meta(w, "odd", "again", &e) == -1);
