@@ -28,7 +28,7 @@ typedef struct {
 typedef struct {
   const char *device;  /* overrides the experiment's device when non-empty */
   int n_list[DMX_BENCH_MAX_N];
-  int n_count;         /* 0 = default list (CPU: 1,2,5,10; otherwise 1,2,5,10,20,40) */
+  int n_count;         /* 0 = default list: 1,2,5,10,20,40 */
   int batches;         /* timed batches per N (>= 1) */
   int warmup;          /* untimed batches per N before timing (>= 0) */
   double max_seconds;  /* 0 = none; else stop timing an N once this much was timed (after one batch) */
@@ -37,6 +37,17 @@ typedef struct {
   bool no_tuning;      /* as for the GEMM benchmark */
   const char *out_dir; /* throughput.csv / .json (/ .png with gnuplot) */
 } dmx_bench_tp_opts;
+
+typedef struct {
+  const char *device;   /* overrides the experiment's device when non-empty */
+  int steps;            /* timed training steps, no profiling (>= 1) */
+  int warmup;           /* untimed steps first: kernel builds, CLBlast compiles (>= 0) */
+  int profile_steps;    /* steps recorded with events after the timed ones (0 = no breakdown) */
+  double max_seconds;   /* 0 = none; else the timed and the profiled steps each stop after this much */
+  bool synthetic;       /* synthetic ids even when the data is there */
+  bool no_tuning;
+  const char *out_dir;  /* train.csv / train.json; NULL = print only */
+} dmx_bench_train_opts;
 
 /* Names of the GEMM shapes, NULL-terminated (for help and --shapes). */
 const char *const *dmx_bench_gemm_shape_names(void);
@@ -53,5 +64,7 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o);
 int dmx_bench_build(const dmx_bench_build_opts *o);
 /* e: the loaded, validated experiment; its num_instances is replaced by each N of the list. */
 int dmx_bench_throughput(const dmx_experiment *e, const dmx_bench_tp_opts *o);
+/* Seconds per training step and its op-level breakdown (host/bench_train.c). */
+int dmx_bench_train(const dmx_experiment *e, const dmx_bench_train_opts *o);
 
 #endif

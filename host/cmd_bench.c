@@ -11,12 +11,15 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: datamux bench [EXP.yaml] [--gemm] [--build] [flags]\n"
+          "usage: datamux bench [EXP.yaml] [--train] [--gemm] [--build] [flags]\n"
           "  --gemm             GFLOP/s of the CLBlast wrapper at the model's GEMM shapes\n"
           "  --build            build time of every cl/*.cl program: cold, cache write, cache hit\n"
           "  EXP.yaml           inference throughput vs N as the paper measured it: eval mode, no retrieval head,\n"
           "                     base_bs(N)*N instances per batch (32/24/20/16 groups), each batch timed to device\n"
           "                     completion; the experiment's model and max_length, its dev split (else synthetic ids)\n"
+          "  EXP.yaml --train   seconds per training step (forward, backward, AdamW), tokens/s and instances/s, then an\n"
+          "                     op-level breakdown from OpenCL profiling events (run `datamux devices --peak` first\n"
+          "                     for the GEMM utilisation)\n"
           "Common flags:\n"
           "  --device D         index or name substring (default: DATAMUX_DEVICE, the experiment's, the first GPU)\n"
           "  --out DIR          where CSV/JSON (and a PNG plot when gnuplot is installed) go; default runs/bench\n"
@@ -31,12 +34,15 @@ static void usage(FILE *f) {
           "\nBuild flags:\n"
           "  --files A,B        only these cl/ files (e.g. util.cl,mux.cl)\n"
           "Throughput flags (need EXP.yaml):\n"
-          "  -N LIST            e.g. 1,2,5,10 (default 1,2,5,10 on a CPU device, else 1,2,5,10,20,40)\n"
+          "  -N LIST            e.g. 1,2,5,10 (default 1,2,5,10,20,40)\n"
           "  --batches K        timed batches per N (default 50)\n"
           "  --warmup W         untimed batches per N first (default 3)\n"
           "  --synthetic        synthetic full-length ids even when the data is there\n"
           "  --vanilla          also time the plain model (setting baseline, N=1) and use it as the speedup reference\n"
-          "  other flags        as in `datamux config --help` (e.g. --set task.max_length=64, --data-dir DIR)\n");
+          "  other flags        as in `datamux config --help` (e.g. --set task.max_length=64, --data-dir DIR)\n"
+          "Training flags (EXP.yaml --train; --warmup, --synthetic, --max-seconds as above, --warmup default 3):\n"
+          "  --steps K          timed steps, no profiling (default 20)\n"
+          "  --profile-steps P  steps recorded with events after the timed ones (default: as --steps; 0 = none)\n");
 }
 
 /* "--flag=value" or "--flag value": the value, advancing *i; NULL (with a message) when missing. */
@@ -89,10 +95,12 @@ int cmd_bench(int argc, char **argv) {
     exp_path = argv[0];
     first = 1;
   }
-  bool gemm = false, build = false;
+  bool gemm = false, build = false, train = false;
   dmx_bench_gemm_opts go = {.repeat = 10, .max_seconds = 3.0};
   dmx_bench_build_opts bo = {0};
   dmx_bench_tp_opts to = {.batches = 50, .warmup = 3};
+  dmx_bench_train_opts tro = {.steps = 20, .warmup = 3, .profile_steps = -1};
+  const char *train_flag = NULL;
   const char *device = NULL, *out = NULL, *tp_flag = NULL, *gemm_flag = NULL, *build_flag = NULL;
   double max_seconds = 0;
   char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -112,12 +120,22 @@ int cmd_bench(int argc, char **argv) {
     name[nlen] = 0;
     const char *v;
     bool is_switch = !strcmp(name, "--gemm") || !strcmp(name, "--build") || !strcmp(name, "--no-tuning") ||
+                     !strcmp(name, "--train") ||
                      !strcmp(name, "--synthetic") || !strcmp(name, "--vanilla");
     if (is_switch && eq) {
       fprintf(stderr, "datamux bench: %s takes no value\n", name);
       rc = 2;
     } else if (!strcmp(name, "--gemm")) {
       gemm = true;
+    } else if (!strcmp(name, "--train")) {
+      train = true;
+    } else if (!strcmp(name, "--steps")) {
+      train_flag = "--steps";
+      if (!(v = flag_value(argc, argv, &i, eq)) || parse_int("--steps", v, 1, 1000000, &tro.steps)) rc = 2;
+    } else if (!strcmp(name, "--profile-steps")) {
+      train_flag = "--profile-steps";
+      if (!(v = flag_value(argc, argv, &i, eq)) || parse_int("--profile-steps", v, 0, 1000000, &tro.profile_steps))
+        rc = 2;
     } else if (!strcmp(name, "--build")) {
       build = true;
     } else if (!strcmp(name, "--no-tuning")) {
@@ -192,6 +210,20 @@ int cmd_bench(int argc, char **argv) {
             tp_flag, tp_flag);
     rc = 2;
   }
+  if (rc == 0 && train && !exp_path) {
+    fprintf(stderr, "datamux bench: --train needs the experiment first (datamux bench EXP.yaml --train)\n");
+    rc = 2;
+  }
+  if (rc == 0 && train_flag && !train) {
+    fprintf(stderr, "datamux bench: %s applies to --train\n", train_flag);
+    rc = 2;
+  }
+  if (rc == 0 && train && tp_flag && (!strcmp(tp_flag, "-N") || !strcmp(tp_flag, "--batches") ||
+                                      !strcmp(tp_flag, "--vanilla"))) {
+    fprintf(stderr, "datamux bench: %s is a throughput flag; --train times the experiment's own N (set it with "
+                    "--set multiplexing.num_instances=N)\n", tp_flag);
+    rc = 2;
+  }
   if (rc == 0 && build_flag && !build) {
     fprintf(stderr, "datamux bench: %s applies to --build\n", build_flag);
     rc = 2;
@@ -224,13 +256,21 @@ int cmd_bench(int argc, char **argv) {
     free(e);
     return rc;
   }
-  if (max_seconds > 0) go.max_seconds = to.max_seconds = max_seconds;
+  if (max_seconds > 0) go.max_seconds = to.max_seconds = tro.max_seconds = max_seconds;
+  tro.warmup = to.warmup;
+  tro.synthetic = to.synthetic;
+  tro.no_tuning = to.no_tuning;
+  tro.device = device;
+  tro.out_dir = out;
+  if (tro.profile_steps < 0) tro.profile_steps = tro.steps;
   go.device = bo.device = to.device = device;
   go.out_dir = bo.out_dir = to.out_dir = out;
   int status = 0;
   if (build && dmx_bench_build(&bo)) status = 1;
   if (gemm && dmx_bench_gemm(&go)) status = 1;
-  if (e) {
+  if (e && train) {
+    if (dmx_bench_train(e, &tro)) status = 1;
+  } else if (e) {
     int t = dmx_bench_throughput(e, &to);
     if (t) status = t;
   }

@@ -1,6 +1,7 @@
 /* CLBlast wrapper: row-major SGEMM and strided-batched SGEMM over (buffer, offset) operands,
  * with a reused temporary buffer and per-device tuned parameters. */
 #include "host/gemm.h"
+#include "host/profile.h"
 
 #include <clblast_c.h>
 #include <dirent.h>
@@ -93,9 +94,12 @@ void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, f
     CL_CHECK(cst);
     gs->temp_bytes = 64;
   }
+  /* markers around the call: CLBlast's own event would cover only its last kernel */
+  cl_event before = rt->prof ? dmx_prof_gemm_begin(rt) : NULL;
   st = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off, lda, B.buf,
                                   B.off, ldb, beta, C.buf, C.off, ldc, &rt->queue, NULL, gs->temp);
   check_blast(st, "CLBlastSgemmWithTempBuffer", m, n, k, ta, tb);
+  if (before) dmx_prof_gemm_end(rt, before, 2.0 * (double)m * (double)n * (double)k);
   gs->stats.calls++;
   gs->stats.host_seconds += dmx_now_seconds() - t0;
   sync_account(rt, ts);
@@ -111,10 +115,12 @@ void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, siz
     return;
   }
   double ts = sync_mark(rt);
+  cl_event before = rt->prof ? dmx_prof_gemm_begin(rt) : NULL;
   CLBlastStatusCode st =
       CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off, lda, stride_a,
                                  B.buf, B.off, ldb, stride_b, beta, C.buf, C.off, ldc, stride_c, batch, &rt->queue, NULL);
   check_blast(st, "CLBlastSgemmStridedBatched", m, n, k, ta, tb);
+  if (before) dmx_prof_gemm_end(rt, before, 2.0 * (double)m * (double)n * (double)k * (double)batch);
   gs->stats.calls++;
   gs->stats.host_seconds += dmx_now_seconds() - t0;
   sync_account(rt, ts);

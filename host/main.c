@@ -19,6 +19,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "evaluate: eval EXP.yaml --model_path RUN [flags]"},
     {"predict", cmd_predict, "predict labels for stdin lines: predict --model_path RUN --task T"},
     {"bench", cmd_bench, "benchmarks: bench --gemm | --build | EXP.yaml [--train | -N list] (see bench --help)"},
+    {"tune", cmd_tune, "tune CLBlast's GEMM kernels for this device at an experiment's shapes: tune EXP.yaml"},
     {"convert", cmd_convert, "checkpoint format: convert IN.bin OUT.safetensors (or back; torch.save files)"},
 };
 

@@ -9,6 +9,7 @@
 
 #include "host/cl_sources.h"
 #include "host/gemm.h"
+#include "host/profile.h"
 
 #define CL_FORMAT_VERSION 1 /* bump when the cache file layout or build options change */
 #define CL_BUILD_OPTIONS "-cl-std=CL1.2"
@@ -229,6 +230,7 @@ struct dmx_kernel_entry {
   char file[128];
   char name[128];
   cl_kernel kernel;
+  int prof_cat; /* its category in the op-level profile */
 };
 
 /* 128-bit key from two independent 64-bit FNV-1a streams; collisions are not a practical risk
@@ -433,7 +435,15 @@ cl_kernel dmx_kernel(dmx_runtime *rt, const char *file, const char *kernel) {
   snprintf(e->file, sizeof e->file, "%s", file);
   snprintf(e->name, sizeof e->name, "%s", kernel);
   e->kernel = k;
+  e->prof_cat = dmx_prof_kernel_category(file, kernel);
   return k;
+}
+
+/* The profile category of a kernel made by dmx_kernel (a linear search: only while profiling). */
+static int kernel_category(const dmx_runtime *rt, cl_kernel k) {
+  for (int i = 0; i < rt->n_kernels; i++)
+    if (rt->kernels[i].kernel == k) return rt->kernels[i].prof_cat;
+  return DMX_PROF_OTHER;
 }
 
 /* ---------------------------------------------------------------- launches */
@@ -480,12 +490,15 @@ void dmx_launch_at(dmx_runtime *rt, cl_kernel k, int dims, const size_t *global,
     g[d] = global[d] ? global[d] : 1;
     if (local) g[d] = (g[d] + local[d] - 1) / local[d] * local[d];
   }
-  cl_int st = clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, NULL, g, local, 0, NULL, NULL);
+  /* an event only while the op-level profile records: none otherwise */
+  cl_event ev = NULL;
+  cl_int st = clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, NULL, g, local, 0, NULL, rt->prof ? &ev : NULL);
   if (st != CL_SUCCESS) {
     char kname[128] = "?";
     clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof kname, kname, NULL);
     dmx_die_at(file, line, "clEnqueueNDRangeKernel(%s) failed: %s", kname, dmx_cl_status_name(st));
   }
+  if (rt->prof) dmx_prof_record(rt, ev, kernel_category(rt, k));
 }
 
 /* ---------------------------------------------------------------- arenas */
@@ -580,7 +593,9 @@ void dmx_upload_async(dmx_runtime *rt, dmx_tensor t, const void *src, size_t byt
   if (bytes == 0) return;
   rt->stat_uploads++;
   rt->stat_upload_bytes += bytes;
-  CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, src, 0, NULL, NULL));
+  cl_event ev = NULL;
+  CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, src, 0, NULL, rt->prof ? &ev : NULL));
+  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_UPLOAD);
 }
 
 void dmx_download(dmx_runtime *rt, void *dst, dmx_tensor t, size_t bytes) {
@@ -592,7 +607,10 @@ void dmx_download(dmx_runtime *rt, void *dst, dmx_tensor t, size_t bytes) {
 
 void dmx_fill(dmx_runtime *rt, dmx_tensor t, float value) {
   if (t.n == 0) return;
-  CL_CHECK(clEnqueueFillBuffer(rt->queue, t.buf, &value, sizeof value, t.off * 4, t.n * 4, 0, NULL, NULL));
+  cl_event ev = NULL;
+  CL_CHECK(clEnqueueFillBuffer(rt->queue, t.buf, &value, sizeof value, t.off * 4, t.n * 4, 0, NULL,
+                               rt->prof ? &ev : NULL));
+  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_FILL);
 }
 
 void dmx_finish(dmx_runtime *rt) { CL_CHECK(clFinish(rt->queue)); }
@@ -626,7 +644,9 @@ void dmx_stager_upload(dmx_runtime *rt, dmx_stager *s, dmx_tensor t, const void 
   rt->stat_uploads++;
   rt->stat_upload_bytes += bytes;
   s->used += aligned;
-  CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, dst, 0, NULL, NULL));
+  cl_event ev = NULL;
+  CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, dst, 0, NULL, rt->prof ? &ev : NULL));
+  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_UPLOAD);
 }
 
 void dmx_stager_end(dmx_runtime *rt, dmx_stager *s) {
@@ -659,6 +679,7 @@ void dmx_buffer_release(dmx_tensor t) {
 void dmx_runtime_destroy(dmx_runtime *rt) {
   if (!rt) return;
   clFinish(rt->queue);
+  dmx_prof_stop(rt);
   dmx_gemm_release(rt);
   for (int i = 0; i < rt->n_kernels; i++) clReleaseKernel(rt->kernels[i].kernel);
   for (int i = 0; i < rt->n_programs; i++) clReleaseProgram(rt->programs[i].program);

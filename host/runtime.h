@@ -55,7 +55,15 @@ typedef struct {
    * their wall time accumulates here, so a step's time splits into CLBlast and our kernels */
   bool time_gemms;
   double gemm_seconds;
+  /* op-level profiling by events (host/profile.h): NULL = off, and then no event is created */
+  struct dmx_prof *prof;
+  const char *prof_scope; /* the layer role of the next GEMMs (see dmx_prof_scope) */
 } dmx_runtime;
+
+/* Names the layer role of the GEMMs that follow ("qkv", "attn_out", "ffn_up", "ffn_down",
+ * "attention", "mux", "heads", "vocab"), so the op-level profile can split GEMM time by role.
+ * A pointer store: free when profiling is off. The string must be a literal (kept, not copied). */
+static inline void dmx_prof_scope(dmx_runtime *rt, const char *scope) { rt->prof_scope = scope; }
 
 /* Chooses the device: `selector` (index or case-insensitive name substring), else
  * $DATAMUX_DEVICE, else the first GPU, else the first device. Prints the device to `log`

@@ -530,6 +530,7 @@ size_t dmx_model_device_bytes(const dmx_model *m) {
          dmx_arena_bytes(&m->ints);
 }
 dmx_runtime *dmx_model_runtime(const dmx_model *m) { return m->rt; }
+const dmx_arena *dmx_model_adam_state(const dmx_model *m, int moment) { return moment ? &m->adam_v : &m->adam_m; }
 int dmx_model_B(const dmx_model *m) { return m->B; }
 int dmx_model_T(const dmx_model *m) { return m->T; }
 int dmx_model_N(const dmx_model *m) { return m->N; }
@@ -666,6 +667,7 @@ static void embed_forward(dmx_model *m, bool train) {
   layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.eln_g, m->p.eln_b, m->R1, d, m->eps);
   dropout_forward(rt, m->e1, m->e1, m->R1 * d, ph, m->seed, stream(m, STREAM_EMB1));
   if (m->baseline) return; /* e1 is the encoder input */
+  dmx_prof_scope(rt, "mux");
   if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
     mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.inst, m->B, m->N, m->T, d);
   else
@@ -696,6 +698,7 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
       embedding_pass2_backward(rt, m->g.pos, m->g.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
     axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
     dmx_tensor dinst = m->e.mux.learn_muxing ? m->g.inst : none();
+    dmx_prof_scope(rt, "mux");
     if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
       mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.inst, m->B, m->N,
                          m->T, d);
@@ -727,14 +730,19 @@ static void encoder_forward(dmx_model *m, bool train) {
     layer_params *P = &m->p.L[l];
     layer_acts *a = &m->la[l];
     uint32_t s0 = stream(m, STREAM_LAYER0 + 4 * l);
+    dmx_prof_scope(rt, "qkv");
     linear_forward(rt, a->qkv, z, P->qkv_w, P->qkv_b, BT, d, 3 * d, 0.0f);
+    dmx_prof_scope(rt, "attention");
     attention_forward(rt, a->attn_out, &a->att, a->qkv, mask, m->B, m->T, d, m->H, pa, m->seed, s0);
+    dmx_prof_scope(rt, "attn_out");
     linear_forward(rt, a->ao, a->attn_out, P->ao_w, P->ao_b, BT, d, d, 0.0f);
     dropout_forward(rt, a->ao, a->ao, BT * d, ph, m->seed, s0 + 1);
     add_forward(rt, a->h1_pre, a->ao, z, BT * d);
     layernorm_forward(rt, a->h1, a->h1_mean, a->h1_rstd, a->h1_pre, P->ln1_g, P->ln1_b, BT, d, m->eps);
+    dmx_prof_scope(rt, "ffn_up");
     linear_forward(rt, a->f_pre, a->h1, P->fc_w, P->fc_b, BT, d, I, 0.0f);
     gelu_forward(rt, a->f, a->f_pre, BT * I);
+    dmx_prof_scope(rt, "ffn_down");
     linear_forward(rt, a->f2, a->f, P->proj_w, P->proj_b, BT, I, d, 0.0f);
     dropout_forward(rt, a->f2, a->f2, BT * d, ph, m->seed, s0 + 2);
     add_forward(rt, a->z_pre, a->f2, a->h1, BT * d);
@@ -764,16 +772,21 @@ static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
     layernorm_backward(rt, m->da.z_pre, G->ln2_g, G->ln2_b, dz, a->z_pre, a->z_mean, a->z_rstd, P->ln2_g, BT, d);
     dropout_backward(rt, m->da.f2, m->da.z_pre, BT * d, ph, m->seed, s0 + 2);
     axpy(rt, m->da.h1, m->da.z_pre, 1.0f, BT * d);
+    dmx_prof_scope(rt, "ffn_down");
     linear_backward(rt, m->da.f, G->proj_w, G->proj_b, m->da.f2, a->f, P->proj_w, BT, I, d);
     gelu_backward(rt, m->da.f_pre, a->f_pre, m->da.f, BT * I);
+    dmx_prof_scope(rt, "ffn_up");
     linear_backward(rt, m->da.h1, G->fc_w, G->fc_b, m->da.f_pre, a->h1, P->fc_w, BT, d, I);
     layernorm_backward(rt, m->da.h1_pre, G->ln1_g, G->ln1_b, m->da.h1, a->h1_pre, a->h1_mean, a->h1_rstd, P->ln1_g,
                        BT, d);
     dropout_backward(rt, m->da.ao, m->da.h1_pre, BT * d, ph, m->seed, s0 + 1);
     axpy(rt, dz_in, m->da.h1_pre, 1.0f, BT * d);
+    dmx_prof_scope(rt, "attn_out");
     linear_backward(rt, m->da.attn_out, G->ao_w, G->ao_b, m->da.ao, a->attn_out, P->ao_w, BT, d, d);
+    dmx_prof_scope(rt, "attention");
     attention_backward(rt, m->da.qkv, &m->da.att, m->da.attn_out, &a->att, mask, m->B, m->T, d, m->H, pa, m->seed,
                        s0);
+    dmx_prof_scope(rt, "qkv");
     linear_backward(rt, dz_in, G->qkv_w, G->qkv_b, m->da.qkv, z_in, P->qkv_w, BT, d, 3 * d);
     dmx_tensor t = dz;
     dz = dz_in;
@@ -808,6 +821,7 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   /* dH: gradient of the encoder output; z_a starts the encoder backward chain */
   dmx_tensor dH = m->da.z_a;
   if (m->has_task) {
+    dmx_prof_scope(rt, "heads");
     task_head_forward(m, train);
     float scale = train ? m->task_coeff / (float)(m->task_count > 0 ? m->task_count : 1) : 0.0f;
     softmax_xent_forward_backward(rt, m->task_losses, m->preds, train ? m->da.logits : none(), m->logits, m->labels,
@@ -816,6 +830,7 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
     if (train) task_head_backward(m, dH, train);
   }
   phase_end(m, PH_TASK);
+  dmx_prof_scope(rt, "heads");
   if (m->has_retrieval && m->S > 0) retrieval_head(m, dH, train);
   phase_end(m, PH_RETR);
   if (!train) return;

@@ -63,6 +63,9 @@ const dmx_param *dmx_model_param(const dmx_model *m, int i);
 const dmx_param *dmx_model_find_param(const dmx_model *m, const char *name);
 size_t dmx_model_trainable_floats(const dmx_model *m);
 size_t dmx_model_device_bytes(const dmx_model *m);
+/* AdamW's first (moment 0) and second (moment 1) moment arenas, laid out like the gradients: the
+ * optimizer state a resumable checkpoint saves and restores. */
+const dmx_arena *dmx_model_adam_state(const dmx_model *m, int moment);
 
 /* Initialises parameters as Hugging Face does (normal(0, 0.02) weights, zero biases, unit LN,
  * zero padding rows) and the instance vectors from the experiment's seed. */

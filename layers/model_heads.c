@@ -229,6 +229,7 @@ void retrieval_head(dmx_model *m, dmx_tensor dH, bool train) {
   for (int s0 = 0; s0 < S; s0 += RETRIEVAL_BLOCK_ROWS) {
     int rows = S - s0 < RETRIEVAL_BLOCK_ROWS ? S - s0 : RETRIEVAL_BLOCK_ROWS;
     dmx_tensor ub = sub(u, (size_t)s0 * d, (size_t)rows * d);
+    dmx_prof_scope(rt, "vocab");
     linear_forward(rt, m->rlogits, ub, m->p.r_dec_w, m->p.r_dec_b, rows, d, V, 0.0f);
     softmax_xent_forward_backward(rt, sub(m->r_losses, s0, rows), sub(m->r_preds, s0, rows),
                                   train ? m->rdlogits : none(), m->rlogits, sub(m->r_targets, s0, rows), rows, V, scale);
@@ -236,6 +237,7 @@ void retrieval_head(dmx_model *m, dmx_tensor dH, bool train) {
       linear_backward(rt, sub(du, (size_t)s0 * d, (size_t)rows * d), m->g.r_dec_w, m->g.r_dec_b, m->rdlogits, ub,
                       m->p.r_dec_w, rows, d, V);
   }
+  dmx_prof_scope(rt, "heads");
   reduce_sum(rt, m->r_sum, m->r_losses, S);
   if (!train) return;
   if (m->index_demux) {

@@ -1,12 +1,17 @@
 /* `datamux bench`, end to end and small: bad flags give messages and status 2; the GEMM, build and
  * throughput benchmarks (micro model, N in {1,2}, 3 timed batches, synthetic ids) write CSV and
- * JSON files with the documented columns and positive numbers. */
+ * JSON files with the documented columns and positive numbers; the training benchmark's op-level
+ * breakdown adds up to the measured step and counts the GEMMs a step makes; the peak cache round
+ * trips; `datamux tune` resumes (a fake tuner counts its runs). */
 #include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host/common.h"
+#include "host/peak.h"
 #include "tests/harness.h"
 
 static char out[1 << 16];
@@ -70,6 +75,48 @@ static void remove_dir(const char *dir) {
   }
   closedir(d);
   rmdir(dir);
+}
+
+/* The number after "key": in a JSON text (the first occurrence after `from`), or -1. */
+static double json_num(const char *text, const char *from, const char *key) {
+  const char *p = from ? strstr(text, from) : text;
+  char pat[128];
+  snprintf(pat, sizeof pat, "\"%s\": ", key);
+  p = p ? strstr(p, pat) : NULL;
+  return p ? atof(p + strlen(pat)) : -1;
+}
+
+static int count_lines(const char *path) {
+  dmx_error err;
+  size_t len;
+  char *text = dmx_read_file(path, &len, &err);
+  if (!text) return 0;
+  int n = 0;
+  for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+  free(text);
+  return n;
+}
+
+static bool exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* A stand-in for clblast_tuner_xgemm(_direct): logs its arguments, fails when FAKE_TUNER_FAIL is set,
+ * else writes one result into the current folder as the real tuner does. */
+static void write_fake_tuner(const char *dir, const char *name, const char *family, const char *params) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    th_fail_at(__FILE__, __LINE__, "cannot write %s", path);
+    return;
+  }
+  fprintf(f, "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$FAKE_TUNER_LOG\"\n"
+             "[ -n \"$FAKE_TUNER_FAIL\" ] && { echo failing on purpose; exit 3; }\n"
+             "echo '* (1/1) fake tuning'\n"
+             "printf '{\"kernel_family\": \"%s\", \"precision\": \"32\", \"best_time\": \"1.50\", "
+             "\"best_parameters\": \"%s PRECISION=32\"}\\n' > clblast_%s_32.json\n",
+          family, params, family);
+  fclose(f);
+  chmod(path, 0755);
 }
 
 int main(void) {
@@ -165,9 +212,149 @@ int main(void) {
         file_has(path, "\"instances_per_s\": "));
   th_end();
 
+  th_begin("bench --train: flags, and a breakdown that adds up to the measured step");
+  expect_error("experiments/quickstart.yaml --train --steps 0", "--steps: 0 is out of range");
+  expect_error("--train", "needs the experiment first");
+  expect_error("experiments/quickstart.yaml --steps 3", "applies to --train");
+  expect_error("experiments/quickstart.yaml --train -N 1,2", "throughput flag");
+  snprintf(cmd, sizeof cmd,
+           "%s bench experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set task.max_length=16 "
+           "--train --warmup 1 --steps 1 --profile-steps 2 --synthetic --out %s/tr",
+           bin, dir);
+  st = th_run(cmd, out, sizeof out);
+  CHECKF(st == 0, "exit %d:\n%s", st, out);
+  CHECKF(strstr(out, "coverage: ") && strstr(out, "instances/s") && strstr(out, "tokens/s"), "output:\n%s", out);
+  snprintf(path, sizeof path, "%s/tr/train.json", dir);
+  {
+    dmx_error err;
+    size_t len;
+    char *js = dmx_read_file(path, &len, &err);
+    CHECKF(js != NULL, "%s", err.msg);
+    if (js) {
+      double step = json_num(js, "\"profile\"", "seconds_per_step"), sum = json_num(js, NULL, "sum_seconds_per_step");
+      double cov = json_num(js, NULL, "coverage");
+      /* every command of the step is in a category: what is missing are the gaps between commands */
+      CHECKF(step > 0 && sum > 0 && cov >= 0.80 && cov <= 1.02, "profiled step %g s, categories %g s, coverage %g", step,
+             sum, cov);
+      CHECKF(fabs(sum / step - cov) < 1e-3, "coverage %g is not sum/step %g", cov, sum / step);
+      /* micro: 2 layers; a linear layer makes 3 GEMMs per step (forward, dX, dW), attention 6 per layer;
+       * the retrieval vocabulary projection 3 per block */
+      CHECKF(json_num(js, "\"gemm_qkv\"", "count_per_step") == 6, "gemm_qkv count:\n%s", js);
+      CHECKF(json_num(js, "\"gemm_ffn_down\"", "count_per_step") == 6, "gemm_ffn_down count:\n%s", js);
+      CHECKF(json_num(js, "\"gemm_attention\"", "count_per_step") == 12, "gemm_attention count:\n%s", js);
+      CHECKF(json_num(js, "\"gemm_vocab\"", "count_per_step") == 3, "gemm_vocab count:\n%s", js);
+      CHECKF(!strstr(js, "\"gemm_other\""), "a GEMM ran under no scope:\n%s", js);
+      /* qkv forward: 2 (B*T) d (3d) per layer, B*T = 24*19 (index demux, N=2, L=16), d = 64, 3 products */
+      double want = 2.0 * 24 * 19 * 64 * 192 * 3 * 2 / 1e9;
+      CHECKF(fabs(json_num(js, "\"gemm_qkv\"", "gflop_per_step") - want) < 1e-4, "gemm_qkv GFLOP/step, want %g", want);
+      CHECKF(json_num(js, NULL, "instances_per_s") > 0 && json_num(js, NULL, "tokens_per_s") > 0, "rates:\n%s", js);
+      free(js);
+    }
+  }
+  snprintf(path, sizeof path, "%s/tr/train.csv", dir);
+  n = read_csv(path, header, sizeof header, rows, 8);
+  CHECKF(!strcmp(header, "category,kind,ms_per_step,share_of_step,count_per_step,gflop_per_step,gflops"), "header '%s'",
+         header);
+  th_end();
+
+  th_begin("the peak cache round trips, and a missing or broken file says what to do");
+  {
+    dmx_peak p = {.sgemm_gflops = 1234.5, .sgemm_size = 2048, .tuned = true, .d2d_gbps = 800.25, .h2d_gbps = 12.5,
+                  .d2h_gbps = 13.75, .seconds = 9};
+    snprintf(p.device, sizeof p.device, "Some \"GPU\" 9000");
+    snprintf(p.platform, sizeof p.platform, "Plat");
+    snprintf(p.driver, sizeof p.driver, "1.2");
+    snprintf(p.measured_at, sizeof p.measured_at, "2026-11-29T07:00:00Z");
+    dmx_error err = {{0}};
+    snprintf(path, sizeof path, "%s/peak/dev.json", dir);
+    CHECKF(dmx_peak_save(&p, path, &err) == 0, "%s", err.msg);
+    dmx_peak q;
+    CHECKF(dmx_peak_load(path, &q, &err) == 0, "%s", err.msg);
+    CHECKF(q.sgemm_gflops == 1234.5 && q.sgemm_size == 2048 && q.tuned && q.d2d_gbps == 800.25 && q.h2d_gbps == 12.5 &&
+               q.d2h_gbps == 13.75 && !strcmp(q.device, p.device) && !strcmp(q.measured_at, p.measured_at),
+           "loaded %g %d %d %g %g %g '%s'", q.sgemm_gflops, q.sgemm_size, q.tuned, q.d2d_gbps, q.h2d_gbps, q.d2h_gbps,
+           q.device);
+    snprintf(path, sizeof path, "%s/peak/none.json", dir);
+    CHECK(dmx_peak_load(path, &q, &err) == -1 && strstr(err.msg, "datamux devices --peak"));
+    snprintf(path, sizeof path, "%s/peak/bad.json", dir);
+    CHECK(dmx_write_file_atomic(path, "{\"device\": 3}", 13, &err) == 0);
+    CHECK(dmx_peak_load(path, &q, &err) == -1 && strstr(err.msg, "not a peak file"));
+    snprintf(path, sizeof path, "%s/peak/dev.json", dir);
+    unlink(path);
+    unlink(strcat(strcpy(path, dir), "/peak/bad.json"));
+    rmdir(strcat(strcpy(path, dir), "/peak"));
+  }
+  th_end();
+
+  th_begin("tune runs each tuner once per shape, resumes, retries failures and installs the winners");
+  {
+    char tuners[256], cache[256], log[256], devdir[4096] = "", tune_cmd[2048], cmd2[2200];
+    snprintf(tuners, sizeof tuners, "%s/tuners", dir);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    snprintf(log, sizeof log, "%s/tuners.log", dir);
+    mkdir(tuners, 0755);
+    write_fake_tuner(tuners, "clblast_tuner_xgemm", "xgemm_1",
+                     "GEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 STRM=0 "
+                     "STRN=0 VWM=4 VWN=4");
+    write_fake_tuner(tuners, "clblast_tuner_xgemm_direct", "xgemm_direct_1",
+                     "KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=1 VWMD=1 VWND=1 WGD=32");
+    snprintf(tune_cmd, sizeof tune_cmd,
+             "XDG_CACHE_HOME=%s DATAMUX_CLBLAST_TUNER_DIR=%s FAKE_TUNER_LOG=%s %s tune experiments/quickstart.yaml "
+             "--config_name experiments/models/micro.yaml --set task.max_length=16 --max-shapes 1 --no-routine",
+             cache, tuners, log, bin);
+    /* the device folder, from the dry run's "results:" line */
+    snprintf(cmd2, sizeof cmd2, "%s --dry-run", tune_cmd);
+    st = th_run(cmd2, out, sizeof out);
+    CHECKF(st == 0, "exit %d:\n%s", st, out);
+    char *r = strstr(out, "results: ");
+    if (r) snprintf(devdir, sizeof devdir, "%.*s", (int)(strstr(r, "/tuning ") ? strstr(r, "/tuning ") - r - 9 : 0),
+                    r + 9);
+    CHECKF(devdir[0] && !exists(log), "dry run: device folder '%s', tuner log %s:\n%s", devdir,
+           exists(log) ? "written" : "absent", out);
+    /* an older file for Xgemm in the device folder is moved aside when the new one is installed */
+    char older[4200], inst[4200], prev[4200];
+    snprintf(older, sizeof older, "%s/clblast_xgemm_1_32.json", devdir);
+    CHECK(dmx_mkdirs(devdir, NULL) == 0);
+    CHECK(dmx_write_file_atomic(older, "{\"kernel_family\": \"xgemm_1\"}", 27, NULL) == 0);
+    st = th_run(tune_cmd, out, sizeof out);
+    CHECKF(st == 0 && count_lines(log) == 2, "first run: exit %d, %d tuner runs (want 2):\n%s", st, count_lines(log), out);
+    snprintf(inst, sizeof inst, "%s/clblast_xgemm_32.json", devdir);
+    snprintf(prev, sizeof prev, "%s/tuning/previous/clblast_xgemm_1_32.json", devdir);
+    CHECKF(exists(inst) && !exists(older) && exists(prev), "install: %d, older moved: %d", exists(inst), exists(prev));
+    snprintf(inst, sizeof inst, "%s/clblast_xgemm_direct_32.json", devdir);
+    CHECK(exists(inst) && file_has(inst, "\"best_parameters\": \"KWID=2"));
+    /* resume: nothing left to tune */
+    st = th_run(tune_cmd, out, sizeof out);
+    CHECKF(st == 0 && count_lines(log) == 2 && strstr(out, "[done]"), "second run: exit %d, %d tuner runs:\n%s", st,
+           count_lines(log), out);
+    /* one result gone: only that shape runs again */
+    char res[4400];
+    snprintf(res, sizeof res, "%s/tuning", devdir);
+    DIR *d = opendir(res);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+      if (!strncmp(e->d_name, "xgemm_direct_", 13)) snprintf(res, sizeof res, "%s/tuning/%s", devdir, e->d_name);
+    if (d) closedir(d);
+    CHECKF(unlink(res) == 0, "no direct result in %s/tuning", devdir);
+    st = th_run(tune_cmd, out, sizeof out);
+    CHECKF(st == 0 && count_lines(log) == 3 && exists(res), "after removing %s: exit %d, %d tuner runs:\n%s", res, st,
+           count_lines(log), out);
+    /* a failing tuner: exit 1 with the log's path; the earlier results stay */
+    snprintf(cmd2, sizeof cmd2, "FAKE_TUNER_FAIL=1 %s --force", tune_cmd);
+    st = th_run(cmd2, out, sizeof out);
+    CHECKF(st == 1 && strstr(out, "wrote no result") && strstr(out, "tuner.log") && exists(res),
+           "failing tuner: exit %d:\n%s", st, out);
+  }
+  th_end();
+
   remove_dir(strcat(strcpy(path, dir), "/g"));
   remove_dir(strcat(strcpy(path, dir), "/b"));
   remove_dir(strcat(strcpy(path, dir), "/t"));
+  remove_dir(strcat(strcpy(path, dir), "/tr"));
+  remove_dir(strcat(strcpy(path, dir), "/tuners"));
+  unlink(strcat(strcpy(path, dir), "/tuners.log"));
+  snprintf(cmd, sizeof cmd, "rm -rf '%s/cache'", dir); /* a tree of our own making, under our mkdtemp folder */
+  if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s/cache\n", dir);
   rmdir(dir);
   return th_finish();
 }

@@ -1,0 +1,360 @@
+/* `datamux bench EXP.yaml`: inference throughput versus N as the paper measured it (eval mode, no
+ * retrieval head, base_bs(N)*N instances per batch, each batch timed to device completion). */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/batch.h"
+#include "data/dataset.h"
+#include "host/bench.h"
+#include "host/bench_common.h"
+#include "host/runtime.h"
+#include "host/train.h"
+#include "layers/model.h"
+
+int dmx_bench_parse_n_list(const char *s, dmx_bench_tp_opts *o, dmx_error *err) {
+  o->n_count = 0;
+  if (!*s) return dmx_fail(err, "-N needs a list such as 1,2,5,10");
+  const char *p = s;
+  for (;;) {
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || (*end && *end != ','))
+      return dmx_fail(err, "-N '%s': expected comma-separated whole numbers such as 1,2,5,10", s);
+    if (v < 1 || v > DMX_MAX_INSTANCES)
+      return dmx_fail(err, "-N '%s': %ld is out of range (1..%d)", s, v, DMX_MAX_INSTANCES);
+    for (int i = 0; i < o->n_count; i++)
+      if (o->n_list[i] == v) return dmx_fail(err, "-N '%s': %ld is listed twice", s, v);
+    if (o->n_count == DMX_BENCH_MAX_N) return dmx_fail(err, "-N '%s': at most %d values", s, DMX_BENCH_MAX_N);
+    o->n_list[o->n_count++] = (int)v;
+    if (!*end) break;
+    p = end + 1;
+  }
+  return 0;
+}
+
+typedef struct {
+  char label[16];
+  int N, groups, instances, T, batches, warmup;
+  double seconds, ms_mean, ms_median, inst_per_s, speedup;
+  size_t device_bytes;
+  bool failed;
+  char why[DMX_ERRMSG];
+} tp_row;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Times one configuration (e already has its N and setting). */
+static void time_config(dmx_runtime *rt, const dmx_experiment *e, const dmx_dataset *ds, const dmx_bench_tp_opts *o,
+                        tp_row *row) {
+  dmx_error err = {{0}};
+  int N = e->setting == SETTING_BASELINE ? 1 : e->mux.num_instances;
+  int B = dmx_base_batch_size(N);
+  dmx_input_kind kind = e->setting == SETTING_BASELINE ? DMX_INPUT_PLAIN
+                        : e->mux.demuxing == DEMUX_INDEX ? DMX_INPUT_INDEX
+                                                         : DMX_INPUT_MLP;
+  row->N = N;
+  row->groups = B;
+  row->instances = B * N;
+  row->warmup = o->warmup;
+  dmx_batch batch;
+  if (dmx_batch_alloc(&batch, B, N, e->task.max_length, kind, ds->kind, &err)) {
+    row->failed = true;
+    snprintf(row->why, sizeof row->why, "%s", err.msg);
+    return;
+  }
+  row->T = batch.Lp;
+  bool token = ds->kind == DMX_TARGET_TOKENS;
+  dmx_model *model = dmx_model_create(rt, e, B, batch.Lp, ds->num_labels, token, &err);
+  if (!model) {
+    row->failed = true;
+    snprintf(row->why, sizeof row->why, "%s", err.msg);
+    dmx_batch_free(&batch);
+    return;
+  }
+  dmx_model_init_params(model, (uint64_t)e->train.seed);
+  row->device_bytes = dmx_model_device_bytes(model);
+  dmx_batcher bt;
+  dmx_batcher_init(&bt, ds, B * N, false, false, (uint64_t)e->train.seed);
+  int epoch = 0;
+  dmx_batcher_begin_epoch(&bt, epoch);
+  double *times = dmx_calloc((size_t)o->batches, sizeof(double));
+  double total = 0;
+  int timed = 0;
+  for (int i = 0; i < o->warmup + o->batches; i++) {
+    /* the next batch is built on the host outside the timed region, like a data loader */
+    if (!dmx_batcher_next(&bt, &batch)) {
+      dmx_batcher_begin_epoch(&bt, ++epoch);
+      if (!dmx_batcher_next(&bt, &batch)) dmx_die("the batcher gave no batch from %d rows", ds->n);
+    }
+    dmx_batch_view v = {0};
+    v.ids = batch.ids;
+    v.positions = batch.positions;
+    v.labels = NULL; /* no labels: the task head's loss scores nothing; no retrieval targets: no retrieval head */
+    dmx_finish(rt);
+    double t0 = dmx_now_seconds();
+    dmx_model_step(model, &v, false, 0);
+    dmx_finish(rt);
+    double dt = dmx_now_seconds() - t0;
+    if (i < o->warmup) continue;
+    times[timed++] = dt;
+    total += dt;
+    if (o->max_seconds > 0 && total >= o->max_seconds) break;
+  }
+  row->batches = timed;
+  row->seconds = total;
+  row->ms_mean = total / timed * 1e3;
+  qsort(times, (size_t)timed, sizeof(double), cmp_double);
+  row->ms_median = (timed % 2 ? times[timed / 2] : 0.5 * (times[timed / 2 - 1] + times[timed / 2])) * 1e3;
+  row->inst_per_s = (double)timed * B * N / total;
+  free(times);
+  dmx_batcher_free(&bt);
+  dmx_model_free(model);
+  dmx_batch_free(&batch);
+}
+
+static bool have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+static void plot(const char *dir) {
+  if (!have_gnuplot()) {
+    printf("plot: skipped (gnuplot is not installed; the CSV has the numbers)\n");
+    return;
+  }
+  if (strchr(dir, '\'') || strchr(dir, '"') || strchr(dir, '\n')) {
+    printf("plot: skipped (the output folder's name has quotes)\n");
+    return;
+  }
+  char gp[4200], png[4200], csv[4200], cmd[4400];
+  snprintf(gp, sizeof gp, "%s/throughput.gp", dir);
+  snprintf(png, sizeof png, "%s/throughput.png", dir);
+  snprintf(csv, sizeof csv, "%s/throughput.csv", dir);
+  FILE *f = fopen(gp, "w");
+  if (!f) {
+    printf("plot: skipped (cannot write %s: %s)\n", gp, strerror(errno));
+    return;
+  }
+  fprintf(f,
+          "set terminal png size 800,500\nset output '%s'\nset datafile separator ','\n"
+          "set title 'inference throughput vs N'\nset xlabel 'N (instances multiplexed)'\n"
+          "set ylabel 'instances / s'\nset logscale x 2\nset grid\nset key left top\n"
+          /* column 1 is a label: strcol, since $1 is numeric; column 11 is instances_per_s */
+          "plot '%s' using 2:(strcol(1) eq 'vanilla' ? NaN : $11) skip 1 with linespoints title 'DataMUX', "
+          "'' using 2:(strcol(1) eq 'vanilla' ? $11 : NaN) skip 1 with points pt 7 title 'vanilla (N=1)'\n",
+          png, csv);
+  if (fclose(f) != 0) {
+    printf("plot: skipped (writing %s failed)\n", gp);
+    return;
+  }
+  snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
+  int rc = system(cmd);
+  if (rc == 0) printf("wrote %s\n", png);
+  else printf("plot: gnuplot failed (status %d); the CSV has the numbers\n", rc);
+}
+
+static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx_bench_tp_opts *o, const tp_row *rows,
+                          int n, const char *data_desc, const char *tuning, const char *ref, dmx_error *err) {
+  dmx_membuf csv, js;
+  char path[4200];
+  if (dmx_membuf_open(&csv, err)) return -1;
+  fprintf(csv.f, "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,ms_per_batch_median,"
+                 "instances_per_s,speedup,device_mib_allocated\n");
+  for (int i = 0; i < n; i++) {
+    const tp_row *r = &rows[i];
+    if (r->failed) continue;
+    fprintf(csv.f, "%s,%d,%d,%d,%d,%d,%d,%.4f,%.3f,%.3f,%.2f,%.3f,%.1f\n", r->label, r->N, r->groups, r->instances, r->T,
+            r->batches, r->warmup, r->seconds, r->ms_mean, r->ms_median, r->inst_per_s, r->speedup,
+            r->device_bytes / 1048576.0);
+  }
+  if (dmx_membuf_write(&csv, o->out_dir, "throughput.csv", path, sizeof path, err)) return -1;
+  printf("wrote %s\n", path);
+  if (dmx_membuf_open(&js, err)) return -1;
+  fprintf(js.f, "{\n  \"benchmark\": \"throughput\",\n");
+  dmx_bench_json_device(js.f, rt);
+  fprintf(js.f, "  \"experiment\": ");
+  dmx_bench_json_str(js.f, e->source_path);
+  fprintf(js.f, ",\n  \"setting\": \"%s\",\n  \"model\": {\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, "
+                "\"intermediate_size\": %d, \"vocab_size\": %d},\n",
+          dmx_setting_name(e->setting), e->model.num_layers, e->model.hidden_size, e->model.num_heads,
+          e->model.intermediate_size, e->model.vocab_size);
+  fprintf(js.f, "  \"muxing\": \"%s\",\n  \"demuxing\": \"%s\",\n  \"max_length\": %d,\n  \"data\": ",
+          dmx_muxing_name(e->mux.muxing), dmx_demuxing_name(e->mux.demuxing), e->task.max_length);
+  dmx_bench_json_str(js.f, data_desc);
+  fprintf(js.f, ",\n  \"tuning\": ");
+  dmx_bench_json_str(js.f, tuning);
+  fprintf(js.f, ",\n  \"method\": ");
+  dmx_bench_json_str(js.f, "eval mode (dmx_model_step train=false), no labels and no retrieval targets; base_bs(N)*N instances "
+                 "per batch; warm-up batches excluded; each batch timed to dmx_finish; instances_per_s = sum of "
+                 "instances / sum of batch times");
+  fprintf(js.f, ",\n  \"speedup_reference\": ");
+  dmx_bench_json_str(js.f, ref);
+  fprintf(js.f, ",\n  \"device_memory_note\": ");
+  dmx_bench_json_str(js.f, "device_mib_allocated is everything dmx_model_create allocates, training buffers (gradients, Adam "
+                 "moments, backward activations) included; CLBlast temporaries are not counted");
+  fprintf(js.f, ",\n  \"rows\": [\n");
+  for (int i = 0; i < n; i++) {
+    const tp_row *r = &rows[i];
+    fprintf(js.f, "    {\"label\": \"%s\", \"N\": %d, ", r->label, r->N);
+    if (r->failed) {
+      fprintf(js.f, "\"error\": ");
+      dmx_bench_json_str(js.f, r->why);
+    } else {
+      fprintf(js.f,
+              "\"groups\": %d, \"instances_per_batch\": %d, \"seq_len\": %d, \"batches\": %d, \"warmup\": %d, "
+              "\"seconds\": %.4f, \"ms_per_batch\": %.3f, \"ms_per_batch_median\": %.3f, \"instances_per_s\": %.2f, "
+              "\"speedup\": %.3f, \"device_bytes_allocated\": %zu",
+              r->groups, r->instances, r->T, r->batches, r->warmup, r->seconds, r->ms_mean, r->ms_median, r->inst_per_s,
+              r->speedup, r->device_bytes);
+    }
+    fprintf(js.f, "}%s\n", i + 1 < n ? "," : "");
+  }
+  fprintf(js.f, "  ]\n}\n");
+  if (dmx_membuf_write(&js, o->out_dir, "throughput.json", path, sizeof path, err)) return -1;
+  printf("wrote %s\n", path);
+  return 0;
+}
+
+int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0) {
+  dmx_error err = {{0}};
+  dmx_bench_tp_opts o = *o0;
+  if (o.batches < 1 || o.warmup < 0) {
+    fprintf(stderr, "datamux bench: --batches must be at least 1 and --warmup at least 0\n");
+    return 1;
+  }
+  const char *out_dir = o.out_dir ? o.out_dir : "runs/bench";
+  o.out_dir = out_dir;
+  if (dmx_bench_prepare_out_dir(out_dir, &err)) {
+    fprintf(stderr, "datamux bench: %s\n", err.msg);
+    return 1;
+  }
+  const char *device = o.device && *o.device ? o.device : base->device;
+  dmx_runtime *rt = dmx_bench_runtime(device, o.no_tuning, false);
+  if (o.n_count == 0) {
+    /* the paper's list on every device: on the 2-core CPU the quickstart model takes about a second per N=40
+     * batch, so the default run stays within minutes (--max-seconds caps each N) */
+    static const int all[] = {1, 2, 5, 10, 20, 40};
+    o.n_count = 6;
+    memcpy(o.n_list, all, sizeof all);
+  }
+  /* every configuration is checked before anything is timed */
+  int nconf = o.n_count + (o.vanilla ? 1 : 0);
+  dmx_experiment *confs = dmx_calloc((size_t)nconf, sizeof *confs);
+  tp_row *rows = dmx_calloc((size_t)nconf, sizeof *rows);
+  int k = 0, maxrows = 0, rc = 0;
+  if (o.vanilla) {
+    confs[k] = *base;
+    if (dmx_experiment_set(&confs[k], "setting", "baseline", &err) ||
+        dmx_experiment_set(&confs[k], "multiplexing.num_instances", "1", &err) ||
+        dmx_experiment_validate(&confs[k], &err)) {
+      fprintf(stderr, "datamux bench: the vanilla (baseline) model: %s\n", err.msg);
+      rc = 1;
+    }
+    snprintf(rows[k].label, sizeof rows[k].label, "vanilla");
+    k++;
+  }
+  for (int i = 0; i < o.n_count && rc == 0; i++, k++) {
+    confs[k] = *base;
+    char v[16];
+    snprintf(v, sizeof v, "%d", o.n_list[i]);
+    if (dmx_experiment_set(&confs[k], "multiplexing.num_instances", v, &err) ||
+        dmx_experiment_validate(&confs[k], &err)) {
+      fprintf(stderr, "datamux bench: N=%d: %s\n", o.n_list[i], err.msg);
+      rc = 1;
+    }
+    snprintf(rows[k].label, sizeof rows[k].label, "N=%d", o.n_list[i]);
+  }
+  for (int i = 0; i < nconf && rc == 0; i++) {
+    int N = confs[i].setting == SETTING_BASELINE ? 1 : confs[i].mux.num_instances;
+    if (dmx_base_batch_size(N) * N > maxrows) maxrows = dmx_base_batch_size(N) * N;
+  }
+  if (rc) { /* bad input: an N the experiment cannot take */
+    free(confs);
+    free(rows);
+    dmx_runtime_destroy(rt);
+    return 2;
+  }
+  char tuning[4400];
+  dmx_bench_tuning_status(rt, o.no_tuning, tuning, sizeof tuning);
+  printf("CLBlast tuning: %s\n", tuning);
+  dmx_dataset ds;
+  char data_desc[1200];
+  bool loaded = false;
+  if (!o.synthetic) {
+    if (dmx_load_split(base, "dev", &ds, 0, NULL, &err) == 0) {
+      loaded = true;
+      snprintf(data_desc, sizeof data_desc, "%s dev split: %s", base->task.name, ds.summary);
+    } else {
+      printf("data: the %s dev split is not available (%s); using synthetic ids instead\n", base->task.name, err.msg);
+    }
+  }
+  if (!loaded) {
+    dmx_bench_synthetic_rows(base, maxrows, &ds);
+    snprintf(data_desc, sizeof data_desc, "synthetic: %s", ds.summary);
+  }
+  printf("data: %s\n", data_desc);
+  printf("model: %d layers, hidden %d, %d heads, FFN %d (%s); %s / %s; max_length %d; parameters randomly initialised "
+         "(throughput does not depend on their values)\n",
+         base->model.num_layers, base->model.hidden_size, base->model.num_heads, base->model.intermediate_size,
+         base->model_config_file[0] ? base->model_config_file : "experiment", dmx_muxing_name(base->mux.muxing),
+         dmx_demuxing_name(base->mux.demuxing), base->task.max_length);
+  printf("method: eval mode, no labels, no retrieval targets; base_bs(N)*N instances per batch; %d warm-up batch(es) "
+         "excluded, %d timed batch(es)%s, each timed to dmx_finish\n",
+         o.warmup, o.batches, o.max_seconds > 0 ? " or the time cap" : "");
+  if (o.warmup == 0) printf("note: --warmup 0 times the first batch, which builds the kernels\n");
+  int ok = 0;
+  for (int i = 0; i < nconf; i++) {
+    tp_row *r = &rows[i];
+    time_config(rt, &confs[i], &ds, &o, r);
+    if (r->failed) {
+      fprintf(stderr, "datamux bench: %s: %s\n", r->label, r->why);
+      rc = 1;
+      continue;
+    }
+    ok++;
+    printf("%-8s %3d groups x N=%-2d = %4d instances/batch, T=%3d: %3d batches in %7.2f s: %9.1f instances/s, "
+           "%8.2f ms/batch (median %.2f), %.1f MiB device memory allocated\n",
+           r->label, r->groups, r->N, r->instances, r->T, r->batches, r->seconds, r->inst_per_s, r->ms_mean,
+           r->ms_median, r->device_bytes / 1048576.0);
+    fflush(stdout);
+  }
+  /* the speedup reference: the vanilla model, else N=1, else the first row measured */
+  const tp_row *ref = NULL;
+  char ref_desc[64] = "";
+  for (int i = 0; i < nconf && !ref; i++)
+    if (!rows[i].failed && !strcmp(rows[i].label, "vanilla")) ref = &rows[i];
+  for (int i = 0; i < nconf && !ref; i++)
+    if (!rows[i].failed && !strcmp(rows[i].label, "N=1")) ref = &rows[i];
+  for (int i = 0; i < nconf && !ref; i++)
+    if (!rows[i].failed) ref = &rows[i];
+  if (ref) {
+    snprintf(ref_desc, sizeof ref_desc, "%s", ref->label);
+    printf("\n%-8s %5s %5s %11s %12s %9s %12s\n", "", "N", "T", "inst/batch", "instances/s", "speedup", "ms/batch");
+    for (int i = 0; i < nconf; i++) {
+      tp_row *r = &rows[i];
+      if (r->failed) continue;
+      r->speedup = r->inst_per_s / ref->inst_per_s;
+      printf("%-8s %5d %5d %11d %12.1f %8.2fx %12.2f\n", r->label, r->N, r->T, r->instances, r->inst_per_s, r->speedup,
+             r->ms_mean);
+    }
+    printf("speedup: instances/s over %s%s\n", ref_desc,
+           strcmp(ref_desc, "vanilla") && strcmp(ref_desc, "N=1") ? " (no N=1 in the list)" : "");
+  }
+  if (ok > 0) {
+    if (write_tp_files(rt, base, &o, rows, nconf, data_desc, tuning, ref_desc, &err)) {
+      fprintf(stderr, "datamux bench: %s\n", err.msg);
+      rc = 1;
+    } else {
+      plot(out_dir);
+    }
+  }
+  dmx_dataset_free(&ds);
+  free(confs);
+  free(rows);
+  dmx_runtime_destroy(rt);
+  return rc;
+}
