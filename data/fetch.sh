@@ -6,8 +6,10 @@
 #   conll2003/original_iob1/eng.{train,testa,testb}             (original IOB1 files)
 #   wikitext-103-raw/wiki.{train,valid,test}.raw                (retrieval warm-up text)
 #   tokenizers/roberta-base/{vocab.json,merges.txt}
+#   mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz     (MNIST; Fashion-MNIST comes from the
+#                                                               Debian package dataset-fashion-mnist)
 #
-# usage: bash data/fetch.sh [DATA_ROOT] [--only glue,conll,tokenizer,wikitext]
+# usage: bash data/fetch.sh [DATA_ROOT] [--only glue,conll,tokenizer,wikitext,mnist]
 # DATA_ROOT defaults to $DATAMUX_DATA, else $XDG_CACHE_HOME/datamux/data (~/.cache/datamux/data).
 #
 # Files whose sha256 is known (the CoNLL copies and the tokenizer, pinned to fixed commits) are
@@ -22,11 +24,11 @@ die() {
 }
 
 ROOT=""
-ONLY="glue,conll,tokenizer,wikitext"
+ONLY="glue,conll,tokenizer,wikitext,mnist"
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) [ $# -ge 2 ] || die "--only needs a list such as glue,conll"; ONLY="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option '$1' (see --help)" ;;
     *) [ -z "$ROOT" ] || die "more than one data root given"; ROOT="$1"; shift ;;
   esac
@@ -36,7 +38,7 @@ if [ -z "$ROOT" ]; then
   else ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/datamux/data"; fi
 fi
 for part in ${ONLY//,/ }; do
-  case "$part" in glue|conll|tokenizer|wikitext) ;; *) die "--only: unknown part '$part' (glue, conll, tokenizer, wikitext)" ;; esac
+  case "$part" in glue|conll|tokenizer|wikitext|mnist) ;; *) die "--only: unknown part '$part' (glue, conll, tokenizer, wikitext, mnist)" ;; esac
 done
 wants() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
@@ -161,9 +163,26 @@ fetch_wikitext() {
   for f in train valid test; do [ -s "$w/wiki.$f.raw" ] || die "$w/wiki.$f.raw: missing after unpacking"; done
 }
 
+# MNIST from the mirror torchvision uses, checked against the md5 sums torchvision pins.
+fetch_mnist() {
+  command -v md5sum >/dev/null || die "'md5sum' is required for MNIST"
+  local base=https://ossci-datasets.s3.amazonaws.com/mnist m="$ROOT/mnist" f sum
+  for pair in train-images-idx3-ubyte.gz:f68b3c2dcbeaaa9fbdd348bbdeb94873 \
+              train-labels-idx1-ubyte.gz:d53e105ee54ea40749a09fcbcd1e9432 \
+              t10k-images-idx3-ubyte.gz:9fb629c4189551a2d022fa330f9573f3 \
+              t10k-labels-idx1-ubyte.gz:ec29112dd5afa0611ce80d1b7f02629c; do
+    f="${pair%%:*}"; sum="${pair##*:}"
+    if [ -s "$m/$f" ] && [ "$(md5sum "$m/$f" | cut -d' ' -f1)" = "$sum" ]; then continue; fi
+    download "$base/$f" "$m/$f"
+    [ "$(md5sum "$m/$f" | cut -d' ' -f1)" = "$sum" ] || { rm -f "$m/$f"; die "$m/$f: md5 mismatch"; }
+  done
+  echo "fetch.sh: $m is complete"
+}
+
 echo "fetch.sh: data root $ROOT"
 wants tokenizer && fetch_tokenizer
 wants conll && fetch_conll
 wants glue && fetch_glue
 wants wikitext && fetch_wikitext
+wants mnist && fetch_mnist
 echo "fetch.sh: done; use it with DATAMUX_DATA=$ROOT or --data-dir $ROOT"

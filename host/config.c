@@ -25,9 +25,20 @@ static const char *const muxing_names[] = {"gaussian_hadamard", "binary_hadamard
 static const char *const demuxing_names[] = {"index", "mlp", NULL};
 static const char *const setting_names[] = {"baseline", "retrieval_pretraining", "finetuning", NULL};
 static const char *const schedule_names[] = {"linear", "constant", NULL};
-static const char *const task_names[] = {"sst2", "mnli", "qnli", "qqp",  "cola", "mrpc",
-                                         "stsb", "rte",  "wnli", "ner",  "text", NULL};
+static const char *const task_names[] = {"sst2", "mnli", "qnli", "qqp",  "cola",          "mrpc",  "stsb", "rte",
+                                         "wnli", "ner",  "text", "mnist", "fashion_mnist", "idx",   NULL};
+static const char *const vision_model_names[] = {"lenet", "mlp", NULL};
+static const char *const vision_muxing_names[] = {"none",        "gaussian",  "graded",           "identity",
+                                                  "learnable",   "so_n",      "learnable_w",      "nonlinear",
+                                                  "nonlinear_expand", "rotation", NULL};
+static const char *const vision_activation_names[] = {"tanh", "relu", NULL};
+static const char *const vision_loss_names[] = {"mse", "xent", NULL};
+static const char *const vision_optimizer_names[] = {"sgd", "adamw", NULL};
 
+_Static_assert(sizeof(dmx_vision_model_kind) == sizeof(int) && sizeof(dmx_vision_muxing) == sizeof(int) &&
+                   sizeof(dmx_vision_activation) == sizeof(int) && sizeof(dmx_vision_loss) == sizeof(int) &&
+                   sizeof(dmx_vision_optimizer) == sizeof(int),
+               "vision enum fields are read and written as int");
 _Static_assert(sizeof(dmx_muxing) == sizeof(int) && sizeof(dmx_demuxing) == sizeof(int) &&
                    sizeof(dmx_setting) == sizeof(int) && sizeof(dmx_schedule) == sizeof(int),
                "enum fields are read and written as int");
@@ -50,6 +61,7 @@ typedef struct {
 #define MUX(key, type, choices) FIELD("multiplexing", key, type, mux.key, choices)
 #define TASK(key, type, choices) FIELD("task", key, type, task.key, choices)
 #define TRAIN(key, type, choices) FIELD("training", key, type, train.key, choices)
+#define VISION(key, type, choices) FIELD("vision", key, type, vision.key, choices)
 
 /* Table order is print order. */
 static const field_desc fields[] = {
@@ -91,6 +103,7 @@ static const field_desc fields[] = {
     TRAIN(epochs, FT_FLOAT, NULL),
     TRAIN(eval_interval, FT_INT, NULL),
     TRAIN(log_interval, FT_INT, NULL),
+    TRAIN(save_interval, FT_INT, NULL),
     TRAIN(seed, FT_INT, NULL),
     TRAIN(max_grad_norm, FT_FLOAT, NULL),
     TRAIN(schedule, FT_ENUM, schedule_names),
@@ -105,6 +118,15 @@ static const field_desc fields[] = {
     TRAIN(time_budget_seconds, FT_FLOAT, NULL),
     TRAIN(do_train, FT_BOOL, NULL),
     TRAIN(do_eval, FT_BOOL, NULL),
+    VISION(model, FT_ENUM, vision_model_names),
+    VISION(hidden_sizes, FT_STRING, NULL),
+    VISION(muxing, FT_ENUM, vision_muxing_names),
+    VISION(expand_channels, FT_INT, NULL),
+    VISION(conv1_channels, FT_INT, NULL),
+    VISION(activation, FT_ENUM, vision_activation_names),
+    VISION(loss, FT_ENUM, vision_loss_names),
+    VISION(optimizer, FT_ENUM, vision_optimizer_names),
+    VISION(crop, FT_INT, NULL),
     TOP(model_path, FT_STRING, NULL),
     TOP(output_dir, FT_STRING, NULL),
     TOP(device, FT_STRING, NULL),
@@ -113,9 +135,10 @@ static const field_desc fields[] = {
 _Static_assert(sizeof fields / sizeof *fields <= DMX_MAX_FIELDS, "raise DMX_MAX_FIELDS in config.h");
 
 /* Top-level keys that are not plain fields. */
-static const char *const section_names[] = {"model", "multiplexing", "task", "training"};
+static const char *const section_names[] = {"model", "multiplexing", "task", "training", "vision"};
 static const char *const top_level_keys[] = {"name",     "setting",      "model",      "config_name", "multiplexing",
-                                             "task",     "training",     "model_path", "output_dir",  "device"};
+                                             "task",     "training",     "model_path", "output_dir",  "device",
+                                             "vision"};
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 
 static int find_field(const char *section, const char *key) {
@@ -157,6 +180,32 @@ const char *dmx_muxing_name(dmx_muxing m) { return enum_name(muxing_names, 3, (i
 const char *dmx_demuxing_name(dmx_demuxing d) { return enum_name(demuxing_names, 2, (int)d); }
 const char *dmx_setting_name(dmx_setting s) { return enum_name(setting_names, 3, (int)s); }
 const char *dmx_schedule_name(dmx_schedule s) { return enum_name(schedule_names, 2, (int)s); }
+
+bool dmx_task_is_vision(const char *task_name) {
+  return !strcmp(task_name, "mnist") || !strcmp(task_name, "fashion_mnist") || !strcmp(task_name, "idx");
+}
+const char *dmx_vision_muxing_name(dmx_vision_muxing m) {
+  return enum_name(vision_muxing_names, (int)COUNT(vision_muxing_names) - 1, (int)m);
+}
+
+int dmx_vision_hidden_sizes(const char *text, int *sizes, int max) {
+  int n = 0;
+  const char *p = text;
+  while (*p == ' ') p++;
+  if (!*p) return 0;
+  for (;;) {
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || v < 1 || v > 1 << 20 || n == max) return -1;
+    sizes[n++] = (int)v;
+    p = end;
+    while (*p == ' ') p++;
+    if (!*p) return n;
+    if (*p != ',') return -1;
+    p++;
+  }
+}
 
 int dmx_base_batch_size(int num_instances) {
   if (num_instances <= 1) return 32;
@@ -368,6 +417,17 @@ static void derive_defaults(dmx_experiment *e) {
   /* batch_size 0 means "by N" wherever it came from, so it must follow later changes of N. */
   if (t->batch_size == 0) e->origin[field_index("training.batch_size")].kind = ORIGIN_DEFAULT;
   if (!user_set(e, "training.batch_size")) t->batch_size = dmx_base_batch_size(e->mux.num_instances);
+  /* Vision tasks follow the notebook: SGD lr 0.1 (AdamW 1e-3), 32 groups, epochs with an
+   * evaluation after each, no clipping; one instance means the plain model unless set. */
+  if (dmx_task_is_vision(e->task.name)) {
+    if (!user_set(e, "training.learning_rate")) t->learning_rate = e->vision.optimizer == VOPT_SGD ? 0.1f : 1e-3f;
+    if (!user_set(e, "training.batch_size")) t->batch_size = 32;
+    if (!user_set(e, "training.max_steps")) t->max_steps = 0;
+    if (!user_set(e, "training.eval_interval")) t->eval_interval = 0;
+    if (!user_set(e, "training.max_grad_norm")) t->max_grad_norm = 0.0f;
+    if (!user_set(e, "training.schedule")) t->schedule = SCHEDULE_CONSTANT;
+    if (!user_set(e, "vision.muxing")) e->vision.muxing = e->mux.num_instances == 1 ? VMUX_NONE : VMUX_NONLINEAR_EXPAND;
+  }
   if (!user_set(e, "name")) {
     if (e->source_path[0]) file_stem(e->source_path, e->name, sizeof e->name);
     else copy_string(e->name, sizeof e->name, "default");
@@ -423,6 +483,11 @@ void dmx_experiment_defaults(dmx_experiment *e) {
   e->train.retrieval_percentage = 1.0f;
   e->train.do_train = true;
   e->train.do_eval = true;
+  e->vision.model = VMODEL_LENET;
+  copy_string(e->vision.hidden_sizes, sizeof e->vision.hidden_sizes, "256,128");
+  e->vision.muxing = VMUX_NONE;
+  e->vision.expand_channels = 8;
+  e->vision.crop = 20;
   derive_defaults(e);
 }
 
@@ -936,6 +1001,7 @@ static int validate_training(const dmx_experiment *e, dmx_error *err) {
           "nothing to train: training.max_steps is 0 and training.epochs is %g", (double)t->epochs);
   REQUIRE_INT_MIN(t->eval_interval, "training.eval_interval", 0);
   REQUIRE_INT_MIN(t->log_interval, "training.log_interval", 1);
+  REQUIRE_INT_MIN(t->save_interval, "training.save_interval", 0);
   REQUIRE_INT_MIN(t->seed, "training.seed", 0);
   REQUIRE(t->max_grad_norm >= 0, "training.max_grad_norm", "training.max_grad_norm must not be negative (0 disables clipping), got %g",
           (double)t->max_grad_norm);
@@ -962,12 +1028,43 @@ static int validate_training(const dmx_experiment *e, dmx_error *err) {
   return 0;
 }
 
+/* LeNet's spatial chain: crop -> conv3 -> pool -> conv4 -> pool -> conv3 must leave >= 1 pixel. */
+static int lenet_final_size(int crop) {
+  int s = (crop - 2) / 2;
+  s = (s - 3) / 2;
+  return s - 2;
+}
+
+static int validate_vision(const dmx_experiment *e, dmx_error *err) {
+  const dmx_vision_config *v = &e->vision;
+  int n = e->mux.num_instances;
+  REQUIRE(v->crop >= 1 && v->crop <= 28, "vision.crop", "vision.crop must be in [1, 28] (centre crop of 28x28 images), got %d",
+          v->crop);
+  if (v->model == VMODEL_LENET)
+    REQUIRE(v->crop - 2 >= 2 && (v->crop - 2) / 2 >= 4 && lenet_final_size(v->crop) >= 1, "vision.crop",
+            "vision.crop %d is too small for LeNet (20 -> 18 -> 9 -> 6 -> 3 -> 1 needs at least 20)", v->crop);
+  int sizes[16];
+  REQUIRE(v->model != VMODEL_MLP || dmx_vision_hidden_sizes(v->hidden_sizes, sizes, 16) >= 1, "vision.hidden_sizes",
+          "vision.hidden_sizes must be 1 to 16 comma-separated positive widths, got '%s'", v->hidden_sizes);
+  REQUIRE(v->muxing != VMUX_NONE || n == 1, blame(e, "vision.muxing", "multiplexing.num_instances", NULL),
+          "vision.muxing none cannot combine %d instances; choose a muxing scheme or num_instances 1", n);
+  REQUIRE(v->expand_channels >= 1 && v->expand_channels <= 256, "vision.expand_channels",
+          "vision.expand_channels must be in [1, 256], got %d", v->expand_channels);
+  REQUIRE(v->conv1_channels >= 0, "vision.conv1_channels", "vision.conv1_channels must not be negative (0 = auto), got %d",
+          v->conv1_channels);
+  if (!strcmp(e->task.name, "idx"))
+    REQUIRE(e->task.train_file[0] || !e->train.do_train, "task.train_file",
+            "task idx needs task.train_file: the images file (labels next to it as *labels-idx1*, or \"IMAGES,LABELS\")");
+  return 0;
+}
+
 int dmx_experiment_validate(const dmx_experiment *e, dmx_error *err) {
   REQUIRE(e->name[0], "name", "name must not be empty");
   REQUIRE(e->output_dir[0], "output_dir", "output_dir must not be empty");
   REQUIRE(e->setting >= SETTING_BASELINE && e->setting <= SETTING_FINETUNING, "setting", "setting is invalid (%d)",
           (int)e->setting);
   if (validate_model(e, err) || validate_mux(e, err) || validate_task(e, err) || validate_training(e, err)) return -1;
+  if (dmx_task_is_vision(e->task.name) && validate_vision(e, err)) return -1;
   return 0;
 }
 

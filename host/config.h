@@ -59,6 +59,7 @@ typedef struct {
   float epochs;
   int eval_interval;      /* steps; 0 = once per epoch */
   int log_interval;
+  int save_interval;      /* steps between resumable checkpoints (last/); 0 = at each evaluation */
   int seed;               /* 42 */
   float max_grad_norm;    /* 1.0; 0 disables */
   dmx_schedule schedule;
@@ -70,6 +71,36 @@ typedef struct {
   float time_budget_seconds; /* 0 = none: stop training after this long */
   bool do_train, do_eval;
 } dmx_train_config;
+
+/* Vision multiplexing (docs/datamux-spec.md §4): tasks fashion_mnist, mnist, idx. */
+typedef enum { VMODEL_LENET, VMODEL_MLP } dmx_vision_model_kind;
+typedef enum {
+  VMUX_NONE,             /* N = 1 only: the plain model */
+  VMUX_GAUSSIAN,         /* fixed random 3x3 kernel per instance (pad 1) */
+  VMUX_GRADED,           /* constant kernel i+1 */
+  VMUX_IDENTITY,         /* all-ones kernel */
+  VMUX_LEARNABLE,        /* trainable 3x3 kernel per instance */
+  VMUX_SO_N,             /* fixed random orthogonal (det +1) crop^2 x crop^2 matrix per instance */
+  VMUX_LEARNABLE_W,      /* trainable crop^2 x crop^2 matrix per instance */
+  VMUX_NONLINEAR,        /* conv 1->16 3x3, tanh, conv 16->1 3x3, tanh per instance */
+  VMUX_NONLINEAR_EXPAND, /* ... conv 16->expand_channels: an expand_channels-channel muxed image */
+  VMUX_ROTATION          /* rotate instance i by 360 i/N degrees, times (1 - 2i) */
+} dmx_vision_muxing;
+typedef enum { VACT_TANH, VACT_RELU } dmx_vision_activation;
+typedef enum { VLOSS_MSE, VLOSS_XENT } dmx_vision_loss;
+typedef enum { VOPT_SGD, VOPT_ADAMW } dmx_vision_optimizer;
+
+typedef struct {
+  dmx_vision_model_kind model;    /* lenet */
+  char hidden_sizes[128];         /* mlp: comma-separated widths, "256,128" */
+  dmx_vision_muxing muxing;       /* nonlinear_expand (none forced for N = 1 unless set) */
+  int expand_channels;            /* 8 */
+  int conv1_channels;             /* 0 = 6 for the plain LeNet, 10 when muxed (the notebook) */
+  dmx_vision_activation activation; /* tanh (LeNet is always tanh) */
+  dmx_vision_loss loss;           /* mse on +-1 targets, as the notebook */
+  dmx_vision_optimizer optimizer; /* sgd, lr 0.1 */
+  int crop;                       /* 20: centre crop of the 28x28 images */
+} dmx_vision_config;
 
 /* Where a field's value came from, so validation errors can point at it and so defaults that depend on
  * the setting never override a value the user chose. */
@@ -90,6 +121,7 @@ typedef struct {
   dmx_mux_config mux;
   dmx_task_config task;
   dmx_train_config train;
+  dmx_vision_config vision; /* vision tasks only */
   char model_path[1024];   /* checkpoint to start from */
   char output_dir[1024];
   char device[256];        /* index or name substring; "" = default */
@@ -123,5 +155,10 @@ const char *dmx_muxing_name(dmx_muxing m);
 const char *dmx_demuxing_name(dmx_demuxing d);
 const char *dmx_setting_name(dmx_setting s);
 const char *dmx_schedule_name(dmx_schedule s);
+/* fashion_mnist, mnist, idx: trained by host/train_vision.c */
+bool dmx_task_is_vision(const char *task_name);
+const char *dmx_vision_muxing_name(dmx_vision_muxing m);
+/* Parses vision.hidden_sizes into sizes[0..max); returns the count, or -1 on a malformed list. */
+int dmx_vision_hidden_sizes(const char *text, int *sizes, int max);
 
 #endif
