@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,7 +16,9 @@
 #include "host/checkpoint.h"
 #include "host/gemm.h"
 #include "host/runtime.h"
+#include "host/train_state.h"
 #include "layers/model.h"
+#include "host/train_vision.h"
 
 typedef struct {
   const dmx_experiment *e;
@@ -30,6 +33,7 @@ typedef struct {
   FILE *metrics;               /* metrics.jsonl */
   char run_dir[1024];
   uint64_t rng;
+  float last_loss; /* of the last logged step */
 } trainer;
 
 /* ------------------------------------------------------------------ set-up */
@@ -209,6 +213,26 @@ static eval_result evaluate(trainer *t) {
   return r;
 }
 
+/* A JSON number, or null for values JSON cannot hold (F1 of a task without one is NaN). */
+static const char *json_number(char *buf, size_t cap, double v) {
+  if (isfinite(v)) snprintf(buf, cap, "%.6f", v);
+  else snprintf(buf, cap, "null");
+  return buf;
+}
+
+/* One evaluation as a JSON object: which metric picks the best model, and every metric once. */
+static void eval_json(char *out, size_t cap, const eval_result *r, int step) {
+  char a[32], f[32], p[32], rc[32], ra[32], rl[32], m[32];
+  int n = step >= 0 ? snprintf(out, cap, "{\"step\": %d, ", step) : snprintf(out, cap, "{");
+  snprintf(out + n, cap - (size_t)n,
+           "\"metric\": \"%s\", \"value\": %s, \"accuracy\": %s, \"f1\": %s, \"precision\": %s, \"recall\": %s, "
+           "\"retrieval_accuracy\": %s, \"retrieval_loss\": %s, \"examples\": %d}",
+           r->metric_name, json_number(m, sizeof m, r->metric), json_number(a, sizeof a, r->accuracy),
+           json_number(f, sizeof f, r->f1), json_number(p, sizeof p, r->precision),
+           json_number(rc, sizeof rc, r->recall), json_number(ra, sizeof ra, r->retrieval_accuracy),
+           json_number(rl, sizeof rl, r->retrieval_loss), r->examples);
+}
+
 static void log_eval(trainer *t, int step, double epoch, const eval_result *r) {
   printf("eval step %d: %s %.4f (accuracy %.4f", step, r->metric_name, r->metric, r->accuracy);
   if (t->token) printf(", precision %.4f, recall %.4f, f1 %.4f", r->precision, r->recall, r->f1);
@@ -216,12 +240,10 @@ static void log_eval(trainer *t, int step, double epoch, const eval_result *r) {
   printf(") over %d examples\n", r->examples);
   fflush(stdout);
   if (t->metrics) {
-    fprintf(t->metrics,
-            "{\"event\": \"eval\", \"step\": %d, \"epoch\": %.4f, \"eval_%s\": %.6f, \"eval_accuracy\": %.6f, "
-            "\"eval_f1\": %.6f, \"eval_precision\": %.6f, \"eval_recall\": %.6f, \"eval_task_loss\": %.6f, "
-            "\"eval_retrieval_loss\": %.6f, \"eval_retrieval_accuracy\": %.6f, \"eval_examples\": %d}\n",
-            step, epoch, r->metric_name, r->metric, r->accuracy, r->f1, r->precision, r->recall, r->task_loss,
-            r->retrieval_loss, r->retrieval_accuracy, r->examples);
+    char body[1024];
+    eval_json(body, sizeof body, r, step);
+    fprintf(t->metrics, "{\"event\": \"eval\", \"epoch\": %.4f, \"task_loss\": %.6f, %s\n", epoch, r->task_loss,
+            body + 1);
     fflush(t->metrics);
   }
 }
@@ -289,19 +311,15 @@ static void teardown(trainer *t) {
 
 static int write_results(trainer *t, const eval_result *final, const eval_result *best, int best_step, int steps,
                          double seconds, double inst_per_s, dmx_error *err) {
-  char path[1100], buf[4096];
+  char path[1100], buf[4096], fin[1024], bst[1024];
   snprintf(path, sizeof path, "%s/results.json", t->run_dir);
+  eval_json(fin, sizeof fin, final, -1);
+  eval_json(bst, sizeof bst, best, best_step);
   int n = snprintf(buf, sizeof buf,
                    "{\n  \"task\": \"%s\",\n  \"setting\": \"%s\",\n  \"num_instances\": %d,\n  \"steps\": %d,\n"
                    "  \"train_seconds\": %.2f,\n  \"train_instances_per_second\": %.2f,\n"
-                   "  \"final\": {\"%s\": %.6f, \"accuracy\": %.6f, \"f1\": %.6f, \"retrieval_accuracy\": %.6f, "
-                   "\"retrieval_loss\": %.6f, \"examples\": %d},\n"
-                   "  \"best\": {\"step\": %d, \"%s\": %.6f, \"accuracy\": %.6f, \"f1\": %.6f, "
-                   "\"retrieval_accuracy\": %.6f}\n}\n",
-                   t->e->task.name, dmx_setting_name(t->e->setting), t->N, steps, seconds, inst_per_s,
-                   final->metric_name, final->metric, final->accuracy, final->f1, final->retrieval_accuracy,
-                   final->retrieval_loss, final->examples, best_step, best->metric_name, best->metric, best->accuracy,
-                   best->f1, best->retrieval_accuracy);
+                   "  \"final\": %s,\n  \"best\": %s\n}\n",
+                   t->e->task.name, dmx_setting_name(t->e->setting), t->N, steps, seconds, inst_per_s, fin, bst);
   return dmx_write_file_atomic(path, buf, (size_t)n, err);
 }
 
@@ -320,109 +338,240 @@ static void progress(int step, int total, float loss, double ips, double elapsed
   fflush(stdout);
 }
 
-int dmx_run_experiment(const dmx_experiment *e) {
+/* ------------------------------------------------------------------ interruption */
+
+/* SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step. The handler resets
+ * itself, so a second signal kills at once (the previous checkpoint stays loadable: see
+ * host/train_state.h). */
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static struct sigaction previous_int, previous_term;
+
+static void install_stop_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, NULL, &previous_int);
+  sigaction(SIGTERM, NULL, &previous_term);
+  /* a signal the parent ignores (nohup, `&` in a script) stays ignored */
+  if (previous_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+  if (previous_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+}
+
+static void restore_stop_handlers(void) {
+  sigaction(SIGINT, &previous_int, NULL);
+  sigaction(SIGTERM, &previous_term, NULL);
+}
+
+/* For the resume test: DATAMUX_KILL_AT_STEP=k makes the process SIGKILL itself right after step k,
+ * exactly as an outside kill would, at a step the test can name. */
+static int kill_at_step(void) {
+  const char *s = getenv("DATAMUX_KILL_AT_STEP");
+  return s && *s ? atoi(s) : -1;
+}
+
+/* ------------------------------------------------------------------ training */
+
+typedef struct {
+  int step;              /* steps completed */
+  int best_step;
+  eval_result best, final;
+  double train_seconds;
+  int exit_code;         /* 0, or 128 + signal when interrupted */
+} train_outcome;
+
+static void log_step(trainer *t, int step, int per_epoch, float lr, double ips) {
+  dmx_step_stats st = dmx_model_stats(t->model); /* waits for the queue: the log interval's only sync */
+  fprintf(t->metrics,
+          "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"task_loss\": %.6f, "
+          "\"retrieval_loss\": %.6f, \"task_accuracy\": %.6f, \"retrieval_accuracy\": %.6f, "
+          "\"learning_rate\": %.8g, \"grad_norm\": %.4f, \"instances_per_second\": %.2f}\n",
+          step, (double)step / per_epoch, st.loss, st.task_loss, st.retrieval_loss,
+          st.task_count ? (double)st.task_correct / st.task_count : 0.0,
+          st.retrieval_count ? (double)st.retrieval_correct / st.retrieval_count : 0.0, lr, st.grad_norm, ips);
+  fflush(t->metrics);
+  t->last_loss = st.loss;
+}
+
+static int save_last(trainer *t, const dmx_batcher *bt, int step, int total, const train_outcome *o,
+                     dmx_error *err) {
+  dmx_train_state s = {.step = step,
+                       .total_steps = total,
+                       .epoch = bt->epoch,
+                       .next_row = bt->next,
+                       .rng = t->rng,
+                       .best_step = o->best_step,
+                       .best_metric = o->best_step >= 0 ? o->best.metric : 0,
+                       .train_seconds = o->train_seconds};
+  return dmx_checkpoint_commit(t->model, t->e, t->run_dir, "last", &s, err);
+}
+
+/* Runs steps resume->step+1 .. total (all of them when resume is NULL). */
+static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dmx_error *err) {
+  const dmx_experiment *e = t->e;
+  int per_step = t->B * t->N;
+  dmx_batcher bt;
+  /* the original drops the last partial training batch (dataloader_drop_last) */
+  dmx_batcher_init(&bt, &t->train, per_step, true, true, (uint64_t)e->train.seed);
+  int per_epoch = dmx_batcher_steps(&bt);
+  if (per_epoch < 1) {
+    dmx_batcher_free(&bt);
+    return dmx_fail(err, "%d training rows are fewer than one step's %d instances", t->train.n, per_step);
+  }
+  int total = e->train.max_steps > 0 ? e->train.max_steps : (int)ceil(e->train.epochs * per_epoch);
+  int eval_every = e->train.eval_interval > 0 ? e->train.eval_interval : per_epoch;
+  int log_every = e->train.log_interval > 0 ? e->train.log_interval : 50;
+  int save_every = e->train.save_interval > 0 ? e->train.save_interval : eval_every;
+  bool retrieval = e->setting != SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
+  int first = 1, epoch = 0;
+  if (resume) {
+    if (resume->total_steps != total) {
+      dmx_batcher_free(&bt);
+      return dmx_fail(err, "the run was planned for %d steps but this experiment makes it %d (max_steps, epochs, "
+                           "batch size or data changed): resume with the run's own experiment.yaml",
+                      resume->total_steps, total);
+    }
+    first = resume->step + 1;
+    epoch = resume->epoch;
+    t->rng = resume->rng;
+    o->best_step = resume->best_step;
+    o->best.metric = resume->best_metric;
+    o->train_seconds = resume->train_seconds;
+  }
+  printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d instances, lr %g, eval every %d steps%s\n",
+         total, per_epoch, t->B, t->N, per_step, e->train.learning_rate, eval_every,
+         e->train.time_budget_seconds > 0 ? ", with a time budget" : "");
+  if (resume) printf("resuming after step %d (epoch %d)\n", resume->step, epoch);
+  dmx_batcher_begin_epoch(&bt, epoch);
+  if (resume) bt.next = resume->next_row;
+  double t0 = dmx_now_seconds() - o->train_seconds, tlog = dmx_now_seconds();
+  int since_log = 0, kill_step = kill_at_step(), step = first - 1;
+  stop_signal = 0;
+  install_stop_handlers();
+  int rc = 0;
+  for (step = first; step <= total; step++) {
+    if (!dmx_batcher_next(&bt, &t->batch)) {
+      dmx_batcher_begin_epoch(&bt, ++epoch);
+      dmx_batcher_next(&bt, &t->batch);
+    }
+    dmx_batch_view v = batch_view(t, retrieval);
+    dmx_model_step(t->model, &v, true, (uint64_t)step);
+    float lr = learning_rate(&e->train, step, total);
+    dmx_model_update(t->model, lr, step);
+    since_log++;
+    double now = dmx_now_seconds();
+    bool out_of_time = e->train.time_budget_seconds > 0 && now - t0 >= e->train.time_budget_seconds;
+    bool stopping = stop_signal || out_of_time || step == total;
+    if (step % log_every == 0 || stopping) {
+      log_step(t, step, per_epoch, lr, 0);
+      now = dmx_now_seconds();
+      double ips = since_log * per_step / (now - tlog);
+      progress(step, total, t->last_loss, ips, now - t0, e->train.time_budget_seconds);
+      tlog = now;
+      since_log = 0;
+    }
+    if (t->have_dev && (step % eval_every == 0 || (stopping && !stop_signal))) {
+      if (isatty(STDOUT_FILENO)) printf("\n");
+      eval_result r = evaluate(t);
+      log_eval(t, step, (double)step / per_epoch, &r);
+      if (o->best_step < 0 || r.metric > o->best.metric) {
+        o->best = r;
+        o->best_step = step;
+        if (dmx_checkpoint_commit(t->model, e, t->run_dir, "best", NULL, err))
+          fprintf(stderr, "datamux train: warning: best checkpoint not saved: %s\n", err->msg);
+      }
+      o->final = r;
+      double after = dmx_now_seconds(); /* evaluation time is not training time */
+      t0 += after - now;
+      tlog = after;
+    }
+    o->train_seconds = dmx_now_seconds() - t0;
+    if (step % save_every == 0 || stopping) {
+      dmx_finish(t->rt);
+      o->train_seconds = dmx_now_seconds() - t0;
+      double before = dmx_now_seconds();
+      if ((rc = save_last(t, &bt, step, total, o, err)) != 0) break;
+      double after = dmx_now_seconds(); /* nor is checkpoint writing */
+      t0 += after - before;
+      tlog += after - before;
+    }
+    if (step == kill_step) raise(SIGKILL);
+    if (stop_signal) {
+      printf("\n%s: checkpoint written after step %d. Resume with:\n  datamux train %s --resume %s\n",
+             stop_signal == SIGINT ? "interrupted" : "terminated", step,
+             e->source_path[0] ? e->source_path : "", t->run_dir);
+      o->exit_code = 128 + stop_signal;
+      break;
+    }
+    if (out_of_time) {
+      printf("time budget of %.0f s reached at step %d\n", e->train.time_budget_seconds, step);
+      break;
+    }
+  }
+  restore_stop_handlers();
+  o->step = step > total ? total : step;
+  dmx_batcher_free(&bt);
+  return rc;
+}
+
+static int run(const dmx_experiment *e, const char *resume_dir) {
   dmx_error err = {{0}};
   trainer t;
-  if (setup(&t, e, e->train.do_train, &err) || open_run_dir(&t, &err)) {
+  dmx_train_state state, *resume = NULL;
+  dmx_experiment from_ckpt;
+  char ckpt[sizeof from_ckpt.model_path];
+  if (resume_dir) {
+    /* parameters come from the run's last checkpoint, not from the experiment's model_path */
+    if (dmx_checkpoint_dir(resume_dir, "last", ckpt, sizeof ckpt, &err) || dmx_train_state_read(ckpt, &state, &err)) {
+      fprintf(stderr, "datamux train: cannot resume: %s\n", err.msg);
+      return 1;
+    }
+    from_ckpt = *e;
+    snprintf(from_ckpt.model_path, sizeof from_ckpt.model_path, "%s", ckpt);
+    snprintf(from_ckpt.output_dir, sizeof from_ckpt.output_dir, "%s", resume_dir);
+    e = &from_ckpt;
+    resume = &state;
+  }
+  if (setup(&t, e, e->train.do_train, &err) || open_run_dir(&t, &err) ||
+      (resume && dmx_optimizer_load(t.model, ckpt, state.step, &err))) {
     fprintf(stderr, "datamux train: %s\n", err.msg);
     teardown(&t);
     return 1;
   }
-  int per_step = t.B * t.N;
-  eval_result final = {0}, best = {0};
-  int best_step = -1, step = 0;
-  double train_seconds = 0, inst_per_s = 0;
+  if (resume) fprintf(t.metrics, "{\"event\": \"resume\", \"step\": %d}\n", state.step);
+  train_outcome o = {.best_step = -1};
+  double inst_per_s = 0;
   if (e->train.do_train) {
-    dmx_batcher bt;
-    /* the original drops the last partial training batch (dataloader_drop_last) */
-    dmx_batcher_init(&bt, &t.train, per_step, true, true, (uint64_t)e->train.seed);
-    int per_epoch = dmx_batcher_steps(&bt);
-    if (per_epoch < 1) {
-      fprintf(stderr, "datamux train: %d training rows are fewer than one step's %d instances\n", t.train.n, per_step);
-      dmx_batcher_free(&bt);
-      teardown(&t);
-      return 1;
-    }
-    int total = e->train.max_steps > 0 ? e->train.max_steps : (int)ceil(e->train.epochs * per_epoch);
-    int eval_every = e->train.eval_interval > 0 ? e->train.eval_interval : per_epoch;
-    int log_every = e->train.log_interval > 0 ? e->train.log_interval : 50;
-    bool retrieval = e->setting != SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
-    printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d instances, lr %g, eval every %d steps%s\n",
-           total, per_epoch, t.B, t.N, per_step, e->train.learning_rate, eval_every,
-           e->train.time_budget_seconds > 0 ? ", with a time budget" : "");
-    int epoch = 0;
-    dmx_batcher_begin_epoch(&bt, epoch);
-    double t0 = dmx_now_seconds(), tlog = t0;
-    int since_log = 0;
-    for (step = 1; step <= total; step++) {
-      if (!dmx_batcher_next(&bt, &t.batch)) {
-        dmx_batcher_begin_epoch(&bt, ++epoch);
-        dmx_batcher_next(&bt, &t.batch);
-      }
-      dmx_batch_view v = batch_view(&t, retrieval);
-      dmx_model_step(t.model, &v, true, (uint64_t)step);
-      float lr = learning_rate(&e->train, step, total);
-      dmx_model_update(t.model, lr, step);
-      since_log++;
-      double now = dmx_now_seconds();
-      bool out_of_time = e->train.time_budget_seconds > 0 && now - t0 >= e->train.time_budget_seconds;
-      if (step % log_every == 0 || step == total || out_of_time) {
-        dmx_step_stats st = dmx_model_stats(t.model); /* waits for the queue: the log interval's only sync */
-        now = dmx_now_seconds();
-        double ips = since_log * per_step / (now - tlog);
-        progress(step, total, st.loss, ips, now - t0, e->train.time_budget_seconds);
-        fprintf(t.metrics,
-                "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"task_loss\": %.6f, "
-                "\"retrieval_loss\": %.6f, \"task_accuracy\": %.6f, \"retrieval_accuracy\": %.6f, "
-                "\"learning_rate\": %.8g, \"grad_norm\": %.4f, \"instances_per_second\": %.2f}\n",
-                step, (double)step / per_epoch, st.loss, st.task_loss, st.retrieval_loss,
-                st.task_count ? (double)st.task_correct / st.task_count : 0.0,
-                st.retrieval_count ? (double)st.retrieval_correct / st.retrieval_count : 0.0, lr, st.grad_norm, ips);
-        fflush(t.metrics);
-        tlog = now;
-        since_log = 0;
-      }
-      if (t.have_dev && (step % eval_every == 0 || step == total || out_of_time)) {
-        if (isatty(STDOUT_FILENO)) printf("\n");
-        eval_result r = evaluate(&t);
-        log_eval(&t, step, (double)step / per_epoch, &r);
-        if (best_step < 0 || r.metric > best.metric) {
-          best = r;
-          best_step = step;
-          if (dmx_checkpoint_save(t.model, e, t.run_dir, "best", &err))
-            fprintf(stderr, "datamux train: warning: best checkpoint not saved: %s\n", err.msg);
-        }
-        final = r;
-        tlog = dmx_now_seconds(); /* evaluation time is not training throughput */
-        t0 += tlog - now;
-      }
-      if (out_of_time) {
-        printf("time budget of %.0f s reached at step %d\n", e->train.time_budget_seconds, step);
-        break;
-      }
-    }
-    if (step > total) step = total;
-    dmx_finish(t.rt);
-    train_seconds = dmx_now_seconds() - t0;
-    inst_per_s = train_seconds > 0 ? (double)step * per_step / train_seconds : 0;
-    dmx_batcher_free(&bt);
-    if (dmx_checkpoint_save(t.model, e, t.run_dir, "last", &err)) {
+    int first = resume ? resume->step : 0;
+    double seconds_before = resume ? resume->train_seconds : 0;
+    if (train(&t, resume, &o, &err)) {
       fprintf(stderr, "datamux train: %s\n", err.msg);
       teardown(&t);
       return 1;
     }
+    double secs = o.train_seconds - seconds_before;
+    inst_per_s = secs > 0 ? (double)(o.step - first) * t.B * t.N / secs : 0;
     dmx_model_print_profile(t.model, stdout);
-    printf("trained %d steps in %.1f s: %.1f instances/s (%.3f s/step)\n", step, train_seconds, inst_per_s,
-           step ? train_seconds / step : 0);
+    printf("trained %d steps in %.1f s: %.1f instances/s (%.3f s/step)\n", o.step - first, secs, inst_per_s,
+           o.step > first ? secs / (o.step - first) : 0);
+    if (o.exit_code) {
+      teardown(&t);
+      return o.exit_code;
+    }
   } else if (t.have_dev) {
-    final = evaluate(&t);
-    log_eval(&t, 0, 0, &final);
-    best = final;
-    best_step = 0;
+    o.final = evaluate(&t);
+    log_eval(&t, 0, 0, &o.final);
+    o.best = o.final;
+    o.best_step = 0;
   }
   if (t.have_dev) {
-    printf("final dev %s: %.4f; best %.4f at step %d\n", final.metric_name, final.metric, best.metric, best_step);
-    if (write_results(&t, &final, &best, best_step, step, train_seconds, inst_per_s, &err))
+    if (o.best.metric_name[0] == 0) o.best = o.final; /* resumed after the best: keep its value, name it */
+    printf("final dev %s: %.4f; best %.4f at step %d\n", o.final.metric_name, o.final.metric, o.best.metric,
+           o.best_step);
+    if (write_results(&t, &o.final, &o.best, o.best_step, o.step, o.train_seconds, inst_per_s, &err))
       fprintf(stderr, "datamux train: %s\n", err.msg);
   }
   printf("run directory: %s\n", t.run_dir);
@@ -430,9 +579,21 @@ int dmx_run_experiment(const dmx_experiment *e) {
   return 0;
 }
 
+int dmx_run_experiment(const dmx_experiment *e) {
+  if (dmx_task_is_vision(e->task.name)) return dmx_run_vision_experiment(e); /* host/train_vision.c */
+  return run(e, NULL);
+}
+
+int dmx_resume_experiment(const dmx_experiment *e, const char *run_dir) { return run(e, run_dir); }
+
 int dmx_run_eval(const dmx_experiment *e) {
   dmx_error err = {{0}};
   trainer t;
+  if (dmx_task_is_vision(e->task.name)) {
+    fprintf(stderr, "datamux eval: vision task %s: evaluate with `datamux train EXP.yaml --set training.do_train=false "
+                    "--model_path RUN --output_dir NEW_DIR` (it writes results.json there)\n", e->task.name);
+    return 2;
+  }
   if (!e->model_path[0]) {
     fprintf(stderr, "datamux eval: give the model to evaluate with --model_path RUN_DIR\n");
     return 2;

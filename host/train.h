@@ -12,6 +12,12 @@
  * status: 0 on success, 1 with a message on stderr otherwise. */
 int dmx_run_experiment(const dmx_experiment *e);
 
+/* Continues the run in run_dir from its last/ checkpoint (parameters, AdamW moments, data order,
+ * RNG, best metric, training time), so that the parameters after step k equal those of a run that
+ * was never interrupted, bit for bit on the same device. e must be the run's experiment. Exit
+ * status as dmx_run_experiment; 128 + signal after SIGINT/SIGTERM (a checkpoint was written). */
+int dmx_resume_experiment(const dmx_experiment *e, const char *run_dir);
+
 /* Evaluates the model of e->model_path on the experiment's dev split and prints the metrics. */
 int dmx_run_eval(const dmx_experiment *e);
 

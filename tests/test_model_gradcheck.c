@@ -62,6 +62,7 @@ typedef struct {
   dmx_muxing mux;
   dmx_demuxing demux;
   bool token;
+  bool attention_mask; /* the clean variant's padding mask on a multiplexed model */
 } variant;
 
 typedef struct {
@@ -90,7 +91,9 @@ static void build_batch(hand_batch *hb, const variant *v, int N, int T, int C) {
     int inst = r % N;
     for (int j = 0; j < prefix - 1; j++) row[j] = j == inst ? V - 2 - j : filler;
     if (prefix) row[prefix - 1] = cls;
-    int k = SEQ - 2 - (r % 3); /* words: SEQ-2, SEQ-3, SEQ-4 */
+    /* words: SEQ-2, SEQ-3, SEQ-4; with the padding mask never SEQ-2, so every group has a position
+     * that is padding in all its instances (one the mask removes) */
+    int k = v->attention_mask ? SEQ - 3 - (r % 2) : SEQ - 2 - (r % 3);
     int32_t *s = row + prefix;
     for (int j = 0; j < SEQ; j++) s[j] = DMX_PAD_ID;
     s[0] = DMX_BOS_ID;
@@ -193,6 +196,7 @@ static void run_variant(dmx_runtime *rt, const variant *v, int index) {
   e.mux.muxing = v->mux;
   e.mux.demuxing = v->demux;
   e.mux.learn_muxing = true;
+  e.mux.attention_mask = v->attention_mask;
   e.train.task_loss_coeff = v->setting == SETTING_BASELINE ? 1.0f : 0.7f;
   e.train.retrieval_loss_coeff = v->setting == SETTING_BASELINE ? 0.0f : 0.3f;
   e.train.weight_decay = 0.0f;
@@ -328,20 +332,23 @@ static void run_variant(dmx_runtime *rt, const variant *v, int index) {
 int main(void) {
   dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);
   static const variant variants[] = {
-      {"gaussian_hadamard index sentence", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false},
-      {"gaussian_hadamard index token", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, true},
-      {"gaussian_hadamard mlp sentence", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_MLP, false},
-      {"gaussian_hadamard mlp token", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_MLP, true},
-      {"binary_hadamard index sentence", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_INDEX, false},
-      {"binary_hadamard index token", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_INDEX, true},
-      {"binary_hadamard mlp sentence", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_MLP, false},
-      {"binary_hadamard mlp token", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_MLP, true},
-      {"random_ortho index sentence", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_INDEX, false},
-      {"random_ortho index token", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_INDEX, true},
-      {"random_ortho mlp sentence", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, false},
-      {"random_ortho mlp token", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, true},
-      {"baseline N=1 sentence", SETTING_BASELINE, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false},
-      {"baseline N=1 token", SETTING_BASELINE, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, true},
+      {"gaussian_hadamard index sentence", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false, false},
+      {"gaussian_hadamard index token", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, true, false},
+      {"gaussian_hadamard mlp sentence", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_MLP, false, false},
+      {"gaussian_hadamard mlp token", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_MLP, true, false},
+      {"binary_hadamard index sentence", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_INDEX, false, false},
+      {"binary_hadamard index token", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_INDEX, true, false},
+      {"binary_hadamard mlp sentence", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_MLP, false, false},
+      {"binary_hadamard mlp token", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_MLP, true, false},
+      {"random_ortho index sentence", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_INDEX, false, false},
+      {"random_ortho index token", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_INDEX, true, false},
+      {"random_ortho mlp sentence", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, false, false},
+      {"random_ortho mlp token", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, true, false},
+      {"gaussian_hadamard index sentence, padding mask", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false,
+       true},
+      {"random_ortho mlp token, padding mask", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, true, true},
+      {"baseline N=1 sentence", SETTING_BASELINE, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false, false},
+      {"baseline N=1 token", SETTING_BASELINE, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, true, false},
   };
   const char *only = getenv("DATAMUX_GRADCHECK_ONLY"); /* substring of a variant name, for debugging */
   for (size_t i = 0; i < sizeof variants / sizeof *variants; i++)
