@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "host/bench.h"
+#include "host/bench_vision.h"
 #include "host/commands.h"
 #include "host/config.h"
 
@@ -81,6 +82,22 @@ static int parse_seconds(const char *flag, const char *v, double *out) {
   }
   *out = x;
   return 0;
+}
+
+/* Vision models: images/s vs N (default the notebook's 1, 2, 4, 8, 16) after the plain model. */
+static int bench_vision(const dmx_experiment *e, const dmx_bench_tp_opts *o) {
+  static const int notebook_ns[] = {1, 2, 4, 8, 16};
+  const int *ns = o->n_count ? o->n_list : notebook_ns;
+  int n = o->n_count ? o->n_count : 5;
+  dmx_error err = {{0}};
+  dmx_runtime *rt = dmx_runtime_create(o->device && *o->device ? o->device : e->device, false, stdout);
+  dmx_vision_bench_row rows[DMX_BENCH_MAX_N + 1];
+  int count = dmx_bench_vision(rt, e, ns, n, o->warmup, o->batches, rows, stdout, &err);
+  int rc = count < 0 ? 1 : 0;
+  if (count >= 0 && o->out_dir && dmx_bench_vision_write(o->out_dir, rows, count, &err)) rc = 1;
+  if (rc) fprintf(stderr, "datamux bench: %s\n", err.msg);
+  dmx_runtime_destroy(rt);
+  return rc;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -268,7 +285,14 @@ int cmd_bench(int argc, char **argv) {
   int status = 0;
   if (build && dmx_bench_build(&bo)) status = 1;
   if (gemm && dmx_bench_gemm(&go)) status = 1;
-  if (e && train) {
+  if (e && dmx_task_is_vision(e->task.name)) {
+    if (train) {
+      fprintf(stderr, "datamux bench: --train times text models; for a vision model `datamux train` prints images/s\n");
+      status = 2;
+    } else {
+      status = bench_vision(e, &to);
+    }
+  } else if (e && train) {
     if (dmx_bench_train(e, &tro)) status = 1;
   } else if (e) {
     int t = dmx_bench_throughput(e, &to);
