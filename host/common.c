@@ -1,5 +1,6 @@
 #include "host/common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -158,4 +159,40 @@ double dmx_now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int dmx_remove_flat_dir(const char *dir, dmx_error *err) {
+  DIR *d = opendir(dir);
+  if (!d) return errno == ENOENT ? 0 : dmx_fail(err, "%s: cannot open to delete: %s", dir, strerror(errno));
+  struct dirent *de;
+  char path[8192];
+  int rc = 0;
+  while (rc == 0 && (de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    if (unlink(path) != 0) rc = dmx_fail(err, "%s: cannot delete: %s", path, strerror(errno));
+  }
+  closedir(d);
+  if (rc == 0 && rmdir(dir) != 0) rc = dmx_fail(err, "%s: cannot delete folder: %s", dir, strerror(errno));
+  return rc;
+}
+
+int dmx_json_string_field(const char *json, const char *key, char *out, size_t cap) {
+  char pat[128];
+  snprintf(pat, sizeof pat, "\"%s\"", key);
+  const char *p = strstr(json, pat);
+  if (!p) return -1;
+  p += strlen(pat);
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  if (*p++ != ':') return -1;
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  if (*p++ != '"') return -1;
+  size_t n = 0;
+  while (*p && *p != '"') {
+    if (n + 1 >= cap) return -1;
+    out[n++] = *p++;
+  }
+  if (*p != '"') return -1;
+  out[n] = 0;
+  return 0;
 }

@@ -155,35 +155,14 @@ void dmx_gemm_warmup(dmx_runtime *rt, const dmx_gemm_shape *shapes, int n) {
 
 /* ---------------------------------------------------------------- tuning files */
 
-/* Finds "key": "value" in a flat JSON text (the tuner's own output); copies the value. */
-static int json_string_field(const char *json, const char *key, char *out, size_t cap) {
-  char pat[128];
-  snprintf(pat, sizeof pat, "\"%s\"", key);
-  const char *p = strstr(json, pat);
-  if (!p) return -1;
-  p += strlen(pat);
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != ':') return -1;
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != '"') return -1;
-  size_t n = 0;
-  while (*p && *p != '"') {
-    if (n + 1 >= cap) return -1;
-    out[n++] = *p++;
-  }
-  if (*p != '"') return -1;
-  out[n] = 0;
-  return 0;
-}
-
 int dmx_gemm_apply_tuning_file(dmx_runtime *rt, const char *path, dmx_error *err) {
   size_t len;
   char *json = dmx_read_file(path, &len, err);
   if (!json) return -1;
   char family[64], precision[16], params[1024];
-  if (json_string_field(json, "kernel_family", family, sizeof family) ||
-      json_string_field(json, "precision", precision, sizeof precision) ||
-      json_string_field(json, "best_parameters", params, sizeof params)) {
+  if (dmx_json_string_field(json, "kernel_family", family, sizeof family) ||
+      dmx_json_string_field(json, "precision", precision, sizeof precision) ||
+      dmx_json_string_field(json, "best_parameters", params, sizeof params)) {
     free(json);
     return dmx_fail(err, "%s: not a CLBlast tuner result (needs kernel_family, precision and best_parameters)", path);
   }

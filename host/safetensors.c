@@ -728,7 +728,7 @@ int dmx_st_meta_at(const dmx_st_file *f, size_t i, const char **key, const char 
   return 0;
 }
 
-static float half_to_float(uint16_t h) {
+float dmx_half_to_float(uint16_t h) {
   uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
   if (exp == 0) {
     if (man == 0) {
@@ -795,7 +795,7 @@ int dmx_st_get_f32(const dmx_st_file *f, const char *name, float *out, size_t n,
       }
       return 0;
     case DMX_ST_F16:
-      for (size_t k = 0; k < n; k++) out[k] = half_to_float((uint16_t)le_load(p + 2 * k, 2));
+      for (size_t k = 0; k < n; k++) out[k] = dmx_half_to_float((uint16_t)le_load(p + 2 * k, 2));
       return 0;
     case DMX_ST_BF16:
       return dmx_fail(err, "%s: tensor '%.300s' is BF16, which is not supported; convert it to F32 or F16", f->what,

@@ -72,6 +72,8 @@ int dmx_st_expect_shape(const dmx_st_file *f, const char *name, int ndim, const 
                         dmx_error *err);
 
 const char *dmx_st_dtype_name(dmx_st_dtype t);
+/* IEEE half (binary16) bits to float, subnormals, infinities and NaNs included. */
+float dmx_half_to_float(uint16_t h);
 size_t dmx_st_dtype_size(dmx_st_dtype t);
 /* Formats a shape as "[2, 3]" into buf (always NUL-terminated); returns buf. */
 char *dmx_st_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);

@@ -9,26 +9,6 @@
 #include "host/torch_pickle.h"
 #include "host/zip_reader.h"
 
-static float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-  if (exp == 0 && man == 0) {
-    bits = sign;
-  } else if (exp == 0) { /* subnormal: normalise */
-    int e = -1;
-    do {
-      e++;
-      man <<= 1;
-    } while (!(man & 0x400));
-    bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3FF) << 13);
-  } else if (exp == 31) {
-    bits = sign | 0x7F800000u | (man << 13);
-  } else {
-    bits = sign | ((exp - 15 + 127) << 23) | (man << 13);
-  }
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
 
 static uint64_t le(const unsigned char *p, size_t n) {
   uint64_t x = 0;
@@ -39,7 +19,7 @@ static uint64_t le(const unsigned char *p, size_t n) {
 /* Element at index i of a little-endian storage, as float (floating dtypes). */
 static float load_float(const unsigned char *s, dmx_tp_dtype dt, uint64_t i) {
   switch (dt) {
-    case DMX_TP_F16: return f16_to_f32((uint16_t)le(s + 2 * i, 2));
+    case DMX_TP_F16: return dmx_half_to_float((uint16_t)le(s + 2 * i, 2));
     case DMX_TP_BF16: {
       uint32_t b = (uint32_t)le(s + 2 * i, 2) << 16;
       float f;

@@ -77,24 +77,28 @@ int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out,
   return 0;
 }
 
-static int open_run_dir(trainer *t, dmx_error *err) {
-  snprintf(t->run_dir, sizeof t->run_dir, "%s", t->e->output_dir);
-  if (dmx_mkdirs(t->run_dir, err) != 0) return -1;
+int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **metrics, dmx_error *err) {
+  snprintf(run_dir, cap, "%s", e->output_dir);
+  if (dmx_mkdirs(run_dir, err) != 0) return -1;
   char path[1100];
-  snprintf(path, sizeof path, "%s/experiment.yaml", t->run_dir);
+  snprintf(path, sizeof path, "%s/experiment.yaml", run_dir);
   char *text = NULL;
   size_t len = 0;
   FILE *mem = open_memstream(&text, &len);
   if (!mem) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
-  dmx_experiment_print_yaml(mem, t->e);
+  dmx_experiment_print_yaml(mem, e);
   fclose(mem);
   int rc = dmx_write_file_atomic(path, text, len, err);
   free(text);
   if (rc) return -1;
-  snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
-  t->metrics = fopen(path, "a");
-  if (!t->metrics) return dmx_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
+  snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+  *metrics = fopen(path, "a"); /* appended: a resumed run continues the same log */
+  if (!*metrics) return dmx_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
   return 0;
+}
+
+static int open_run_dir(trainer *t, dmx_error *err) {
+  return dmx_open_run_dir(t->e, t->run_dir, sizeof t->run_dir, &t->metrics, err);
 }
 
 /* ------------------------------------------------------------------ retrieval picks */

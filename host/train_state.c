@@ -18,23 +18,6 @@ static bool is_dir(const char *p) {
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Checkpoint folders hold plain files only, so one level suffices. */
-static int remove_dir(const char *dir, dmx_error *err) {
-  DIR *d = opendir(dir);
-  if (!d) return errno == ENOENT ? 0 : dmx_fail(err, "%s: cannot open to delete: %s", dir, strerror(errno));
-  struct dirent *de;
-  char path[4096];
-  int rc = 0;
-  while (rc == 0 && (de = readdir(d))) {
-    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-    if (unlink(path) != 0) rc = dmx_fail(err, "%s: cannot delete: %s", path, strerror(errno));
-  }
-  closedir(d);
-  if (rc == 0 && rmdir(dir) != 0) rc = dmx_fail(err, "%s: cannot delete folder: %s", dir, strerror(errno));
-  return rc;
-}
-
 /* A rename is durable only once the folder holding the entry is synced. */
 static int sync_dir(const char *dir, dmx_error *err) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY);
@@ -189,17 +172,17 @@ int dmx_checkpoint_commit(dmx_model *m, const dmx_experiment *e, const char *run
   snprintf(tmp, sizeof tmp, "%s/%s", run_dir, tmp_tag);
   snprintf(dst, sizeof dst, "%s/%s", run_dir, tag);
   snprintf(old, sizeof old, "%s/%s.old", run_dir, tag);
-  if (remove_dir(tmp, err)) return -1; /* left by a crash mid-write: never complete, never read */
+  if (dmx_remove_flat_dir(tmp, err)) return -1; /* left by a crash mid-write: never complete, never read */
   if (dmx_checkpoint_save(m, e, run_dir, tmp_tag, err)) return -1;
   if (state && (optimizer_save(m, tmp, state->step, err) || train_state_write(tmp, state, err))) return -1;
   if (sync_dir(tmp, err)) return -1;
   /* <tag>.old is complete whenever it exists, so a crash before the next rename loses nothing */
-  if (is_dir(dst) && is_dir(old) && remove_dir(old, err)) return -1;
+  if (is_dir(dst) && is_dir(old) && dmx_remove_flat_dir(old, err)) return -1;
   if (is_dir(dst) && rename(dst, old) != 0)
     return dmx_fail(err, "%s: cannot move aside to %s: %s", dst, old, strerror(errno));
   if (rename(tmp, dst) != 0) return dmx_fail(err, "%s: cannot rename to %s: %s", tmp, dst, strerror(errno));
   if (sync_dir(run_dir, err)) return -1;
-  return remove_dir(old, err);
+  return dmx_remove_flat_dir(old, err);
 }
 
 int dmx_checkpoint_dir(const char *run_dir, const char *tag, char *out, size_t cap, dmx_error *err) {

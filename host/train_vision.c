@@ -4,6 +4,7 @@
  * on every test image. Inside a step only the images and labels go to the device; the loss and
  * predictions come back at log and evaluation intervals. */
 #include "host/train_vision.h"
+#include "host/train.h"
 
 #include <errno.h>
 #include <math.h>
@@ -221,22 +222,7 @@ static void teardown(vtrainer *t) {
 }
 
 static int open_run_dir(vtrainer *t, dmx_error *err) {
-  snprintf(t->run_dir, sizeof t->run_dir, "%s", t->e->output_dir);
-  if (dmx_mkdirs(t->run_dir, err)) return -1;
-  char path[1100], *text = NULL;
-  size_t len = 0;
-  FILE *mem = open_memstream(&text, &len);
-  if (!mem) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
-  dmx_experiment_print_yaml(mem, t->e);
-  fclose(mem);
-  snprintf(path, sizeof path, "%s/experiment.yaml", t->run_dir);
-  int rc = dmx_write_file_atomic(path, text, len, err);
-  free(text);
-  if (rc) return -1;
-  snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
-  t->metrics = fopen(path, "a");
-  if (!t->metrics) return dmx_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
-  return 0;
+  return dmx_open_run_dir(t->e, t->run_dir, sizeof t->run_dir, &t->metrics, err);
 }
 
 /* ------------------------------------------------------------------ evaluation */

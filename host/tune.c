@@ -66,35 +66,10 @@ void tune_device_dir(const dmx_runtime *rt, char *out, size_t cap) {
   snprintf(out, cap, "%s/clblast/%s", dmx_cache_dir(), dev);
 }
 
-int tune_json_field(const char *json, const char *key, char *out, size_t cap) {
-  char pat[96];
-  snprintf(pat, sizeof pat, "\"%s\"", key);
-  const char *p = strstr(json, pat);
-  if (!p) return -1;
-  p += strlen(pat);
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != ':') return -1;
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != '"') return -1;
-  size_t n = 0;
-  while (*p && *p != '"' && n + 1 < cap) out[n++] = *p++;
-  out[n] = 0;
-  return *p == '"' ? 0 : -1;
-}
-
-/* Removes a folder and the plain files in it (the tuners' scratch folders hold nothing else). */
+/* Scratch folders hold the tuners' output only; failing to delete one is worth a warning, not a stop. */
 static void remove_flat_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  char path[8192];
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    if (unlink(path) != 0) fprintf(stderr, "datamux tune: warning: cannot remove %s: %s\n", path, strerror(errno));
-  }
-  closedir(d);
-  if (rmdir(dir) != 0) fprintf(stderr, "datamux tune: warning: cannot remove %s: %s\n", dir, strerror(errno));
+  dmx_error err;
+  if (dmx_remove_flat_dir(dir, &err)) fprintf(stderr, "datamux tune: warning: %s\n", err.msg);
 }
 
 /* Scratch folders of runs that were stopped: ".tmp-*" in the tuning folder. */
@@ -233,7 +208,7 @@ static int run_tuner(const dmx_runtime *rt, const tune_item *it, const char *tun
     char path[4700], t[64];
     snprintf(path, sizeof path, "%s/%s", scratch, de->d_name);
     char *json = dmx_read_file(path, NULL, NULL);
-    double ms = json && tune_json_field(json, "best_time", t, sizeof t) == 0 ? atof(t) : INFINITY;
+    double ms = json && dmx_json_string_field(json, "best_time", t, sizeof t) == 0 ? atof(t) : INFINITY;
     free(json);
     if (ms > 0 && ms < best) {
       best = ms;

@@ -32,8 +32,7 @@ typedef struct {
 int tune_shapes(const dmx_experiment *e, tune_shape *out);
 /* <cache>/clblast/<device> */
 void tune_device_dir(const dmx_runtime *rt, char *out, size_t cap);
-/* A "key": "string" member of a tuner JSON file; 0 or -1. */
-int tune_json_field(const char *json, const char *key, char *out, size_t cap);
+
 /* XGEMM_MIN_INDIRECT_SIZE in force: a GemmRoutine file of devdir, else CLBlast's default. */
 int tune_current_threshold(const dmx_runtime *rt, const char *devdir);
 /* Picks, per kernel, the result of the shape that costs the step most time, and installs it as

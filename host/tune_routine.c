@@ -31,8 +31,8 @@ int tune_current_threshold(const dmx_runtime *rt, const char *devdir) {
     char path[4400], fam[64], params[512];
     snprintf(path, sizeof path, "%s/%s", devdir, e->d_name);
     char *json = dmx_read_file(path, NULL, NULL);
-    if (json && tune_json_field(json, "kernel_family", fam, sizeof fam) == 0 && family_kernel(fam) &&
-        !strcmp(family_kernel(fam), "GemmRoutine") && tune_json_field(json, "best_parameters", params, sizeof params) == 0) {
+    if (json && dmx_json_string_field(json, "kernel_family", fam, sizeof fam) == 0 && family_kernel(fam) &&
+        !strcmp(family_kernel(fam), "GemmRoutine") && dmx_json_string_field(json, "best_parameters", params, sizeof params) == 0) {
       const char *p = strstr(params, "XGEMM_MIN_INDIRECT_SIZE=");
       if (p) thr = atoi(p + 24);
     }
@@ -61,7 +61,7 @@ static int retire(const char *devdir, const char *tuning, const char *kernel, dm
     char path[4400], to[4700], fam[64];
     snprintf(path, sizeof path, "%s/%s", devdir, e->d_name);
     char *json = dmx_read_file(path, NULL, NULL);
-    bool same = json && tune_json_field(json, "kernel_family", fam, sizeof fam) == 0 && family_kernel(fam) &&
+    bool same = json && dmx_json_string_field(json, "kernel_family", fam, sizeof fam) == 0 && family_kernel(fam) &&
                 !strcmp(family_kernel(fam), kernel);
     free(json);
     if (!same) continue;
@@ -84,7 +84,7 @@ int tune_install(const dmx_runtime *rt, const tune_item *items, int n, const cha
       if (items[i].direct != (direct == 1)) continue;
       char *json = dmx_read_file(items[i].result, NULL, NULL);
       char t[64];
-      if (!json || tune_json_field(json, "best_time", t, sizeof t)) {
+      if (!json || dmx_json_string_field(json, "best_time", t, sizeof t)) {
         free(json);
         continue;
       }

@@ -21,7 +21,8 @@ static char root[256];
   "experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set model_path= "           \
   "--batch_size 4 --max_steps 12 --set task.max_length=16 --set training.eval_interval=6 "               \
   "--set training.save_interval=4 --set training.log_interval=3 --set task.max_train_examples=400 "     \
-  "--set task.max_eval_examples=64 --set training.time_budget_seconds=0"
+  "--set task.max_eval_examples=64 --set training.time_budget_seconds=0 "                                \
+  "--set training.task_loss_coeff=0.9 --set training.retrieval_loss_coeff=0.1"
 
 static int sh(const char *fmt, const char *a, const char *b) {
   char cmd[4096];
