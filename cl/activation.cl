@@ -68,11 +68,11 @@ __kernel void tanh_bwd(__global float *dx, ulong dx_off, __global const float *y
 
 /* ---------------------------------------------------------------- dropout */
 
-/* Philox4x32-10 (Salmon et al. 2011) with key (seed, stream) and counter (i, 0, 0, 0); the first
- * output word's top 24 bits give u in [0,1). Integer-only, so layers/common_ops.c reproduces it
- * bit for bit on the host. */
-static float philox_uniform(uint seed, uint stream, uint i) {
-  uint c0 = i, c1 = 0, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
+/* Philox4x32-10 (Salmon et al. 2011) with key (seed, stream) and counter (q, 0, 0, 0). One call
+ * gives four words: element i uses word i % 4 of counter i / 4, and its top 24 bits give u in
+ * [0,1). Integer-only, so layers/common_ops.c reproduces it bit for bit on the host. */
+static uint4 philox4(uint seed, uint stream, uint q) {
+  uint c0 = q, c1 = 0, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
   for (int r = 0; r < 10; r++) {
     uint lo0 = 0xD2511F53u * c0, hi0 = mul_hi(0xD2511F53u, c0);
     uint lo1 = 0xCD9E8D57u * c2, hi1 = mul_hi(0xCD9E8D57u, c2);
@@ -84,24 +84,33 @@ static float philox_uniform(uint seed, uint stream, uint i) {
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  return (float)(c0 >> 8) * (1.0f / 16777216.0f);
+  return (uint4)(c0, c1, c2, c3);
 }
 
-/* scale = 1/(1-p), computed once on the host so forward and backward agree exactly. */
+/* keep factors (scale or 0) of elements 4q .. 4q+3 */
+static float4 dropout_keep4(uint seed, uint stream, uint q, float p, float scale) {
+  float4 u = convert_float4(philox4(seed, stream, q) >> 8) * (1.0f / 16777216.0f);
+  return select((float4)(0.0f), (float4)(scale), u >= (float4)(p));
+}
+
+/* One work-item per 4 elements (one Philox call each). scale = 1/(1-p), computed once on the host
+ * so forward and backward agree exactly. */
 __kernel void dropout_fwd(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n, float p,
                           float scale, uint seed, uint stream) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  float keep = philox_uniform(seed, stream, (uint)i) >= p ? scale : 0.0f;
-  out[out_off + i] = x[x_off + i] * keep;
+  int q = get_global_id(0), i0 = 4 * q;
+  if (i0 >= n) return;
+  float4 keep = dropout_keep4(seed, stream, (uint)q, p, scale);
+  float k[4] = {keep.s0, keep.s1, keep.s2, keep.s3};
+  for (int j = 0; j < 4 && i0 + j < n; j++) out[out_off + i0 + j] = x[x_off + i0 + j] * k[j];
 }
 
 __kernel void dropout_bwd(__global float *dx, ulong dx_off, __global const float *dout, ulong dout_off, int n, float p,
                           float scale, uint seed, uint stream) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  float keep = philox_uniform(seed, stream, (uint)i) >= p ? scale : 0.0f;
-  dx[dx_off + i] += dout[dout_off + i] * keep;
+  int q = get_global_id(0), i0 = 4 * q;
+  if (i0 >= n) return;
+  float4 keep = dropout_keep4(seed, stream, (uint)q, p, scale);
+  float k[4] = {keep.s0, keep.s1, keep.s2, keep.s3};
+  for (int j = 0; j < 4 && i0 + j < n; j++) dx[dx_off + i0 + j] += dout[dout_off + i0 + j] * k[j];
 }
 
 /* ---------------------------------------------------------------- add, axpy, copy */

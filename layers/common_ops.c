@@ -84,7 +84,7 @@ void dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, "dropout_fwd", n, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+  EW(rt, "dropout_fwd", (n + 3) / 4, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
      KA_I(as_int(stream)));
 }
 
@@ -95,13 +95,13 @@ void dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, fl
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, "dropout_bwd", n, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+  EW(rt, "dropout_bwd", (n + 3) / 4, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
      KA_I(as_int(stream)));
 }
 
-/* Mirror of philox_uniform in cl/activation.cl. */
+/* Mirror of philox4 / dropout_keep4 in cl/activation.cl: word i % 4 of counter i / 4. */
 float dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i) {
-  uint32_t c0 = i, c1 = 0, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
+  uint32_t c0 = i >> 2, c1 = 0, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
   for (int r = 0; r < 10; r++) {
     uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
     uint32_t lo0 = (uint32_t)p0, hi0 = (uint32_t)(p0 >> 32);
@@ -114,7 +114,8 @@ float dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i) {
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  return (float)(c0 >> 8) * (1.0f / 16777216.0f);
+  uint32_t word[4] = {c0, c1, c2, c3};
+  return (float)(word[i & 3] >> 8) * (1.0f / 16777216.0f);
 }
 
 /* ---------------------------------------------------------------- add, axpy, copy */

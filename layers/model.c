@@ -467,6 +467,17 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
     return NULL;
   }
   m->trainable_floats = m->grads.n_buffers ? m->grads.used[0] : 0;
+  if (!m->baseline && m->retr_coeff == 0.0f) {
+    m->idle_begin = m->trainable_floats;
+    for (int i = 0; i < m->np; i++) {
+      const dmx_param *p = &m->plist[i];
+      if (!p->trainable || !p->grad_base || strncmp(p->name, "retrieval_head.", 15)) continue;
+      dmx_tensor g = dmx_param_grad(p);
+      if (g.off < m->idle_begin) m->idle_begin = g.off;
+      if (g.off + p->n > m->idle_end) m->idle_end = g.off + p->n;
+    }
+    if (m->idle_end <= m->idle_begin) m->idle_begin = m->idle_end = 0;
+  }
   m->decay_mask = m->decay.n_buffers ? (dmx_tensor){m->decay.bufs[0], 0, m->trainable_floats} : none();
   for (int l = 0; l < m->nl; l++) {
     m->la[l].att.att_drop = m->att_drop;
@@ -849,8 +860,17 @@ void dmx_model_update(dmx_model *m, float lr, int t) {
   if (m->params.n_buffers > 1 && m->params.used[0] < m->trainable_floats)
     dmx_die("parameters span several device buffers; the optimizer needs the trainable ones in one");
   if (tc->max_grad_norm > 0) global_norm(m->rt, m->norm, m->norm_partial, g, m->trainable_floats);
-  adamw_update(m->rt, p, g, mm, vv, m->trainable_floats, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps,
-               tc->weight_decay, m->decay_mask, t, m->norm, tc->max_grad_norm);
+  /* the trainable arena minus the idle retrieval head: [0, idle_begin) and [idle_end, end) */
+  size_t cut[2][2] = {{0, m->idle_end > m->idle_begin ? m->idle_begin : m->trainable_floats},
+                      {m->idle_end > m->idle_begin ? m->idle_end : m->trainable_floats, m->trainable_floats}};
+  for (int r = 0; r < 2; r++) {
+    size_t a = cut[r][0], n = cut[r][1] - cut[r][0];
+    if (n == 0) continue;
+    dmx_tensor dm = m->decay_mask.buf ? (dmx_tensor){m->decay_mask.buf, m->decay_mask.off + a, n} : m->decay_mask;
+    adamw_update(m->rt, (dmx_tensor){p.buf, a, n}, (dmx_tensor){g.buf, a, n}, (dmx_tensor){mm.buf, a, n},
+                 (dmx_tensor){vv.buf, a, n}, n, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps, tc->weight_decay, dm,
+                 t, m->norm, tc->max_grad_norm);
+  }
   phase_end(m, PH_OPT);
 }
 

@@ -47,6 +47,10 @@ struct dmx_model {
   dmx_param plist[DMX_MAX_PARAMS];
   int np;
   size_t trainable_floats;
+  /* [idle_begin, idle_end) of the trainable arena: the retrieval head when the run never uses it
+   * (retrieval_loss_coeff 0). Its gradient stays zero, so AdamW would leave it unchanged anyway
+   * (fresh moments) or only decay stale moments into it; skipping it saves a pass over V x d floats. */
+  size_t idle_begin, idle_end;
 
   /* parameters and their gradient mirrors (same layout) */
   struct {

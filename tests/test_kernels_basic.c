@@ -220,8 +220,11 @@ static void test_activation(int which, int n) {
 
 static void test_dropout(void) {
   th_begin("dropout: Philox known answer, host and device masks agree bit for bit, rates, streams");
-  /* Random123's known-answer vector for philox4x32-10 with zero key and counter: 0x6627e8d5 first. */
-  CHECK(dropout_uniform_host(0, 0, 0) == (float)(0x6627e8d5u >> 8) / 16777216.0f);
+  /* Random123's known-answer vector for philox4x32-10 with zero key and counter; elements 0..3
+   * read its four words, element 4 the next counter */
+  static const uint32_t kat[4] = {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u};
+  for (uint32_t i = 0; i < 4; i++) CHECK(dropout_uniform_host(0, 0, i) == (float)(kat[i] >> 8) / 16777216.0f);
+  CHECK(dropout_uniform_host(0, 0, 4) != dropout_uniform_host(0, 0, 0));
   const int n = 100003;
   const float p = 0.1f, scale = 1.0f / (1.0f - p);
   float *ones = malloc(n * sizeof(float));
