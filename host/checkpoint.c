@@ -74,7 +74,7 @@ int dmx_checkpoint_save(dmx_model *m, const dmx_experiment *e, const char *run_d
 
 /* The checkpoint file `path` names: the file itself, or inside the folder model.safetensors,
  * pytorch_model.bin (a released Hugging Face model), then a run's best/ and last/. */
-static int resolve(const char *path, char *out, size_t cap, dmx_error *err) {
+int dmx_checkpoint_resolve(const char *path, char *out, size_t cap, dmx_error *err) {
   const char *tries[] = {"%s", "%s/model.safetensors", "%s/pytorch_model.bin", "%s/best/model.safetensors",
                          "%s/last/model.safetensors"};
   for (size_t i = 0; i < sizeof tries / sizeof *tries; i++) {
@@ -96,7 +96,7 @@ static bool is_zip(const char *file) {
 }
 
 dmx_st_file *dmx_checkpoint_open(const char *path, char *file, size_t cap, dmx_error *err) {
-  if (resolve(path, file, cap, err)) return NULL;
+  if (dmx_checkpoint_resolve(path, file, cap, err)) return NULL;
   return is_zip(file) ? dmx_torch_bin_load(file, err) : dmx_st_load(file, err);
 }
 

@@ -24,6 +24,8 @@ int dmx_checkpoint_load(dmx_model *m, const char *path, dmx_error *err);
  * it in either format; the tensors come back as a dmx_st_file (torch files converted, see
  * torch_bin.h). NULL with err. */
 dmx_st_file *dmx_checkpoint_open(const char *path, char *file, size_t cap, dmx_error *err);
+/* Only the resolution: the file dmx_checkpoint_load would read, into file[cap]. 0 or -1 with err. */
+int dmx_checkpoint_resolve(const char *path, char *file, size_t cap, dmx_error *err);
 /* The config.json in the folder of checkpoint file `file`: 0 with its path in out, or -1 when
  * there is none. */
 int dmx_checkpoint_config_path(const char *file, char *out, size_t cap);

@@ -185,9 +185,7 @@ static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_error *err)
 
   /* the checkpoint file, before reading any input, so a wrong path fails at once */
   char ckpt[4096];
-  dmx_st_file *probe = dmx_checkpoint_open(e->model_path, ckpt, sizeof ckpt, err);
-  if (!probe) return -1;
-  dmx_st_free(probe);
+  if (dmx_checkpoint_resolve(e->model_path, ckpt, sizeof ckpt, err)) return -1;
 
   lines in_lines;
   if (read_lines(in, pair, task, &in_lines, err)) {

@@ -494,7 +494,7 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
     }
     o->train_seconds = dmx_now_seconds() - t0;
     if (step % save_every == 0 || stopping) {
-      dmx_finish(t->rt);
+      dmx_finish(t->rt); /* the step's queued work is training time, not checkpoint time */
       o->train_seconds = dmx_now_seconds() - t0;
       double before = dmx_now_seconds();
       if ((rc = save_last(t, &bt, step, total, o, err)) != 0) break;
