@@ -21,10 +21,17 @@ size_t conv_col_floats(const conv_shape *s) {
   return (size_t)s->G * s->B * s->OH * s->OW * (size_t)s->C * s->K * s->K;
 }
 
+/* Work-groups of up to 16 channels x enough pixels for 256 work-items (or the device's limit). */
+static void channel_major_local(dmx_runtime *rt, int C, size_t l[2]) {
+  l[0] = local_pow2(rt, C >= 16 ? 16 : (size_t)C);
+  size_t rows = rt->info.max_work_group / l[0];
+  l[1] = local_pow2(rt, 256 / l[0] < rows ? 256 / l[0] : rows);
+}
+
 void im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H, int W, int C, int K, int pad) {
   int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
-  size_t l[2] = {local_pow2(rt, C >= 16 ? 16 : (size_t)C), 0};
-  l[1] = local_pow2(rt, 256 / l[0] < rt->info.max_work_group / l[0] ? 256 / l[0] : rt->info.max_work_group / l[0]);
+  size_t l[2];
+  channel_major_local(rt, C, l);
   size_t g[2] = {(size_t)C, (size_t)B * OH * OW};
   dmx_launch(rt, dmx_kernel(rt, "vision.cl", "im2col_fwd"), 2, g, l, KA_T(col), KA_T(x), KA_I(B), KA_I(H), KA_I(W),
              KA_I(C), KA_I(K), KA_I(K), KA_I(pad), KA_I(OH), KA_I(OW));
@@ -32,8 +39,8 @@ void im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H,
 
 void col2im_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dcol, int B, int H, int W, int C, int K, int pad) {
   int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
-  size_t l[2] = {local_pow2(rt, C >= 16 ? 16 : (size_t)C), 0};
-  l[1] = local_pow2(rt, 256 / l[0] < rt->info.max_work_group / l[0] ? 256 / l[0] : rt->info.max_work_group / l[0]);
+  size_t l[2];
+  channel_major_local(rt, C, l);
   size_t g[2] = {(size_t)C, (size_t)B * H * W};
   dmx_launch(rt, dmx_kernel(rt, "vision.cl", "col2im_bwd"), 2, g, l, KA_T(dx), KA_T(dcol), KA_I(B), KA_I(H), KA_I(W),
              KA_I(C), KA_I(K), KA_I(K), KA_I(pad), KA_I(OH), KA_I(OW));
