@@ -3,11 +3,10 @@
  * is an int32 tensor (B, T) with 1 = attend, 0 = padding key. */
 
 /* qkv (B, T, 3d) rows [q | k | v], head h in columns h*hd .. h*hd+hd-1 of each third ->
- * q, k, v (B, H, T, hd). One work-item per (column c of d, row b*T+t). */
+ * q, k, v (B, H, T, hd). One work-item per (column c of d, row b*T+t): an exact grid (no guard). */
 __kernel void attention_permute(__global float *q, ulong q_off, __global float *k, ulong k_off, __global float *v,
                                 ulong v_off, __global const float *qkv, ulong qkv_off, int B, int T, int d, int H) {
   int c = get_global_id(0), bt = get_global_id(1);
-  if (c >= d || bt >= B * T) return;
   int hd = d / H, h = c / hd, e = c % hd, b = bt / T, t = bt % T;
   size_t src = qkv_off + (size_t)bt * 3 * d + c;
   size_t dst = (((size_t)b * H + h) * T + t) * hd + e;
@@ -20,7 +19,6 @@ __kernel void attention_permute(__global float *q, ulong q_off, __global float *
 __kernel void attention_unpermute(__global float *out, ulong out_off, __global const float *y, ulong y_off, int B,
                                   int T, int d, int H) {
   int c = get_global_id(0), bt = get_global_id(1);
-  if (c >= d || bt >= B * T) return;
   int hd = d / H, h = c / hd, e = c % hd, b = bt / T, t = bt % T;
   out[out_off + (size_t)bt * d + c] = y[y_off + (((size_t)b * H + h) * T + t) * hd + e];
 }
@@ -29,7 +27,6 @@ __kernel void attention_unpermute(__global float *out, ulong out_off, __global c
 __kernel void attention_unpermute_backward(__global float *dy, ulong dy_off, __global const float *dout,
                                            ulong dout_off, int B, int T, int d, int H) {
   int c = get_global_id(0), bt = get_global_id(1);
-  if (c >= d || bt >= B * T) return;
   int hd = d / H, h = c / hd, e = c % hd, b = bt / T, t = bt % T;
   dy[dy_off + (((size_t)b * H + h) * T + t) * hd + e] = dout[dout_off + (size_t)bt * d + c];
 }
@@ -39,7 +36,6 @@ __kernel void attention_permute_backward(__global float *dqkv, ulong dqkv_off, _
                                          __global const float *dk, ulong dk_off, __global const float *dv,
                                          ulong dv_off, int B, int T, int d, int H) {
   int c = get_global_id(0), bt = get_global_id(1);
-  if (c >= d || bt >= B * T) return;
   int hd = d / H, h = c / hd, e = c % hd, b = bt / T, t = bt % T;
   size_t dst = dqkv_off + (size_t)bt * 3 * d + c;
   size_t src = (((size_t)b * H + h) * T + t) * hd + e;
@@ -107,6 +103,46 @@ __kernel void attention_softmax_backward(__global float *datt, ulong datt_off, _
   for (int j = lid; j < n_cols; j += n) dot += g[j] * a[j];
   WG_REDUCE(red, lid, n, dot, OP_ADD);
   for (int j = lid; j < n_cols; j += n) {
+    float v = scale * a[j] * (g[j] - dot);
+    g[j] = (has_mask && m[j] == 0) ? 0.0f : v;
+  }
+}
+
+/* The two kernels above with one work-item per row (exact grid of rows; rt->serial_reductions, for
+ * CPUs): no barriers. Same masking and results up to summation order. */
+__kernel void attention_softmax_forward_rows(__global float *att, ulong att_off, __global const int *mask,
+                                             ulong mask_off, int has_mask, int T, int H) {
+  size_t row = get_global_id(0);
+  int b = row / ((size_t)H * T);
+  __global float *a = att + att_off + row * T;
+  __global const int *m = mask + mask_off + (size_t)b * T;
+  float mx = -INFINITY;
+  for (int j = 0; j < T; j++) {
+    float s = (has_mask && m[j] == 0) ? -1e9f : a[j];
+    a[j] = s;
+    mx = fmax(mx, s);
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < T; j++) {
+    float e = exp(a[j] - mx);
+    a[j] = e;
+    sum += e;
+  }
+  float inv = 1.0f / sum;
+  for (int j = 0; j < T; j++) a[j] *= inv;
+}
+
+__kernel void attention_softmax_backward_rows(__global float *datt, ulong datt_off, __global const float *att,
+                                              ulong att_off, __global const int *mask, ulong mask_off, int has_mask,
+                                              int T, int H, float scale) {
+  size_t row = get_global_id(0);
+  int b = row / ((size_t)H * T);
+  __global float *g = datt + datt_off + row * T;
+  __global const float *a = att + att_off + row * T;
+  __global const int *m = mask + mask_off + (size_t)b * T;
+  float dot = 0.0f;
+  for (int j = 0; j < T; j++) dot += g[j] * a[j];
+  for (int j = 0; j < T; j++) {
     float v = scale * a[j] * (g[j] - dot);
     g[j] = (has_mask && m[j] == 0) ? 0.0f : v;
   }

@@ -1,13 +1,12 @@
 /* Multiplexing kernels (docs/datamux-spec.md §1.6). e is (B*N, T, d) with row b*N+i = instance i
  * of group b; x is (B, T, d). Sums over instances run in a fixed order (i = 0..N-1) so results are
- * bitwise reproducible. */
+ * bitwise reproducible. Element kernels run over exact grids (dmx_launch_exact: no bounds guard). */
 
 /* x[b,t,j] = inv_n * sum_i v[i,j] * e[b*N+i,t,j]; one work-item per element of x (B*T*d). */
 __kernel void mux_hadamard_fwd(__global float *x, ulong x_off, __global const float *e, ulong e_off,
                                __global const float *v, ulong v_off, int B, int N, int T, int d, float inv_n) {
   size_t idx = get_global_id(0);
   size_t td = (size_t)T * d;
-  if (idx >= (size_t)B * td) return;
   x += x_off;
   e += e_off;
   v += v_off;
@@ -23,7 +22,6 @@ __kernel void mux_hadamard_bwd_e(__global float *de, ulong de_off, __global cons
                                  __global const float *v, ulong v_off, int B, int N, int T, int d, float inv_n) {
   size_t idx = get_global_id(0);
   size_t td = (size_t)T * d;
-  if (idx >= (size_t)B * N * td) return;
   de += de_off;
   dx += dx_off;
   v += v_off;
@@ -60,7 +58,6 @@ __kernel void mux_permute(__global float *perm, ulong perm_off, __global const f
                           int T, int d) {
   size_t idx = get_global_id(0);
   size_t td = (size_t)T * d;
-  if (idx >= (size_t)N * B * td) return;
   perm += perm_off;
   e += e_off;
   size_t btd = (size_t)B * td;
@@ -75,7 +72,6 @@ __kernel void mux_unpermute_acc(__global float *de, ulong de_off, __global const
                                 int N, int T, int d) {
   size_t idx = get_global_id(0);
   size_t td = (size_t)T * d;
-  if (idx >= (size_t)B * N * td) return;
   de += de_off;
   dperm += dperm_off;
   size_t row = idx / td, r = idx % td;
@@ -87,7 +83,6 @@ __kernel void mux_unpermute_acc(__global float *de, ulong de_off, __global const
 __kernel void mux_sum_instances(__global float *x, ulong x_off, __global const float *y, ulong y_off, int N,
                                 ulong rows, float scale) {
   size_t idx = get_global_id(0);
-  if (idx >= rows) return;
   x += x_off;
   y += y_off;
   float acc = 0.0f;
@@ -99,7 +94,6 @@ __kernel void mux_sum_instances(__global float *x, ulong x_off, __global const f
 __kernel void mux_broadcast_instances(__global float *dy, ulong dy_off, __global const float *dx, ulong dx_off, int N,
                                       ulong rows, float scale) {
   size_t idx = get_global_id(0);
-  if (idx >= (size_t)N * rows) return;
   dy += dy_off;
   dx += dx_off;
   dy[idx] = scale * dx[idx % rows];

@@ -196,6 +196,13 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
   rt->info = devs[idx];
   free(devs);
   rt->profiling = profiling;
+  rt->serial_reductions = (rt->info.type & CL_DEVICE_TYPE_CPU) != 0;
+  const char *sr = getenv("DATAMUX_SERIAL_REDUCTIONS");
+  if (sr && *sr) {
+    if (strcmp(sr, "0") != 0 && strcmp(sr, "1") != 0)
+      dmx_die("DATAMUX_SERIAL_REDUCTIONS is '%s': use 1 (a loop per work-item) or 0 (work-group trees)", sr);
+    rt->serial_reductions = sr[0] == '1';
+  }
   cl_int st;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)rt->info.platform, 0};
   rt->ctx = clCreateContext(props, 1, &rt->info.device, NULL, NULL, &st);
@@ -448,8 +455,7 @@ static int kernel_category(const dmx_runtime *rt, cl_kernel k) {
 
 /* ---------------------------------------------------------------- launches */
 
-void dmx_launch_at(dmx_runtime *rt, cl_kernel k, int dims, const size_t *global, const size_t *local, int nargs,
-                   const dmx_karg *args, const char *file, int line) {
+static void set_args(cl_kernel k, int nargs, const dmx_karg *args, const char *file, int line) {
   cl_uint idx = 0;
   for (int i = 0; i < nargs; i++) {
     const dmx_karg *a = &args[i];
@@ -485,20 +491,59 @@ void dmx_launch_at(dmx_runtime *rt, cl_kernel k, int dims, const size_t *global,
       dmx_die_at(file, line, "clSetKernelArg(%s, argument %u) failed: %s", kname, idx - 1, dmx_cl_status_name(st));
     }
   }
-  size_t g[3];
-  for (int d = 0; d < dims; d++) {
-    g[d] = global[d] ? global[d] : 1;
-    if (local) g[d] = (g[d] + local[d] - 1) / local[d] * local[d];
-  }
+}
+
+static void enqueue_range(dmx_runtime *rt, cl_kernel k, int dims, const size_t *offset, const size_t *global,
+                          const size_t *local, const char *file, int line) {
   /* an event only while the op-level profile records: none otherwise */
   cl_event ev = NULL;
-  cl_int st = clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, NULL, g, local, 0, NULL, rt->prof ? &ev : NULL);
+  cl_int st =
+      clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, offset, global, local, 0, NULL, rt->prof ? &ev : NULL);
   if (st != CL_SUCCESS) {
     char kname[128] = "?";
     clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof kname, kname, NULL);
     dmx_die_at(file, line, "clEnqueueNDRangeKernel(%s) failed: %s", kname, dmx_cl_status_name(st));
   }
   if (rt->prof) dmx_prof_record(rt, ev, kernel_category(rt, k));
+}
+
+void dmx_launch_at(dmx_runtime *rt, cl_kernel k, int dims, const size_t *global, const size_t *local, int nargs,
+                   const dmx_karg *args, const char *file, int line) {
+  set_args(k, nargs, args, file, line);
+  size_t g[3];
+  for (int d = 0; d < dims; d++) {
+    g[d] = global[d] ? global[d] : 1;
+    if (local) g[d] = (g[d] + local[d] - 1) / local[d] * local[d];
+  }
+  enqueue_range(rt, k, dims, NULL, g, local, file, line);
+}
+
+void dmx_launch_exact_at(dmx_runtime *rt, cl_kernel k, int dims, const size_t *global, const size_t *local, int nargs,
+                         const dmx_karg *args, const char *file, int line) {
+  if (dims < 1 || dims > 3) dmx_die_at(file, line, "dmx_launch_exact: %d dimensions (1 to 3 supported)", dims);
+  for (int d = 0; d < dims; d++)
+    if (global[d] == 0) return; /* nothing to run */
+  size_t l[3] = {1, 1, 1}, wg = 1;
+  for (int d = 1; d < dims; d++) {
+    l[d] = local ? local[d] : 1;
+    if (l[d] == 0 || global[d] % l[d] != 0)
+      dmx_die_at(file, line,
+                 "dmx_launch_exact: local size %zu does not divide global size %zu in dimension %d (a program bug)",
+                 l[d], global[d], d);
+    wg *= l[d];
+  }
+  size_t want = local && local[0] ? local[0] : 256;
+  while (l[0] * 2 <= want && l[0] * 2 * wg <= rt->info.max_work_group) l[0] *= 2;
+  set_args(k, nargs, args, file, line);
+  size_t bulk = global[0] / l[0] * l[0], tail = global[0] - bulk;
+  size_t g[3] = {bulk, dims > 1 ? global[1] : 1, dims > 2 ? global[2] : 1};
+  if (bulk) enqueue_range(rt, k, dims, NULL, g, l, file, line);
+  if (tail) {
+    size_t off[3] = {bulk, 0, 0};
+    g[0] = tail;
+    /* the remainder's work-group shape is the runtime's: any divisor of the remainder will do */
+    enqueue_range(rt, k, dims, off, g, NULL, file, line);
+  }
 }
 
 /* ---------------------------------------------------------------- arenas */

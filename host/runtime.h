@@ -40,6 +40,11 @@ typedef struct {
   cl_context ctx;
   cl_command_queue queue;
   bool profiling;
+  /* Reductions over a row (layer norm, softmax) or a column (bias and LayerNorm gradients) as a
+   * loop inside one work-item per row or column, instead of a tree across a work-group: chosen on
+   * CPU devices, where PoCL runs each barrier-separated region as its own loop over the
+   * work-items (a 128-wide row group was 20x slower). DATAMUX_SERIAL_REDUCTIONS=0/1 overrides. */
+  bool serial_reductions;
   /* programs built (or loaded from the cache) in this process, and the kernels created from them */
   struct dmx_program *programs;
   int n_programs;
@@ -111,6 +116,18 @@ void dmx_launch_at(dmx_runtime *rt, cl_kernel k, int dims, const size_t *global,
   dmx_launch_at((rt), (k), (dims), (global), (local),                                             \
                 (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__}, \
                 __FILE__, __LINE__)
+
+/* Enqueues `k` over exactly `global` work-items: the kernel has no bounds guard, because on PoCL
+ * an early `if (i >= n) return` stops the work-group vectoriser (elementwise kernels ran 2.5-3.5x
+ * slower with one). Dimension 0 runs in work-groups of local[0] (rounded down to a power of two the
+ * device allows), its remainder as a second launch at a global offset; local[d] for d > 0 must
+ * divide global[d]. Never waits. */
+void dmx_launch_exact_at(dmx_runtime *rt, cl_kernel k, int dims, const size_t *global, const size_t *local,
+                         int nargs, const dmx_karg *args, const char *file, int line);
+#define dmx_launch_exact(rt, k, dims, global, local, ...)                                          \
+  dmx_launch_exact_at((rt), (k), (dims), (global), (local),                                       \
+                      (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__}, \
+                      __FILE__, __LINE__)
 
 /* Device memory arenas: one per tensor group (llm.c's malloc_and_point, on the device).
  * Register every tensor of the group with dmx_arena_add (it records where the tensor lives and

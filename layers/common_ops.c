@@ -1,6 +1,6 @@
 /* Elementwise ops, bias, dropout and row gathers: thin launchers over cl/activation.cl.
- * Every launch passes an explicit local size so rounding is ours (kernels guard bounds) and
- * reductions run in a fixed, device-independent order. */
+ * Elementwise kernels run over exact grids (dmx_launch_exact: no bounds guard in the kernel);
+ * reductions pass an explicit local size so they run in a fixed, device-independent order. */
 #include "layers/common_ops.h"
 
 #include <string.h>
@@ -16,29 +16,35 @@ static size_t pow2_local(const dmx_runtime *rt, size_t want) {
 
 static void launch_1d(dmx_runtime *rt, const char *kernel, int n, int nargs, const dmx_karg *args) {
   if (n <= 0) return;
-  size_t g = (size_t)n, l = pow2_local(rt, EW_LOCAL);
-  dmx_launch_at(rt, dmx_kernel(rt, "activation.cl", kernel), 1, &g, &l, nargs, args, __FILE__, __LINE__);
+  size_t g = (size_t)n, l = EW_LOCAL;
+  dmx_launch_exact_at(rt, dmx_kernel(rt, "activation.cl", kernel), 1, &g, &l, nargs, args, __FILE__, __LINE__);
 }
 #define EW(rt, kernel, n, ...) \
   launch_1d((rt), (kernel), (n), (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__})
 
-/* 2-D grid (C, R) with work-groups of 64 columns x 4 rows (fewer when the device allows less). */
-static void grid_cr(const dmx_runtime *rt, int R, int C, size_t g[2], size_t l[2]) {
+/* Exact 2-D grid (C, R): work-groups of up to 64 columns of one row. */
+static void grid_cr(int R, int C, size_t g[2], size_t l[2]) {
   g[0] = (size_t)C;
   g[1] = (size_t)R;
-  l[0] = pow2_local(rt, 64);
-  l[1] = pow2_local(rt, rt->info.max_work_group / l[0] < 4 ? rt->info.max_work_group / l[0] : 4);
+  l[0] = 64;
+  l[1] = 1;
 }
 
 void bias_add_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor b, int R, int C) {
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
-  grid_cr(rt, R, C, g, l);
-  dmx_launch(rt, dmx_kernel(rt, "activation.cl", "bias_add_fwd"), 2, g, l, KA_T(y), KA_T(b), KA_I(R), KA_I(C));
+  grid_cr(R, C, g, l);
+  dmx_launch_exact(rt, dmx_kernel(rt, "activation.cl", "bias_add_fwd"), 2, g, l, KA_T(y), KA_T(b), KA_I(R), KA_I(C));
 }
 
 void bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int C) {
   if (R <= 0 || C <= 0) return;
+  if (rt->serial_reductions) {
+    size_t gc = (size_t)C, lc = 16;
+    dmx_launch_exact(rt, dmx_kernel(rt, "activation.cl", "bias_colsum_bwd_cols"), 1, &gc, &lc, KA_T(db), KA_T(dy),
+                     KA_I(R), KA_I(C));
+    return;
+  }
   /* 16 adjacent columns x 16 row lanes per group: contiguous 64-byte reads per row, and the
    * per-column sum's order depends only on R (deterministic). */
   size_t l[2] = {pow2_local(rt, 16), 0};
@@ -48,20 +54,16 @@ void bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int
              KA_LOCAL(l[0] * l[1] * sizeof(float)));
 }
 
-void gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
-  EW(rt, "gelu_fwd", n, KA_T(out), KA_T(x), KA_I(n));
-}
+void gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, "gelu_fwd", n, KA_T(out), KA_T(x)); }
 
 void gelu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor x, dmx_tensor dout, int n) {
-  EW(rt, "gelu_bwd", n, KA_T(dx), KA_T(x), KA_T(dout), KA_I(n));
+  EW(rt, "gelu_bwd", n, KA_T(dx), KA_T(x), KA_T(dout));
 }
 
-void tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
-  EW(rt, "tanh_fwd", n, KA_T(out), KA_T(x), KA_I(n));
-}
+void tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, "tanh_fwd", n, KA_T(out), KA_T(x)); }
 
 void tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
-  EW(rt, "tanh_bwd", n, KA_T(dx), KA_T(y), KA_T(dout), KA_I(n));
+  EW(rt, "tanh_bwd", n, KA_T(dx), KA_T(y), KA_T(dout));
 }
 
 /* ---------------------------------------------------------------- dropout */
@@ -84,8 +86,10 @@ void dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, "dropout_fwd", (n + 3) / 4, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
-     KA_I(as_int(stream)));
+  EW(rt, "dropout_fwd", n / 4, KA_T(out), KA_T(x), KA_F(p), KA_F(scale), KA_I(as_int(seed)), KA_I(as_int(stream)));
+  if (n % 4)
+    EW(rt, "dropout_fwd_tail", 1, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+       KA_I(as_int(stream)));
 }
 
 void dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed, uint32_t stream) {
@@ -95,8 +99,10 @@ void dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, fl
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, "dropout_bwd", (n + 3) / 4, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
-     KA_I(as_int(stream)));
+  EW(rt, "dropout_bwd", n / 4, KA_T(dx), KA_T(dout), KA_F(p), KA_F(scale), KA_I(as_int(seed)), KA_I(as_int(stream)));
+  if (n % 4)
+    EW(rt, "dropout_bwd_tail", 1, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+       KA_I(as_int(stream)));
 }
 
 /* Mirror of philox4 / dropout_keep4 in cl/activation.cl: word i % 4 of counter i / 4. */
@@ -121,31 +127,29 @@ float dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i) {
 /* ---------------------------------------------------------------- add, axpy, copy */
 
 void add_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor a, dmx_tensor b, int n) {
-  EW(rt, "add_fwd", n, KA_T(out), KA_T(a), KA_T(b), KA_I(n));
+  EW(rt, "add_fwd", n, KA_T(out), KA_T(a), KA_T(b));
 }
 
 void axpy(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, float alpha, int n) {
-  EW(rt, "axpy_fwd", n, KA_T(y), KA_T(x), KA_F(alpha), KA_I(n));
+  EW(rt, "axpy_fwd", n, KA_T(y), KA_T(x), KA_F(alpha));
 }
 
-void copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
-  EW(rt, "copy_fwd", n, KA_T(out), KA_T(x), KA_I(n));
-}
+void copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, "copy_fwd", n, KA_T(out), KA_T(x)); }
 
 /* ---------------------------------------------------------------- row gather */
 
 void gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor idx, int R, int C) {
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
-  grid_cr(rt, R, C, g, l);
-  dmx_launch(rt, dmx_kernel(rt, "activation.cl", "gather_rows_fwd"), 2, g, l, KA_T(out), KA_T(x), KA_T(idx), KA_I(R),
-             KA_I(C));
+  grid_cr(R, C, g, l);
+  dmx_launch_exact(rt, dmx_kernel(rt, "activation.cl", "gather_rows_fwd"), 2, g, l, KA_T(out), KA_T(x), KA_T(idx),
+                   KA_I(R), KA_I(C));
 }
 
 void gather_rows_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int R, int C) {
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
-  grid_cr(rt, R, C, g, l);
-  dmx_launch(rt, dmx_kernel(rt, "activation.cl", "gather_rows_bwd"), 2, g, l, KA_T(dx), KA_T(dout), KA_T(idx),
-             KA_I(R), KA_I(C));
+  grid_cr(R, C, g, l);
+  dmx_launch_exact(rt, dmx_kernel(rt, "activation.cl", "gather_rows_bwd"), 2, g, l, KA_T(dx), KA_T(dout), KA_T(idx),
+                   KA_I(R), KA_I(C));
 }

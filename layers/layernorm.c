@@ -1,5 +1,6 @@
 /* LayerNorm launchers over cl/layernorm.cl: one work-group per row for the row kernels, a
- * (columns x row lanes) grid for the parameter gradients; every reduction in a fixed order. */
+ * (columns x row lanes) grid for the parameter gradients, or with rt->serial_reductions one
+ * work-item per row and per column; every reduction in a fixed order. */
 #include "layers/layernorm.h"
 
 /* Row work-group: the power of two covering C, from 32 up to 256 (and the device's limit), so
@@ -14,6 +15,12 @@ static size_t row_local(const dmx_runtime *rt, int C) {
 void layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx_tensor rstd, dmx_tensor x,
                        dmx_tensor g, dmx_tensor b, int R, int C, float eps) {
   if (R <= 0 || C <= 0) return;
+  if (rt->serial_reductions) {
+    size_t gr = (size_t)R, lr = 16;
+    dmx_launch_exact(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_fwd_rows"), 1, &gr, &lr, KA_T(out), KA_T(mean),
+                     KA_T(rstd), KA_T(x), KA_T(g), KA_T(b), KA_I(C), KA_F(eps));
+    return;
+  }
   size_t l = row_local(rt, C), gl = (size_t)R * l;
   dmx_launch(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_fwd"), 1, &gl, &l, KA_T(out), KA_T(mean), KA_T(rstd),
              KA_T(x), KA_T(g), KA_T(b), KA_I(R), KA_I(C), KA_F(eps), KA_LOCAL(l * sizeof(float)));
@@ -22,6 +29,14 @@ void layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx_ten
 void layernorm_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dg, dmx_tensor db, dmx_tensor dout, dmx_tensor x,
                         dmx_tensor mean, dmx_tensor rstd, dmx_tensor g, int R, int C) {
   if (R <= 0 || C <= 0) return;
+  if (rt->serial_reductions) {
+    size_t gr = (size_t)R, lr = 16, gc = (size_t)C, lc = 16;
+    dmx_launch_exact(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_bwd_dx_rows"), 1, &gr, &lr, KA_T(dx), KA_T(dout),
+                     KA_T(x), KA_T(mean), KA_T(rstd), KA_T(g), KA_I(C));
+    dmx_launch_exact(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_bwd_dgdb_cols"), 1, &gc, &lc, KA_T(dg), KA_T(db),
+                     KA_T(dout), KA_T(x), KA_T(mean), KA_T(rstd), KA_I(R), KA_I(C));
+    return;
+  }
   size_t l = row_local(rt, C), gl = (size_t)R * l;
   dmx_launch(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_bwd_dx"), 1, &gl, &l, KA_T(dx), KA_T(dout), KA_T(x),
              KA_T(mean), KA_T(rstd), KA_T(g), KA_I(R), KA_I(C), KA_LOCAL(l * sizeof(float)));

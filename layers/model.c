@@ -808,6 +808,19 @@ static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
 
 /* ------------------------------------------------------------------ step */
 
+/* Zeroes the gradient arena ahead of a step, skipping the idle retrieval head after the first
+ * whole-arena fill (nothing writes it, so it stays zero): at d = 128 that head is half the arena. */
+static void zero_grads(dmx_model *m) {
+  if (m->idle_end <= m->idle_begin || m->grads.n_buffers != 1 || !m->grads_zeroed_once) {
+    dmx_arena_zero(&m->grads);
+    m->grads_zeroed_once = true;
+    return;
+  }
+  cl_mem b = m->grads.bufs[0];
+  dmx_fill(m->rt, (dmx_tensor){b, 0, m->idle_begin}, 0.0f);
+  dmx_fill(m->rt, (dmx_tensor){b, m->idle_end, m->grads.used[0] - m->idle_end}, 0.0f);
+}
+
 void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t step) {
   dmx_runtime *rt = m->rt;
   m->step = step;
@@ -821,7 +834,7 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   }
   upload_inputs(m, bt, train);
   if (train) {
-    dmx_arena_zero(&m->grads);
+    zero_grads(m);
     dmx_arena_zero(&m->dacts);
   }
   phase_end(m, PH_UPLOAD);
@@ -859,10 +872,20 @@ void dmx_model_update(dmx_model *m, float lr, int t) {
   dmx_tensor vv = {m->adam_v.bufs[0], 0, m->trainable_floats};
   if (m->params.n_buffers > 1 && m->params.used[0] < m->trainable_floats)
     dmx_die("parameters span several device buffers; the optimizer needs the trainable ones in one");
-  if (tc->max_grad_norm > 0) global_norm(m->rt, m->norm, m->norm_partial, g, m->trainable_floats);
   /* the trainable arena minus the idle retrieval head: [0, idle_begin) and [idle_end, end) */
   size_t cut[2][2] = {{0, m->idle_end > m->idle_begin ? m->idle_begin : m->trainable_floats},
                       {m->idle_end > m->idle_begin ? m->idle_end : m->trainable_floats, m->trainable_floats}};
+  if (tc->max_grad_norm > 0) { /* the idle head's gradient is zero: its squares add nothing */
+    dmx_tensor gp[2];
+    size_t np[2];
+    int parts = 0;
+    for (int r = 0; r < 2; r++)
+      if (cut[r][1] > cut[r][0]) {
+        gp[parts] = (dmx_tensor){g.buf, cut[r][0], cut[r][1] - cut[r][0]};
+        np[parts++] = cut[r][1] - cut[r][0];
+      }
+    global_norm_parts(m->rt, m->norm, m->norm_partial, gp, np, parts);
+  }
   for (int r = 0; r < 2; r++) {
     size_t a = cut[r][0], n = cut[r][1] - cut[r][0];
     if (n == 0) continue;

@@ -51,6 +51,7 @@ struct dmx_model {
    * (retrieval_loss_coeff 0). Its gradient stays zero, so AdamW would leave it unchanged anyway
    * (fresh moments) or only decay stale moments into it; skipping it saves a pass over V x d floats. */
   size_t idle_begin, idle_end;
+  bool grads_zeroed_once; /* the idle range was zeroed by a whole-arena fill */
 
   /* parameters and their gradient mirrors (same layout) */
   struct {

@@ -13,15 +13,25 @@ static size_t reduce_local(dmx_runtime *rt) {
   return l;
 }
 
-size_t global_norm_partial_floats(void) { return NORM_GROUPS; }
+size_t global_norm_partial_floats(void) { return GLOBAL_NORM_MAX_PARTS * NORM_GROUPS; }
 
-/* norm_out (1) = |g (n)|_2; partial (NORM_GROUPS) scratch */
-void global_norm(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, dmx_tensor g, size_t n) {
+void global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, const dmx_tensor *g, const size_t *n,
+                       int parts) {
+  if (parts < 1 || parts > GLOBAL_NORM_MAX_PARTS)
+    dmx_die("global_norm_parts: %d parts (1 to %d supported; a program bug)", parts, GLOBAL_NORM_MAX_PARTS);
   size_t L = reduce_local(rt), glob = NORM_GROUPS * L;
-  dmx_launch(rt, dmx_kernel(rt, "optim.cl", "sumsq_partial"), 1, &glob, &L, KA_T(partial), KA_T(g), KA_UL(n),
-             KA_LOCAL(L * sizeof(float)));
+  for (int i = 0; i < parts; i++) {
+    dmx_tensor slot = {partial.buf, partial.off + (size_t)i * NORM_GROUPS, NORM_GROUPS};
+    dmx_launch(rt, dmx_kernel(rt, "optim.cl", "sumsq_partial"), 1, &glob, &L, KA_T(slot), KA_T(g[i]), KA_UL(n[i]),
+               KA_LOCAL(L * sizeof(float)));
+  }
   dmx_launch(rt, dmx_kernel(rt, "optim.cl", "sqrt_sum_final"), 1, &L, &L, KA_T(norm_out), KA_T(partial),
-             KA_I(NORM_GROUPS), KA_LOCAL(L * sizeof(float)));
+             KA_I(parts * NORM_GROUPS), KA_LOCAL(L * sizeof(float)));
+}
+
+/* norm_out (1) = |g (n)|_2; partial (global_norm_partial_floats()) scratch */
+void global_norm(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, dmx_tensor g, size_t n) {
+  global_norm_parts(rt, norm_out, partial, &g, &n, 1);
 }
 
 /* p, g, m, v, decay_mask (n); norm (1) read only when max_norm > 0 */
@@ -35,8 +45,8 @@ void adamw_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, dmx_tensor m, dmx
   int has_mask = decay_mask.buf != NULL;
   dmx_tensor mask = has_mask ? decay_mask : g; /* unused placeholders must still be valid buffers */
   dmx_tensor nt = max_norm > 0 ? norm : g;
-  size_t L = reduce_local(rt);
-  dmx_launch(rt, dmx_kernel(rt, "optim.cl", "adamw_step"), 1, &n, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v), KA_T(mask),
-             KA_T(nt), KA_UL(n), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay),
-             KA_I(has_mask), KA_F(max_norm));
+  size_t L = 256;
+  dmx_launch_exact(rt, dmx_kernel(rt, "optim.cl", "adamw_step"), 1, &n, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v),
+                   KA_T(mask), KA_T(nt), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay),
+                   KA_I(has_mask), KA_F(max_norm));
 }

@@ -7,6 +7,10 @@
  * global_norm_partial_floats() floats. */
 size_t global_norm_partial_floats(void);
 void global_norm(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, dmx_tensor g, size_t n);
+/* The same over the union of `parts` disjoint tensors g[i] (n[i]) (the arena minus an idle head). */
+#define GLOBAL_NORM_MAX_PARTS 2
+void global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, const dmx_tensor *g, const size_t *n,
+                       int parts);
 
 /* One AdamW step (transformers 4.4.2 AdamW, correct_bias=True: bias-corrected step size
  * lr*sqrt(1-b2^t)/(1-b1^t), eps added to sqrt(v), then decoupled weight decay p -= lr*wd*p on the

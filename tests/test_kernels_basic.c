@@ -558,14 +558,20 @@ static void test_linear(int R, int C, int OC, bool has_b, bool with_dx) {
 int main(void) {
   rt = dmx_runtime_create(NULL, false, stdout);
 
-  th_begin("bias add forward/backward: odd shapes, many rows, accumulation, FD, determinism");
-  test_bias(7, 37, 1e-5);
-  test_bias(1, 1, 1e-6);
-  test_bias(300, 1001, 1e-4);
-  test_bias(100003, 5, 2e-3); /* the column sums over ~100k rows */
-  th_end();
+  /* both reduction layouts: work-group trees (GPUs) and a loop per work-item (CPUs) */
+  for (int layout = 0; layout < 2; layout++) {
+    rt->serial_reductions = layout == 1;
+    th_begin(layout
+                 ? "bias add forward/backward, column loops: odd shapes, many rows, accumulation, FD, determinism"
+                 : "bias add forward/backward, work-group trees: odd shapes, many rows, accumulation, FD, determinism");
+    test_bias(7, 37, 1e-5);
+    test_bias(1, 1, 1e-6);
+    test_bias(300, 1001, 1e-4);
+    test_bias(100003, 5, 2e-3); /* the column sums over ~100k rows */
+    th_end();
+  }
 
-  th_begin("gelu (exact erf) forward/backward: accumulation, FD, in place");
+  th_begin("gelu (erf to 1.5e-7) forward/backward: accumulation, FD, in place");
   test_activation(0, 1001);
   th_end();
   th_begin("tanh forward/backward: accumulation, FD, in place");
@@ -576,15 +582,21 @@ int main(void) {
   test_add_axpy_copy();
   test_gather();
 
-  th_begin("layernorm forward/backward: odd shapes, FD, accumulation, determinism");
-  test_layernorm(7, 37, 1, 0, true);
-  test_layernorm(1, 1, 1, 0, false); /* a single column: out = b, dx = 0 */
-  test_layernorm(5, 1024, 2, 3, true); /* rows wider than the work-group, non-zero mean */
-  test_layernorm(3, 300, 1e-3f, 1, true); /* variance comparable to eps */
-  th_end();
-  th_begin("layernorm over 20000 rows (column reductions for dg/db)");
-  test_layernorm(20000, 67, 1, 0, false);
-  th_end();
+  for (int layout = 0; layout < 2; layout++) {
+    rt->serial_reductions = layout == 1;
+    th_begin(layout ? "layernorm forward/backward, loops per row/column: odd shapes, FD, accumulation, determinism"
+                    : "layernorm forward/backward, work-group trees: odd shapes, FD, accumulation, determinism");
+    test_layernorm(7, 37, 1, 0, true);
+    test_layernorm(1, 1, 1, 0, false);      /* a single column: out = b, dx = 0 */
+    test_layernorm(5, 1024, 2, 3, true);    /* rows wider than the work-group, non-zero mean */
+    test_layernorm(3, 300, 1e-3f, 1, true); /* variance comparable to eps */
+    test_layernorm(9, 128, 1, 0, false);    /* whole float4s only */
+    th_end();
+    th_begin(layout ? "layernorm over 20000 rows, column loops for dg/db"
+                    : "layernorm over 20000 rows, work-group column reductions for dg/db");
+    test_layernorm(20000, 67, 1, 0, false);
+    th_end();
+  }
 
   th_begin("linear forward (beta 0/1, with and without bias) and backward (dx, dW, db, NULL skips)");
   test_linear(7, 37, 13, true, true);

@@ -442,42 +442,55 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
       free(g), free(wg), free(wacc);
 }
 
+/* the case name with the softmax layout under test (a static buffer: cases run one at a time) */
+static const char *with_layout(const char *what) {
+  static char name[256];
+  snprintf(name, sizeof name, "%s [softmax: %s]", what,
+           rt->serial_reductions ? "work-item per row" : "work-group per row");
+  return name;
+}
+#define th_begin_layout(what) th_begin(with_layout(what))
+
 int main(void) {
   rt = dmx_runtime_create(NULL, false, stdout);
   pool = dmx_buffer_create(rt, (size_t)4 << 20);
   test_embedding();
 
-  th_begin("attention, no mask, p=0: B=2 T=13 d=12 H=3, with finite differences");
-  attention_case(2, 13, 12, 3, NULL, 0.0f, true, 2.0f);
-  th_end();
+  /* both softmax layouts: one work-group per row (GPUs) and one work-item per row (CPUs) */
+  for (int layout = 0; layout < 2; layout++) {
+    rt->serial_reductions = layout == 1;
+    th_begin_layout("attention, no mask, p=0: B=2 T=13 d=12 H=3, with finite differences");
+    attention_case(2, 13, 12, 3, NULL, 0.0f, true, 2.0f);
+    th_end();
 
-  th_begin("attention, padding mask with a fully masked sequence, p=0: B=3 T=9 d=15 H=5 (hd=3), FD");
-  {
-    int mask[27];
-    for (int i = 0; i < 27; i++) mask[i] = i < 9 ? (i < 6) : i < 18 ? (i % 2) : 0;
-    attention_case(3, 9, 15, 5, mask, 0.0f, true, 2.0f);
+    th_begin_layout("attention, padding mask with a fully masked sequence, p=0: B=3 T=9 d=15 H=5 (hd=3), FD");
+    {
+      int mask[27];
+      for (int i = 0; i < 27; i++) mask[i] = i < 9 ? (i < 6) : i < 18 ? (i % 2) : 0;
+      attention_case(3, 9, 15, 5, mask, 0.0f, true, 2.0f);
+    }
+    th_end();
+
+    th_begin_layout("attention dropout p=0.3: forward and backward follow the host mask (no mask, FD)");
+    attention_case(2, 13, 12, 3, NULL, 0.3f, true, 2.0f);
+    th_end();
+
+    th_begin_layout("attention dropout p=0.25 with a padding mask: B=2 T=17 d=20 H=4");
+    {
+      int mask[34];
+      for (int i = 0; i < 34; i++) mask[i] = (i % 17) < (i < 17 ? 17 : 12);
+      attention_case(2, 17, 20, 4, mask, 0.25f, true, 1.5f);
+    }
+    th_end();
+
+    th_begin_layout("attention at a model-like shape: B=2 T=131 d=64 H=2, padded tail masked, p=0.1");
+    {
+      int mask[262];
+      for (int i = 0; i < 262; i++) mask[i] = (i % 131) < (i < 131 ? 131 : 100);
+      attention_case(2, 131, 64, 2, mask, 0.1f, false, 1.0f);
+    }
+    th_end();
   }
-  th_end();
-
-  th_begin("attention dropout p=0.3: forward and backward follow the host mask (no mask, FD)");
-  attention_case(2, 13, 12, 3, NULL, 0.3f, true, 2.0f);
-  th_end();
-
-  th_begin("attention dropout p=0.25 with a padding mask: B=2 T=17 d=20 H=4");
-  {
-    int mask[34];
-    for (int i = 0; i < 34; i++) mask[i] = (i % 17) < (i < 17 ? 17 : 12);
-    attention_case(2, 17, 20, 4, mask, 0.25f, true, 1.5f);
-  }
-  th_end();
-
-  th_begin("attention at a model-like shape: B=2 T=131 d=64 H=2, padded tail masked, p=0.1");
-  {
-    int mask[262];
-    for (int i = 0; i < 262; i++) mask[i] = (i % 131) < (i < 131 ? 131 : 100);
-    attention_case(2, 131, 64, 2, mask, 0.1f, false, 1.0f);
-  }
-  th_end();
 
   dmx_buffer_release(pool);
   dmx_runtime_destroy(rt);

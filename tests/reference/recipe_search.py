@@ -23,11 +23,13 @@ ap.add_argument("--muxing", default="gaussian_hadamard"); ap.add_argument("--dem
 ap.add_argument("--norm", type=float, default=1.0); ap.add_argument("--second", type=int, default=1)
 ap.add_argument("--batch", type=int, default=0); ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--seed", type=int, default=42); ap.add_argument("--d", type=int, default=128)
+ap.add_argument("--learn", type=int, default=0)
 a = ap.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
 N = a.N; B = a.batch or (32 if N == 1 else 24)
 c = R.Cfg(V=50265, d=a.d, layers=2, heads=4, inter=4*a.d, P=514, N=N, B=B, L=a.L, C=2, setting="finetuning",
-          task_coeff=1.0, retrieval_coeff=0.0, lr=a.lr, muxing=a.muxing, demuxing=a.demuxing, gh_norm=a.norm)
+          task_coeff=1.0, retrieval_coeff=0.0, lr=a.lr, muxing=a.muxing, demuxing=a.demuxing, gh_norm=a.norm,
+          learn_muxing=a.learn)
 gen = torch.Generator().manual_seed(a.seed)
 model = R.MuxedModel(c, gen); T.hf_init(model)
 def fwd(ids, labels):
