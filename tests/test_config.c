@@ -294,7 +294,7 @@ static void test_flags_override_yaml(void) {
   CHECK(!strcmp(e.task.name, "qnli") && !strcmp(e.output_dir, "/tmp/x") && !strcmp(e.task.data_dir, "/d"));
   /* From the file (and its tiny model), untouched by the flags: */
   CHECK(e.task.max_length == 48 && e.train.time_budget_seconds == 360.0f && e.model.num_layers == 2 &&
-        e.mux.attention_mask && e.train.retrieval_loss_coeff == 0.0f);
+        e.mux.attention_mask && e.train.retrieval_loss_coeff == 0.0f && e.mux.demuxing == DEMUX_MLP);
   CHECK(!strcmp(e.name, "quickstart") && e.setting == SETTING_FINETUNING);
   CHECK(e.train.batch_size == 24); /* by N=5, since the file sets none */
   th_end();
