@@ -98,3 +98,50 @@ __kernel void mux_broadcast_instances(__global float *dy, ulong dy_off, __global
   dx += dx_off;
   dy[idx] = scale * dx[idx % rows];
 }
+
+/* Embedding pass 1, its LayerNorm and the Hadamard mux in one pass, for inference on CPUs
+ * (rt->serial_reductions, eval mode, d % 4 == 0): x[b,t] = inv_n * sum_i v_i * LN(word[id] +
+ * pos[pid] + type) over the N instances of group b, without writing the (B*N, T, d) embeddings.
+ * One work-item per row b*T+t of x, an exact grid; float4 loads, two-pass LayerNorm statistics
+ * as layernorm_fwd_rows. ids and pos_ids are (B*N, T) with row b*N+i = instance i of group b. */
+static float4 emb4(__global const float *w, __global const float *p, __global const float *ty, int c) {
+  return vload4(c, w) + vload4(c, p) + vload4(c, ty);
+}
+
+__kernel void embed_ln_mux_hadamard_rows(__global float *x, ulong x_off, __global const int *ids, ulong ids_off,
+                                         __global const int *pos_ids, ulong pos_ids_off, __global const float *word,
+                                         ulong word_off, __global const float *pos, ulong pos_off,
+                                         __global const float *type, ulong type_off, __global const float *g,
+                                         ulong g_off, __global const float *beta, ulong beta_off,
+                                         __global const float *v, ulong v_off, int N, int T, int d, float eps,
+                                         float inv_n) {
+  size_t row = get_global_id(0);
+  size_t b = row / T, t = row % T;
+  int d4 = d / 4;
+  __global float *xr = x + x_off + row * d;
+  __global const float *ty = type + type_off;
+  g += g_off;
+  beta += beta_off;
+  v += v_off;
+  for (int c = 0; c < d4; c++) vstore4((float4)(0.0f), c, xr);
+  for (int i = 0; i < N; i++) {
+    size_t r1 = (b * N + i) * T + t;
+    __global const float *w = word + word_off + (size_t)ids[ids_off + r1] * d;
+    __global const float *p = pos + pos_off + (size_t)pos_ids[pos_ids_off + r1] * d;
+    float4 s4 = 0.0f;
+    for (int c = 0; c < d4; c++) s4 += emb4(w, p, ty, c);
+    float m = ((s4.s0 + s4.s1) + (s4.s2 + s4.s3)) / (float)d;
+    float4 q4 = 0.0f;
+    for (int c = 0; c < d4; c++) {
+      float4 e = emb4(w, p, ty, c) - m;
+      q4 += e * e;
+    }
+    float rs = rsqrt(((q4.s0 + q4.s1) + (q4.s2 + q4.s3)) / (float)d + eps);
+    __global const float *vi = v + (size_t)i * d;
+    for (int c = 0; c < d4; c++) {
+      float4 ln = (emb4(w, p, ty, c) - m) * rs * vload4(c, g) + vload4(c, beta);
+      vstore4(vload4(c, xr) + vload4(c, vi) * ln, c, xr);
+    }
+  }
+  for (int c = 0; c < d4; c++) vstore4(vload4(c, xr) * inv_n, c, xr);
+}

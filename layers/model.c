@@ -674,14 +674,23 @@ static void embed_forward(dmx_model *m, bool train) {
   dmx_runtime *rt = m->rt;
   int d = m->d;
   float ph = train ? m->p_hidden : 0.0f;
-  embedding_forward(rt, m->e1_pre, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->R1, d);
-  layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.eln_g, m->p.eln_b, m->R1, d, m->eps);
-  dropout_forward(rt, m->e1, m->e1, m->R1 * d, ph, m->seed, stream(m, STREAM_EMB1));
+  /* inference on a CPU: no backward needs e1, so pass 1 and the mux run fused without writing the
+   * (B*N, T, d) per-instance embeddings (at N=40 those passes were most of a tiny model's batch) */
+  bool fused = !train && !m->baseline && m->e.mux.muxing != MUX_RANDOM_ORTHO && embed_ln_mux_hadamard_fits(rt, d);
+  if (fused) {
+    dmx_prof_scope(rt, "mux");
+    embed_ln_mux_hadamard_forward(rt, m->x, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->p.eln_g,
+                                  m->p.eln_b, m->p.inst, m->B, m->N, m->T, d, m->eps);
+  } else {
+    embedding_forward(rt, m->e1_pre, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->R1, d);
+    layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.eln_g, m->p.eln_b, m->R1, d, m->eps);
+    dropout_forward(rt, m->e1, m->e1, m->R1 * d, ph, m->seed, stream(m, STREAM_EMB1));
+  }
   if (m->baseline) return; /* e1 is the encoder input */
   dmx_prof_scope(rt, "mux");
-  if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
+  if (!fused && m->e.mux.muxing == MUX_RANDOM_ORTHO)
     mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.inst, m->B, m->N, m->T, d);
-  else
+  else if (!fused)
     mux_hadamard_forward(rt, m->x, m->e1, m->p.inst, m->B, m->N, m->T, d);
   /* The original runs the embedding module again on the muxed vectors (spec §1.7): type and
    * sequential positions are added a second time before its LayerNorm. The clean variant

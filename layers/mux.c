@@ -135,6 +135,21 @@ void mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor e, dmx_tenso
                    KA_I(N), KA_I(T), KA_I(d), KA_F(1.0f / N));
 }
 
+bool embed_ln_mux_hadamard_fits(const dmx_runtime *rt, int d) { return rt->serial_reductions && d % 4 == 0; }
+
+/* x (B, T, d) = (1/N) sum_i v_i ⊙ LN(word[ids] + pos[pos_ids] + type) without the per-instance
+ * embeddings; ids, pos_ids (B*N, T) int32; ln_g, ln_b (d); v (N, d). */
+void embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
+                                   dmx_tensor pos, dmx_tensor type, dmx_tensor ln_g, dmx_tensor ln_b, dmx_tensor v,
+                                   int B, int N, int T, int d, float eps) {
+  if (!embed_ln_mux_hadamard_fits(rt, d))
+    dmx_die("embed_ln_mux_hadamard_forward: needs serial reductions and d %% 4 == 0 (d = %d; a program bug)", d);
+  size_t rows = (size_t)B * T, loc = 16;
+  dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "embed_ln_mux_hadamard_rows"), 1, &rows, &loc, KA_T(x), KA_T(ids),
+                   KA_T(pos_ids), KA_T(word), KA_T(pos), KA_T(type), KA_T(ln_g), KA_T(ln_b), KA_T(v), KA_I(N), KA_I(T),
+                   KA_I(d), KA_F(eps), KA_F(1.0f / N));
+}
+
 /* de (B*N, T, d) += v_i ⊙ dx / N; dv (N, d) += sum_{b,t} dx ⊙ e_i / N unless dv.buf is NULL */
 void mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_tensor dx, dmx_tensor e, dmx_tensor v,
                            int B, int N, int T, int d) {

@@ -13,6 +13,13 @@ void mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussian_n
 
 /* Hadamard variants: x[b, j] = (1/N) sum_i v_i ⊙ e[b*N+i, j]; v (N, d). */
 void mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor e, dmx_tensor v, int B, int N, int T, int d);
+/* Inference only: embedding pass 1 + its LayerNorm + the Hadamard mux fused, x (B, T, d) from ids
+ * and pos_ids (B*N, T), the embedding tables, the LayerNorm (ln_g, ln_b, eps) and v (N, d). For CPU
+ * devices (one work-item per row), when embed_ln_mux_hadamard_fits. */
+bool embed_ln_mux_hadamard_fits(const dmx_runtime *rt, int d);
+void embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
+                                   dmx_tensor pos, dmx_tensor type, dmx_tensor ln_g, dmx_tensor ln_b, dmx_tensor v,
+                                   int B, int N, int T, int d, float eps);
 /* de += ..., dv += ... (dv skipped when dv.buf is NULL: frozen instance vectors) */
 void mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_tensor dx, dmx_tensor e, dmx_tensor v,
                            int B, int N, int T, int d);

@@ -188,7 +188,7 @@ int main(void) {
   th_begin("throughput of the micro model for N in {1,2} writes throughput.csv and .json");
   snprintf(cmd, sizeof cmd,
            "%s bench experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set task.max_length=16 "
-           "-N 1,2 --batches 3 --warmup 1 --synthetic --out %s/t",
+           "-d index -N 1,2 --batches 3 --warmup 1 --synthetic --out %s/t",
            bin, dir);
   st = th_run(cmd, out, sizeof out);
   CHECKF(st == 0, "exit %d:\n%s", st, out);
@@ -219,7 +219,7 @@ int main(void) {
   expect_error("experiments/quickstart.yaml --train -N 1,2", "throughput flag");
   snprintf(cmd, sizeof cmd,
            "%s bench experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set task.max_length=16 "
-           "--set training.task_loss_coeff=0.9 --set training.retrieval_loss_coeff=0.1 --train --warmup 1 --steps 1 --profile-steps 2 --synthetic --out %s/tr",
+           "-d index --set training.task_loss_coeff=0.9 --set training.retrieval_loss_coeff=0.1 --train --warmup 1 --steps 1 --profile-steps 2 --synthetic --out %s/tr",
            bin, dir);
   st = th_run(cmd, out, sizeof out);
   CHECKF(st == 0, "exit %d:\n%s", st, out);

@@ -621,11 +621,66 @@ static void test_adamw(dmx_runtime *rt) {
   th_end();
 }
 
+/* The fused inference pass (embedding pass 1 + LayerNorm + Hadamard mux) against a double
+ * reference, at d = 12 and 132 (one float4 loop and several), N = 1, 3 and 40, with ids that repeat
+ * and the padding row. */
+static void fused_embed_case(dmx_runtime *rt, int B, int N, int T, int d) {
+  int V = 17, P = T + 3, R1 = B * N * T;
+  float *word = frand_vec((size_t)V * d, 1), *pos = frand_vec((size_t)P * d, 1), *type = frand_vec(d, 1);
+  float *g = frand_vec(d, 1), *bt = frand_vec(d, 0.5), *v = frand_vec((size_t)N * d, 2);
+  int *ids = malloc(R1 * sizeof(int)), *pids = malloc(R1 * sizeof(int));
+  for (int r = 0; r < R1; r++) {
+    ids[r] = (int)((urand() + 1) * 0.5 * V) % V;
+    pids[r] = (int)((urand() + 1) * 0.5 * P) % P;
+  }
+  ids[0] = 1; /* the padding id is an ordinary row here */
+  const float eps = 1e-5f;
+  double *want = calloc((size_t)B * T * d, sizeof(double)), *e = malloc(d * sizeof(double));
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++)
+      for (int i = 0; i < N; i++) {
+        int r1 = (b * N + i) * T + t;
+        double mean = 0, var = 0;
+        for (int c = 0; c < d; c++) {
+          e[c] = (double)word[(size_t)ids[r1] * d + c] + pos[(size_t)pids[r1] * d + c] + type[c];
+          mean += e[c] / d;
+        }
+        for (int c = 0; c < d; c++) var += (e[c] - mean) * (e[c] - mean) / d;
+        for (int c = 0; c < d; c++)
+          want[((size_t)b * T + t) * d + c] += v[(size_t)i * d + c] * ((e[c] - mean) / sqrt(var + eps) * g[c] + bt[c]) / N;
+      }
+  dmx_tensor tw = dev(rt, word, (size_t)V * d), tp = dev(rt, pos, (size_t)P * d), tt = dev(rt, type, d);
+  dmx_tensor tg = dev(rt, g, d), tb = dev(rt, bt, d), tv = dev(rt, v, (size_t)N * d);
+  dmx_tensor tids = dev(rt, ids, R1), tpids = dev(rt, pids, R1), tx = dev(rt, NULL, (size_t)B * T * d);
+  embed_ln_mux_hadamard_forward(rt, tx, tids, tpids, tw, tp, tt, tg, tb, tv, B, N, T, d, eps);
+  float *got = malloc((size_t)B * T * d * 4);
+  get(rt, got, tx);
+  char what[64];
+  snprintf(what, sizeof what, "fused x (B=%d N=%d T=%d d=%d)", B, N, T, d);
+  CHECK(th_close(what, got, want, (size_t)B * T * d, 1e-4, 1e-5));
+  CHECK(guards_ok(rt, tx));
+  rel(tw), rel(tp), rel(tt), rel(tg), rel(tb), rel(tv), rel(tids), rel(tpids), rel(tx);
+  free(word), free(pos), free(type), free(g), free(bt), free(v), free(ids), free(pids), free(want), free(e), free(got);
+}
+
+static void test_fused_embed(dmx_runtime *rt) {
+  th_begin("fused embedding + LayerNorm + hadamard mux (inference on CPUs) against a double reference");
+  bool saved = rt->serial_reductions;
+  rt->serial_reductions = true; /* the kernel is for CPUs; it runs on any device */
+  fused_embed_case(rt, 2, 3, 5, 12);
+  fused_embed_case(rt, 1, 1, 3, 132);
+  fused_embed_case(rt, 2, 40, 4, 16);
+  CHECK(!embed_ln_mux_hadamard_fits(rt, 13)); /* d % 4 != 0 takes the unfused path */
+  rt->serial_reductions = saved;
+  th_end();
+}
+
 int main(void) {
   dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);
   test_instances();
   test_hadamard(rt);
   test_ortho(rt);
+  test_fused_embed(rt);
   test_loss(rt);
   test_norm(rt);
   test_adamw(rt);

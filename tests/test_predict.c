@@ -101,7 +101,7 @@ static const char *five =
 
 static void sentence_task(void) {
   th_begin("predict sst2 (N=2, index): one valid label per line, deterministic, any checkpoint path");
-  if (!train_run("sst2", "")) {
+  if (!train_run("sst2", "-d index")) {
     th_end();
     return;
   }
