@@ -108,6 +108,16 @@ __kernel void attention_softmax_backward(__global float *datt, ulong datt_off, _
   }
 }
 
+/* Four consecutive floats by element: a row of T scores starts anywhere, so no float4 pointer
+ * (16-byte alignment) and no vload4 (element loads on PoCL anyway). */
+static float4 load4(__global const float *p, int j) { return (float4)(p[j], p[j + 1], p[j + 2], p[j + 3]); }
+static void store4(float4 v, __global float *p, int j) {
+  p[j] = v.s0;
+  p[j + 1] = v.s1;
+  p[j + 2] = v.s2;
+  p[j + 3] = v.s3;
+}
+
 /* The two kernels above with one work-item per row (exact grid of rows; rt->serial_reductions, for
  * CPUs): no barriers. Same masking and results up to summation order. */
 __kernel void attention_softmax_forward_rows(__global float *att, ulong att_off, __global const int *mask,
@@ -116,20 +126,36 @@ __kernel void attention_softmax_forward_rows(__global float *att, ulong att_off,
   int b = row / ((size_t)H * T);
   __global float *a = att + att_off + row * T;
   __global const int *m = mask + mask_off + (size_t)b * T;
-  float mx = -INFINITY;
-  for (int j = 0; j < T; j++) {
+  /* four lanes: one max/sum chain would wait on each add, and exp of a float4 is PoCL's vector exp
+   * (3.4 -> 1.1 ms for 16x4 heads of 89x89 scores) */
+  float4 mx4 = -INFINITY;
+  int j = 0;
+  for (; j + 3 < T; j += 4) {
+    float4 s = load4(a, j);
+    if (has_mask) s = select(s, (float4)(-1e9f), (int4)(m[j], m[j + 1], m[j + 2], m[j + 3]) == 0);
+    store4(s, a, j);
+    mx4 = fmax(mx4, s);
+  }
+  float mx = fmax(fmax(mx4.s0, mx4.s1), fmax(mx4.s2, mx4.s3));
+  for (; j < T; j++) {
     float s = (has_mask && m[j] == 0) ? -1e9f : a[j];
     a[j] = s;
     mx = fmax(mx, s);
   }
-  float sum = 0.0f;
-  for (int j = 0; j < T; j++) {
+  float4 sum4 = 0.0f;
+  for (j = 0; j + 3 < T; j += 4) {
+    float4 e = exp(load4(a, j) - mx);
+    store4(e, a, j);
+    sum4 += e;
+  }
+  float sum = (sum4.s0 + sum4.s1) + (sum4.s2 + sum4.s3);
+  for (; j < T; j++) {
     float e = exp(a[j] - mx);
     a[j] = e;
     sum += e;
   }
   float inv = 1.0f / sum;
-  for (int j = 0; j < T; j++) a[j] *= inv;
+  for (j = 0; j < T; j++) a[j] *= inv;
 }
 
 __kernel void attention_softmax_backward_rows(__global float *datt, ulong datt_off, __global const float *att,
@@ -140,9 +166,12 @@ __kernel void attention_softmax_backward_rows(__global float *datt, ulong datt_o
   __global float *g = datt + datt_off + row * T;
   __global const float *a = att + att_off + row * T;
   __global const int *m = mask + mask_off + (size_t)b * T;
-  float dot = 0.0f;
-  for (int j = 0; j < T; j++) dot += g[j] * a[j];
-  for (int j = 0; j < T; j++) {
+  float4 dot4 = 0.0f;
+  int j = 0;
+  for (; j + 3 < T; j += 4) dot4 += load4(g, j) * load4(a, j);
+  float dot = (dot4.s0 + dot4.s1) + (dot4.s2 + dot4.s3);
+  for (; j < T; j++) dot += g[j] * a[j];
+  for (j = 0; j < T; j++) {
     float v = scale * a[j] * (g[j] - dot);
     g[j] = (has_mask && m[j] == 0) ? 0.0f : v;
   }

@@ -83,6 +83,41 @@ __kernel void softmax_xent(__global float *losses, ulong losses_off, __global in
   for (int c = lid; c < C; c += L) dx[c] = scale * (exp(x[c] - M) * inv_s - (c == tgt ? 1.0f : 0.0f));
 }
 
+/* softmax_xent for CPU devices (rt->serial_reductions): one work-item per row, the columns in a
+ * loop, no local memory and no barrier; the same results up to the order of the sums. */
+__kernel void softmax_xent_rows(__global float *losses, ulong losses_off, __global int *preds, ulong preds_off,
+                                __global float *dlogits, ulong dlogits_off, __global const float *logits,
+                                ulong logits_off, __global const int *targets, ulong targets_off, int C, float scale,
+                                int has_grad) {
+  int r = get_global_id(0);
+  __global const float *x = logits + logits_off + (size_t)r * C;
+  float m = -INFINITY, s = 0.0f;
+  int k = 0x7fffffff;
+  for (int c = 0; c < C; c++) {
+    float v = x[c];
+    if (v > m) {
+      s = (m == -INFINITY ? 0.0f : s * exp(m - v)) + 1.0f;
+      m = v;
+      k = c;
+    } else if (v > -INFINITY) {
+      s += exp(v - m);
+    }
+  }
+  int tgt = targets[targets_off + r];
+  bool keep = tgt != IGNORE_INDEX;
+  bool valid = tgt >= 0 && tgt < C;
+  preds[preds_off + r] = k == 0x7fffffff ? 0 : k;
+  losses[losses_off + r] = !keep ? 0.0f : valid ? (m - x[tgt]) + log(s) : NAN;
+  if (!has_grad) return;
+  __global float *dx = dlogits + dlogits_off + (size_t)r * C;
+  if (!keep || !valid) {
+    for (int c = 0; c < C; c++) dx[c] = 0.0f;
+    return;
+  }
+  float inv_s = 1.0f / s;
+  for (int c = 0; c < C; c++) dx[c] = scale * (exp(x[c] - m) * inv_s - (c == tgt ? 1.0f : 0.0f));
+}
+
 /* out[0] = sum of x (n), by one work-group: strided lane sums, then a tree. */
 __kernel void reduce_sum_1wg(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n,
                              __local float *buf) {

@@ -99,14 +99,18 @@ __kernel void mux_broadcast_instances(__global float *dy, ulong dy_off, __global
   dy[idx] = scale * dx[idx % rows];
 }
 
-/* Embedding pass 1, its LayerNorm and the Hadamard mux in one pass, for inference on CPUs
- * (rt->serial_reductions, eval mode, d % 4 == 0): x[b,t] = inv_n * sum_i v_i * LN(word[id] +
- * pos[pid] + type) over the N instances of group b, without writing the (B*N, T, d) embeddings.
- * One work-item per row b*T+t of x, an exact grid; float4 loads, two-pass LayerNorm statistics
- * as layernorm_fwd_rows. ids and pos_ids are (B*N, T) with row b*N+i = instance i of group b. */
-static float4 emb4(__global const float *w, __global const float *p, __global const float *ty, int c) {
-  return vload4(c, w) + vload4(c, p) + vload4(c, ty);
-}
+/* Embedding pass 1, its LayerNorm and the Hadamard mux in one kernel, for inference on CPUs
+ * (rt->serial_reductions, eval mode, d % 4 == 0, every offset a multiple of 4 floats): x[b,t] =
+ * inv_n * sum_i v_i * LN(word[id] + pos[pid] + type) over the N instances of group b, without
+ * writing the (B*N, T, d) embeddings. One work-item per row b*T+t of x, an exact grid. ids and
+ * pos_ids are (B*N, T) with row b*N+i = instance i of group b.
+ * Measured on PoCL (N=40, d=128): float4 pointers instead of vload4 (PoCL lowers vload4 to element
+ * loads), one statistics pass instead of two and two accumulator pairs (the add chain is the
+ * bound) take the kernel from 6.8 to 3.4 ms; one LayerNorm per run of equal rows, 3.9 -> 2.4-3.2 ms
+ * on SST-2-like rows with the index prefix. The one-pass variance is taken of e - k, k the row's
+ * first element: shifted data keeps E[(e-k)^2] - E[e-k]^2 accurate when the mean is large next to
+ * the spread. */
+static float sum4(float4 v) { return (v.s0 + v.s1) + (v.s2 + v.s3); }
 
 __kernel void embed_ln_mux_hadamard_rows(__global float *x, ulong x_off, __global const int *ids, ulong ids_off,
                                          __global const int *pos_ids, ulong pos_ids_off, __global const float *word,
@@ -118,30 +122,50 @@ __kernel void embed_ln_mux_hadamard_rows(__global float *x, ulong x_off, __globa
   size_t row = get_global_id(0);
   size_t b = row / T, t = row % T;
   int d4 = d / 4;
-  __global float *xr = x + x_off + row * d;
-  __global const float *ty = type + type_off;
-  g += g_off;
-  beta += beta_off;
-  v += v_off;
-  for (int c = 0; c < d4; c++) vstore4((float4)(0.0f), c, xr);
-  for (int i = 0; i < N; i++) {
+  __global float4 *xr = (__global float4 *)(x + x_off + row * d);
+  __global const float4 *ty = (__global const float4 *)(type + type_off);
+  __global const float4 *g4 = (__global const float4 *)(g + g_off);
+  __global const float4 *b4 = (__global const float4 *)(beta + beta_off);
+  for (int c = 0; c < d4; c++) xr[c] = 0.0f;
+  /* a run of instances with the same (id, position) at this row (the index prefix's filler id,
+   * trailing pads) shares one LayerNorm: its v_i are summed first */
+  for (int i = 0, j; i < N; i = j) {
     size_t r1 = (b * N + i) * T + t;
-    __global const float *w = word + word_off + (size_t)ids[ids_off + r1] * d;
-    __global const float *p = pos + pos_off + (size_t)pos_ids[pos_ids_off + r1] * d;
-    float4 s4 = 0.0f;
-    for (int c = 0; c < d4; c++) s4 += emb4(w, p, ty, c);
-    float m = ((s4.s0 + s4.s1) + (s4.s2 + s4.s3)) / (float)d;
-    float4 q4 = 0.0f;
-    for (int c = 0; c < d4; c++) {
-      float4 e = emb4(w, p, ty, c) - m;
-      q4 += e * e;
+    int id = ids[ids_off + r1], pid = pos_ids[pos_ids_off + r1];
+    for (j = i + 1; j < N; j++) {
+      size_t r2 = (b * N + j) * T + t;
+      if (ids[ids_off + r2] != id || pos_ids[pos_ids_off + r2] != pid) break;
     }
-    float rs = rsqrt(((q4.s0 + q4.s1) + (q4.s2 + q4.s3)) / (float)d + eps);
-    __global const float *vi = v + (size_t)i * d;
-    for (int c = 0; c < d4; c++) {
-      float4 ln = (emb4(w, p, ty, c) - m) * rs * vload4(c, g) + vload4(c, beta);
-      vstore4(vload4(c, xr) + vload4(c, vi) * ln, c, xr);
+    __global const float *wf = word + word_off + (size_t)id * d;
+    __global const float *pf = pos + pos_off + (size_t)pid * d;
+    __global const float4 *w = (__global const float4 *)wf, *p = (__global const float4 *)pf;
+    float k = wf[0] + pf[0] + type[type_off];
+    float4 s0 = 0.0f, q0 = 0.0f, s1 = 0.0f, q1 = 0.0f;
+    int c = 0;
+    for (; c + 1 < d4; c += 2) {
+      float4 e0 = w[c] + p[c] + ty[c] - k, e1 = w[c + 1] + p[c + 1] + ty[c + 1] - k;
+      s0 += e0;
+      q0 += e0 * e0;
+      s1 += e1;
+      q1 += e1 * e1;
+    }
+    if (c < d4) {
+      float4 e0 = w[c] + p[c] + ty[c] - k;
+      s0 += e0;
+      q0 += e0 * e0;
+    }
+    float ms = sum4(s0 + s1) / (float)d; /* the mean of e - k */
+    float rs = rsqrt(fmax(sum4(q0 + q1) / (float)d - ms * ms, 0.0f) + eps), mrs = (ms + k) * rs;
+    __global const float4 *vi = (__global const float4 *)(v + v_off + (size_t)i * d);
+    if (j == i + 1) {
+      for (c = 0; c < d4; c++) xr[c] += vi[c] * (((w[c] + p[c] + ty[c]) * rs - mrs) * g4[c] + b4[c]);
+    } else {
+      for (c = 0; c < d4; c++) {
+        float4 vs = vi[c];
+        for (int q = 1; q < j - i; q++) vs += vi[(size_t)q * d4 + c];
+        xr[c] += vs * (((w[c] + p[c] + ty[c]) * rs - mrs) * g4[c] + b4[c]);
+      }
     }
   }
-  for (int c = 0; c < d4; c++) vstore4(vload4(c, xr) * inv_n, c, xr);
+  for (int c = 0; c < d4; c++) xr[c] *= inv_n;
 }

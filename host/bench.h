@@ -35,6 +35,7 @@ typedef struct {
   bool synthetic;      /* synthetic ids even when the data is there */
   bool vanilla;        /* also time the plain (baseline, N=1) model and use it as the speedup reference */
   bool no_tuning;      /* as for the GEMM benchmark */
+  int profile_batches; /* batches per N recorded with events after the timed ones (0 = no breakdown) */
   const char *out_dir; /* throughput.csv / .json (/ .png with gnuplot) */
 } dmx_bench_tp_opts;
 

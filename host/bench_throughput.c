@@ -10,6 +10,8 @@
 #include "data/dataset.h"
 #include "host/bench.h"
 #include "host/bench_common.h"
+#include "host/peak.h"
+#include "host/profile.h"
 #include "host/runtime.h"
 #include "host/train.h"
 #include "layers/model.h"
@@ -41,6 +43,9 @@ typedef struct {
   int N, groups, instances, T, batches, warmup;
   double seconds, ms_mean, ms_median, inst_per_s, speedup;
   size_t device_bytes;
+  int profiled;          /* batches recorded with events after the timed ones */
+  double profiled_s;     /* their wall time */
+  dmx_prof_totals prof;
   bool failed;
   char why[DMX_ERRMSG];
 } tp_row;
@@ -107,6 +112,30 @@ static void time_config(dmx_runtime *rt, const dmx_experiment *e, const dmx_data
     total += dt;
     if (o->max_seconds > 0 && total >= o->max_seconds) break;
   }
+  /* the profiled batches come after the timed ones, so the headline numbers carry no event overhead */
+  for (int i = 0; i < o->profile_batches; i++) {
+    if (!dmx_batcher_next(&bt, &batch)) {
+      dmx_batcher_begin_epoch(&bt, ++epoch);
+      if (!dmx_batcher_next(&bt, &batch)) dmx_die("the batcher gave no batch from %d rows", ds->n);
+    }
+    dmx_batch_view v = {0};
+    v.ids = batch.ids;
+    v.positions = batch.positions;
+    if (!rt->prof) dmx_prof_start(rt);
+    dmx_finish(rt);
+    double t0 = dmx_now_seconds();
+    dmx_model_step(model, &v, false, 0);
+    dmx_finish(rt);
+    row->profiled_s += dmx_now_seconds() - t0;
+    row->profiled++;
+    if (dmx_prof_collect(rt, &row->prof, &err)) {
+      row->failed = true;
+      snprintf(row->why, sizeof row->why, "%s", err.msg);
+      break;
+    }
+    if (o->max_seconds > 0 && row->profiled_s >= o->max_seconds) break;
+  }
+  dmx_prof_stop(rt);
   row->batches = timed;
   row->seconds = total;
   row->ms_mean = total / timed * 1e3;
@@ -117,6 +146,64 @@ static void time_config(dmx_runtime *rt, const dmx_experiment *e, const dmx_data
   dmx_batcher_free(&bt);
   dmx_model_free(model);
   dmx_batch_free(&batch);
+}
+
+/* ms per batch by op category, one column per configuration: where an N's time goes. */
+static void print_breakdown(const dmx_runtime *rt, const tp_row *rows, int n) {
+  printf("\nop breakdown from the profiled batches (ms per batch; GEMM rows also give GFLOP/s):\n%-16s", "category");
+  for (int i = 0; i < n; i++)
+    if (!rows[i].failed && rows[i].profiled) printf(" %14s", rows[i].label);
+  printf("\n");
+  for (int c = 0; c < DMX_PROF_N; c++) {
+    bool any = false;
+    for (int i = 0; i < n; i++) any |= !rows[i].failed && rows[i].profiled && rows[i].prof.count[c] > 0;
+    if (!any) continue;
+    printf("%-16s", dmx_prof_cat_name(c));
+    for (int i = 0; i < n; i++) {
+      const tp_row *r = &rows[i];
+      if (r->failed || !r->profiled) continue;
+      double ms = r->prof.seconds[c] / r->profiled * 1e3;
+      if (dmx_prof_cat_is_gemm(c) && r->prof.seconds[c] > 0)
+        printf(" %8.2f %5.1f", ms, r->prof.flops[c] / r->prof.seconds[c] / 1e9);
+      else
+        printf(" %14.2f", ms);
+    }
+    printf("\n");
+  }
+  double peak = 0;
+  char peak_path[4096];
+  dmx_peak pk;
+  dmx_error err = {{0}};
+  dmx_peak_path(rt, peak_path, sizeof peak_path);
+  if (dmx_peak_load(peak_path, &pk, &err) == 0) peak = pk.sgemm_gflops;
+  const char *lines[] = {"sum", "batch (profiled)", "coverage %", "GEMM share %", "GEMM GFLOP/s", "GEMM % of peak"};
+  for (int l = 0; l < 6; l++) {
+    if (l == 5 && peak <= 0) break;
+    printf("%-16s", lines[l]);
+    for (int i = 0; i < n; i++) {
+      const tp_row *r = &rows[i];
+      if (r->failed || !r->profiled) continue;
+      double sum = 0, gs = 0, gf = 0;
+      for (int c = 0; c < DMX_PROF_N; c++) {
+        sum += r->prof.seconds[c];
+        if (dmx_prof_cat_is_gemm(c)) gs += r->prof.seconds[c], gf += r->prof.flops[c];
+      }
+      double vals[6] = {sum / r->profiled * 1e3, r->profiled_s / r->profiled * 1e3, 100.0 * sum / r->profiled_s,
+                        sum > 0 ? 100.0 * gs / sum : 0, gs > 0 ? gf / gs / 1e9 : 0,
+                        gs > 0 && peak > 0 ? 100.0 * gf / gs / 1e9 / peak : 0};
+      printf(" %14.2f", vals[l]);
+    }
+    printf("\n");
+  }
+  if (peak <= 0) printf("GEMM utilisation unknown: %s\n", err.msg);
+  else printf("peak: %.1f GFLOP/s SGEMM at %d^3 (%s)\n", pk.sgemm_gflops, pk.sgemm_size, pk.measured_at);
+  const tp_row *last = NULL; /* the largest N: where the per-instance work weighs most */
+  for (int i = 0; i < n; i++)
+    if (!rows[i].failed && rows[i].profiled) last = &rows[i];
+  if (last) {
+    printf("%s:", last->label);
+    dmx_prof_print_top(stdout, &last->prof, last->profiled, last->profiled_s / last->profiled, 12);
+  }
 }
 
 static bool have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
@@ -210,6 +297,19 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
               "\"speedup\": %.3f, \"device_bytes_allocated\": %zu",
               r->groups, r->instances, r->T, r->batches, r->warmup, r->seconds, r->ms_mean, r->ms_median, r->inst_per_s,
               r->speedup, r->device_bytes);
+      if (r->profiled) {
+        fprintf(js.f, ",\n      \"profile\": {\"batches\": %d, \"seconds_per_batch\": %.6f, \"categories\": {", r->profiled,
+                r->profiled_s / r->profiled);
+        bool first = true;
+        for (int c = 0; c < DMX_PROF_N; c++) {
+          if (!r->prof.count[c]) continue;
+          fprintf(js.f, "%s\"%s\": %.6f", first ? "" : ", ", dmx_prof_cat_name(c), r->prof.seconds[c] / r->profiled);
+          first = false;
+        }
+        fprintf(js.f, "},\n        \"commands\": ");
+        dmx_prof_json_commands(js.f, &r->prof, r->profiled, "        ");
+        fprintf(js.f, "}");
+      }
     }
     fprintf(js.f, "}%s\n", i + 1 < n ? "," : "");
   }
@@ -233,7 +333,7 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
     return 1;
   }
   const char *device = o.device && *o.device ? o.device : base->device;
-  dmx_runtime *rt = dmx_bench_runtime(device, o.no_tuning, false);
+  dmx_runtime *rt = dmx_bench_runtime(device, o.no_tuning, o.profile_batches > 0);
   if (o.n_count == 0) {
     /* the paper's list on every device: on the 2-core CPU the quickstart model takes about a second per N=40
      * batch, so the default run stays within minutes (--max-seconds caps each N) */
@@ -344,6 +444,7 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
     printf("speedup: instances/s over %s%s\n", ref_desc,
            strcmp(ref_desc, "vanilla") && strcmp(ref_desc, "N=1") ? " (no N=1 in the list)" : "");
   }
+  if (o.profile_batches > 0 && ok > 0) print_breakdown(rt, rows, nconf);
   if (ok > 0) {
     if (write_tp_files(rt, base, &o, rows, nconf, data_desc, tuning, ref_desc, &err)) {
       fprintf(stderr, "datamux bench: %s\n", err.msg);

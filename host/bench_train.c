@@ -86,6 +86,7 @@ static void print_result(const train_result *r) {
          "unattributed", (step - sum) * 1e3, 100.0 * (step - sum) / step);
   printf("coverage: %.1f%% of the measured step time is in the categories above (target >= 95%%)\n",
          100.0 * sum / step);
+  dmx_prof_print_top(stdout, &r->prof, r->profiled, step, 15);
   if (r->prof.unavailable)
     printf("warning: %ld of %ld events had no timestamps from the driver; their time is missing\n",
            r->prof.unavailable, r->prof.records);
@@ -163,7 +164,9 @@ static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx
     first = false;
   }
   double gemm_rate = gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0;
-  fprintf(f, "\n    ],\n    \"sum_seconds_per_step\": %.6f,\n    \"coverage\": %.5f,\n    \"events\": %ld,\n"
+  fprintf(f, "\n    ],\n    \"commands\": ");
+  dmx_prof_json_commands(f, &r->prof, r->profiled, "    ");
+  fprintf(f, ",\n    \"sum_seconds_per_step\": %.6f,\n    \"coverage\": %.5f,\n    \"events\": %ld,\n"
              "    \"events_without_timestamps\": %ld,\n",
           sum, step > 0 ? sum / step : 0, r->prof.records, r->prof.unavailable);
   fprintf(f, "    \"gemm\": {\"seconds_per_step\": %.6f, \"share\": %.5f, \"gflop_per_step\": %.5f, \"gflops\": %.3f, ",

@@ -40,6 +40,8 @@ static void usage(FILE *f) {
           "  --warmup W         untimed batches per N first (default 3)\n"
           "  --synthetic        synthetic full-length ids even when the data is there\n"
           "  --vanilla          also time the plain model (setting baseline, N=1) and use it as the speedup reference\n"
+          "  --profile-batches P  after the timed batches, P more per N recorded with OpenCL events: an op-level\n"
+          "                     breakdown (ms per batch) for every N (default 0: none, and no profiling queue)\n"
           "  other flags        as in `datamux config --help` (e.g. --set task.max_length=64, --data-dir DIR)\n"
           "Training flags (EXP.yaml --train; --warmup, --synthetic, --max-seconds as above, --warmup default 3):\n"
           "  --steps K          timed steps, no profiling (default 20)\n"
@@ -200,6 +202,10 @@ int cmd_bench(int argc, char **argv) {
     } else if (!strcmp(name, "--batches")) {
       tp_flag = "--batches";
       if (!(v = flag_value(argc, argv, &i, eq)) || parse_int("--batches", v, 1, 1000000, &to.batches)) rc = 2;
+    } else if (!strcmp(name, "--profile-batches")) {
+      tp_flag = "--profile-batches";
+      if (!(v = flag_value(argc, argv, &i, eq)) || parse_int("--profile-batches", v, 0, 1000000, &to.profile_batches))
+        rc = 2;
     } else if (!strcmp(name, "--warmup")) {
       tp_flag = "--warmup";
       if (!(v = flag_value(argc, argv, &i, eq)) || parse_int("--warmup", v, 0, 1000000, &to.warmup)) rc = 2;
@@ -236,7 +242,7 @@ int cmd_bench(int argc, char **argv) {
     rc = 2;
   }
   if (rc == 0 && train && tp_flag && (!strcmp(tp_flag, "-N") || !strcmp(tp_flag, "--batches") ||
-                                      !strcmp(tp_flag, "--vanilla"))) {
+                                      !strcmp(tp_flag, "--vanilla") || !strcmp(tp_flag, "--profile-batches"))) {
     fprintf(stderr, "datamux bench: %s is a throughput flag; --train times the experiment's own N (set it with "
                     "--set multiplexing.num_instances=N)\n", tp_flag);
     rc = 2;
@@ -288,6 +294,9 @@ int cmd_bench(int argc, char **argv) {
   if (e && dmx_task_is_vision(e->task.name)) {
     if (train) {
       fprintf(stderr, "datamux bench: --train times text models; for a vision model `datamux train` prints images/s\n");
+      status = 2;
+    } else if (to.profile_batches > 0) {
+      fprintf(stderr, "datamux bench: --profile-batches profiles text models; a vision model has no breakdown yet\n");
       status = 2;
     } else {
       status = bench_vision(e, &to);

@@ -99,7 +99,12 @@ void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, f
   st = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off, lda, B.buf,
                                   B.off, ldb, beta, C.buf, C.off, ldc, &rt->queue, NULL, gs->temp);
   check_blast(st, "CLBlastSgemmWithTempBuffer", m, n, k, ta, tb);
-  if (before) dmx_prof_gemm_end(rt, before, 2.0 * (double)m * (double)n * (double)k);
+  if (before) {
+    char label[DMX_PROF_LABEL];
+    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c", rt->prof_scope ? rt->prof_scope : "gemm", m, n, k,
+             ta ? 'T' : 'N', tb ? 'T' : 'N');
+    dmx_prof_gemm_end(rt, before, 2.0 * (double)m * (double)n * (double)k, label);
+  }
   gs->stats.calls++;
   gs->stats.host_seconds += dmx_now_seconds() - t0;
   sync_account(rt, ts);
@@ -120,7 +125,12 @@ void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, siz
       CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off, lda, stride_a,
                                  B.buf, B.off, ldb, stride_b, beta, C.buf, C.off, ldc, stride_c, batch, &rt->queue, NULL);
   check_blast(st, "CLBlastSgemmStridedBatched", m, n, k, ta, tb);
-  if (before) dmx_prof_gemm_end(rt, before, 2.0 * (double)m * (double)n * (double)k * (double)batch);
+  if (before) {
+    char label[DMX_PROF_LABEL];
+    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c x%zu", rt->prof_scope ? rt->prof_scope : "gemm", m, n, k,
+             ta ? 'T' : 'N', tb ? 'T' : 'N', batch);
+    dmx_prof_gemm_end(rt, before, 2.0 * (double)m * (double)n * (double)k * (double)batch, label);
+  }
   gs->stats.calls++;
   gs->stats.host_seconds += dmx_now_seconds() - t0;
   sync_account(rt, ts);

@@ -1,6 +1,7 @@
 /* Op-level profiling by OpenCL events: the recorder behind host/profile.h. */
 #include "host/profile.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,7 @@ typedef struct {
   cl_event before, after;
   int cat;
   double flops;
+  char label[DMX_PROF_LABEL];
 } record;
 
 struct dmx_prof {
@@ -107,16 +109,18 @@ void dmx_prof_stop(dmx_runtime *rt) {
   free(p);
 }
 
-static void push(dmx_runtime *rt, cl_event before, cl_event after, int cat, double flops) {
+static void push(dmx_runtime *rt, cl_event before, cl_event after, int cat, double flops, const char *label) {
   struct dmx_prof *p = rt->prof;
   if (p->n == p->cap) {
     p->cap = p->cap ? 2 * p->cap : 1024;
     p->recs = dmx_realloc(p->recs, p->cap * sizeof *p->recs);
   }
-  p->recs[p->n++] = (record){before, after, cat, flops};
+  record *r = &p->recs[p->n++];
+  *r = (record){before, after, cat, flops, ""};
+  snprintf(r->label, sizeof r->label, "%s", label ? label : dmx_prof_cat_name(cat));
 }
 
-void dmx_prof_record(dmx_runtime *rt, cl_event ev, int cat) { push(rt, NULL, ev, cat, 0); }
+void dmx_prof_record(dmx_runtime *rt, cl_event ev, int cat, const char *label) { push(rt, NULL, ev, cat, 0, label); }
 
 cl_event dmx_prof_gemm_begin(dmx_runtime *rt) {
   cl_event ev;
@@ -124,10 +128,42 @@ cl_event dmx_prof_gemm_begin(dmx_runtime *rt) {
   return ev;
 }
 
-void dmx_prof_gemm_end(dmx_runtime *rt, cl_event before, double flops) {
+void dmx_prof_gemm_end(dmx_runtime *rt, cl_event before, double flops, const char *label) {
   cl_event after;
   CL_CHECK(clEnqueueMarkerWithWaitList(rt->queue, 0, NULL, &after));
-  push(rt, before, after, dmx_prof_gemm_category(rt->prof_scope), flops);
+  push(rt, before, after, dmx_prof_gemm_category(rt->prof_scope), flops, label);
+}
+
+/* The item of this label (a new one while there is room, else the shared overflow item). */
+static dmx_prof_item *item_for(dmx_prof_totals *t, const record *r) {
+  for (int i = 0; i < t->n_items; i++)
+    if (t->items[i].cat == r->cat && !strcmp(t->items[i].label, r->label)) return &t->items[i];
+  const char *label = r->label;
+  int cat = r->cat;
+  if (t->n_items == DMX_PROF_MAX_ITEMS - 1) { /* the last slot collects every further kind */
+    label = "(more kinds of command)";
+    cat = DMX_PROF_OTHER;
+    for (int i = 0; i < t->n_items; i++)
+      if (!strcmp(t->items[i].label, label)) return &t->items[i];
+  }
+  dmx_prof_item *it = &t->items[t->n_items++];
+  memset(it, 0, sizeof *it);
+  snprintf(it->label, sizeof it->label, "%s", label);
+  it->cat = cat;
+  return it;
+}
+
+static const dmx_prof_totals *sort_totals;
+static int by_time(const void *a, const void *b) {
+  double x = sort_totals->items[*(const int *)a].seconds, y = sort_totals->items[*(const int *)b].seconds;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int dmx_prof_items_by_time(const dmx_prof_totals *t, int *order) {
+  for (int i = 0; i < t->n_items; i++) order[i] = i;
+  sort_totals = t;
+  qsort(order, (size_t)t->n_items, sizeof *order, by_time);
+  return t->n_items;
 }
 
 /* A timestamp in ns; false when the driver has none for this event. */
@@ -160,7 +196,45 @@ int dmx_prof_collect(dmx_runtime *rt, dmx_prof_totals *t, dmx_error *err) {
     t->seconds[r->cat] += (double)(b - a) * 1e-9;
     t->count[r->cat]++;
     t->flops[r->cat] += r->flops;
+    dmx_prof_item *it = item_for(t, r);
+    it->seconds += (double)(b - a) * 1e-9;
+    it->count++;
+    it->flops += r->flops;
   }
   release_all(p);
   return rc;
+}
+
+void dmx_prof_print_top(FILE *f, const dmx_prof_totals *t, int steps, double step_s, int top) {
+  if (steps <= 0 || t->n_items == 0) return;
+  int order[DMX_PROF_MAX_ITEMS];
+  int n = dmx_prof_items_by_time(t, order);
+  if (top > n) top = n;
+  fprintf(f, "\ntop %d of %d kinds of command by time:\n%-44s %-14s %9s %6s %8s %8s\n", top, n, "command", "category",
+          "ms/step", "share", "count/st", "GFLOP/s");
+  for (int i = 0; i < top; i++) {
+    const dmx_prof_item *it = &t->items[order[i]];
+    char gf[32] = "";
+    if (it->flops > 0 && it->seconds > 0) snprintf(gf, sizeof gf, "%.2f", it->flops / it->seconds / 1e9);
+    fprintf(f, "%-44s %-14s %9.3f %5.1f%% %8.1f %8s\n", it->label, dmx_prof_cat_name(it->cat),
+            it->seconds / steps * 1e3, 100.0 * it->seconds / steps / step_s, (double)it->count / steps, gf);
+  }
+}
+
+void dmx_prof_json_commands(FILE *f, const dmx_prof_totals *t, int steps, const char *indent) {
+  int order[DMX_PROF_MAX_ITEMS];
+  int n = steps > 0 ? dmx_prof_items_by_time(t, order) : 0;
+  fprintf(f, "[");
+  for (int i = 0; i < n; i++) {
+    const dmx_prof_item *it = &t->items[order[i]];
+    fprintf(f, "%s\n%s  {\"command\": \"", i ? "," : "", indent);
+    for (const char *c = it->label; *c; c++) /* labels are kernel names and shapes; escape anyway */
+      if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+      else if ((unsigned char)*c >= 0x20) fputc(*c, f);
+    fprintf(f, "\", \"category\": \"%s\", \"seconds_per_step\": %.6f, \"count_per_step\": %.2f",
+            dmx_prof_cat_name(it->cat), it->seconds / steps, (double)it->count / steps);
+    if (it->flops > 0 && it->seconds > 0) fprintf(f, ", \"gflops\": %.3f", it->flops / it->seconds / 1e9);
+    fprintf(f, "}");
+  }
+  fprintf(f, "%s%s]", n ? "\n" : "", n ? indent : "");
 }

@@ -14,6 +14,7 @@
 #define DMX_PROFILE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "host/runtime.h"
 
@@ -53,13 +54,34 @@ static inline bool dmx_prof_cat_is_gemm(int cat) { return cat >= DMX_PROF_GEMM_Q
 int dmx_prof_kernel_category(const char *file, const char *kernel);
 int dmx_prof_gemm_category(const char *scope);
 
+/* One kind of command: a kernel by name, a GEMM by scope, shape and transposes, a fill, an upload. */
+#define DMX_PROF_LABEL 64
+#define DMX_PROF_MAX_ITEMS 128
+typedef struct {
+  char label[DMX_PROF_LABEL];
+  int cat;
+  double seconds, flops;
+  long count;
+} dmx_prof_item;
+
 /* Sums over the collected steps. */
 typedef struct {
   double seconds[DMX_PROF_N]; /* device time attributed to each category */
   long count[DMX_PROF_N];     /* commands (a GEMM counts once) */
   double flops[DMX_PROF_N];   /* GEMM floating-point operations (2mnk per product) */
   long records, unavailable;  /* events read; events whose timestamps the driver did not give */
+  dmx_prof_item items[DMX_PROF_MAX_ITEMS]; /* per kind of command; beyond the cap the rest go to "(more)" */
+  int n_items;
 } dmx_prof_totals;
+
+/* Indices of t's items by decreasing time into order (capacity t->n_items); returns the count. */
+int dmx_prof_items_by_time(const dmx_prof_totals *t, int *order);
+/* The top kinds of command by time, per step (t summed over steps; step_s: the profiled step's wall
+ * time, for the share). */
+void dmx_prof_print_top(FILE *f, const dmx_prof_totals *t, int steps, double step_s, int top);
+/* A JSON array of every kind of command, by decreasing time, per step: [{"command", "category",
+ * "seconds_per_step", "count_per_step"[, "gflops"]}, ...] (no trailing newline). */
+void dmx_prof_json_commands(FILE *f, const dmx_prof_totals *t, int steps, const char *indent);
 
 /* Attaches a recorder: from now on commands are recorded until dmx_prof_stop. Ends the process
  * when the queue has no profiling (a program bug). */
@@ -70,10 +92,11 @@ void dmx_prof_stop(dmx_runtime *rt);
  * batch. 0, or -1 with err when an event did not complete. */
 int dmx_prof_collect(dmx_runtime *rt, dmx_prof_totals *t, dmx_error *err);
 
-/* Hooks for host/runtime.c and host/gemm.c; call only when rt->prof is non-NULL. */
-void dmx_prof_record(dmx_runtime *rt, cl_event ev, int cat);
+/* Hooks for host/runtime.c and host/gemm.c; call only when rt->prof is non-NULL. label names the
+ * kind of command (copied). */
+void dmx_prof_record(dmx_runtime *rt, cl_event ev, int cat, const char *label);
 /* Enqueues the "before" marker of a CLBlast call; dmx_prof_gemm_end enqueues the "after" one. */
 cl_event dmx_prof_gemm_begin(dmx_runtime *rt);
-void dmx_prof_gemm_end(dmx_runtime *rt, cl_event before, double flops);
+void dmx_prof_gemm_end(dmx_runtime *rt, cl_event before, double flops, const char *label);
 
 #endif

@@ -446,11 +446,15 @@ cl_kernel dmx_kernel(dmx_runtime *rt, const char *file, const char *kernel) {
   return k;
 }
 
-/* The profile category of a kernel made by dmx_kernel (a linear search: only while profiling). */
-static int kernel_category(const dmx_runtime *rt, cl_kernel k) {
+/* Records a launch of a kernel made by dmx_kernel under its category and name (a linear search:
+ * only while profiling). */
+static void record_kernel(dmx_runtime *rt, cl_event ev, cl_kernel k) {
   for (int i = 0; i < rt->n_kernels; i++)
-    if (rt->kernels[i].kernel == k) return rt->kernels[i].prof_cat;
-  return DMX_PROF_OTHER;
+    if (rt->kernels[i].kernel == k) {
+      dmx_prof_record(rt, ev, rt->kernels[i].prof_cat, rt->kernels[i].name);
+      return;
+    }
+  dmx_prof_record(rt, ev, DMX_PROF_OTHER, NULL);
 }
 
 /* ---------------------------------------------------------------- launches */
@@ -504,7 +508,7 @@ static void enqueue_range(dmx_runtime *rt, cl_kernel k, int dims, const size_t *
     clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof kname, kname, NULL);
     dmx_die_at(file, line, "clEnqueueNDRangeKernel(%s) failed: %s", kname, dmx_cl_status_name(st));
   }
-  if (rt->prof) dmx_prof_record(rt, ev, kernel_category(rt, k));
+  if (rt->prof) record_kernel(rt, ev, k);
 }
 
 void dmx_launch_at(dmx_runtime *rt, cl_kernel k, int dims, const size_t *global, const size_t *local, int nargs,
@@ -640,7 +644,7 @@ void dmx_upload_async(dmx_runtime *rt, dmx_tensor t, const void *src, size_t byt
   rt->stat_upload_bytes += bytes;
   cl_event ev = NULL;
   CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, src, 0, NULL, rt->prof ? &ev : NULL));
-  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_UPLOAD);
+  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_UPLOAD, NULL);
 }
 
 void dmx_download(dmx_runtime *rt, void *dst, dmx_tensor t, size_t bytes) {
@@ -655,7 +659,7 @@ void dmx_fill(dmx_runtime *rt, dmx_tensor t, float value) {
   cl_event ev = NULL;
   CL_CHECK(clEnqueueFillBuffer(rt->queue, t.buf, &value, sizeof value, t.off * 4, t.n * 4, 0, NULL,
                                rt->prof ? &ev : NULL));
-  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_FILL);
+  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_FILL, NULL);
 }
 
 void dmx_finish(dmx_runtime *rt) { CL_CHECK(clFinish(rt->queue)); }
@@ -691,7 +695,7 @@ void dmx_stager_upload(dmx_runtime *rt, dmx_stager *s, dmx_tensor t, const void 
   s->used += aligned;
   cl_event ev = NULL;
   CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, dst, 0, NULL, rt->prof ? &ev : NULL));
-  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_UPLOAD);
+  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_UPLOAD, NULL);
 }
 
 void dmx_stager_end(dmx_runtime *rt, dmx_stager *s) {

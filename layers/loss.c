@@ -16,6 +16,14 @@ void softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tenso
   size_t L = reduce_local(rt), glob = (size_t)R * L;
   int has_grad = dlogits.buf != NULL;
   dmx_tensor dl = has_grad ? dlogits : logits; /* any valid buffer; the kernel never writes it */
+  if (rt->serial_reductions && C <= 256) {
+    /* a 256-lane group per row costs more in barriers than a task head's few classes hold in work; the
+     * vocabulary's rows keep the group, whose lanes read consecutive columns */
+    size_t gr = (size_t)R, lr = 1;
+    dmx_launch_exact(rt, dmx_kernel(rt, "loss.cl", "softmax_xent_rows"), 1, &gr, &lr, KA_T(losses), KA_T(predictions),
+                     KA_T(dl), KA_T(logits), KA_T(targets), KA_I(C), KA_F(scale), KA_I(has_grad));
+    return;
+  }
   dmx_launch(rt, dmx_kernel(rt, "loss.cl", "softmax_xent"), 1, &glob, &L, KA_T(losses), KA_T(predictions), KA_T(dl),
              KA_T(logits), KA_T(targets), KA_I(R), KA_I(C), KA_F(scale), KA_I(has_grad),
              KA_LOCAL(L * sizeof(float)), KA_LOCAL(L * sizeof(float)), KA_LOCAL(L * sizeof(int)));

@@ -144,7 +144,10 @@ void embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids
                                    int B, int N, int T, int d, float eps) {
   if (!embed_ln_mux_hadamard_fits(rt, d))
     dmx_die("embed_ln_mux_hadamard_forward: needs serial reductions and d %% 4 == 0 (d = %d; a program bug)", d);
-  size_t rows = (size_t)B * T, loc = 16;
+  /* the kernel reads float4 pointers: every tensor must start on 16 bytes (the arena aligns them) */
+  if ((x.off | word.off | pos.off | type.off | ln_g.off | ln_b.off | v.off) % 4)
+    dmx_die("embed_ln_mux_hadamard_forward: a tensor offset is not a multiple of 4 floats (a program bug)");
+  size_t rows = (size_t)B * T, loc = 1; /* one row per group: PoCL keeps the float4 code as written */
   dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "embed_ln_mux_hadamard_rows"), 1, &rows, &loc, KA_T(x), KA_T(ids),
                    KA_T(pos_ids), KA_T(word), KA_T(pos), KA_T(type), KA_T(ln_g), KA_T(ln_b), KA_T(v), KA_I(N), KA_I(T),
                    KA_I(d), KA_F(eps), KA_F(1.0f / N));

@@ -188,11 +188,13 @@ int main(void) {
   th_begin("throughput of the micro model for N in {1,2} writes throughput.csv and .json");
   snprintf(cmd, sizeof cmd,
            "%s bench experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set task.max_length=16 "
-           "-d index -N 1,2 --batches 3 --warmup 1 --synthetic --out %s/t",
+           "-d index -N 1,2 --batches 3 --warmup 1 --profile-batches 2 --synthetic --out %s/t",
            bin, dir);
   st = th_run(cmd, out, sizeof out);
   CHECKF(st == 0, "exit %d:\n%s", st, out);
   CHECKF(strstr(out, "data: synthetic") != NULL, "no synthetic data line:\n%s", out);
+  CHECKF(strstr(out, "op breakdown") && strstr(out, "coverage %") && strstr(out, "N=2:\ntop "),
+         "no op breakdown:\n%s", out);
   snprintf(path, sizeof path, "%s/t/throughput.csv", dir);
   n = read_csv(path, header, sizeof header, rows, 8);
   CHECKF(!strcmp(header, "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,"
@@ -210,6 +212,22 @@ int main(void) {
   snprintf(path, sizeof path, "%s/t/throughput.json", dir);
   CHECK(file_has(path, "\"rows\": [") && file_has(path, "\"speedup_reference\": \"N=1\"") &&
         file_has(path, "\"instances_per_s\": "));
+  {
+    dmx_error err;
+    size_t len;
+    char *js = dmx_read_file(path, &len, &err);
+    CHECKF(js != NULL, "%s", err.msg);
+    if (js) {
+      /* eval: one QKV product per layer (micro: 2); N=2, index demux: B*T = 24*19 rows, d = 64 */
+      const char *n2 = strstr(js, "\"label\": \"N=2\"");
+      CHECKF(n2 && json_num(n2, "\"profile\"", "batches") == 2, "N=2 profile:\n%s", js);
+      CHECKF(n2 && json_num(n2, "\"command\": \"qkv 456x192x64 NT\"", "count_per_step") == 2, "N=2 qkv:\n%s", js);
+      CHECKF(n2 && json_num(n2, "\"command\": \"embed_ln_mux_hadamard_rows\"", "count_per_step") == 1,
+             "N=2: the fused embedding + mux kernel once per batch:\n%s", js);
+      free(js);
+    }
+  }
+  expect_error("experiments/quickstart.yaml --train --profile-batches 2", "throughput flag");
   th_end();
 
   th_begin("bench --train: flags, and a breakdown that adds up to the measured step");
@@ -248,6 +266,14 @@ int main(void) {
       double want = 2.0 * 24 * 19 * 64 * 192 * 3 * 2 / 1e9;
       CHECKF(fabs(json_num(js, "\"gemm_qkv\"", "gflop_per_step") - want) < 1e-4, "gemm_qkv GFLOP/step, want %g", want);
       CHECKF(json_num(js, NULL, "instances_per_s") > 0 && json_num(js, NULL, "tokens_per_s") > 0, "rates:\n%s", js);
+      /* per command: the QKV forward, dX and dW once per layer each, and the commands add up to the categories */
+      CHECKF(json_num(js, "\"command\": \"qkv 456x192x64 NT\"", "count_per_step") == 2, "qkv forward:\n%s", js);
+      CHECKF(json_num(js, "\"command\": \"qkv 192x64x456 TN\"", "count_per_step") == 2, "qkv dW:\n%s", js);
+      double cmd_sum = 0;
+      const char *c = strstr(js, "\"commands\": ["), *end = c ? strchr(c, ']') : NULL;
+      for (const char *q = c; q && end && (q = strstr(q, "\"seconds_per_step\": ")) && q < end; q++)
+        cmd_sum += atof(q + strlen("\"seconds_per_step\": "));
+      CHECKF(c && fabs(cmd_sum - sum) <= 1e-5 + 1e-3 * sum, "commands add up to %g s, categories to %g s", cmd_sum, sum);
       free(js);
     }
   }

@@ -471,6 +471,13 @@ int main(void) {
     }
     th_end();
 
+    th_begin_layout("attention, short rows (T=3: no four-wide chunk), one key masked, p=0: B=2 T=3 d=8 H=2, FD");
+    {
+      int mask[6] = {1, 1, 0, 1, 1, 1};
+      attention_case(2, 3, 8, 2, mask, 0.0f, true, 2.0f);
+    }
+    th_end();
+
     th_begin_layout("attention dropout p=0.3: forward and backward follow the host mask (no mask, FD)");
     attention_case(2, 13, 12, 3, NULL, 0.3f, true, 2.0f);
     th_end();

@@ -27,26 +27,30 @@ static float *frand_vec(size_t n, double scale) {
 }
 
 /* Device tensors live at an odd offset inside a larger buffer filled with a sentinel, so kernels
- * that ignore the offset or write past n are caught by guards_ok. */
+ * that ignore the offset or write past n are caught by guards_ok. Kernels that read float4 pointers
+ * need offsets that are multiples of 4 floats, as the arena gives: those tensors sit at OFF4. */
 #define OFF 37
+#define OFF4 36
 #define GUARD 29
 static const float SENTINEL = 12345.0f;
 
-static dmx_tensor dev(dmx_runtime *rt, const void *h, size_t n) {
-  dmx_tensor all = dmx_buffer_create(rt, OFF + n + GUARD);
+static dmx_tensor dev_at(dmx_runtime *rt, const void *h, size_t n, size_t off) {
+  dmx_tensor all = dmx_buffer_create(rt, off + n + GUARD);
   dmx_fill(rt, all, SENTINEL);
-  dmx_tensor t = {all.buf, OFF, n};
+  dmx_tensor t = {all.buf, off, n};
   if (h) dmx_upload(rt, t, h, n * 4);
   return t;
 }
+static dmx_tensor dev(dmx_runtime *rt, const void *h, size_t n) { return dev_at(rt, h, n, OFF); }
+static dmx_tensor dev4(dmx_runtime *rt, const void *h, size_t n) { return dev_at(rt, h, n, OFF4); }
 static void get(dmx_runtime *rt, void *h, dmx_tensor t) { dmx_download(rt, h, t, t.n * 4); }
 static bool guards_ok(dmx_runtime *rt, dmx_tensor t) {
-  size_t total = OFF + t.n + GUARD;
+  size_t total = t.off + t.n + GUARD;
   float *h = malloc(total * 4);
   dmx_download(rt, h, (dmx_tensor){t.buf, 0, total}, total * 4);
   int bad = 0;
   for (size_t i = 0; i < total; i++)
-    if (i < OFF || i >= OFF + t.n) bad += h[i] != SENTINEL;
+    if (i < t.off || i >= t.off + t.n) bad += h[i] != SENTINEL;
   free(h);
   return bad == 0;
 }
@@ -466,15 +470,21 @@ static void xent_case(dmx_runtime *rt, int R, int C, double spread) {
 }
 
 static void test_loss(dmx_runtime *rt) {
-  th_begin("softmax cross-entropy: odd shapes, C below/above the work-group, the 50265 vocabulary");
-  xent_case(rt, 37, 1001, 3.0);
-  xent_case(rt, 5, 3, 2.0);
-  xent_case(rt, 9, 50265, 8.0);
-  xent_case(rt, 1, 1, 1.0);
-  th_end();
+  /* both layouts: a work-group per row (GPUs; CPUs for wide rows) and a work-item per row (CPUs, C <= 256) */
+  bool saved = rt->serial_reductions;
+  for (int layout = 0; layout < 2; layout++) {
+    rt->serial_reductions = layout == 1;
+    th_begin(layout ? "softmax cross-entropy, CPU layout: odd shapes, C around the work-group, the 50265 vocabulary"
+                    : "softmax cross-entropy, work-group per row: odd shapes, C around the work-group, the vocabulary");
+    xent_case(rt, 37, 1001, 3.0);
+    xent_case(rt, 5, 3, 2.0);
+    xent_case(rt, 9, 50265, 8.0);
+    xent_case(rt, 1, 1, 1.0);
+    xent_case(rt, 13, 256, 1.0);
+    th_end();
 
-  th_begin("softmax cross-entropy: an out-of-range target gives a NaN loss, not a silent value");
-  {
+    th_begin(layout ? "softmax cross-entropy, CPU layout: an out-of-range target gives a NaN loss, not a silent value"
+                    : "softmax cross-entropy: an out-of-range target gives a NaN loss, not a silent value");
     float lg[2 * 5] = {0};
     int tg[2] = {5, 2};
     dmx_tensor tl = dev(rt, lg, 10), tt = dev(rt, tg, 2), tloss = dev(rt, NULL, 2), tpred = dev(rt, NULL, 2);
@@ -484,8 +494,9 @@ static void test_loss(dmx_runtime *rt) {
     get(rt, loss, tloss);
     CHECKF(isnan(loss[0]) && fabs(loss[1] - log(5.0)) < 1e-6, "losses %g %g", loss[0], loss[1]);
     rel(tl), rel(tt), rel(tloss), rel(tpred), rel(tdl);
+    th_end();
   }
-  th_end();
+  rt->serial_reductions = saved;
 
   th_begin("reduce_sum: n = 1, 255, 10007 into one float at an offset");
   {
@@ -623,15 +634,24 @@ static void test_adamw(dmx_runtime *rt) {
 
 /* The fused inference pass (embedding pass 1 + LayerNorm + Hadamard mux) against a double
  * reference, at d = 12 and 132 (one float4 loop and several), N = 1, 3 and 40, with ids that repeat
- * and the padding row. */
-static void fused_embed_case(dmx_runtime *rt, int B, int N, int T, int d) {
+ * and the padding row; word rows offset by 100, where a one-pass variance that is not shifted
+ * loses three digits; and runs of instances with the same (id, position) at a row, as the index
+ * prefix and trailing pads give, which the kernel normalises once per run. */
+static void fused_embed_case(dmx_runtime *rt, int B, int N, int T, int d, float word_offset, bool runs) {
   int V = 17, P = T + 3, R1 = B * N * T;
   float *word = frand_vec((size_t)V * d, 1), *pos = frand_vec((size_t)P * d, 1), *type = frand_vec(d, 1);
+  for (size_t k = 0; k < (size_t)V * d; k++) word[k] += word_offset;
   float *g = frand_vec(d, 1), *bt = frand_vec(d, 0.5), *v = frand_vec((size_t)N * d, 2);
   int *ids = malloc(R1 * sizeof(int)), *pids = malloc(R1 * sizeof(int));
   for (int r = 0; r < R1; r++) {
     ids[r] = (int)((urand() + 1) * 0.5 * V) % V;
     pids[r] = (int)((urand() + 1) * 0.5 * P) % P;
+    if (runs) { /* instance i = (r / T) % N: runs of 1, 2, 3, ... equal keys, the last one cut by N */
+      int i = (r / T) % N, t = r % T, run = 0;
+      while ((run + 1) * (run + 2) / 2 <= i) run++;
+      ids[r] = (run * 5 + t) % V;
+      pids[r] = (t + run % 2) % P;
+    }
   }
   ids[0] = 1; /* the padding id is an ordinary row here */
   const float eps = 1e-5f;
@@ -649,14 +669,15 @@ static void fused_embed_case(dmx_runtime *rt, int B, int N, int T, int d) {
         for (int c = 0; c < d; c++)
           want[((size_t)b * T + t) * d + c] += v[(size_t)i * d + c] * ((e[c] - mean) / sqrt(var + eps) * g[c] + bt[c]) / N;
       }
-  dmx_tensor tw = dev(rt, word, (size_t)V * d), tp = dev(rt, pos, (size_t)P * d), tt = dev(rt, type, d);
-  dmx_tensor tg = dev(rt, g, d), tb = dev(rt, bt, d), tv = dev(rt, v, (size_t)N * d);
-  dmx_tensor tids = dev(rt, ids, R1), tpids = dev(rt, pids, R1), tx = dev(rt, NULL, (size_t)B * T * d);
+  dmx_tensor tw = dev4(rt, word, (size_t)V * d), tp = dev4(rt, pos, (size_t)P * d), tt = dev4(rt, type, d);
+  dmx_tensor tg = dev4(rt, g, d), tb = dev4(rt, bt, d), tv = dev4(rt, v, (size_t)N * d);
+  dmx_tensor tids = dev(rt, ids, R1), tpids = dev(rt, pids, R1), tx = dev4(rt, NULL, (size_t)B * T * d);
   embed_ln_mux_hadamard_forward(rt, tx, tids, tpids, tw, tp, tt, tg, tb, tv, B, N, T, d, eps);
   float *got = malloc((size_t)B * T * d * 4);
   get(rt, got, tx);
   char what[64];
-  snprintf(what, sizeof what, "fused x (B=%d N=%d T=%d d=%d)", B, N, T, d);
+  snprintf(what, sizeof what, "fused x (B=%d N=%d T=%d d=%d, word offset %g%s)", B, N, T, d, word_offset,
+           runs ? ", runs" : "");
   CHECK(th_close(what, got, want, (size_t)B * T * d, 1e-4, 1e-5));
   CHECK(guards_ok(rt, tx));
   rel(tw), rel(tp), rel(tt), rel(tg), rel(tb), rel(tv), rel(tids), rel(tpids), rel(tx);
@@ -667,9 +688,12 @@ static void test_fused_embed(dmx_runtime *rt) {
   th_begin("fused embedding + LayerNorm + hadamard mux (inference on CPUs) against a double reference");
   bool saved = rt->serial_reductions;
   rt->serial_reductions = true; /* the kernel is for CPUs; it runs on any device */
-  fused_embed_case(rt, 2, 3, 5, 12);
-  fused_embed_case(rt, 1, 1, 3, 132);
-  fused_embed_case(rt, 2, 40, 4, 16);
+  fused_embed_case(rt, 2, 3, 5, 12, 0.0f, false);
+  fused_embed_case(rt, 1, 1, 3, 132, 0.0f, false);
+  fused_embed_case(rt, 2, 40, 4, 16, 0.0f, false);
+  fused_embed_case(rt, 2, 3, 5, 36, 100.0f, false);
+  fused_embed_case(rt, 2, 12, 3, 20, 0.0f, true);
+  fused_embed_case(rt, 1, 40, 2, 8, 0.0f, true);
   CHECK(!embed_ln_mux_hadamard_fits(rt, 13)); /* d % 4 != 0 takes the unfused path */
   rt->serial_reductions = saved;
   th_end();
