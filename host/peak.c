@@ -59,6 +59,52 @@ static void op_d2h(dmx_runtime *rt, void *p) {
   CL_CHECK(clEnqueueReadBuffer(rt->queue, c->a.buf, CL_TRUE, 0, c->bytes, c->host, 0, NULL, NULL));
 }
 
+/* The current UTC time, ISO 8601, into out. */
+static void utc_now(char *out, size_t cap) {
+  time_t now = time(NULL);
+  struct tm tm;
+  if (!gmtime_r(&now, &tm) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(out, cap, "unknown");
+}
+
+/* The best SGEMM rate over square sizes into p->sgemm_gflops / sgemm_size (0 when none fitted). */
+static void measure_sgemm(dmx_runtime *rt, int max_size, double max_seconds, dmx_peak *p, FILE *log) {
+  /* SGEMM: square sizes doubling from 512 while they fit (three operands in half the memory, one
+   * operand in one allocation) and one call takes less than the time cap */
+  for (int n = 512; n <= max_size; n *= 2) {
+    size_t floats = (size_t)n * n;
+    if (floats * 4 > rt->info.max_alloc || 3.0 * floats * 4 > 0.5 * (double)rt->info.global_mem) break;
+    op_ctx c = {.n = (size_t)n};
+    c.a = dmx_buffer_create(rt, floats);
+    c.b = dmx_buffer_create(rt, floats);
+    c.c = dmx_buffer_create(rt, floats);
+    dmx_fill(rt, c.a, 0.5f);
+    dmx_fill(rt, c.b, 0.25f);
+    int reps = 0;
+    double s = time_op(rt, op_sgemm, &c, max_seconds, &reps);
+    double gf = 2.0 * n * (double)n * n / s / 1e9;
+    if (log) fprintf(log, "  SGEMM %d^3: %.2f GFLOP/s (%d timed call(s), %.1f ms each)\n", n, gf, reps, s * 1e3);
+    if (gf > p->sgemm_gflops) {
+      p->sgemm_gflops = gf;
+      p->sgemm_size = n;
+    }
+    dmx_buffer_release(c.a);
+    dmx_buffer_release(c.b);
+    dmx_buffer_release(c.c);
+    if (s * 8 > max_seconds) break; /* the next size costs 8x: it would not fit the cap */
+  }
+}
+
+int dmx_peak_measure_quick(dmx_runtime *rt, dmx_peak *p, dmx_error *err) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->device, sizeof p->device, "%s", rt->info.name);
+  double start = dmx_now_seconds();
+  measure_sgemm(rt, 4096, 0.5, p, NULL);
+  if (p->sgemm_gflops <= 0) return dmx_fail(err, "no SGEMM size fitted %s's memory", rt->info.name);
+  p->seconds = dmx_now_seconds() - start;
+  utc_now(p->measured_at, sizeof p->measured_at);
+  return 0;
+}
+
 int dmx_peak_measure(dmx_runtime *rt, const dmx_peak_opts *o0, dmx_peak *p, FILE *log, dmx_error *err) {
   dmx_peak_opts o = {.max_size = 4096, .max_seconds = 2.0, .copy_bytes = (size_t)256 << 20};
   if (o0) {
@@ -74,30 +120,7 @@ int dmx_peak_measure(dmx_runtime *rt, const dmx_peak_opts *o0, dmx_peak *p, FILE
   const char *nt = getenv("DATAMUX_NO_TUNING");
   p->tuned = dmx_bench_tuning_files(rt, dir, sizeof dir) > 0 && !(nt && *nt && strcmp(nt, "0") != 0);
   double start = dmx_now_seconds();
-  /* SGEMM: square sizes doubling from 512 while they fit (three operands in half the memory, one
-   * operand in one allocation) and one call takes less than the time cap */
-  for (int n = 512; n <= o.max_size; n *= 2) {
-    size_t floats = (size_t)n * n;
-    if (floats * 4 > rt->info.max_alloc || 3.0 * floats * 4 > 0.5 * (double)rt->info.global_mem) break;
-    op_ctx c = {.n = (size_t)n};
-    c.a = dmx_buffer_create(rt, floats);
-    c.b = dmx_buffer_create(rt, floats);
-    c.c = dmx_buffer_create(rt, floats);
-    dmx_fill(rt, c.a, 0.5f);
-    dmx_fill(rt, c.b, 0.25f);
-    int reps = 0;
-    double s = time_op(rt, op_sgemm, &c, o.max_seconds, &reps);
-    double gf = 2.0 * n * (double)n * n / s / 1e9;
-    if (log) fprintf(log, "  SGEMM %d^3: %.2f GFLOP/s (%d timed call(s), %.1f ms each)\n", n, gf, reps, s * 1e3);
-    if (gf > p->sgemm_gflops) {
-      p->sgemm_gflops = gf;
-      p->sgemm_size = n;
-    }
-    dmx_buffer_release(c.a);
-    dmx_buffer_release(c.b);
-    dmx_buffer_release(c.c);
-    if (s * 8 > o.max_seconds) break; /* the next size costs 8x: it would not fit the cap */
-  }
+  measure_sgemm(rt, o.max_size, o.max_seconds, p, log);
   if (p->sgemm_gflops <= 0) return dmx_fail(err, "no SGEMM size fitted %s's memory", rt->info.name);
   /* copies: one buffer pair, sized to the device */
   size_t bytes = o.copy_bytes;
@@ -129,10 +152,7 @@ int dmx_peak_measure(dmx_runtime *rt, const dmx_peak_opts *o0, dmx_peak *p, FILE
   dmx_buffer_release(c.a);
   dmx_buffer_release(c.b);
   p->seconds = dmx_now_seconds() - start;
-  time_t now = time(NULL);
-  struct tm tm;
-  if (!gmtime_r(&now, &tm) || !strftime(p->measured_at, sizeof p->measured_at, "%Y-%m-%dT%H:%M:%SZ", &tm))
-    snprintf(p->measured_at, sizeof p->measured_at, "unknown");
+  utc_now(p->measured_at, sizeof p->measured_at);
   return 0;
 }
 

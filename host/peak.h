@@ -38,5 +38,8 @@ int dmx_peak_save(const dmx_peak *p, const char *path, dmx_error *err);
  * `datamux devices --peak`). */
 int dmx_peak_load(const char *path, dmx_peak *p, dmx_error *err);
 void dmx_peak_print(FILE *f, const dmx_peak *p);
+/* The SGEMM peak measured now, in a second or two (copies skipped), for a utilisation taken side by
+ * side with the GEMMs it rates: clocks and shared hosts drift between runs. 0 or -1 with err. */
+int dmx_peak_measure_quick(dmx_runtime *rt, dmx_peak *p, dmx_error *err);
 
 #endif

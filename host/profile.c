@@ -19,7 +19,7 @@ static const struct {
     [DMX_PROF_DEMUX] = {"demux", "demultiplexing heads' gathers and broadcasts (cl/heads.cl, row gathers, tanh)"},
     [DMX_PROF_LOSS] = {"loss", "softmax cross-entropy and loss sums (cl/loss.cl)"},
     [DMX_PROF_OPTIMIZER] = {"optimizer", "gradient norm and AdamW (cl/optim.cl)"},
-    [DMX_PROF_FILL] = {"fill", "buffer fills: gradient and scratch zeroing (clEnqueueFillBuffer)"},
+    [DMX_PROF_FILL] = {"fill", "buffer fills: gradient and scratch zeroing (fill_value, cl/util.cl)"},
     [DMX_PROF_UPLOAD] = {"upload", "the step's inputs, host to device (clEnqueueWriteBuffer)"},
     [DMX_PROF_OTHER] = {"other", "kernels of no category above"},
     [DMX_PROF_GEMM_QKV] = {"gemm_qkv", "CLBlast: fused Q/K/V projection, forward and backward"},
@@ -46,6 +46,7 @@ int dmx_prof_kernel_category(const char *file, const char *k) {
   if (!strcmp(file, "loss.cl")) return DMX_PROF_LOSS;
   if (!strcmp(file, "optim.cl")) return DMX_PROF_OPTIMIZER;
   if (!strcmp(file, "heads.cl")) return DMX_PROF_DEMUX;
+  if (!strcmp(file, "util.cl") && starts(k, "fill_")) return DMX_PROF_FILL;
   if (!strcmp(file, "activation.cl")) {
     if (starts(k, "gelu_")) return DMX_PROF_GELU;
     if (starts(k, "dropout_")) return DMX_PROF_DROPOUT;

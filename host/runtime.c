@@ -656,10 +656,8 @@ void dmx_download(dmx_runtime *rt, void *dst, dmx_tensor t, size_t bytes) {
 
 void dmx_fill(dmx_runtime *rt, dmx_tensor t, float value) {
   if (t.n == 0) return;
-  cl_event ev = NULL;
-  CL_CHECK(clEnqueueFillBuffer(rt->queue, t.buf, &value, sizeof value, t.off * 4, t.n * 4, 0, NULL,
-                               rt->prof ? &ev : NULL));
-  if (rt->prof) dmx_prof_record(rt, ev, DMX_PROF_FILL, NULL);
+  size_t n = t.n;
+  dmx_launch_exact(rt, dmx_kernel(rt, "util.cl", "fill_value"), 1, &n, NULL, KA_T(t), KA_F(value));
 }
 
 void dmx_finish(dmx_runtime *rt) { CL_CHECK(clFinish(rt->queue)); }
