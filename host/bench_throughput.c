@@ -42,6 +42,7 @@ typedef struct {
   char label[16];
   int N, groups, instances, T, batches, warmup;
   double seconds, ms_mean, ms_median, inst_per_s, speedup;
+  double ref_inst_per_s; /* the speedup reference's instances/s measured alongside (0: this row is the reference) */
   size_t device_bytes;
   int profiled;          /* batches recorded with events after the timed ones */
   double profiled_s;     /* their wall time */
@@ -55,10 +56,23 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Times one configuration (e already has its N and setting). */
-static void time_config(dmx_runtime *rt, const dmx_experiment *e, const dmx_dataset *ds, const dmx_bench_tp_opts *o,
+/* One configuration's model, batch and batcher, and the times of its batches. */
+typedef struct {
+  dmx_model *model;
+  dmx_batch batch;
+  dmx_batcher bt;
+  const dmx_dataset *ds;
+  int epoch, instances;
+  double *times, total;
+  int timed;
+} runner;
+
+/* Builds the model of e (its N and setting already set) and fills row's shape fields; false with
+ * row->why on failure. */
+static bool runner_open(runner *r, dmx_runtime *rt, const dmx_experiment *e, const dmx_dataset *ds, int capacity,
                         tp_row *row) {
   dmx_error err = {{0}};
+  memset(r, 0, sizeof *r);
   int N = e->setting == SETTING_BASELINE ? 1 : e->mux.num_instances;
   int B = dmx_base_batch_size(N);
   dmx_input_kind kind = e->setting == SETTING_BASELINE ? DMX_INPUT_PLAIN
@@ -67,66 +81,112 @@ static void time_config(dmx_runtime *rt, const dmx_experiment *e, const dmx_data
   row->N = N;
   row->groups = B;
   row->instances = B * N;
+  if (dmx_batch_alloc(&r->batch, B, N, e->task.max_length, kind, ds->kind, &err)) {
+    row->failed = true;
+    snprintf(row->why, sizeof row->why, "%s", err.msg);
+    return false;
+  }
+  row->T = r->batch.Lp;
+  r->model = dmx_model_create(rt, e, B, r->batch.Lp, ds->num_labels, ds->kind == DMX_TARGET_TOKENS, &err);
+  if (!r->model) {
+    row->failed = true;
+    snprintf(row->why, sizeof row->why, "%s", err.msg);
+    dmx_batch_free(&r->batch);
+    return false;
+  }
+  dmx_model_init_params(r->model, (uint64_t)e->train.seed);
+  row->device_bytes = dmx_model_device_bytes(r->model);
+  r->ds = ds;
+  r->instances = B * N;
+  dmx_batcher_init(&r->bt, ds, B * N, false, false, (uint64_t)e->train.seed);
+  dmx_batcher_begin_epoch(&r->bt, 0);
+  r->times = dmx_calloc((size_t)capacity, sizeof(double));
+  return true;
+}
+
+/* Runs one batch in eval mode and returns its time to device completion; the batch is built on the
+ * host first, outside the timed region, like a data loader. */
+static double runner_batch(runner *r, dmx_runtime *rt) {
+  if (!dmx_batcher_next(&r->bt, &r->batch)) {
+    dmx_batcher_begin_epoch(&r->bt, ++r->epoch);
+    if (!dmx_batcher_next(&r->bt, &r->batch)) dmx_die("the batcher gave no batch from %d rows", r->ds->n);
+  }
+  dmx_batch_view v = {0};
+  v.ids = r->batch.ids;
+  v.positions = r->batch.positions;
+  v.labels = NULL; /* no labels: the task head's loss scores nothing; no retrieval targets: no retrieval head */
+  dmx_finish(rt);
+  double t0 = dmx_now_seconds();
+  dmx_model_step(r->model, &v, false, 0);
+  dmx_finish(rt);
+  return dmx_now_seconds() - t0;
+}
+
+static void runner_record(runner *r, double dt) {
+  r->times[r->timed++] = dt;
+  r->total += dt;
+}
+
+static void runner_close(runner *r) {
+  if (!r->model) return;
+  free(r->times);
+  dmx_batcher_free(&r->bt);
+  dmx_model_free(r->model);
+  dmx_batch_free(&r->batch);
+  memset(r, 0, sizeof *r);
+}
+
+/* The row's timing figures from its runner. */
+static void runner_summary(const runner *r, tp_row *row) {
+  row->batches = r->timed;
+  row->seconds = r->total;
+  row->ms_mean = r->total / r->timed * 1e3;
+  double *t = dmx_calloc((size_t)r->timed, sizeof(double));
+  memcpy(t, r->times, (size_t)r->timed * sizeof(double));
+  qsort(t, (size_t)r->timed, sizeof(double), cmp_double);
+  int n = r->timed;
+  row->ms_median = (n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2])) * 1e3;
+  row->inst_per_s = (double)n * r->instances / r->total;
+  free(t);
+}
+
+/* Times one configuration; with ref_e, a second model of the speedup reference runs alongside,
+ * batch for batch in alternating order, so the speedup compares the two under the same conditions
+ * (clocks and shared hosts drift over a run: the 2-core VM here moved by 10% within minutes). */
+static void time_config(dmx_runtime *rt, const dmx_experiment *e, const dmx_experiment *ref_e, const dmx_dataset *ds,
+                        const dmx_bench_tp_opts *o, tp_row *row) {
+  dmx_error err = {{0}};
+  runner r, ref;
+  tp_row ref_row = {0};
   row->warmup = o->warmup;
-  dmx_batch batch;
-  if (dmx_batch_alloc(&batch, B, N, e->task.max_length, kind, ds->kind, &err)) {
+  if (!runner_open(&r, rt, e, ds, o->batches, row)) return;
+  if (ref_e && !runner_open(&ref, rt, ref_e, ds, o->batches, &ref_row)) {
     row->failed = true;
-    snprintf(row->why, sizeof row->why, "%s", err.msg);
+    snprintf(row->why, sizeof row->why, "the reference model alongside: %.900s", ref_row.why);
+    runner_close(&r);
     return;
   }
-  row->T = batch.Lp;
-  bool token = ds->kind == DMX_TARGET_TOKENS;
-  dmx_model *model = dmx_model_create(rt, e, B, batch.Lp, ds->num_labels, token, &err);
-  if (!model) {
-    row->failed = true;
-    snprintf(row->why, sizeof row->why, "%s", err.msg);
-    dmx_batch_free(&batch);
-    return;
+  for (int i = 0; i < o->warmup; i++) {
+    runner_batch(&r, rt);
+    if (ref_e) runner_batch(&ref, rt);
   }
-  dmx_model_init_params(model, (uint64_t)e->train.seed);
-  row->device_bytes = dmx_model_device_bytes(model);
-  dmx_batcher bt;
-  dmx_batcher_init(&bt, ds, B * N, false, false, (uint64_t)e->train.seed);
-  int epoch = 0;
-  dmx_batcher_begin_epoch(&bt, epoch);
-  double *times = dmx_calloc((size_t)o->batches, sizeof(double));
-  double total = 0;
-  int timed = 0;
-  for (int i = 0; i < o->warmup + o->batches; i++) {
-    /* the next batch is built on the host outside the timed region, like a data loader */
-    if (!dmx_batcher_next(&bt, &batch)) {
-      dmx_batcher_begin_epoch(&bt, ++epoch);
-      if (!dmx_batcher_next(&bt, &batch)) dmx_die("the batcher gave no batch from %d rows", ds->n);
-    }
-    dmx_batch_view v = {0};
-    v.ids = batch.ids;
-    v.positions = batch.positions;
-    v.labels = NULL; /* no labels: the task head's loss scores nothing; no retrieval targets: no retrieval head */
-    dmx_finish(rt);
-    double t0 = dmx_now_seconds();
-    dmx_model_step(model, &v, false, 0);
-    dmx_finish(rt);
-    double dt = dmx_now_seconds() - t0;
-    if (i < o->warmup) continue;
-    times[timed++] = dt;
-    total += dt;
-    if (o->max_seconds > 0 && total >= o->max_seconds) break;
+  for (int i = 0; i < o->batches; i++) {
+    if (ref_e && i % 2) runner_record(&ref, runner_batch(&ref, rt));
+    runner_record(&r, runner_batch(&r, rt));
+    if (ref_e && i % 2 == 0) runner_record(&ref, runner_batch(&ref, rt));
+    if (o->max_seconds > 0 && r.total >= o->max_seconds) break;
+  }
+  runner_summary(&r, row);
+  if (ref_e) {
+    runner_summary(&ref, &ref_row);
+    row->ref_inst_per_s = ref_row.inst_per_s;
+    runner_close(&ref);
   }
   /* the profiled batches come after the timed ones, so the headline numbers carry no event overhead */
   for (int i = 0; i < o->profile_batches; i++) {
-    if (!dmx_batcher_next(&bt, &batch)) {
-      dmx_batcher_begin_epoch(&bt, ++epoch);
-      if (!dmx_batcher_next(&bt, &batch)) dmx_die("the batcher gave no batch from %d rows", ds->n);
-    }
-    dmx_batch_view v = {0};
-    v.ids = batch.ids;
-    v.positions = batch.positions;
-    if (!rt->prof) dmx_prof_start(rt);
-    dmx_finish(rt);
-    double t0 = dmx_now_seconds();
-    dmx_model_step(model, &v, false, 0);
-    dmx_finish(rt);
-    row->profiled_s += dmx_now_seconds() - t0;
+    dmx_prof_start(rt);
+    double dt = runner_batch(&r, rt);
+    row->profiled_s += dt;
     row->profiled++;
     if (dmx_prof_collect(rt, &row->prof, &err)) {
       row->failed = true;
@@ -136,16 +196,7 @@ static void time_config(dmx_runtime *rt, const dmx_experiment *e, const dmx_data
     if (o->max_seconds > 0 && row->profiled_s >= o->max_seconds) break;
   }
   dmx_prof_stop(rt);
-  row->batches = timed;
-  row->seconds = total;
-  row->ms_mean = total / timed * 1e3;
-  qsort(times, (size_t)timed, sizeof(double), cmp_double);
-  row->ms_median = (timed % 2 ? times[timed / 2] : 0.5 * (times[timed / 2 - 1] + times[timed / 2])) * 1e3;
-  row->inst_per_s = (double)timed * B * N / total;
-  free(times);
-  dmx_batcher_free(&bt);
-  dmx_model_free(model);
-  dmx_batch_free(&batch);
+  runner_close(&r);
 }
 
 /* ms per batch by op category, one column per configuration: where an N's time goes. */
@@ -257,12 +308,14 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
   char path[4200];
   if (dmx_membuf_open(&csv, err)) return -1;
   fprintf(csv.f, "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,ms_per_batch_median,"
-                 "instances_per_s,speedup,device_mib_allocated\n");
+                 "instances_per_s,reference_instances_per_s_alongside,speedup,device_mib_allocated\n");
   for (int i = 0; i < n; i++) {
     const tp_row *r = &rows[i];
     if (r->failed) continue;
-    fprintf(csv.f, "%s,%d,%d,%d,%d,%d,%d,%.4f,%.3f,%.3f,%.2f,%.3f,%.1f\n", r->label, r->N, r->groups, r->instances, r->T,
-            r->batches, r->warmup, r->seconds, r->ms_mean, r->ms_median, r->inst_per_s, r->speedup,
+    char alongside[32] = ""; /* empty for the reference itself */
+    if (r->ref_inst_per_s > 0) snprintf(alongside, sizeof alongside, "%.2f", r->ref_inst_per_s);
+    fprintf(csv.f, "%s,%d,%d,%d,%d,%d,%d,%.4f,%.3f,%.3f,%.2f,%s,%.3f,%.1f\n", r->label, r->N, r->groups, r->instances,
+            r->T, r->batches, r->warmup, r->seconds, r->ms_mean, r->ms_median, r->inst_per_s, alongside, r->speedup,
             r->device_bytes / 1048576.0);
   }
   if (dmx_membuf_write(&csv, o->out_dir, "throughput.csv", path, sizeof path, err)) return -1;
@@ -284,7 +337,9 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
   fprintf(js.f, ",\n  \"method\": ");
   dmx_bench_json_str(js.f, "eval mode (dmx_model_step train=false), no labels and no retrieval targets; base_bs(N)*N instances "
                  "per batch; warm-up batches excluded; each batch timed to dmx_finish; instances_per_s = sum of "
-                 "instances / sum of batch times");
+                 "instances / sum of batch times; the speedup reference is timed on its own first, then a second "
+                 "model of it runs alongside every other row (alternate batches) and speedup = instances_per_s / "
+                 "reference_instances_per_s_alongside");
   fprintf(js.f, ",\n  \"speedup_reference\": ");
   dmx_bench_json_str(js.f, ref);
   fprintf(js.f, ",\n  \"device_memory_note\": ");
@@ -304,6 +359,7 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
               "\"speedup\": %.3f, \"device_bytes_allocated\": %zu",
               r->groups, r->instances, r->T, r->batches, r->warmup, r->seconds, r->ms_mean, r->ms_median, r->inst_per_s,
               r->speedup, r->device_bytes);
+      if (r->ref_inst_per_s > 0) fprintf(js.f, ", \"reference_instances_per_s_alongside\": %.2f", r->ref_inst_per_s);
       if (r->profiled) {
         fprintf(js.f, ",\n      \"profile\": {\"batches\": %d, \"seconds_per_batch\": %.6f, \"categories\": {", r->profiled,
                 r->profiled_s / r->profiled);
@@ -410,45 +466,56 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
          base->model_config_file[0] ? base->model_config_file : "experiment", dmx_muxing_name(base->mux.muxing),
          dmx_demuxing_name(base->mux.demuxing), base->task.max_length);
   printf("method: eval mode, no labels, no retrieval targets; base_bs(N)*N instances per batch; %d warm-up batch(es) "
-         "excluded, %d timed batch(es)%s, each timed to dmx_finish\n",
+         "excluded, %d timed batch(es)%s, each timed to dmx_finish; the speedup reference runs alongside every row "
+         "(alternate batches)\n",
          o.warmup, o.batches, o.max_seconds > 0 ? " or the time cap" : "");
   if (o.warmup == 0) printf("note: --warmup 0 times the first batch, which builds the kernels\n");
+  /* the speedup reference: the vanilla model, else N=1, else the first row; timed first on its own,
+   * then alongside every other row */
+  int ref_i = 0;
+  for (int i = nconf - 1; i >= 0; i--)
+    if (!strcmp(rows[i].label, "N=1")) ref_i = i;
+  if (o.vanilla) ref_i = 0;
+  char ref_desc[64];
+  snprintf(ref_desc, sizeof ref_desc, "%s", rows[ref_i].label);
   int ok = 0;
-  for (int i = 0; i < nconf; i++) {
+  for (int k = 0; k < nconf; k++) {
+    int i = k == 0 ? ref_i : k <= ref_i ? k - 1 : k;
     tp_row *r = &rows[i];
-    time_config(rt, &confs[i], &ds, &o, r);
+    if (i != ref_i && rows[ref_i].failed) {
+      r->failed = true;
+      snprintf(r->why, sizeof r->why, "not timed: the speedup reference %s failed", ref_desc);
+    } else {
+      time_config(rt, &confs[i], i == ref_i ? NULL : &confs[ref_i], &ds, &o, r);
+    }
     if (r->failed) {
       fprintf(stderr, "datamux bench: %s: %s\n", r->label, r->why);
       rc = 1;
       continue;
     }
     ok++;
+    r->speedup = i == ref_i ? 1.0 : r->inst_per_s / r->ref_inst_per_s;
     printf("%-8s %3d groups x N=%-2d = %4d instances/batch, T=%3d: %3d batches in %7.2f s: %9.1f instances/s, "
-           "%8.2f ms/batch (median %.2f), %.1f MiB device memory allocated\n",
+           "%8.2f ms/batch (median %.2f), %.1f MiB device memory allocated",
            r->label, r->groups, r->N, r->instances, r->T, r->batches, r->seconds, r->inst_per_s, r->ms_mean,
            r->ms_median, r->device_bytes / 1048576.0);
+    if (i != ref_i) printf("; %s alongside: %.1f instances/s", ref_desc, r->ref_inst_per_s);
+    printf("\n");
     fflush(stdout);
   }
-  /* the speedup reference: the vanilla model, else N=1, else the first row measured */
-  const tp_row *ref = NULL;
-  char ref_desc[64] = "";
-  for (int i = 0; i < nconf && !ref; i++)
-    if (!rows[i].failed && !strcmp(rows[i].label, "vanilla")) ref = &rows[i];
-  for (int i = 0; i < nconf && !ref; i++)
-    if (!rows[i].failed && !strcmp(rows[i].label, "N=1")) ref = &rows[i];
-  for (int i = 0; i < nconf && !ref; i++)
-    if (!rows[i].failed) ref = &rows[i];
-  if (ref) {
-    snprintf(ref_desc, sizeof ref_desc, "%s", ref->label);
-    printf("\n%-8s %5s %5s %11s %12s %9s %12s\n", "", "N", "T", "inst/batch", "instances/s", "speedup", "ms/batch");
+  if (ok > 0) {
+    printf("\n%-8s %5s %5s %11s %12s %14s %9s %12s\n", "", "N", "T", "inst/batch", "instances/s", "ref alongside",
+           "speedup", "ms/batch");
     for (int i = 0; i < nconf; i++) {
       tp_row *r = &rows[i];
       if (r->failed) continue;
-      r->speedup = r->inst_per_s / ref->inst_per_s;
-      printf("%-8s %5d %5d %11d %12.1f %8.2fx %12.2f\n", r->label, r->N, r->T, r->instances, r->inst_per_s, r->speedup,
-             r->ms_mean);
+      char alongside[32] = "-";
+      if (i != ref_i) snprintf(alongside, sizeof alongside, "%.1f", r->ref_inst_per_s);
+      printf("%-8s %5d %5d %11d %12.1f %14s %8.2fx %12.2f\n", r->label, r->N, r->T, r->instances, r->inst_per_s,
+             alongside, r->speedup, r->ms_mean);
     }
-    printf("speedup: instances/s over %s%s\n", ref_desc,
+    printf("speedup: instances/s over %s, each row against a %s model timed alongside it (alternate batches)%s\n",
+           ref_desc, ref_desc,
            strcmp(ref_desc, "vanilla") && strcmp(ref_desc, "N=1") ? " (no N=1 in the list)" : "");
   }
   if (o.profile_batches > 0 && ok > 0) print_breakdown(rt, rows, nconf);

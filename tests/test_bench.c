@@ -198,7 +198,8 @@ int main(void) {
   snprintf(path, sizeof path, "%s/t/throughput.csv", dir);
   n = read_csv(path, header, sizeof header, rows, 8);
   CHECKF(!strcmp(header, "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,"
-                         "ms_per_batch_median,instances_per_s,speedup,device_mib_allocated"),
+                         "ms_per_batch_median,instances_per_s,reference_instances_per_s_alongside,speedup,"
+                         "device_mib_allocated"),
          "header '%s'", header);
   CHECKF(n == 2, "%d rows, want 2", n);
   if (n == 2) {
@@ -206,8 +207,13 @@ int main(void) {
     CHECKF(!strncmp(rows[0], "N=1,1,32,32,18,3,1,", 19), "row '%s'", rows[0]);
     CHECKF(!strncmp(rows[1], "N=2,2,24,48,19,3,1,", 19), "row '%s'", rows[1]);
     for (int i = 0; i < 2; i++)
-      for (int f = 7; f <= 12; f++) CHECKF(field(rows[i], f) > 0, "row '%s': field %d not positive", rows[i], f);
-    CHECKF(field(rows[0], 11) == 1.0, "speedup of N=1 is %g, want 1", field(rows[0], 11));
+      for (int f = 7; f <= 13; f++)
+        if (i == 1 || f != 11) CHECKF(field(rows[i], f) > 0, "row '%s': field %d not positive", rows[i], f);
+    /* N=1 is the reference: no model alongside it, speedup 1; N=2's speedup is over the N=1 model timed with it */
+    CHECKF(field(rows[0], 12) == 1.0, "speedup of N=1 is %g, want 1", field(rows[0], 12));
+    double sp = field(rows[1], 10) / field(rows[1], 11);
+    CHECKF(fabs(field(rows[1], 12) - sp) < 2e-3 * sp, "N=2 speedup %g, want %g (instances/s over the reference alongside)",
+           field(rows[1], 12), sp);
   }
   snprintf(path, sizeof path, "%s/t/throughput.json", dir);
   CHECK(file_has(path, "\"rows\": [") && file_has(path, "\"speedup_reference\": \"N=1\"") &&
