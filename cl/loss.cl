@@ -24,6 +24,17 @@ void lse_merge(float *m, float *s, int *k, float m2, float s2, int k2) {
   }
 }
 
+/* Adds logit v of column c to a running (max m, sum of exp(x - m) s, argmax k): online softmax. */
+void lse_add(float *m, float *s, int *k, float v, int c) {
+  if (v > *m) {
+    *s = (*m == -INFINITY ? 0.0f : *s * exp(*m - v)) + 1.0f;
+    *m = v;
+    *k = c;
+  } else if (v > -INFINITY) {
+    *s += exp(v - *m);
+  }
+}
+
 /* One work-group per row r of logits (R, C). Pass 1 (online softmax): every lane keeps a running
  * max, the sum of exp(x - max) and the argmax over its strided columns; a tree merges the lanes.
  * Pass 2 writes the gradient scale * (softmax - onehot) when has_grad (0 rows for ignored targets).
@@ -38,16 +49,7 @@ __kernel void softmax_xent(__global float *losses, ulong losses_off, __global in
   __global const float *x = logits + logits_off + (size_t)r * C;
   float m = -INFINITY, s = 0.0f;
   int k = 0x7fffffff;
-  for (int c = lid; c < C; c += L) {
-    float v = x[c];
-    if (v > m) {
-      s = (m == -INFINITY ? 0.0f : s * exp(m - v)) + 1.0f;
-      m = v;
-      k = c;
-    } else if (v > -INFINITY) {
-      s += exp(v - m);
-    }
-  }
+  for (int c = lid; c < C; c += L) lse_add(&m, &s, &k, x[c], c);
   lm[lid] = m;
   ls[lid] = s;
   lk[lid] = k;
@@ -93,16 +95,7 @@ __kernel void softmax_xent_rows(__global float *losses, ulong losses_off, __glob
   __global const float *x = logits + logits_off + (size_t)r * C;
   float m = -INFINITY, s = 0.0f;
   int k = 0x7fffffff;
-  for (int c = 0; c < C; c++) {
-    float v = x[c];
-    if (v > m) {
-      s = (m == -INFINITY ? 0.0f : s * exp(m - v)) + 1.0f;
-      m = v;
-      k = c;
-    } else if (v > -INFINITY) {
-      s += exp(v - m);
-    }
-  }
+  for (int c = 0; c < C; c++) lse_add(&m, &s, &k, x[c], c);
   int tgt = targets[targets_off + r];
   bool keep = tgt != IGNORE_INDEX;
   bool valid = tgt >= 0 && tgt < C;

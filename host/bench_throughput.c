@@ -51,6 +51,9 @@ typedef struct {
   char why[DMX_ERRMSG];
 } tp_row;
 
+/* Decimals for a rate: a base model on a CPU runs about one instance per second. */
+static int digits(double v) { return v < 10 ? 3 : 1; }
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -495,11 +498,11 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
     }
     ok++;
     r->speedup = i == ref_i ? 1.0 : r->inst_per_s / r->ref_inst_per_s;
-    printf("%-8s %3d groups x N=%-2d = %4d instances/batch, T=%3d: %3d batches in %7.2f s: %9.1f instances/s, "
+    printf("%-8s %3d groups x N=%-2d = %4d instances/batch, T=%3d: %3d batches in %7.2f s: %9.*f instances/s, "
            "%8.2f ms/batch (median %.2f), %.1f MiB device memory allocated",
-           r->label, r->groups, r->N, r->instances, r->T, r->batches, r->seconds, r->inst_per_s, r->ms_mean,
-           r->ms_median, r->device_bytes / 1048576.0);
-    if (i != ref_i) printf("; %s alongside: %.1f instances/s", ref_desc, r->ref_inst_per_s);
+           r->label, r->groups, r->N, r->instances, r->T, r->batches, r->seconds, digits(r->inst_per_s), r->inst_per_s,
+           r->ms_mean, r->ms_median, r->device_bytes / 1048576.0);
+    if (i != ref_i) printf("; %s alongside: %.*f instances/s", ref_desc, digits(r->ref_inst_per_s), r->ref_inst_per_s);
     printf("\n");
     fflush(stdout);
   }
@@ -510,9 +513,9 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
       tp_row *r = &rows[i];
       if (r->failed) continue;
       char alongside[32] = "-";
-      if (i != ref_i) snprintf(alongside, sizeof alongside, "%.1f", r->ref_inst_per_s);
-      printf("%-8s %5d %5d %11d %12.1f %14s %8.2fx %12.2f\n", r->label, r->N, r->T, r->instances, r->inst_per_s,
-             alongside, r->speedup, r->ms_mean);
+      if (i != ref_i) snprintf(alongside, sizeof alongside, "%.*f", digits(r->ref_inst_per_s), r->ref_inst_per_s);
+      printf("%-8s %5d %5d %11d %12.*f %14s %8.2fx %12.2f\n", r->label, r->N, r->T, r->instances, digits(r->inst_per_s),
+             r->inst_per_s, alongside, r->speedup, r->ms_mean);
     }
     printf("speedup: instances/s over %s, each row against a %s model timed alongside it (alternate batches)%s\n",
            ref_desc, ref_desc,
