@@ -11,14 +11,17 @@
 typedef struct {
   int N;                 /* 1 with muxing none = the plain (vanilla) model */
   const char *muxing;
-  double images_per_second, ms_per_batch, speedup; /* speedup over the vanilla row */
+  double images_per_second, ms_per_batch;
+  double ref_images_per_second; /* the plain model's, timed alongside this row (0 for the plain row itself) */
+  double speedup;               /* images_per_second / ref_images_per_second (1 for the plain row) */
   size_t device_bytes;
 } dmx_vision_bench_row;
 
 /* Times e's vision model (e->vision, batch e->train.batch_size groups) at every N of Ns, after a
  * vanilla row (plain model, N = 1). e->vision.muxing is used for N > 1 (nonlinear_expand when it is
  * none). Synthetic images in [0, 1]; `warmup` untimed batches, then `batches` timed ones, each
- * finished on the device. rows has room for n_Ns + 1 entries; returns the count written, or -1
+ * finished on the device; for every N a plain model runs alongside in alternate batches and the
+ * speedup is over it. rows has room for n_Ns + 1 entries; returns the count written, or -1
  * with err. Prints a table to log when non-NULL. */
 int dmx_bench_vision(dmx_runtime *rt, const dmx_experiment *e, const int *Ns, int n_Ns, int warmup, int batches,
                      dmx_vision_bench_row *rows, FILE *log, dmx_error *err);

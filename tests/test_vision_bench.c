@@ -1,5 +1,6 @@
 /* host/bench_vision.c: the vision throughput table (vanilla row plus one per N) is filled with
  * positive numbers and written as CSV and JSON. Tiny: two timed batches per row. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,14 +26,19 @@ int main(void) {
   }
   if (n == 3) {
     CHECK(!strcmp(rows[0].muxing, "none") && !strcmp(rows[1].muxing, "rotation"));
-    CHECK(rows[0].speedup == 1.0);
+    CHECK(rows[0].speedup == 1.0 && rows[0].ref_images_per_second == 0);
+    for (int i = 1; i < n; i++) /* each N against the plain model timed alongside it */
+      CHECKF(rows[i].ref_images_per_second > 0 &&
+                 fabs(rows[i].speedup - rows[i].images_per_second / rows[i].ref_images_per_second) < 1e-9,
+             "row %d: speedup %g, %g images/s against %g alongside", i, rows[i].speedup, rows[i].images_per_second,
+             rows[i].ref_images_per_second);
     char dir[] = "/tmp/datamux-vbench.XXXXXX";
     if (mkdtemp(dir)) {
       CHECKF(dmx_bench_vision_write(dir, rows, n, &err) == 0, "%s", err.msg);
       char path[128], *text;
       snprintf(path, sizeof path, "%s/vision_throughput.csv", dir);
       text = dmx_read_file(path, NULL, &err);
-      CHECKF(text && strstr(text, "N,muxing,images_per_second") && strstr(text, "\n4,rotation,"), "%s", text ? text : err.msg);
+      CHECKF(text && strstr(text, "N,muxing,images_per_second,plain_images_per_second_alongside,speedup") && strstr(text, "\n4,rotation,"), "%s", text ? text : err.msg);
       free(text);
       snprintf(path, sizeof path, "%s/vision_throughput.json", dir);
       CHECK(access(path, R_OK) == 0);
