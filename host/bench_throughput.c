@@ -261,7 +261,7 @@ static void print_breakdown(dmx_runtime *rt, const tp_row *rows, int n) {
     printf("\n");
   const tp_row *last = NULL; /* the largest N: where the per-instance work weighs most */
   for (int i = 0; i < n; i++)
-    if (!rows[i].failed && rows[i].profiled) last = &rows[i];
+    if (!rows[i].failed && rows[i].profiled && (!last || rows[i].N >= last->N)) last = &rows[i];
   if (last) {
     printf("%s:", last->label);
     dmx_prof_print_top(stdout, &last->prof, last->profiled, last->profiled_s / last->profiled, 12);
