@@ -52,21 +52,31 @@ __kernel void sqrt_sum_final(__global float *out, ulong out_off, __global const 
  * When max_norm > 0 the gradient is scaled first by min(1, max_norm / (norm[0] + 1e-6)), as
  * torch.nn.utils.clip_grad_norm_ does, reading the norm from the device. mask (when has_mask)
  * selects which entries decay (1) or not (0). */
-__kernel void adamw_step(__global float *p, ulong p_off, __global const float *g, ulong g_off, __global float *m,
-                         ulong m_off, __global float *v, ulong v_off, __global const float *mask, ulong mask_off,
-                         __global const float *norm, ulong norm_off, float beta1, float beta2, float eps,
-                         float step_size, float decay, int has_mask, float max_norm) {
-  /* Exact grid (no bounds guard: PoCL vectorises this only without one). Without a mask or a
-   * norm the host passes g as a stand-in, so both loads are always in bounds; selects, not
-   * branches, decide whether they count. */
-  size_t i = get_global_id(0);
-  float clip = max_norm > 0.0f ? fmin(1.0f, max_norm / (norm[norm_off] + 1e-6f)) : 1.0f;
-  float gi = g[g_off + i] * clip;
-  float mi = beta1 * m[m_off + i] + (1.0f - beta1) * gi;
-  float vi = beta2 * v[v_off + i] + (1.0f - beta2) * gi * gi;
-  m[m_off + i] = mi;
-  v[v_off + i] = vi;
-  float pi = p[p_off + i] - step_size * (mi / (sqrt(vi) + eps));
-  float decays = has_mask ? mask[mask_off + i] != 0.0f : 1.0f;
-  p[p_off + i] = pi - (decay * decays) * pi;
-}
+#define ADAMW_KERNEL(NAME, T)                                                                                 \
+  __kernel void NAME(__global float *p, ulong p_off, __global const float *g, ulong g_off, __global float *m,     \
+                     ulong m_off, __global float *v, ulong v_off, __global const float *mask, ulong mask_off,     \
+                     __global const float *norm, ulong norm_off, float beta1, float beta2, float eps,             \
+                     float step_size, float decay, int has_mask, float max_norm) {                                \
+    size_t i = get_global_id(0);                                                                                  \
+    float clip = max_norm > 0.0f ? fmin(1.0f, max_norm / (norm[norm_off] + 1e-6f)) : 1.0f;                        \
+    __global T *pt = (__global T *)(p + p_off), *mt = (__global T *)(m + m_off), *vt = (__global T *)(v + v_off); \
+    __global const T *gt = (__global const T *)(g + g_off), *kt = (__global const T *)(mask + mask_off);          \
+    T gi = gt[i] * clip;                                                                                          \
+    T mi = beta1 * mt[i] + (1.0f - beta1) * gi;                                                                   \
+    T vi = beta2 * vt[i] + (1.0f - beta2) * gi * gi;                                                              \
+    mt[i] = mi;                                                                                                   \
+    vt[i] = vi;                                                                                                   \
+    T pi = pt[i] - step_size * (mi / (sqrt(vi) + eps));                                                           \
+    T decays = has_mask ? select((T)(0.0f), (T)(1.0f), kt[i] != (T)(0.0f)) : (T)(1.0f);                          \
+    pt[i] = pi - (decay * decays) * pi;                                                                           \
+  }
+
+/* Exact grid (no bounds guard: PoCL vectorises this only without one). Without a mask or a norm the
+ * host passes g as a stand-in, so both loads are always in bounds; selects, not branches, decide
+ * whether they count. select() picks by the condition's sign bit for vectors and by != 0 for
+ * scalars, which is what a comparison gives each. */
+ADAMW_KERNEL(adamw_step, float)
+/* The same on float4s, for tensors whose offsets are multiples of 4 floats (the arena aligns them):
+ * PoCL lowers the scalar kernel's loads to one element each, and this one runs 3x faster (7M
+ * floats: 25.7 -> 8.7 ms). The host runs the scalar kernel on the last n % 4. */
+ADAMW_KERNEL(adamw_step4, float4)

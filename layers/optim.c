@@ -45,8 +45,17 @@ void adamw_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, dmx_tensor m, dmx
   int has_mask = decay_mask.buf != NULL;
   dmx_tensor mask = has_mask ? decay_mask : g; /* unused placeholders must still be valid buffers */
   dmx_tensor nt = max_norm > 0 ? norm : g;
-  size_t L = 256;
-  dmx_launch_exact(rt, dmx_kernel(rt, "optim.cl", "adamw_step"), 1, &n, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v),
-                   KA_T(mask), KA_T(nt), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay),
-                   KA_I(has_mask), KA_F(max_norm));
+  size_t L = 256, n4 = (p.off | g.off | m.off | v.off | mask.off) % 4 ? 0 : n / 4, tail = n - 4 * n4;
+  if (n4)
+    dmx_launch_exact(rt, dmx_kernel(rt, "optim.cl", "adamw_step4"), 1, &n4, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v),
+                     KA_T(mask), KA_T(nt), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay),
+                     KA_I(has_mask), KA_F(max_norm));
+  if (tail) { /* the rest, or everything when an offset is not a multiple of 4 floats */
+    size_t a = 4 * n4;
+    dmx_tensor tp = {p.buf, p.off + a, tail}, tg = {g.buf, g.off + a, tail}, tm = {m.buf, m.off + a, tail};
+    dmx_tensor tv = {v.buf, v.off + a, tail}, tk = {mask.buf, mask.off + a, tail};
+    dmx_launch_exact(rt, dmx_kernel(rt, "optim.cl", "adamw_step"), 1, &tail, &L, KA_T(tp), KA_T(tg), KA_T(tm),
+                     KA_T(tv), KA_T(tk), KA_T(nt), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size),
+                     KA_F(decay), KA_I(has_mask), KA_F(max_norm));
+  }
 }
