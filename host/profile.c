@@ -154,15 +154,14 @@ static dmx_prof_item *item_for(dmx_prof_totals *t, const record *r) {
   return it;
 }
 
-static const dmx_prof_totals *sort_totals;
 static int by_time(const void *a, const void *b) {
-  double x = sort_totals->items[*(const int *)a].seconds, y = sort_totals->items[*(const int *)b].seconds;
+  double x = (*(const dmx_prof_item *const *)a)->seconds, y = (*(const dmx_prof_item *const *)b)->seconds;
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
-int dmx_prof_items_by_time(const dmx_prof_totals *t, int *order) {
-  for (int i = 0; i < t->n_items; i++) order[i] = i;
-  sort_totals = t;
+/* t's items by decreasing time into order (room for DMX_PROF_MAX_ITEMS); returns the count. */
+static int items_by_time(const dmx_prof_totals *t, const dmx_prof_item **order) {
+  for (int i = 0; i < t->n_items; i++) order[i] = &t->items[i];
   qsort(order, (size_t)t->n_items, sizeof *order, by_time);
   return t->n_items;
 }
@@ -208,13 +207,13 @@ int dmx_prof_collect(dmx_runtime *rt, dmx_prof_totals *t, dmx_error *err) {
 
 void dmx_prof_print_top(FILE *f, const dmx_prof_totals *t, int steps, double step_s, int top) {
   if (steps <= 0 || t->n_items == 0) return;
-  int order[DMX_PROF_MAX_ITEMS];
-  int n = dmx_prof_items_by_time(t, order);
+  const dmx_prof_item *order[DMX_PROF_MAX_ITEMS];
+  int n = items_by_time(t, order);
   if (top > n) top = n;
   fprintf(f, "\ntop %d of %d kinds of command by time:\n%-44s %-14s %9s %6s %8s %8s\n", top, n, "command", "category",
           "ms/step", "share", "count/st", "GFLOP/s");
   for (int i = 0; i < top; i++) {
-    const dmx_prof_item *it = &t->items[order[i]];
+    const dmx_prof_item *it = order[i];
     char gf[32] = "";
     if (it->flops > 0 && it->seconds > 0) snprintf(gf, sizeof gf, "%.2f", it->flops / it->seconds / 1e9);
     fprintf(f, "%-44s %-14s %9.3f %5.1f%% %8.1f %8s\n", it->label, dmx_prof_cat_name(it->cat),
@@ -223,11 +222,11 @@ void dmx_prof_print_top(FILE *f, const dmx_prof_totals *t, int steps, double ste
 }
 
 void dmx_prof_json_commands(FILE *f, const dmx_prof_totals *t, int steps, const char *indent) {
-  int order[DMX_PROF_MAX_ITEMS];
-  int n = steps > 0 ? dmx_prof_items_by_time(t, order) : 0;
+  const dmx_prof_item *order[DMX_PROF_MAX_ITEMS];
+  int n = steps > 0 ? items_by_time(t, order) : 0;
   fprintf(f, "[");
   for (int i = 0; i < n; i++) {
-    const dmx_prof_item *it = &t->items[order[i]];
+    const dmx_prof_item *it = order[i];
     fprintf(f, "%s\n%s  {\"command\": \"", i ? "," : "", indent);
     for (const char *c = it->label; *c; c++) /* labels are kernel names and shapes; escape anyway */
       if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);

@@ -74,8 +74,6 @@ typedef struct {
   int n_items;
 } dmx_prof_totals;
 
-/* Indices of t's items by decreasing time into order (capacity t->n_items); returns the count. */
-int dmx_prof_items_by_time(const dmx_prof_totals *t, int *order);
 /* The top kinds of command by time, per step (t summed over steps; step_s: the profiled step's wall
  * time, for the share). */
 void dmx_prof_print_top(FILE *f, const dmx_prof_totals *t, int steps, double step_s, int top);
