@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "data/dataset.h"
+#include "data/dataset_types.h"
 
 #define DMX_VOCAB_SIZE 50265
 #define DMX_PREFIX_FILLER 50000

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "host/common.h"
+#include "host/base/common.h"
 
 #define DMX_NER_NUM_LABELS 9
 /* Hugging Face conll2003 ner_tags order: O B-PER I-PER B-ORG I-ORG B-LOC I-LOC B-MISC I-MISC. */

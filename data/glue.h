@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/common.h"
+#include "host/base/common.h"
 
 typedef struct {
   const char *name;      /* "sst2", "mnli", ... */

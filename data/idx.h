@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "host/common.h"
+#include "host/base/common.h"
 
 typedef struct {
   int n, rows, cols;

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "host/common.h"
+#include "host/base/common.h"
 
 typedef struct {
   char *path;     /* owned copy, for messages */

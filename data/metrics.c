@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/common.h"
+#include "host/base/common.h"
 
 double dmx_accuracy(const int32_t *pred, const int32_t *gold, int n) {
   if (n <= 0) return 0;

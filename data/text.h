@@ -9,7 +9,8 @@
 
 #include <stdint.h>
 
-#include "data/dataset.h"
+#include "data/dataset_types.h"
+#include "data/glue.h"
 
 /* Token sequences in one array: line k is ids[line_start[k] .. line_start[k+1]). Start from a
  * zeroed struct ({0}); the loaders below do that themselves. */

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/common.h"
+#include "host/base/common.h"
 
 enum {
   DMX_TOKEN_BOS = 0,      /* <s> */

@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 #include "layers/common_ops.h"
 
 #define CL_FILE "attention.cl"

@@ -3,7 +3,7 @@
  * output projections are linear layers outside this block. */
 #ifndef DMX_LAYERS_ATTENTION_H
 #define DMX_LAYERS_ATTENTION_H
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 
 /* Saved activations and scratch of one attention call; the caller places them in its arenas. */
 typedef struct {

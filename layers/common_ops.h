@@ -5,7 +5,7 @@
 #ifndef DMX_LAYERS_COMMON_OPS_H
 #define DMX_LAYERS_COMMON_OPS_H
 
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 
 /* y (R, C) += broadcast b (C) */
 void bias_add_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor b, int R, int C);

@@ -2,7 +2,7 @@
  * pixels and columns output channels is already NHWC, so no transposes are needed. */
 #include "layers/conv.h"
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 #include "layers/common_ops.h"
 
 static size_t local_pow2(const dmx_runtime *rt, size_t want) {

@@ -4,7 +4,7 @@
  * (+=) like every layers/ backward. */
 #ifndef DMX_LAYERS_CONV_H
 #define DMX_LAYERS_CONV_H
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 
 typedef struct {
   int G, B;      /* G groups of B images each */

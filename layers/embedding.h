@@ -1,7 +1,7 @@
 /* RoBERTa embeddings, both passes of the original (docs/datamux-spec.md §1.5 and §1.7). */
 #ifndef DMX_LAYERS_EMBEDDING_H
 #define DMX_LAYERS_EMBEDDING_H
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 
 /* Pass 1: out (R, d) = word[ids[r]] + pos[pos_ids[r]] + type[0]; ids, pos_ids int32 tensors (R);
  * word (V, d), pos (P, d), type (1, d). */

@@ -1,6 +1,6 @@
 #ifndef DMX_LAYERS_LAYERNORM_H
 #define DMX_LAYERS_LAYERNORM_H
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 /* out (R, C) = (x - mean) * rstd * g + b, per row; saves mean (R) and rstd (R) for the backward.
  * out may alias neither x nor the saved stats. */
 void layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx_tensor rstd, dmx_tensor x,

@@ -2,7 +2,7 @@
  * layers/common_ops.c. W is stored (OC, C) row-major as in PyTorch checkpoints. */
 #include "layers/linear.h"
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 #include "layers/common_ops.h"
 
 void linear_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor W, dmx_tensor b, int R, int C, int OC,

@@ -1,6 +1,6 @@
 #ifndef DMX_LAYERS_LINEAR_H
 #define DMX_LAYERS_LINEAR_H
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 /* PyTorch's Linear: out (R, OC) = x (R, C) W^T + b, W stored (OC, C) row-major, b (OC) or b.buf NULL.
  * beta 0 overwrites out, 1 accumulates into it. */
 void linear_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor W, dmx_tensor b, int R, int C, int OC,

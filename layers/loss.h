@@ -1,7 +1,7 @@
 /* Softmax cross-entropy losses and the fused vocabulary loss of the retrieval head. */
 #ifndef DMX_LAYERS_LOSS_H
 #define DMX_LAYERS_LOSS_H
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 
 /* For rows r of logits (R, C) with targets[r] != -100 (int32 tensor (R)):
  * losses[r] = -log softmax(logits[r])[target], 0 for ignored rows; predictions[r] = argmax (int32).

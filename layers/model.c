@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 #include "layers/attention.h"
 #include "layers/common_ops.h"
 #include "layers/layernorm.h"

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "host/config.h"
-#include "host/runtime.h"
+#include "host/config/config.h"
+#include "host/runtime/runtime.h"
 #include "layers/embedding.h"
 
 #define DMX_MAX_PARAMS 512

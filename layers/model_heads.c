@@ -2,7 +2,7 @@
  * original's concatenation [p_i ; h] is never built: W1 [p; h] = W1p p + W1h h. */
 #include <string.h>
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 #include "layers/common_ops.h"
 #include "layers/layernorm.h"
 #include "layers/linear.h"

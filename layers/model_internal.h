@@ -3,7 +3,7 @@
 #ifndef DMX_LAYERS_MODEL_INTERNAL_H
 #define DMX_LAYERS_MODEL_INTERNAL_H
 
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 #include "layers/attention.h"
 #include "layers/embedding.h"
 #include "layers/model.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 
 /* ---- host-side instance parameters ------------------------------------------------------------ */
 

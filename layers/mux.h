@@ -2,8 +2,8 @@
  * instance i of group b, combine into x (B, T, d). */
 #ifndef DMX_LAYERS_MUX_H
 #define DMX_LAYERS_MUX_H
-#include "host/config.h"
-#include "host/runtime.h"
+#include "host/config/config.h"
+#include "host/runtime/runtime.h"
 
 /* Instance parameters on the host, drawn from `seed`: gaussian_hadamard (N, d) rows v_i = s g/|g|;
  * binary_hadamard (N, d) blocks of 1s widened by epsilon; random_ortho (N, d, d) Haar-random

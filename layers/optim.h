@@ -1,7 +1,7 @@
 /* AdamW over the flat parameter arena, global-norm gradient clipping, all on the device. */
 #ifndef DMX_LAYERS_OPTIM_H
 #define DMX_LAYERS_OPTIM_H
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 
 /* norm_out[0] = sqrt(sum of squares of g (n)). partial is scratch of at least
  * global_norm_partial_floats() floats. */

@@ -1,7 +1,7 @@
 /* 2x2 max pooling with stride 2 on NHWC images (PyTorch's MaxPool2d(2): floor of odd sizes). */
 #ifndef DMX_LAYERS_POOL_H
 #define DMX_LAYERS_POOL_H
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 
 /* out (B, H/2, W/2, C) = window maxima of x (B, H, W, C); idx (same shape, int32) = flat index into
  * x of each maximum, kept for the backward. */

@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "host/config.h"
-#include "host/runtime.h"
+#include "host/config/config.h"
+#include "host/runtime/runtime.h"
 
 #define DMX_VISION_MAX_PARAMS 64
 #define DMX_VISION_MAX_HIDDEN 16

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 
 static size_t local_pow2(const dmx_runtime *rt, size_t want) {
   size_t w = 1;

@@ -4,7 +4,7 @@
 #define DMX_LAYERS_VISION_OPS_H
 #include <stdint.h>
 
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 
 /* out (S) = sum_i x (N, S) */
 void instance_sum_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int N, int S);

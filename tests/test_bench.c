@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/common.h"
-#include "host/peak.h"
+#include "host/base/common.h"
+#include "host/perf/peak.h"
 #include "tests/harness.h"
 
 static char out[1 << 16];

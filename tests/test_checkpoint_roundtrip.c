@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/checkpoint.h"
-#include "host/config.h"
-#include "host/runtime.h"
-#include "host/torch_bin.h"
-#include "host/train_state.h"
+#include "host/run/checkpoint.h"
+#include "host/config/config.h"
+#include "host/runtime/runtime.h"
+#include "host/formats/torch_bin.h"
+#include "host/run/train_state.h"
 #include "layers/model.h"
 #include "tests/harness.h"
 

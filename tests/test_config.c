@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/config.h"
+#include "host/config/config.h"
 #include "tests/harness.h"
 
 #define FIXTURES "tests/fixtures/config/"

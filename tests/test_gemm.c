@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 #include "tests/harness.h"
 
 static unsigned long long rng = 88172645463325252ULL;

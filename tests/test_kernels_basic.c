@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 #include "layers/common_ops.h"
 #include "layers/layernorm.h"
 #include "layers/linear.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/gemm.h"
+#include "host/runtime/gemm.h"
 #include "layers/loss.h"
 #include "layers/mux.h"
 #include "layers/optim.h"

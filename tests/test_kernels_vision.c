@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 #include "layers/conv.h"
 #include "layers/pool.h"
 #include "layers/vision_ops.h"

@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "data/batch.h"
-#include "host/config.h"
+#include "host/config/config.h"
 #include "layers/model.h"
 #include "tests/harness.h"
 

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "data/batch.h"
-#include "host/config.h"
-#include "host/safetensors.h"
+#include "host/config/config.h"
+#include "host/formats/safetensors.h"
 #include "layers/model.h"
 #include "tests/harness.h"
 

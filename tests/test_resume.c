@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/common.h"
-#include "host/train_state.h"
+#include "host/base/common.h"
+#include "host/run/train_state.h"
 #include "tests/harness.h"
 
 static char out[1 << 16];

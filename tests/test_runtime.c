@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/runtime.h"
+#include "host/runtime/runtime.h"
 #include "tests/harness.h"
 
 static const char *probe_src =

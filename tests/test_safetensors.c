@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/safetensors.h"
+#include "host/formats/safetensors.h"
 #include "tests/harness.h"
 
 #define FIX "tests/fixtures/safetensors/"

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "data/batch.h"
-#include "host/checkpoint.h"
-#include "host/hf_config.h"
-#include "host/torch_bin.h"
+#include "host/run/checkpoint.h"
+#include "host/run/hf_config.h"
+#include "host/formats/torch_bin.h"
 #include "tests/harness.h"
 
 #define FIX "tests/fixtures/torch_bin"

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/torch_bin.h"
-#include "host/torch_pickle.h"
-#include "host/zip_reader.h"
-#include "host/zip_writer.h"
+#include "host/formats/torch_bin.h"
+#include "host/formats/torch_pickle.h"
+#include "host/formats/zip_reader.h"
+#include "host/formats/zip_writer.h"
 #include "tests/harness.h"
 
 typedef struct {

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/common.h"
+#include "host/base/common.h"
 #include "tests/harness.h"
 
 static char out[1 << 16];

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/bench_vision.h"
+#include "host/perf/bench_vision.h"
 #include "tests/harness.h"
 
 int main(void) {

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/config.h"
+#include "host/config/config.h"
 #include "layers/vision_model.h"
 #include "tests/harness.h"
 

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/common.h"
-#include "host/safetensors.h"
+#include "host/base/common.h"
+#include "host/formats/safetensors.h"
 #include "tests/harness.h"
 
 static char out[1 << 16];

@@ -1,7 +1,7 @@
 /* libFuzzer target: the restricted unpickler (dmx_tp_parse) on raw data.pkl bytes. */
 #include <stdint.h>
 
-#include "host/torch_pickle.h"
+#include "host/formats/torch_pickle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

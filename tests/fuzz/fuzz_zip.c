@@ -3,8 +3,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "host/torch_bin.h"
-#include "host/zip_reader.h"
+#include "host/formats/torch_bin.h"
+#include "host/formats/zip_reader.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/common.h"
+#include "host/base/common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,0 +1,145 @@
+/* Benchmarks behind `datamux bench`: the helpers they share (JSON strings, files written
+ * atomically, the device block of the JSON files, synthetic data, the tuning status line). */
+#include "host/perf/bench_common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/batch.h"
+void dmx_bench_json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+int dmx_membuf_open(dmx_membuf *m, dmx_error *err) {
+  m->text = NULL;
+  m->len = 0;
+  m->f = open_memstream(&m->text, &m->len);
+  if (!m->f) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
+  return 0;
+}
+
+int dmx_membuf_write(dmx_membuf *m, const char *dir, const char *name, char *written, size_t cap, dmx_error *err) {
+  if (fclose(m->f) != 0) {
+    free(m->text);
+    return dmx_fail(err, "building %s failed: %s", name, strerror(errno));
+  }
+  snprintf(written, cap, "%s/%s", dir, name);
+  int rc = dmx_write_file_atomic(written, m->text, m->len, err);
+  free(m->text);
+  m->text = NULL;
+  return rc;
+}
+
+void dmx_bench_sanitize_name(const char *in, char *out, size_t cap) {
+  size_t n = 0;
+  for (; *in && n + 1 < cap; in++)
+    out[n++] = (char)((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') || (*in >= '0' && *in <= '9') ? *in : '_');
+  out[n] = 0;
+}
+
+/* Where dmx_runtime_create looks for tuner files for this device, and how many .json files are there. */
+int dmx_bench_tuning_files(const dmx_runtime *rt, char *dir, size_t cap) {
+  char dev[256];
+  dmx_bench_sanitize_name(rt->info.name, dev, sizeof dev);
+  snprintf(dir, cap, "%s/clblast/%s", dmx_cache_dir(), dev);
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name);
+    if (l > 5 && !strcmp(e->d_name + l - 5, ".json")) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+void dmx_bench_tuning_status(const dmx_runtime *rt, bool no_tuning, char *out, size_t cap) {
+  char dir[4096];
+  int n = dmx_bench_tuning_files(rt, dir, sizeof dir);
+  if (no_tuning)
+    snprintf(out, cap, "ignored (--no-tuning): CLBlast's built-in parameters; %d tuner file(s) in %s not applied", n,
+             dir);
+  else if (n == 0)
+    snprintf(out, cap, "none: no tuner files in %s, CLBlast's built-in parameters", dir);
+  else
+    snprintf(out, cap, "applied: %d tuner file(s) in %s", n, dir);
+}
+
+/* The runtime, optionally without the tuned CLBlast parameters (DATAMUX_NO_TUNING=1 makes
+ * dmx_runtime_create skip the tuner files). */
+dmx_runtime *dmx_bench_runtime(const char *device, bool no_tuning, bool profiling) {
+  if (no_tuning && setenv("DATAMUX_NO_TUNING", "1", 1) != 0) dmx_die("setenv(DATAMUX_NO_TUNING) failed: %s", strerror(errno));
+  return dmx_runtime_create(device, profiling, stdout);
+}
+
+static const char *device_type_name(cl_device_type t) {
+  if (t & CL_DEVICE_TYPE_GPU) return "GPU";
+  if (t & CL_DEVICE_TYPE_CPU) return "CPU";
+  if (t & CL_DEVICE_TYPE_ACCELERATOR) return "accelerator";
+  return "other";
+}
+
+void dmx_bench_json_device(FILE *f, const dmx_runtime *rt) {
+  fprintf(f, "  \"device\": ");
+  dmx_bench_json_str(f, rt->info.name);
+  fprintf(f, ",\n  \"device_type\": \"%s\",\n  \"platform\": ", device_type_name(rt->info.type));
+  dmx_bench_json_str(f, rt->info.platform_name);
+  fprintf(f, ",\n  \"driver_version\": ");
+  dmx_bench_json_str(f, rt->info.driver_version);
+  fprintf(f, ",\n  \"compute_units\": %u,\n", rt->info.compute_units);
+}
+
+int dmx_bench_prepare_out_dir(const char *dir, dmx_error *err) {
+  if (!dir) return 0;
+  if (!*dir) return dmx_fail(err, "the output folder (--out) is empty");
+  return dmx_mkdirs(dir, err);
+}
+
+/* Whether `name` is one of the comma-separated items of list. */
+bool dmx_bench_in_list(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; *p;) {
+    const char *c = strchr(p, ',');
+    size_t len = c ? (size_t)(c - p) : strlen(p);
+    if (len == n && !strncmp(p, name, n)) return true;
+    if (!c) break;
+    p = c + 1;
+  }
+  return false;
+}
+
+/* Full-length synthetic rows: <s> random ordinary ids </s>, labels 0. */
+void dmx_bench_synthetic_rows(const dmx_experiment *e, int n, dmx_dataset *out) {
+  bool token = !strcmp(e->task.name, "ner");
+  const dmx_glue_task *g = dmx_glue_find(e->task.name);
+  dmx_target_kind kind = token ? DMX_TARGET_TOKENS : (g && g->num_labels == 1 ? DMX_TARGET_SCORE : DMX_TARGET_CLASS);
+  int L = e->task.max_length;
+  dmx_dataset_alloc(out, n, L, kind);
+  snprintf(out->task, sizeof out->task, "%s", e->task.name);
+  snprintf(out->split, sizeof out->split, "synthetic");
+  out->num_labels = token ? DMX_NER_NUM_LABELS : g ? g->num_labels : 2;
+  out->has_labels = true;
+  uint64_t rng = 0x5eed5eedULL;
+  for (int r = 0; r < n; r++) {
+    int32_t *ids = out->ids + (size_t)r * L;
+    ids[0] = DMX_BOS_ID;
+    for (int j = 1; j < L - 1; j++) ids[j] = 4 + (int32_t)dmx_rand_below(&rng, 40000);
+    ids[L - 1] = DMX_EOS_ID;
+    if (kind == DMX_TARGET_CLASS) out->labels[r] = 0;
+    if (kind == DMX_TARGET_SCORE) out->scores[r] = 0.0f;
+    if (kind == DMX_TARGET_TOKENS)
+      for (int j = 1; j < L - 1; j++) out->token_labels[(size_t)r * L + j] = 0;
+  }
+  snprintf(out->summary, sizeof out->summary, "%d synthetic rows of %d ids", n, L);
+}

@@ -1,0 +1,42 @@
+/* Helpers shared by the benchmarks (host/bench*.c), the peak measurement and the tuner driver. */
+#ifndef DMX_BENCH_COMMON_H
+#define DMX_BENCH_COMMON_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "data/dataset.h"
+#include "host/config/config.h"
+#include "host/runtime/runtime.h"
+
+/* A JSON string literal of s (quotes and control characters escaped). */
+void dmx_bench_json_str(FILE *f, const char *s);
+
+/* A memory stream for building a file's text, then written atomically into dir/name. */
+typedef struct {
+  char *text;
+  size_t len;
+  FILE *f;
+} dmx_membuf;
+int dmx_membuf_open(dmx_membuf *m, dmx_error *err);
+/* Closes the stream and writes it to dir/name (the path goes to written); 0 or -1 with err. */
+int dmx_membuf_write(dmx_membuf *m, const char *dir, const char *name, char *written, size_t cap, dmx_error *err);
+
+/* A device name as a folder name: every non-alphanumeric character becomes '_' (as host/gemm.c). */
+void dmx_bench_sanitize_name(const char *in, char *out, size_t cap);
+/* The tuner-file folder of this device (<cache>/clblast/<device>) into dir; returns its .json count. */
+int dmx_bench_tuning_files(const dmx_runtime *rt, char *dir, size_t cap);
+/* One line on whether tuned CLBlast parameters apply. */
+void dmx_bench_tuning_status(const dmx_runtime *rt, bool no_tuning, char *out, size_t cap);
+/* The runtime, without the tuned CLBlast parameters when no_tuning (sets DATAMUX_NO_TUNING=1). */
+dmx_runtime *dmx_bench_runtime(const char *device, bool no_tuning, bool profiling);
+/* "device", "device_type", "platform", "driver_version", "compute_units" members of a JSON object. */
+void dmx_bench_json_device(FILE *f, const dmx_runtime *rt);
+/* mkdir -p of an output folder (NULL: nothing to do); 0 or -1 with err. */
+int dmx_bench_prepare_out_dir(const char *dir, dmx_error *err);
+/* Whether name is one of the comma-separated items of list. */
+bool dmx_bench_in_list(const char *list, const char *name);
+/* n full-length synthetic rows of the experiment's task: <s> random ordinary ids </s>, labels 0. */
+void dmx_bench_synthetic_rows(const dmx_experiment *e, int n, dmx_dataset *out);
+
+#endif

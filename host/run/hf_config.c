@@ -1,0 +1,231 @@
+/* config.json of Hugging Face / DataMUX checkpoints; see hf_config.h. */
+#include "host/run/hf_config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/base/yaml_util.h"
+
+typedef struct {
+  dmx_yaml_file *y;
+  const char *path;
+  dmx_error *err;
+} reader;
+
+static yaml_node_t *field(reader *r, const char *key) {
+  yaml_node_t *root = dmx_yaml_root(r->y);
+  for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+    const char *k = dmx_yaml_scalar(dmx_yaml_node(r->y, p->key));
+    if (k && !strcmp(k, key)) return dmx_yaml_node(r->y, p->value);
+  }
+  return NULL;
+}
+
+/* An integer field; `required` false leaves *out as it is when the key is absent. */
+static int get_int(reader *r, const char *key, int *out, bool required) {
+  yaml_node_t *n = field(r, key);
+  if (!n) return required ? dmx_fail(r->err, "%s: '%s' is missing (it fixes tensor shapes)", r->path, key) : 0;
+  const char *s = dmx_yaml_scalar(n);
+  if (s && (!strcmp(s, "true") || !strcmp(s, "false"))) {
+    *out = s[0] == 't';
+    return 0;
+  }
+  char *end;
+  errno = 0;
+  long v = s ? strtol(s, &end, 10) : 0;
+  if (!s || !*s || *end || errno || v < -1000000000L || v > 1000000000L)
+    return dmx_yaml_fail_at(r->err, r->path, n->start_mark, "'%s' must be an integer", key);
+  *out = (int)v;
+  return 0;
+}
+
+static int get_float(reader *r, const char *key, float *out, bool required) {
+  yaml_node_t *n = field(r, key);
+  if (!n) return required ? dmx_fail(r->err, "%s: '%s' is missing", r->path, key) : 0;
+  const char *s = dmx_yaml_scalar(n);
+  char *end;
+  errno = 0;
+  double v = s ? strtod(s, &end) : 0;
+  if (!s || !*s || *end || errno || !isfinite(v))
+    return dmx_yaml_fail_at(r->err, r->path, n->start_mark, "'%s' must be a number", key);
+  *out = (float)v;
+  return 0;
+}
+
+/* A string field copied into out (cap bytes); absent leaves out unchanged. */
+static int get_str(reader *r, const char *key, char *out, size_t cap) {
+  yaml_node_t *n = field(r, key);
+  if (!n || dmx_yaml_is_null(n)) return 0;
+  const char *s = dmx_yaml_scalar(n);
+  if (!s || strlen(s) >= cap)
+    return dmx_yaml_fail_at(r->err, r->path, n->start_mark, "'%s' must be a string shorter than %zu bytes", key, cap);
+  snprintf(out, cap, "%s", s);
+  return 0;
+}
+
+static int read_model(reader *r, dmx_model_config *m) {
+  const struct {
+    const char *key;
+    int *v;
+  } ints[] = {{"vocab_size", &m->vocab_size},         {"hidden_size", &m->hidden_size},
+              {"num_hidden_layers", &m->num_layers},   {"num_attention_heads", &m->num_heads},
+              {"intermediate_size", &m->intermediate_size}, {"max_position_embeddings", &m->max_position_embeddings},
+              {"type_vocab_size", &m->type_vocab_size}};
+  for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+    if (get_int(r, ints[i].key, ints[i].v, true)) return -1;
+  for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+    if (*ints[i].v <= 0) return dmx_fail(r->err, "%s: '%s' must be positive, not %d", r->path, ints[i].key, *ints[i].v);
+  if (get_float(r, "layer_norm_eps", &m->layer_norm_eps, true)) return -1;
+  /* optional: RoBERTa's values unless given (they do not change any shape) */
+  m->pad_token_id = 1;
+  m->hidden_dropout = m->attention_dropout = 0.1f;
+  m->initializer_range = 0.02f;
+  if (get_int(r, "pad_token_id", &m->pad_token_id, false) ||
+      get_float(r, "hidden_dropout_prob", &m->hidden_dropout, false) ||
+      get_float(r, "attention_probs_dropout_prob", &m->attention_dropout, false) ||
+      get_float(r, "initializer_range", &m->initializer_range, false))
+    return -1;
+  char act[32] = "gelu";
+  if (get_str(r, "hidden_act", act, sizeof act)) return -1;
+  if (strcmp(act, "gelu"))
+    return dmx_fail(r->err, "%s: hidden_act '%s' is not supported (DataMUX-CL implements the exact erf GELU, 'gelu')",
+                    r->path, act);
+  return 0;
+}
+
+static int parse_enum(reader *r, const char *key, const char *const *names, int n, int *out) {
+  char s[64] = "";
+  if (get_str(r, key, s, sizeof s)) return -1;
+  if (!s[0]) return 0;
+  for (int i = 0; i < n; i++)
+    if (!strcmp(s, names[i])) {
+      *out = i;
+      return 0;
+    }
+  return dmx_fail(r->err, "%s: %s '%s' is not one DataMUX-CL implements (%s%s%s)", r->path, key, s, names[0],
+                  n > 1 ? ", " : "", n > 1 ? names[1] : "");
+}
+
+static int read_mux(reader *r, dmx_hf_config *c) {
+  dmx_mux_config *x = &c->mux;
+  x->num_instances = 1;
+  x->muxing = MUX_GAUSSIAN_HADAMARD;
+  x->demuxing = DEMUX_INDEX;
+  x->gaussian_hadamard_norm = 1.0f;
+  x->binary_hadamard_epsilon = 0.0f;
+  x->attention_mask = false;        /* the original's behaviour (spec §1.8) */
+  x->second_embedding_pass = true;  /* likewise (§1.7) */
+  int learn = 0, should_mux = -1, mux = 0, demux = 0;
+  static const char *const muxes[] = {"gaussian_hadamard", "binary_hadamard", "random_ortho"};
+  static const char *const demuxes[] = {"index", "mlp"};
+  bool has_n = field(r, "num_instances") != NULL;
+  if (get_int(r, "num_instances", &x->num_instances, false) || get_int(r, "learn_muxing", &learn, false) ||
+      get_int(r, "should_mux", &should_mux, false) || parse_enum(r, "muxing_variant", muxes, 3, &mux) ||
+      parse_enum(r, "demuxing_variant", demuxes, 2, &demux) ||
+      get_float(r, "gaussian_hadamard_norm", &x->gaussian_hadamard_norm, false) ||
+      get_float(r, "binary_hadamard_epsilon", &x->binary_hadamard_epsilon, false))
+    return -1;
+  if (x->num_instances < 1 || x->num_instances > 1000)
+    return dmx_fail(r->err, "%s: num_instances %d is out of range", r->path, x->num_instances);
+  x->muxing = (dmx_muxing)mux;
+  x->demuxing = (dmx_demuxing)demux;
+  x->learn_muxing = learn != 0;
+  char arch[128] = "";
+  yaml_node_t *a = field(r, "architectures");
+  if (a && a->type == YAML_SEQUENCE_NODE && a->data.sequence.items.top > a->data.sequence.items.start) {
+    const char *s = dmx_yaml_scalar(dmx_yaml_node(r->y, *a->data.sequence.items.start));
+    if (s) snprintf(arch, sizeof arch, "%s", s);
+  }
+  c->token_task = strstr(arch, "TokenClassification") != NULL || !strcmp(c->task, "ner");
+  bool plain = !strcmp(arch, "RobertaForSequenceClassification") || !strcmp(arch, "RobertaForTokenClassification");
+  if (!has_n || should_mux == 0 || plain) c->setting = SETTING_BASELINE;
+  else if (c->task_loss_coeff == 0.0f) c->setting = SETTING_RETRIEVAL_PRETRAINING;
+  else c->setting = SETTING_FINETUNING;
+  return 0;
+}
+
+int dmx_hf_config_load(const char *path, dmx_hf_config *c, dmx_error *err) {
+  memset(c, 0, sizeof *c);
+  dmx_yaml_file y;
+  if (dmx_yaml_load_file(&y, path, err)) {
+    dmx_yaml_free(&y);
+    return -1;
+  }
+  reader r = {&y, path, err};
+  int rc = 0;
+  if (dmx_yaml_root(&y)->type != YAML_MAPPING_NODE)
+    rc = dmx_fail(err, "%s: config.json must be a JSON object", path);
+  c->task_loss_coeff = c->retrieval_loss_coeff = -1.0f;
+  c->num_labels = 2;
+  if (!rc) rc = read_model(&r, &c->model);
+  if (!rc) rc = get_str(&r, "finetuning_task", c->task, sizeof c->task);
+  if (!rc) rc = get_float(&r, "task_loss_coeff", &c->task_loss_coeff, false);
+  if (!rc) rc = get_float(&r, "retrieval_loss_coeff", &c->retrieval_loss_coeff, false);
+  if (!rc) rc = get_int(&r, "num_labels", &c->num_labels, false);
+  yaml_node_t *labels = rc ? NULL : field(&r, "id2label");
+  if (labels && labels->type == YAML_MAPPING_NODE)
+    c->num_labels = (int)(labels->data.mapping.pairs.top - labels->data.mapping.pairs.start);
+  if (!rc) rc = read_mux(&r, c);
+  if (!rc && c->num_labels < 1) rc = dmx_fail(err, "%s: num_labels %d must be positive", path, c->num_labels);
+  dmx_yaml_free(&y);
+  return rc;
+}
+
+void dmx_hf_config_apply(const dmx_hf_config *c, dmx_experiment *e) {
+  e->model = c->model;
+  e->mux = c->mux;
+  e->setting = c->setting;
+  if (c->task[0]) snprintf(e->task.name, sizeof e->task.name, "%s", c->task);
+  if (c->task_loss_coeff >= 0) e->train.task_loss_coeff = c->task_loss_coeff;
+  if (c->retrieval_loss_coeff >= 0) e->train.retrieval_loss_coeff = c->retrieval_loss_coeff;
+}
+
+/* dims of parameter `name` in m, or 0 when m has no such parameter */
+static int param_dims(const dmx_model *m, const char *name, int *d0, int *d1) {
+  const dmx_param *p = dmx_model_find_param(m, name);
+  if (!p) return 0;
+  *d0 = p->shape[0];
+  *d1 = p->ndim > 1 ? p->shape[1] : 0;
+  return p->ndim;
+}
+
+static int mismatch(dmx_error *err, const char *path, const char *what, long want, long have, const char *fix) {
+  return dmx_fail(err, "%s: the checkpoint's config.json has %s %ld but this model was built with %ld: %s", path, what,
+                  want, have, fix);
+}
+
+int dmx_hf_config_check_model(const dmx_hf_config *c, const dmx_model *m, const char *path, dmx_error *err) {
+  const dmx_model_config *mc = &c->model;
+  int v = 0, d = 0, p = 0, d2 = 0, inter = 0, d3 = 0;
+  const char *cfg = "give the model section the checkpoint's values (--config_name or --set model.<field>=...)";
+  if (param_dims(m, "roberta.embeddings.word_embeddings.weight", &v, &d)) {
+    if (v != mc->vocab_size) return mismatch(err, path, "vocab_size", mc->vocab_size, v, cfg);
+    if (d != mc->hidden_size) return mismatch(err, path, "hidden_size", mc->hidden_size, d, cfg);
+  }
+  if (param_dims(m, "roberta.embeddings.position_embeddings.weight", &p, &d2) && p != mc->max_position_embeddings)
+    return mismatch(err, path, "max_position_embeddings", mc->max_position_embeddings, p, cfg);
+  if (param_dims(m, "roberta.encoder.layer.0.intermediate.dense.weight", &inter, &d3) && inter != mc->intermediate_size)
+    return mismatch(err, path, "intermediate_size", mc->intermediate_size, inter, cfg);
+  int layers = 0;
+  for (char name[96];; layers++) {
+    snprintf(name, sizeof name, "roberta.encoder.layer.%d.attention.self.query.weight", layers);
+    if (!dmx_model_find_param(m, name)) break;
+  }
+  if (layers != mc->num_layers) return mismatch(err, path, "num_hidden_layers", mc->num_layers, layers, cfg);
+  if (c->setting == SETTING_BASELINE) return 0;
+  if (dmx_model_N(m) != c->mux.num_instances)
+    return mismatch(err, path, "num_instances", c->mux.num_instances, dmx_model_N(m), "run with -N <that value>");
+  const dmx_param *ie = dmx_model_find_param(m, "instance_embedding");
+  if (ie && (ie->ndim == 3) != (c->mux.muxing == MUX_RANDOM_ORTHO))
+    return dmx_fail(err, "%s: the checkpoint's config.json has muxing_variant %s but this model uses %s: run with -m %s",
+                    path, dmx_muxing_name(c->mux.muxing), ie->ndim == 3 ? "random_ortho" : "a Hadamard variant",
+                    dmx_muxing_name(c->mux.muxing));
+  bool mlp = dmx_model_find_param(m, "demultiplexer.demux_module.dense_0.weight") ||
+             dmx_model_find_param(m, "retrieval_head.demux_module.dense_0.weight");
+  if (mlp != (c->mux.demuxing == DEMUX_MLP))
+    return dmx_fail(err, "%s: the checkpoint's config.json has demuxing_variant %s but this model uses %s: run with -d %s",
+                    path, dmx_demuxing_name(c->mux.demuxing), mlp ? "mlp" : "index", dmx_demuxing_name(c->mux.demuxing));
+  return 0;
+}

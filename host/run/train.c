@@ -1,0 +1,614 @@
+/* The training loop: one experiment's data, model, optimizer schedule, evaluation, logs and
+ * checkpoints. Inside a step only the batch (ids, positions, labels, retrieval picks) goes to the
+ * device; losses and predictions come back at log and evaluation intervals only. */
+#include "host/run/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data/batch.h"
+#include "data/dataset.h"
+#include "data/metrics.h"
+#include "host/run/checkpoint.h"
+#include "host/runtime/gemm.h"
+#include "host/runtime/runtime.h"
+#include "host/run/train_state.h"
+#include "layers/model.h"
+#include "host/run/train_vision.h"
+
+typedef struct {
+  const dmx_experiment *e;
+  dmx_runtime *rt;
+  dmx_model *model;
+  dmx_dataset train, dev;
+  bool have_train, have_dev;
+  dmx_batch batch;
+  int N, B, L, T;
+  bool token;
+  int32_t *r_inst, *r_targets; /* (B, T) retrieval picks of the current step */
+  FILE *metrics;               /* metrics.jsonl */
+  char run_dir[1024];
+  uint64_t rng;
+  float last_loss; /* of the last logged step */
+} trainer;
+
+/* ------------------------------------------------------------------ set-up */
+
+static dmx_input_kind input_kind(const dmx_experiment *e) {
+  if (e->setting == SETTING_BASELINE) return DMX_INPUT_PLAIN;
+  return e->mux.demuxing == DEMUX_INDEX ? DMX_INPUT_INDEX : DMX_INPUT_MLP;
+}
+
+int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out, int max_rows, FILE *log,
+                   dmx_error *err) {
+  dmx_dataset_opts o = dmx_dataset_opts_default();
+  o.log = log;
+  o.task = e->task.name;
+  o.split = split;
+  o.data_dir = e->task.data_dir[0] ? e->task.data_dir : NULL;
+  char tok[2048] = "";
+  if (e->task.tokenizer[0]) {
+    if (e->task.tokenizer[0] == '/') {
+      snprintf(tok, sizeof tok, "%s", e->task.tokenizer);
+    } else {
+      char root[1024];
+      snprintf(tok, sizeof tok, "%s/%s", dmx_data_root(o.data_dir, root, sizeof root), e->task.tokenizer);
+    }
+    o.tokenizer_dir = tok;
+  }
+  o.max_length = e->task.max_length;
+  /* warm-up text: the train split reads text_file; dev reads eval_file, or the dev split of the
+   * GLUE task named by text_file, or WikiText's validation file */
+  const char *src = e->task.text_file;
+  if (strcmp(split, "train") != 0 && e->task.eval_file[0]) src = e->task.eval_file;
+  else if (strcmp(split, "train") != 0 && (strchr(src, '/') || strchr(src, '.'))) src = "";
+  o.text_source = src[0] ? src : NULL;
+  if (strcmp(e->task.name, "text") != 0) o.file = strcmp(split, "train") ? e->task.eval_file : e->task.train_file;
+  o.seed = (uint64_t)e->train.seed;
+  if (dmx_dataset_load(&o, out, err) != 0) return -1;
+  if (max_rows > 0 && out->n > max_rows) {
+    out->n = max_rows; /* the first rows, in file order: a stated cap, not a silent drop */
+    if (log) fprintf(log, "  using the first %d rows (max_%s_examples)\n", max_rows, strcmp(split, "train") ? "eval" : "train");
+  }
+  return 0;
+}
+
+int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **metrics, dmx_error *err) {
+  snprintf(run_dir, cap, "%s", e->output_dir);
+  if (dmx_mkdirs(run_dir, err) != 0) return -1;
+  char path[1100];
+  snprintf(path, sizeof path, "%s/experiment.yaml", run_dir);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  if (!mem) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
+  dmx_experiment_print_yaml(mem, e);
+  fclose(mem);
+  int rc = dmx_write_file_atomic(path, text, len, err);
+  free(text);
+  if (rc) return -1;
+  snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+  *metrics = fopen(path, "a"); /* appended: a resumed run continues the same log */
+  if (!*metrics) return dmx_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
+  return 0;
+}
+
+static int open_run_dir(trainer *t, dmx_error *err) {
+  return dmx_open_run_dir(t->e, t->run_dir, sizeof t->run_dir, &t->metrics, err);
+}
+
+/* ------------------------------------------------------------------ retrieval picks */
+
+/* For every muxed position the original draws a random instance k and asks the retrieval head
+ * for instance k's token there (spec §1.10). Prefix positions, pads and (with probability
+ * 1 - retrieval_percentage) other positions are not scored. */
+static void draw_retrieval(trainer *t) {
+  int B = t->B, N = t->N, T = t->T;
+  int first = t->e->mux.demuxing == DEMUX_INDEX ? N + 1 : (t->token ? 0 : 1);
+  float keep = t->e->train.retrieval_percentage;
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < T; j++) {
+      int k = (int)dmx_rand_below(&t->rng, (uint64_t)N);
+      t->r_inst[b * T + j] = k;
+      int32_t y = t->batch.ids[((size_t)b * N + k) * T + j];
+      bool scored = j >= first && y != DMX_PAD_ID && t->batch.scored[b * N + k];
+      if (scored && keep < 1.0f) scored = (double)(dmx_splitmix64(&t->rng) >> 11) / 9007199254740992.0 < keep;
+      t->r_targets[b * T + j] = scored ? y : -100;
+    }
+}
+
+static dmx_batch_view batch_view(trainer *t, bool with_retrieval) {
+  dmx_batch_view v = {0};
+  v.ids = t->batch.ids;
+  v.positions = t->batch.positions;
+  v.labels = t->token ? t->batch.token_labels_prefixed : t->batch.labels;
+  if (with_retrieval) {
+    draw_retrieval(t);
+    v.retrieval_instance = t->r_inst;
+    v.retrieval_targets = t->r_targets;
+  }
+  return v;
+}
+
+/* ------------------------------------------------------------------ evaluation */
+
+typedef struct {
+  double accuracy, f1, precision, recall, retrieval_accuracy, retrieval_loss, task_loss;
+  int examples;
+  char metric_name[32];
+  double metric; /* the one that picks the best model */
+} eval_result;
+
+static eval_result evaluate(trainer *t) {
+  const dmx_experiment *e = t->e;
+  eval_result r = {0};
+  dmx_batcher bt;
+  int per_step = t->B * t->N;
+  dmx_batcher_init(&bt, &t->dev, per_step, false, e->task.drop_last, (uint64_t)e->train.seed);
+  dmx_batcher_begin_epoch(&bt, 0);
+  int steps = dmx_batcher_steps(&bt);
+  int rows_per_step = t->token ? per_step * t->T : per_step;
+  int32_t *pred = dmx_malloc((size_t)steps * rows_per_step * sizeof(int32_t));
+  int32_t *gold = dmx_malloc((size_t)steps * rows_per_step * sizeof(int32_t));
+  uint8_t *scored = dmx_malloc((size_t)steps * per_step);
+  bool retrieval = e->setting != SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
+  double rloss = 0, tloss = 0;
+  long rcount = 0, rcorrect = 0, tcount = 0;
+  int n = 0;
+  uint64_t saved_rng = t->rng;
+  t->rng = (uint64_t)e->train.seed * 7919u + 1; /* evaluation draws the same picks every time */
+  while (dmx_batcher_next(&bt, &t->batch)) {
+    dmx_batch_view v = batch_view(t, retrieval);
+    dmx_model_step(t->model, &v, false, 0);
+    dmx_step_stats st = dmx_model_stats(t->model);
+    rloss += (double)st.retrieval_loss * st.retrieval_count;
+    rcount += st.retrieval_count;
+    rcorrect += st.retrieval_correct;
+    tloss += (double)st.task_loss * st.task_count;
+    tcount += st.task_count;
+    dmx_model_predictions(t->model, pred + (size_t)n * rows_per_step);
+    memcpy(gold + (size_t)n * rows_per_step, v.labels, (size_t)rows_per_step * sizeof(int32_t));
+    memcpy(scored + (size_t)n * per_step, t->batch.scored, (size_t)per_step);
+    n++;
+  }
+  t->rng = saved_rng;
+  r.retrieval_loss = rcount ? rloss / rcount : 0;
+  r.retrieval_accuracy = rcount ? (double)rcorrect / rcount : 0;
+  r.task_loss = tcount ? tloss / tcount : 0;
+  if (t->token) {
+    dmx_ner_scores s = dmx_ner_metrics_tokens(pred, gold, n * per_step, t->T, scored);
+    r.f1 = s.f1;
+    r.precision = s.precision;
+    r.recall = s.recall;
+    r.accuracy = s.accuracy;
+    snprintf(r.metric_name, sizeof r.metric_name, "f1");
+    r.metric = r.f1;
+    for (int i = 0; i < n * per_step; i++) r.examples += scored[i];
+  } else {
+    /* keep only real examples (padding instances are not scored) */
+    int k = 0;
+    for (int i = 0; i < n * per_step; i++)
+      if (scored[i]) {
+        pred[k] = pred[i];
+        gold[k] = gold[i];
+        k++;
+      }
+    r.examples = k;
+    if (!strcmp(e->task.name, "text")) {
+      r.accuracy = r.retrieval_accuracy; /* the dummy labels of text blocks mean nothing */
+      snprintf(r.metric_name, sizeof r.metric_name, "retrieval_accuracy");
+      r.metric = r.retrieval_accuracy;
+    } else {
+      dmx_glue_scores g = dmx_glue_metrics(e->task.name, pred, gold, NULL, NULL, k);
+      r.accuracy = g.accuracy;
+      r.f1 = g.f1;
+      snprintf(r.metric_name, sizeof r.metric_name, "accuracy");
+      r.metric = g.accuracy;
+    }
+  }
+  free(pred);
+  free(gold);
+  free(scored);
+  dmx_batcher_free(&bt);
+  return r;
+}
+
+/* A JSON number, or null for values JSON cannot hold (F1 of a task without one is NaN). */
+static const char *json_number(char *buf, size_t cap, double v) {
+  if (isfinite(v)) snprintf(buf, cap, "%.6f", v);
+  else snprintf(buf, cap, "null");
+  return buf;
+}
+
+/* One evaluation as a JSON object: which metric picks the best model, and every metric once. */
+static void eval_json(char *out, size_t cap, const eval_result *r, int step) {
+  char a[32], f[32], p[32], rc[32], ra[32], rl[32], m[32];
+  int n = step >= 0 ? snprintf(out, cap, "{\"step\": %d, ", step) : snprintf(out, cap, "{");
+  snprintf(out + n, cap - (size_t)n,
+           "\"metric\": \"%s\", \"value\": %s, \"accuracy\": %s, \"f1\": %s, \"precision\": %s, \"recall\": %s, "
+           "\"retrieval_accuracy\": %s, \"retrieval_loss\": %s, \"examples\": %d}",
+           r->metric_name, json_number(m, sizeof m, r->metric), json_number(a, sizeof a, r->accuracy),
+           json_number(f, sizeof f, r->f1), json_number(p, sizeof p, r->precision),
+           json_number(rc, sizeof rc, r->recall), json_number(ra, sizeof ra, r->retrieval_accuracy),
+           json_number(rl, sizeof rl, r->retrieval_loss), r->examples);
+}
+
+static void log_eval(trainer *t, int step, double epoch, const eval_result *r) {
+  printf("eval step %d: %s %.4f (accuracy %.4f", step, r->metric_name, r->metric, r->accuracy);
+  if (t->token) printf(", precision %.4f, recall %.4f, f1 %.4f", r->precision, r->recall, r->f1);
+  if (r->retrieval_loss > 0) printf(", retrieval accuracy %.4f, retrieval loss %.4f", r->retrieval_accuracy, r->retrieval_loss);
+  printf(") over %d examples\n", r->examples);
+  fflush(stdout);
+  if (t->metrics) {
+    char body[1024];
+    eval_json(body, sizeof body, r, step);
+    fprintf(t->metrics, "{\"event\": \"eval\", \"epoch\": %.4f, \"task_loss\": %.6f, %s\n", epoch, r->task_loss,
+            body + 1);
+    fflush(t->metrics);
+  }
+}
+
+/* ------------------------------------------------------------------ schedule */
+
+/* transformers' get_linear_schedule_with_warmup: the update that completes step t (1-based) uses
+ * lambda(t - 1). */
+static float learning_rate(const dmx_train_config *tc, int t, int total) {
+  int s = t - 1;
+  if (tc->schedule == SCHEDULE_CONSTANT) return s < tc->warmup_steps ? tc->learning_rate * (float)s / (float)tc->warmup_steps : tc->learning_rate;
+  if (s < tc->warmup_steps) return tc->learning_rate * (float)s / (float)(tc->warmup_steps > 0 ? tc->warmup_steps : 1);
+  double frac = (double)(total - s) / (double)(total - tc->warmup_steps > 0 ? total - tc->warmup_steps : 1);
+  return (float)(tc->learning_rate * (frac > 0 ? frac : 0));
+}
+
+/* ------------------------------------------------------------------ the run */
+
+static int setup(trainer *t, const dmx_experiment *e, bool need_train, dmx_error *err) {
+  memset(t, 0, sizeof *t);
+  t->e = e;
+  t->token = !strcmp(e->task.name, "ner");
+  t->N = e->setting == SETTING_BASELINE ? 1 : e->mux.num_instances;
+  t->B = e->train.batch_size > 0 ? e->train.batch_size : dmx_base_batch_size(t->N);
+  t->L = e->task.max_length;
+  t->rng = (uint64_t)e->train.seed * 0x9E3779B97F4A7C15ULL + 17;
+  if (need_train) {
+    if (dmx_load_split(e, "train", &t->train, e->task.max_train_examples, stdout, err)) return -1;
+    t->have_train = true;
+  }
+  if (e->train.do_eval || !need_train) {
+    if (dmx_load_split(e, "dev", &t->dev, e->task.max_eval_examples, stdout, err)) return -1;
+    t->have_dev = true;
+  }
+  const dmx_dataset *ref = t->have_train ? &t->train : &t->dev;
+  if (dmx_batch_alloc(&t->batch, t->B, t->N, t->L, input_kind(e), ref->kind, err)) return -1;
+  t->T = t->batch.Lp;
+  t->r_inst = dmx_calloc((size_t)t->B * t->T, sizeof(int32_t));
+  t->r_targets = dmx_calloc((size_t)t->B * t->T, sizeof(int32_t));
+  t->rt = dmx_runtime_create(e->device, false, stdout);
+  t->model = dmx_model_create(t->rt, e, t->B, t->T, ref->num_labels, t->token, err);
+  if (!t->model) return -1;
+  dmx_model_init_params(t->model, (uint64_t)e->train.seed);
+  if (e->model_path[0]) {
+    if (dmx_checkpoint_load(t->model, e->model_path, err)) return -1;
+    printf("loaded parameters from %s\n", e->model_path);
+  }
+  printf("model: %d layers, hidden %d, %d heads, N=%d (%s, %s), %zu trainable parameters, %.1f MiB on the device\n",
+         e->model.num_layers, e->model.hidden_size, e->model.num_heads, t->N, dmx_muxing_name(e->mux.muxing),
+         dmx_demuxing_name(e->mux.demuxing), dmx_model_trainable_floats(t->model),
+         dmx_model_device_bytes(t->model) / 1048576.0);
+  return 0;
+}
+
+static void teardown(trainer *t) {
+  if (t->metrics) fclose(t->metrics);
+  dmx_model_free(t->model);
+  if (t->rt) dmx_runtime_destroy(t->rt);
+  dmx_batch_free(&t->batch);
+  if (t->have_train) dmx_dataset_free(&t->train);
+  if (t->have_dev) dmx_dataset_free(&t->dev);
+  free(t->r_inst);
+  free(t->r_targets);
+}
+
+static int write_results(trainer *t, const eval_result *final, const eval_result *best, int best_step, int steps,
+                         double seconds, double inst_per_s, dmx_error *err) {
+  char path[1100], buf[4096], fin[1024], bst[1024];
+  snprintf(path, sizeof path, "%s/results.json", t->run_dir);
+  eval_json(fin, sizeof fin, final, -1);
+  eval_json(bst, sizeof bst, best, best_step);
+  int n = snprintf(buf, sizeof buf,
+                   "{\n  \"task\": \"%s\",\n  \"setting\": \"%s\",\n  \"num_instances\": %d,\n  \"steps\": %d,\n"
+                   "  \"train_seconds\": %.2f,\n  \"train_instances_per_second\": %.2f,\n"
+                   "  \"final\": %s,\n  \"best\": %s\n}\n",
+                   t->e->task.name, dmx_setting_name(t->e->setting), t->N, steps, seconds, inst_per_s, fin, bst);
+  return dmx_write_file_atomic(path, buf, (size_t)n, err);
+}
+
+static void progress(int step, int total, float loss, double ips, double elapsed, double budget) {
+  double eta = step ? elapsed / step * (total - step) : 0;
+  if (budget > 0 && budget - elapsed < eta) eta = budget - elapsed;
+  if (isatty(STDOUT_FILENO)) {
+    int width = 30, filled = total ? (int)((double)step / total * width) : 0;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+    bar[width] = 0;
+    printf("\r[%s] step %d/%d  loss %.4f  %.1f inst/s  ETA %.0fs   ", bar, step, total, loss, ips, eta > 0 ? eta : 0);
+  } else {
+    printf("step %d/%d  loss %.4f  %.1f inst/s  ETA %.0fs\n", step, total, loss, ips, eta > 0 ? eta : 0);
+  }
+  fflush(stdout);
+}
+
+/* ------------------------------------------------------------------ interruption */
+
+/* SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step. The handler resets
+ * itself, so a second signal kills at once (the previous checkpoint stays loadable: see
+ * host/train_state.h). */
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static struct sigaction previous_int, previous_term;
+
+static void install_stop_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, NULL, &previous_int);
+  sigaction(SIGTERM, NULL, &previous_term);
+  /* a signal the parent ignores (nohup, `&` in a script) stays ignored */
+  if (previous_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+  if (previous_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+}
+
+static void restore_stop_handlers(void) {
+  sigaction(SIGINT, &previous_int, NULL);
+  sigaction(SIGTERM, &previous_term, NULL);
+}
+
+/* For the resume test: DATAMUX_KILL_AT_STEP=k makes the process SIGKILL itself right after step k,
+ * exactly as an outside kill would, at a step the test can name. */
+static int kill_at_step(void) {
+  const char *s = getenv("DATAMUX_KILL_AT_STEP");
+  return s && *s ? atoi(s) : -1;
+}
+
+/* ------------------------------------------------------------------ training */
+
+typedef struct {
+  int step;              /* steps completed */
+  int best_step;
+  eval_result best, final;
+  double train_seconds;
+  int exit_code;         /* 0, or 128 + signal when interrupted */
+} train_outcome;
+
+static void log_step(trainer *t, int step, int per_epoch, float lr, double ips) {
+  dmx_step_stats st = dmx_model_stats(t->model); /* waits for the queue: the log interval's only sync */
+  fprintf(t->metrics,
+          "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"task_loss\": %.6f, "
+          "\"retrieval_loss\": %.6f, \"task_accuracy\": %.6f, \"retrieval_accuracy\": %.6f, "
+          "\"learning_rate\": %.8g, \"grad_norm\": %.4f, \"instances_per_second\": %.2f}\n",
+          step, (double)step / per_epoch, st.loss, st.task_loss, st.retrieval_loss,
+          st.task_count ? (double)st.task_correct / st.task_count : 0.0,
+          st.retrieval_count ? (double)st.retrieval_correct / st.retrieval_count : 0.0, lr, st.grad_norm, ips);
+  fflush(t->metrics);
+  t->last_loss = st.loss;
+}
+
+static int save_last(trainer *t, const dmx_batcher *bt, int step, int total, const train_outcome *o,
+                     dmx_error *err) {
+  dmx_train_state s = {.step = step,
+                       .total_steps = total,
+                       .epoch = bt->epoch,
+                       .next_row = bt->next,
+                       .rng = t->rng,
+                       .best_step = o->best_step,
+                       .best_metric = o->best_step >= 0 ? o->best.metric : 0,
+                       .train_seconds = o->train_seconds};
+  return dmx_checkpoint_commit(t->model, t->e, t->run_dir, "last", &s, err);
+}
+
+/* Runs steps resume->step+1 .. total (all of them when resume is NULL). */
+static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dmx_error *err) {
+  const dmx_experiment *e = t->e;
+  int per_step = t->B * t->N;
+  dmx_batcher bt;
+  /* the original drops the last partial training batch (dataloader_drop_last) */
+  dmx_batcher_init(&bt, &t->train, per_step, true, true, (uint64_t)e->train.seed);
+  int per_epoch = dmx_batcher_steps(&bt);
+  if (per_epoch < 1) {
+    dmx_batcher_free(&bt);
+    return dmx_fail(err, "%d training rows are fewer than one step's %d instances", t->train.n, per_step);
+  }
+  int total = e->train.max_steps > 0 ? e->train.max_steps : (int)ceil(e->train.epochs * per_epoch);
+  int eval_every = e->train.eval_interval > 0 ? e->train.eval_interval : per_epoch;
+  int log_every = e->train.log_interval > 0 ? e->train.log_interval : 50;
+  int save_every = e->train.save_interval > 0 ? e->train.save_interval : eval_every;
+  bool retrieval = e->setting != SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
+  int first = 1, epoch = 0;
+  if (resume) {
+    if (resume->total_steps != total) {
+      dmx_batcher_free(&bt);
+      return dmx_fail(err, "the run was planned for %d steps but this experiment makes it %d (max_steps, epochs, "
+                           "batch size or data changed): resume with the run's own experiment.yaml",
+                      resume->total_steps, total);
+    }
+    first = resume->step + 1;
+    epoch = resume->epoch;
+    t->rng = resume->rng;
+    o->best_step = resume->best_step;
+    o->best.metric = resume->best_metric;
+    o->train_seconds = resume->train_seconds;
+  }
+  printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d instances, lr %g, eval every %d steps%s\n",
+         total, per_epoch, t->B, t->N, per_step, e->train.learning_rate, eval_every,
+         e->train.time_budget_seconds > 0 ? ", with a time budget" : "");
+  if (resume) printf("resuming after step %d (epoch %d)\n", resume->step, epoch);
+  dmx_batcher_begin_epoch(&bt, epoch);
+  if (resume) bt.next = resume->next_row;
+  double t0 = dmx_now_seconds() - o->train_seconds, tlog = dmx_now_seconds();
+  int since_log = 0, kill_step = kill_at_step(), step = first - 1;
+  stop_signal = 0;
+  install_stop_handlers();
+  int rc = 0;
+  for (step = first; step <= total; step++) {
+    if (!dmx_batcher_next(&bt, &t->batch)) {
+      dmx_batcher_begin_epoch(&bt, ++epoch);
+      dmx_batcher_next(&bt, &t->batch);
+    }
+    dmx_batch_view v = batch_view(t, retrieval);
+    dmx_model_step(t->model, &v, true, (uint64_t)step);
+    float lr = learning_rate(&e->train, step, total);
+    dmx_model_update(t->model, lr, step);
+    since_log++;
+    double now = dmx_now_seconds();
+    bool out_of_time = e->train.time_budget_seconds > 0 && now - t0 >= e->train.time_budget_seconds;
+    bool stopping = stop_signal || out_of_time || step == total;
+    if (step % log_every == 0 || stopping) {
+      log_step(t, step, per_epoch, lr, 0);
+      now = dmx_now_seconds();
+      double ips = since_log * per_step / (now - tlog);
+      progress(step, total, t->last_loss, ips, now - t0, e->train.time_budget_seconds);
+      tlog = now;
+      since_log = 0;
+    }
+    if (t->have_dev && (step % eval_every == 0 || (stopping && !stop_signal))) {
+      if (isatty(STDOUT_FILENO)) printf("\n");
+      eval_result r = evaluate(t);
+      log_eval(t, step, (double)step / per_epoch, &r);
+      if (o->best_step < 0 || r.metric > o->best.metric) {
+        o->best = r;
+        o->best_step = step;
+        if (dmx_checkpoint_commit(t->model, e, t->run_dir, "best", NULL, err))
+          fprintf(stderr, "datamux train: warning: best checkpoint not saved: %s\n", err->msg);
+      }
+      o->final = r;
+      double after = dmx_now_seconds(); /* evaluation time is not training time */
+      t0 += after - now;
+      tlog = after;
+    }
+    o->train_seconds = dmx_now_seconds() - t0;
+    if (step % save_every == 0 || stopping) {
+      dmx_finish(t->rt); /* the step's queued work is training time, not checkpoint time */
+      o->train_seconds = dmx_now_seconds() - t0;
+      double before = dmx_now_seconds();
+      if ((rc = save_last(t, &bt, step, total, o, err)) != 0) break;
+      double after = dmx_now_seconds(); /* nor is checkpoint writing */
+      t0 += after - before;
+      tlog += after - before;
+    }
+    if (step == kill_step) raise(SIGKILL);
+    if (stop_signal) {
+      printf("\n%s: checkpoint written after step %d. Resume with:\n  datamux train %s --resume %s\n",
+             stop_signal == SIGINT ? "interrupted" : "terminated", step,
+             e->source_path[0] ? e->source_path : "", t->run_dir);
+      o->exit_code = 128 + stop_signal;
+      break;
+    }
+    if (out_of_time) {
+      printf("time budget of %.0f s reached at step %d\n", e->train.time_budget_seconds, step);
+      break;
+    }
+  }
+  restore_stop_handlers();
+  o->step = step > total ? total : step;
+  dmx_batcher_free(&bt);
+  return rc;
+}
+
+static int run(const dmx_experiment *e, const char *resume_dir) {
+  dmx_error err = {{0}};
+  trainer t;
+  dmx_train_state state, *resume = NULL;
+  dmx_experiment from_ckpt;
+  char ckpt[sizeof from_ckpt.model_path];
+  if (resume_dir) {
+    /* parameters come from the run's last checkpoint, not from the experiment's model_path */
+    if (dmx_checkpoint_dir(resume_dir, "last", ckpt, sizeof ckpt, &err) || dmx_train_state_read(ckpt, &state, &err)) {
+      fprintf(stderr, "datamux train: cannot resume: %s\n", err.msg);
+      return 1;
+    }
+    from_ckpt = *e;
+    snprintf(from_ckpt.model_path, sizeof from_ckpt.model_path, "%s", ckpt);
+    snprintf(from_ckpt.output_dir, sizeof from_ckpt.output_dir, "%s", resume_dir);
+    e = &from_ckpt;
+    resume = &state;
+  }
+  if (setup(&t, e, e->train.do_train, &err) || open_run_dir(&t, &err) ||
+      (resume && dmx_optimizer_load(t.model, ckpt, state.step, &err))) {
+    fprintf(stderr, "datamux train: %s\n", err.msg);
+    teardown(&t);
+    return 1;
+  }
+  if (resume) fprintf(t.metrics, "{\"event\": \"resume\", \"step\": %d}\n", state.step);
+  train_outcome o = {.best_step = -1};
+  double inst_per_s = 0;
+  if (e->train.do_train) {
+    int first = resume ? resume->step : 0;
+    double seconds_before = resume ? resume->train_seconds : 0;
+    if (train(&t, resume, &o, &err)) {
+      fprintf(stderr, "datamux train: %s\n", err.msg);
+      teardown(&t);
+      return 1;
+    }
+    double secs = o.train_seconds - seconds_before;
+    inst_per_s = secs > 0 ? (double)(o.step - first) * t.B * t.N / secs : 0;
+    dmx_model_print_profile(t.model, stdout);
+    printf("trained %d steps in %.1f s: %.1f instances/s (%.3f s/step)\n", o.step - first, secs, inst_per_s,
+           o.step > first ? secs / (o.step - first) : 0);
+    if (o.exit_code) {
+      teardown(&t);
+      return o.exit_code;
+    }
+  } else if (t.have_dev) {
+    o.final = evaluate(&t);
+    log_eval(&t, 0, 0, &o.final);
+    o.best = o.final;
+    o.best_step = 0;
+  }
+  if (t.have_dev) {
+    if (o.best.metric_name[0] == 0) o.best = o.final; /* resumed after the best: keep its value, name it */
+    printf("final dev %s: %.4f; best %.4f at step %d\n", o.final.metric_name, o.final.metric, o.best.metric,
+           o.best_step);
+    if (write_results(&t, &o.final, &o.best, o.best_step, o.step, o.train_seconds, inst_per_s, &err))
+      fprintf(stderr, "datamux train: %s\n", err.msg);
+  }
+  printf("run directory: %s\n", t.run_dir);
+  teardown(&t);
+  return 0;
+}
+
+int dmx_run_experiment(const dmx_experiment *e) {
+  if (dmx_task_is_vision(e->task.name)) return dmx_run_vision_experiment(e); /* host/train_vision.c */
+  return run(e, NULL);
+}
+
+int dmx_resume_experiment(const dmx_experiment *e, const char *run_dir) { return run(e, run_dir); }
+
+int dmx_run_eval(const dmx_experiment *e) {
+  dmx_error err = {{0}};
+  trainer t;
+  if (dmx_task_is_vision(e->task.name)) {
+    fprintf(stderr, "datamux eval: vision task %s: evaluate with `datamux train EXP.yaml --set training.do_train=false "
+                    "--model_path RUN --output_dir NEW_DIR` (it writes results.json there)\n", e->task.name);
+    return 2;
+  }
+  if (!e->model_path[0]) {
+    fprintf(stderr, "datamux eval: give the model to evaluate with --model_path RUN_DIR\n");
+    return 2;
+  }
+  if (setup(&t, e, false, &err)) {
+    fprintf(stderr, "datamux eval: %s\n", err.msg);
+    teardown(&t);
+    return 1;
+  }
+  eval_result r = evaluate(&t);
+  log_eval(&t, 0, 0, &r);
+  teardown(&t);
+  return 0;
+}

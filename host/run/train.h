@@ -1,0 +1,42 @@
+/* The training loop: drives model + data + checkpoints for one experiment, and evaluation. */
+#ifndef DMX_TRAIN_H
+#define DMX_TRAIN_H
+
+#include <stdio.h>
+
+#include "data/dataset.h"
+#include "host/config/config.h"
+
+/* Runs the experiment's setting (training when do_train, then evaluation when do_eval) and writes
+ * the run directory (experiment.yaml, metrics.jsonl, results.json, checkpoints). Returns the exit
+ * status: 0 on success, 1 with a message on stderr otherwise. */
+int dmx_run_experiment(const dmx_experiment *e);
+
+/* Continues the run in run_dir from its last/ checkpoint (parameters, AdamW moments, data order,
+ * RNG, best metric, training time), so that the parameters after step k equal those of a run that
+ * was never interrupted, bit for bit on the same device. e must be the run's experiment. Exit
+ * status as dmx_run_experiment; 128 + signal after SIGINT/SIGTERM (a checkpoint was written). */
+int dmx_resume_experiment(const dmx_experiment *e, const char *run_dir);
+
+/* Evaluates the model of e->model_path on the experiment's dev split and prints the metrics. */
+int dmx_run_eval(const dmx_experiment *e);
+
+/* Reads one example per line from `in` (TAB separates a pair; NER: space-separated words) and
+ * prints one label per line, in input order. */
+int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out);
+
+/* One split of the experiment's task, encoded, as training reads it (tokenizer and data root from
+ * the experiment; warm-up text from text_file/eval_file); max_rows > 0 keeps the first rows. The
+ * summary line goes to log (NULL: none). */
+int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out, int max_rows, FILE *log,
+                   dmx_error *err);
+
+/* For the train/eval/predict commands: EXP.yaml (optional, first) then flags, validated. Prints
+ * the error and returns 2 on bad input, else 0. */
+int load_experiment_args(const char *cmd, int argc, char **argv, dmx_experiment *e);
+
+/* Creates the run directory (output_dir, copied into run_dir[cap]), writes the resolved
+ * experiment.yaml there atomically and opens metrics.jsonl for appending. 0 or -1 with err. */
+int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **metrics, dmx_error *err);
+
+#endif

@@ -1,0 +1,42 @@
+/* Resumable checkpoints of a run directory.
+ *
+ * A checkpoint is a folder: model.safetensors + config.json (host/checkpoint.h), and for the
+ * resumable "last" one also optimizer.safetensors (AdamW's two moment arenas, flat, as laid out on
+ * the device) and trainer_state.json (step, data order position, host RNG, best metric so far,
+ * training seconds). Each is written into <tag>.tmp/ first; only when every file is on disk does
+ * the folder replace <tag>/ (old one renamed to <tag>.old/, new one renamed in, old one deleted).
+ * A crash at any moment therefore leaves either <tag>/ or <tag>.old/ complete, and
+ * dmx_checkpoint_dir finds whichever survived. */
+#ifndef DMX_TRAIN_STATE_H
+#define DMX_TRAIN_STATE_H
+
+#include <stdint.h>
+
+#include "host/config/config.h"
+#include "layers/model.h"
+
+typedef struct {
+  int step;          /* steps completed */
+  int total_steps;   /* the schedule's length: a resumed run must use the same */
+  int epoch;         /* data order: epoch number and position of the next row in that epoch */
+  int next_row;
+  uint64_t rng;      /* host RNG of the retrieval picks */
+  int best_step;     /* -1 when no evaluation happened yet */
+  double best_metric;
+  double train_seconds; /* training time so far (for the time budget) */
+} dmx_train_state;
+
+/* Writes <run_dir>/<tag>/ as described above. state NULL: a model-only checkpoint (best/). */
+int dmx_checkpoint_commit(dmx_model *m, const dmx_experiment *e, const char *run_dir, const char *tag,
+                          const dmx_train_state *state, dmx_error *err);
+
+/* The folder holding <run_dir>'s complete <tag> checkpoint (<tag>/, else <tag>.old/ left by a
+ * crash during replacement) into out; -1 with err when neither exists. */
+int dmx_checkpoint_dir(const char *run_dir, const char *tag, char *out, size_t cap, dmx_error *err);
+
+/* Reads trainer_state.json of a checkpoint folder; strict: a missing or malformed key is an error. */
+int dmx_train_state_read(const char *dir, dmx_train_state *s, dmx_error *err);
+/* Restores the AdamW moments from <dir>/optimizer.safetensors; sizes and the step must match. */
+int dmx_optimizer_load(dmx_model *m, const char *dir, int step, dmx_error *err);
+
+#endif
