@@ -9,7 +9,6 @@
 #include "host/runtime/gemm.h"
 #include "layers/common_ops.h"
 
-#define CL_FILE "attention.cl"
 
 size_t attention_qkv_floats(int B, int T, int d) { return (size_t)B * T * d; }
 size_t attention_att_floats(int B, int T, int H) { return (size_t)B * H * T * T; }
@@ -34,17 +33,17 @@ void attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dm
   check_shape(B, T, d, H);
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
-  dmx_launch_exact(rt, dmx_kernel(rt, CL_FILE, "attention_permute"), 2, global, local, KA_T(acts->q), KA_T(acts->k),
+  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE, 2, global, local, KA_T(acts->q), KA_T(acts->k),
                    KA_T(acts->v), KA_T(qkv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
   /* att (BH, T, T) = q k^T / sqrt(hd) */
   dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f / sqrtf((float)hd), acts->q, hd, thd, acts->k, hd,
                    thd, 0.0f, acts->att, (size_t)T, tt, BH);
   size_t wg = row_wg(rt), rows = BH * (size_t)T, sg = rows * wg;
   if (rt->serial_reductions)
-    dmx_launch_exact(rt, dmx_kernel(rt, CL_FILE, "attention_softmax_forward_rows"), 1, &rows, NULL, KA_T(acts->att),
+    dmx_launch_exact(rt, DMX_K_ATTENTION_SOFTMAX_FORWARD_ROWS, 1, &rows, NULL, KA_T(acts->att),
                      KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H));
   else
-    dmx_launch(rt, dmx_kernel(rt, CL_FILE, "attention_softmax_forward"), 1, &sg, &wg, KA_T(acts->att),
+    dmx_launch(rt, DMX_K_ATTENTION_SOFTMAX_FORWARD, 1, &sg, &wg, KA_T(acts->att),
                KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H), KA_I((int)rows),
                KA_LOCAL(wg * sizeof(float)));
   /* without dropout the probabilities feed the second GEMM directly (no copy) */
@@ -56,7 +55,7 @@ void attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dm
   /* y (BH, T, hd) = P v */
   dmx_gemm_batched(rt, false, false, (size_t)T, hd, (size_t)T, 1.0f, P, (size_t)T, tt, acts->v, hd, thd, 0.0f, acts->y,
                    hd, thd, BH);
-  dmx_launch_exact(rt, dmx_kernel(rt, CL_FILE, "attention_unpermute"), 2, global, local, KA_T(out), KA_T(acts->y),
+  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE, 2, global, local, KA_T(out), KA_T(acts->y),
                    KA_I(B), KA_I(T), KA_I(d), KA_I(H));
 }
 
@@ -66,7 +65,7 @@ void attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch
   check_shape(B, T, d, H);
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
-  dmx_launch_exact(rt, dmx_kernel(rt, CL_FILE, "attention_unpermute_backward"), 2, global, local, KA_T(scratch->dy),
+  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE_BACKWARD, 2, global, local, KA_T(scratch->dy),
                    KA_T(dout), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
   /* att_drop is scratch that other layers may have overwritten since this layer's forward:
    * regenerate it from att and the (seed, stream) mask. */
@@ -94,11 +93,11 @@ void attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch
   /* datt becomes the gradient of the scaled scores times the scale, i.e. of q k^T */
   size_t wg = row_wg(rt), rows = BH * (size_t)T, sg = rows * wg;
   if (rt->serial_reductions)
-    dmx_launch_exact(rt, dmx_kernel(rt, CL_FILE, "attention_softmax_backward_rows"), 1, &rows, NULL, KA_T(datt),
+    dmx_launch_exact(rt, DMX_K_ATTENTION_SOFTMAX_BACKWARD_ROWS, 1, &rows, NULL, KA_T(datt),
                      KA_T(acts->att), KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H),
                      KA_F(1.0f / sqrtf((float)hd)));
   else
-    dmx_launch(rt, dmx_kernel(rt, CL_FILE, "attention_softmax_backward"), 1, &sg, &wg, KA_T(datt), KA_T(acts->att),
+    dmx_launch(rt, DMX_K_ATTENTION_SOFTMAX_BACKWARD, 1, &sg, &wg, KA_T(datt), KA_T(acts->att),
                KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H), KA_I((int)rows),
                KA_F(1.0f / sqrtf((float)hd)), KA_LOCAL(wg * sizeof(float)));
   /* dq = dS k, dk = dS^T q */
@@ -106,6 +105,6 @@ void attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch
                    scratch->dq, hd, thd, BH);
   dmx_gemm_batched(rt, true, false, (size_t)T, hd, (size_t)T, 1.0f, datt, (size_t)T, tt, acts->q, hd, thd, 0.0f,
                    scratch->dk, hd, thd, BH);
-  dmx_launch_exact(rt, dmx_kernel(rt, CL_FILE, "attention_permute_backward"), 2, global, local, KA_T(dqkv),
+  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE_BACKWARD, 2, global, local, KA_T(dqkv),
                    KA_T(scratch->dq), KA_T(scratch->dk), KA_T(scratch->dv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
 }

@@ -14,10 +14,10 @@ static size_t pow2_local(const dmx_runtime *rt, size_t want) {
   return w;
 }
 
-static void launch_1d(dmx_runtime *rt, const char *kernel, int n, int nargs, const dmx_karg *args) {
+static void launch_1d(dmx_runtime *rt, dmx_kernel_id kernel, int n, int nargs, const dmx_karg *args) {
   if (n <= 0) return;
   size_t g = (size_t)n, l = EW_LOCAL;
-  dmx_launch_exact_at(rt, dmx_kernel(rt, "activation.cl", kernel), 1, &g, &l, nargs, args, __FILE__, __LINE__);
+  dmx_launch_exact_at(rt, dmx_kernel(rt, kernel), kernel, 1, &g, &l, nargs, args, __FILE__, __LINE__);
 }
 #define EW(rt, kernel, n, ...) \
   launch_1d((rt), (kernel), (n), (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__})
@@ -34,14 +34,14 @@ void bias_add_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor b, int R, int C)
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
   grid_cr(R, C, g, l);
-  dmx_launch_exact(rt, dmx_kernel(rt, "activation.cl", "bias_add_fwd"), 2, g, l, KA_T(y), KA_T(b), KA_I(R), KA_I(C));
+  dmx_launch_exact(rt, DMX_K_BIAS_ADD_FWD, 2, g, l, KA_T(y), KA_T(b), KA_I(R), KA_I(C));
 }
 
 void bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int C) {
   if (R <= 0 || C <= 0) return;
   if (rt->serial_reductions) {
     size_t gc = (size_t)C, lc = 16;
-    dmx_launch_exact(rt, dmx_kernel(rt, "activation.cl", "bias_colsum_bwd_cols"), 1, &gc, &lc, KA_T(db), KA_T(dy),
+    dmx_launch_exact(rt, DMX_K_BIAS_COLSUM_BWD_COLS, 1, &gc, &lc, KA_T(db), KA_T(dy),
                      KA_I(R), KA_I(C));
     return;
   }
@@ -50,20 +50,20 @@ void bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int
   size_t l[2] = {pow2_local(rt, 16), 0};
   l[1] = pow2_local(rt, rt->info.max_work_group / l[0] < 16 ? rt->info.max_work_group / l[0] : 16);
   size_t g[2] = {(size_t)C, l[1]};
-  dmx_launch(rt, dmx_kernel(rt, "activation.cl", "bias_colsum_bwd"), 2, g, l, KA_T(db), KA_T(dy), KA_I(R), KA_I(C),
+  dmx_launch(rt, DMX_K_BIAS_COLSUM_BWD, 2, g, l, KA_T(db), KA_T(dy), KA_I(R), KA_I(C),
              KA_LOCAL(l[0] * l[1] * sizeof(float)));
 }
 
-void gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, "gelu_fwd", n, KA_T(out), KA_T(x)); }
+void gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_GELU_FWD, n, KA_T(out), KA_T(x)); }
 
 void gelu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor x, dmx_tensor dout, int n) {
-  EW(rt, "gelu_bwd", n, KA_T(dx), KA_T(x), KA_T(dout));
+  EW(rt, DMX_K_GELU_BWD, n, KA_T(dx), KA_T(x), KA_T(dout));
 }
 
-void tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, "tanh_fwd", n, KA_T(out), KA_T(x)); }
+void tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_TANH_FWD, n, KA_T(out), KA_T(x)); }
 
 void tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
-  EW(rt, "tanh_bwd", n, KA_T(dx), KA_T(y), KA_T(dout));
+  EW(rt, DMX_K_TANH_BWD, n, KA_T(dx), KA_T(y), KA_T(dout));
 }
 
 /* ---------------------------------------------------------------- dropout */
@@ -86,9 +86,9 @@ void dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, "dropout_fwd", n / 4, KA_T(out), KA_T(x), KA_F(p), KA_F(scale), KA_I(as_int(seed)), KA_I(as_int(stream)));
+  EW(rt, DMX_K_DROPOUT_FWD, n / 4, KA_T(out), KA_T(x), KA_F(p), KA_F(scale), KA_I(as_int(seed)), KA_I(as_int(stream)));
   if (n % 4)
-    EW(rt, "dropout_fwd_tail", 1, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+    EW(rt, DMX_K_DROPOUT_FWD_TAIL, 1, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
        KA_I(as_int(stream)));
 }
 
@@ -99,9 +99,9 @@ void dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, fl
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, "dropout_bwd", n / 4, KA_T(dx), KA_T(dout), KA_F(p), KA_F(scale), KA_I(as_int(seed)), KA_I(as_int(stream)));
+  EW(rt, DMX_K_DROPOUT_BWD, n / 4, KA_T(dx), KA_T(dout), KA_F(p), KA_F(scale), KA_I(as_int(seed)), KA_I(as_int(stream)));
   if (n % 4)
-    EW(rt, "dropout_bwd_tail", 1, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+    EW(rt, DMX_K_DROPOUT_BWD_TAIL, 1, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
        KA_I(as_int(stream)));
 }
 
@@ -127,14 +127,14 @@ float dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i) {
 /* ---------------------------------------------------------------- add, axpy, copy */
 
 void add_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor a, dmx_tensor b, int n) {
-  EW(rt, "add_fwd", n, KA_T(out), KA_T(a), KA_T(b));
+  EW(rt, DMX_K_ADD_FWD, n, KA_T(out), KA_T(a), KA_T(b));
 }
 
 void axpy(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, float alpha, int n) {
-  EW(rt, "axpy_fwd", n, KA_T(y), KA_T(x), KA_F(alpha));
+  EW(rt, DMX_K_AXPY_FWD, n, KA_T(y), KA_T(x), KA_F(alpha));
 }
 
-void copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, "copy_fwd", n, KA_T(out), KA_T(x)); }
+void copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_COPY_FWD, n, KA_T(out), KA_T(x)); }
 
 /* ---------------------------------------------------------------- row gather */
 
@@ -142,7 +142,7 @@ void gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tens
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
   grid_cr(R, C, g, l);
-  dmx_launch_exact(rt, dmx_kernel(rt, "activation.cl", "gather_rows_fwd"), 2, g, l, KA_T(out), KA_T(x), KA_T(idx),
+  dmx_launch_exact(rt, DMX_K_GATHER_ROWS_FWD, 2, g, l, KA_T(out), KA_T(x), KA_T(idx),
                    KA_I(R), KA_I(C));
 }
 
@@ -150,6 +150,6 @@ void gather_rows_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_t
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
   grid_cr(R, C, g, l);
-  dmx_launch_exact(rt, dmx_kernel(rt, "activation.cl", "gather_rows_bwd"), 2, g, l, KA_T(dx), KA_T(dout), KA_T(idx),
+  dmx_launch_exact(rt, DMX_K_GATHER_ROWS_BWD, 2, g, l, KA_T(dx), KA_T(dout), KA_T(idx),
                    KA_I(R), KA_I(C));
 }

@@ -33,7 +33,7 @@ void im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H,
   size_t l[2];
   channel_major_local(rt, C, l);
   size_t g[2] = {(size_t)C, (size_t)B * OH * OW};
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "im2col_fwd"), 2, g, l, KA_T(col), KA_T(x), KA_I(B), KA_I(H), KA_I(W),
+  dmx_launch(rt, DMX_K_IM2COL_FWD, 2, g, l, KA_T(col), KA_T(x), KA_I(B), KA_I(H), KA_I(W),
              KA_I(C), KA_I(K), KA_I(K), KA_I(pad), KA_I(OH), KA_I(OW));
 }
 
@@ -42,7 +42,7 @@ void col2im_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dcol, int B, int
   size_t l[2];
   channel_major_local(rt, C, l);
   size_t g[2] = {(size_t)C, (size_t)B * H * W};
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "col2im_bwd"), 2, g, l, KA_T(dx), KA_T(dcol), KA_I(B), KA_I(H), KA_I(W),
+  dmx_launch(rt, DMX_K_COL2IM_BWD, 2, g, l, KA_T(dx), KA_T(dcol), KA_I(B), KA_I(H), KA_I(W),
              KA_I(C), KA_I(K), KA_I(K), KA_I(pad), KA_I(OH), KA_I(OW));
 }
 

@@ -6,14 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CL_FILE "embedding.cl"
 
 /* out (R, d); ids, pos_ids int32 (R); word (V, d), pos (P, d), type (1, d). */
 void embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
                        dmx_tensor pos, dmx_tensor type, int R, int d) {
   if (R <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)R}, local[2] = {32, 4};
-  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_forward"), 2, global, local, KA_T(out), KA_T(ids),
+  dmx_launch(rt, DMX_K_EMBEDDING_FORWARD, 2, global, local, KA_T(out), KA_T(ids),
              KA_T(pos_ids), KA_T(word), KA_T(pos), KA_T(type), KA_I(R), KA_I(d));
 }
 
@@ -76,7 +75,7 @@ void embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor dou
                               int n_unique, int d) {
   if (n_unique <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)n_unique}, local[2] = {32, 4};
-  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_table_backward"), 2, global, local, KA_T(dtable), KA_T(dout),
+  dmx_launch(rt, DMX_K_EMBEDDING_TABLE_BACKWARD, 2, global, local, KA_T(dtable), KA_T(dout),
              KA_T(dev->unique_ids), KA_T(dev->starts), KA_T(dev->rows), KA_I(n_unique), KA_I(d));
 }
 
@@ -86,7 +85,7 @@ static void colsum_acc(dmx_runtime *rt, dmx_tensor dst, dmx_tensor src, int R, i
   size_t lanes = 1;
   while (lanes < 16 && 32 * lanes * 2 <= rt->info.max_work_group) lanes *= 2;
   size_t global[2] = {((size_t)d + 31) / 32 * 32, lanes}, local[2] = {32, lanes};
-  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_colsum_acc"), 2, global, local, KA_T(dst), KA_T(src), KA_I(R),
+  dmx_launch(rt, DMX_K_EMBEDDING_COLSUM_ACC, 2, global, local, KA_T(dst), KA_T(src), KA_I(R),
              KA_I(d), KA_LOCAL(32 * lanes * sizeof(float)));
 }
 
@@ -99,7 +98,7 @@ void embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_
                              int T, int d, int first_pos) {
   if (B <= 0 || T <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 4};
-  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_pass2_forward"), 2, global, local, KA_T(out), KA_T(x), KA_T(pos),
+  dmx_launch(rt, DMX_K_EMBEDDING_PASS2_FORWARD, 2, global, local, KA_T(out), KA_T(x), KA_T(pos),
              KA_T(type), KA_I(B * T), KA_I(T), KA_I(d), KA_I(first_pos));
 }
 
@@ -108,7 +107,7 @@ void embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype
                               int first_pos) {
   if (B <= 0 || T <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)T}, local[2] = {32, 4};
-  dmx_launch(rt, dmx_kernel(rt, CL_FILE, "embedding_pass2_pos_backward"), 2, global, local, KA_T(dpos), KA_T(dout),
+  dmx_launch(rt, DMX_K_EMBEDDING_PASS2_POS_BACKWARD, 2, global, local, KA_T(dpos), KA_T(dout),
              KA_I(B), KA_I(T), KA_I(d), KA_I(first_pos));
   colsum_acc(rt, dtype, dout, B * T, d);
 }

@@ -17,12 +17,12 @@ void layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx_ten
   if (R <= 0 || C <= 0) return;
   if (rt->serial_reductions) {
     size_t gr = (size_t)R, lr = 16;
-    dmx_launch_exact(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_fwd_rows"), 1, &gr, &lr, KA_T(out), KA_T(mean),
+    dmx_launch_exact(rt, DMX_K_LAYERNORM_FWD_ROWS, 1, &gr, &lr, KA_T(out), KA_T(mean),
                      KA_T(rstd), KA_T(x), KA_T(g), KA_T(b), KA_I(C), KA_F(eps));
     return;
   }
   size_t l = row_local(rt, C), gl = (size_t)R * l;
-  dmx_launch(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_fwd"), 1, &gl, &l, KA_T(out), KA_T(mean), KA_T(rstd),
+  dmx_launch(rt, DMX_K_LAYERNORM_FWD, 1, &gl, &l, KA_T(out), KA_T(mean), KA_T(rstd),
              KA_T(x), KA_T(g), KA_T(b), KA_I(R), KA_I(C), KA_F(eps), KA_LOCAL(l * sizeof(float)));
 }
 
@@ -31,14 +31,14 @@ void layernorm_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dg, dmx_tenso
   if (R <= 0 || C <= 0) return;
   if (rt->serial_reductions) {
     size_t gr = (size_t)R, lr = 16, gc = (size_t)C, lc = 16;
-    dmx_launch_exact(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_bwd_dx_rows"), 1, &gr, &lr, KA_T(dx), KA_T(dout),
+    dmx_launch_exact(rt, DMX_K_LAYERNORM_BWD_DX_ROWS, 1, &gr, &lr, KA_T(dx), KA_T(dout),
                      KA_T(x), KA_T(mean), KA_T(rstd), KA_T(g), KA_I(C));
-    dmx_launch_exact(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_bwd_dgdb_cols"), 1, &gc, &lc, KA_T(dg), KA_T(db),
+    dmx_launch_exact(rt, DMX_K_LAYERNORM_BWD_DGDB_COLS, 1, &gc, &lc, KA_T(dg), KA_T(db),
                      KA_T(dout), KA_T(x), KA_T(mean), KA_T(rstd), KA_I(R), KA_I(C));
     return;
   }
   size_t l = row_local(rt, C), gl = (size_t)R * l;
-  dmx_launch(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_bwd_dx"), 1, &gl, &l, KA_T(dx), KA_T(dout), KA_T(x),
+  dmx_launch(rt, DMX_K_LAYERNORM_BWD_DX, 1, &gl, &l, KA_T(dx), KA_T(dout), KA_T(x),
              KA_T(mean), KA_T(rstd), KA_T(g), KA_I(R), KA_I(C), KA_LOCAL(l * sizeof(float)));
   /* 16 adjacent columns x 16 row lanes: contiguous reads along a row, and each column's sum order
    * depends only on R. */
@@ -46,6 +46,6 @@ void layernorm_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dg, dmx_tenso
   while (l2[0] * l2[1] > rt->info.max_work_group && l2[1] > 1) l2[1] /= 2;
   while (l2[0] * l2[1] > rt->info.max_work_group && l2[0] > 1) l2[0] /= 2;
   size_t g2[2] = {(size_t)C, l2[1]};
-  dmx_launch(rt, dmx_kernel(rt, "layernorm.cl", "layernorm_bwd_dgdb"), 2, g2, l2, KA_T(dg), KA_T(db), KA_T(dout),
+  dmx_launch(rt, DMX_K_LAYERNORM_BWD_DGDB, 2, g2, l2, KA_T(dg), KA_T(db), KA_T(dout),
              KA_T(x), KA_T(mean), KA_T(rstd), KA_I(R), KA_I(C), KA_LOCAL(2 * l2[0] * l2[1] * sizeof(float)));
 }

@@ -20,11 +20,11 @@ void softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tenso
     /* a 256-lane group per row costs more in barriers than a task head's few classes hold in work; the
      * vocabulary's rows keep the group, whose lanes read consecutive columns */
     size_t gr = (size_t)R, lr = 1;
-    dmx_launch_exact(rt, dmx_kernel(rt, "loss.cl", "softmax_xent_rows"), 1, &gr, &lr, KA_T(losses), KA_T(predictions),
+    dmx_launch_exact(rt, DMX_K_SOFTMAX_XENT_ROWS, 1, &gr, &lr, KA_T(losses), KA_T(predictions),
                      KA_T(dl), KA_T(logits), KA_T(targets), KA_I(C), KA_F(scale), KA_I(has_grad));
     return;
   }
-  dmx_launch(rt, dmx_kernel(rt, "loss.cl", "softmax_xent"), 1, &glob, &L, KA_T(losses), KA_T(predictions), KA_T(dl),
+  dmx_launch(rt, DMX_K_SOFTMAX_XENT, 1, &glob, &L, KA_T(losses), KA_T(predictions), KA_T(dl),
              KA_T(logits), KA_T(targets), KA_I(R), KA_I(C), KA_F(scale), KA_I(has_grad),
              KA_LOCAL(L * sizeof(float)), KA_LOCAL(L * sizeof(float)), KA_LOCAL(L * sizeof(int)));
 }
@@ -32,6 +32,6 @@ void softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tenso
 /* out (1) = sum of x (n) */
 void reduce_sum(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
   size_t L = reduce_local(rt);
-  dmx_launch(rt, dmx_kernel(rt, "loss.cl", "reduce_sum_1wg"), 1, &L, &L, KA_T(out), KA_T(x), KA_I(n),
+  dmx_launch(rt, DMX_K_REDUCE_SUM_1WG, 1, &L, &L, KA_T(out), KA_T(x), KA_I(n),
              KA_LOCAL(L * sizeof(float)));
 }

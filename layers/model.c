@@ -26,11 +26,11 @@ static void phase_end(dmx_model *m, int ph) {
   if (!m->profile) return;
   dmx_finish(m->rt);
   double now = dmx_now_seconds();
+  double gemm = dmx_gemm_take_seconds(m->rt);
   if (m->seen_steps > 1) {
     m->phase_seconds[ph] += now - m->phase_mark;
-    m->gemm_in_phases += m->rt->gemm_seconds;
+    m->gemm_in_phases += gemm;
   }
-  m->rt->gemm_seconds = 0;
   m->phase_mark = now;
 }
 
@@ -50,9 +50,9 @@ void dmx_model_print_profile(const dmx_model *m, FILE *f) {
 
 /* ------------------------------------------------------------------ launch helper */
 
-void launch2(dmx_model *m, const char *kernel, int X, int Y, int nargs, dmx_karg *args) {
+void launch2(dmx_model *m, dmx_kernel_id kernel, int X, int Y, int nargs, dmx_karg *args) {
   size_t g[2] = {(size_t)X, (size_t)Y}, l[2] = {X >= 64 ? 64 : 16, 1};
-  dmx_launch_at(m->rt, dmx_kernel(m->rt, "heads.cl", kernel), 2, g, l, nargs, args, __FILE__, __LINE__);
+  dmx_launch_at(m->rt, dmx_kernel(m->rt, kernel), kernel, 2, g, l, nargs, args, __FILE__, __LINE__);
 }
 
 /* ------------------------------------------------------------------ parameter registry */
@@ -436,7 +436,7 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
   m->seed = (uint32_t)e->train.seed;
   const char *prof = getenv("DATAMUX_PROFILE");
   m->profile = prof && *prof && strcmp(prof, "0") != 0;
-  rt->time_gemms = m->profile;
+  dmx_gemm_set_timing(rt, m->profile);
   if (m->nl > MAX_LAYERS || m->N > MAX_INSTANCES) {
     dmx_fail(err, "%d layers and N = %d: at most %d layers and %d instances are supported", m->nl, m->N, MAX_LAYERS,
              MAX_INSTANCES);
@@ -678,7 +678,7 @@ static void embed_forward(dmx_model *m, bool train) {
    * (B*N, T, d) per-instance embeddings (at N=40 those passes were most of a tiny model's batch) */
   bool fused = !train && !m->baseline && m->e.mux.muxing != MUX_RANDOM_ORTHO && embed_ln_mux_hadamard_fits(rt, d);
   if (fused) {
-    dmx_prof_scope(rt, "mux");
+    dmx_scope(rt, "mux");
     embed_ln_mux_hadamard_forward(rt, m->x, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->p.eln_g,
                                   m->p.eln_b, m->p.inst, m->B, m->N, m->T, d, m->eps);
   } else {
@@ -687,7 +687,7 @@ static void embed_forward(dmx_model *m, bool train) {
     dropout_forward(rt, m->e1, m->e1, m->R1 * d, ph, m->seed, stream(m, STREAM_EMB1));
   }
   if (m->baseline) return; /* e1 is the encoder input */
-  dmx_prof_scope(rt, "mux");
+  dmx_scope(rt, "mux");
   if (!fused && m->e.mux.muxing == MUX_RANDOM_ORTHO)
     mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.inst, m->B, m->N, m->T, d);
   else if (!fused)
@@ -718,7 +718,7 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
       embedding_pass2_backward(rt, m->g.pos, m->g.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
     axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
     dmx_tensor dinst = m->e.mux.learn_muxing ? m->g.inst : none();
-    dmx_prof_scope(rt, "mux");
+    dmx_scope(rt, "mux");
     if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
       mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.inst, m->B, m->N,
                          m->T, d);
@@ -750,19 +750,19 @@ static void encoder_forward(dmx_model *m, bool train) {
     layer_params *P = &m->p.L[l];
     layer_acts *a = &m->la[l];
     uint32_t s0 = stream(m, STREAM_LAYER0 + 4 * l);
-    dmx_prof_scope(rt, "qkv");
+    dmx_scope(rt, "qkv");
     linear_forward(rt, a->qkv, z, P->qkv_w, P->qkv_b, BT, d, 3 * d, 0.0f);
-    dmx_prof_scope(rt, "attention");
+    dmx_scope(rt, "attention");
     attention_forward(rt, a->attn_out, &a->att, a->qkv, mask, m->B, m->T, d, m->H, pa, m->seed, s0);
-    dmx_prof_scope(rt, "attn_out");
+    dmx_scope(rt, "attn_out");
     linear_forward(rt, a->ao, a->attn_out, P->ao_w, P->ao_b, BT, d, d, 0.0f);
     dropout_forward(rt, a->ao, a->ao, BT * d, ph, m->seed, s0 + 1);
     add_forward(rt, a->h1_pre, a->ao, z, BT * d);
     layernorm_forward(rt, a->h1, a->h1_mean, a->h1_rstd, a->h1_pre, P->ln1_g, P->ln1_b, BT, d, m->eps);
-    dmx_prof_scope(rt, "ffn_up");
+    dmx_scope(rt, "ffn_up");
     linear_forward(rt, a->f_pre, a->h1, P->fc_w, P->fc_b, BT, d, I, 0.0f);
     gelu_forward(rt, a->f, a->f_pre, BT * I);
-    dmx_prof_scope(rt, "ffn_down");
+    dmx_scope(rt, "ffn_down");
     linear_forward(rt, a->f2, a->f, P->proj_w, P->proj_b, BT, I, d, 0.0f);
     dropout_forward(rt, a->f2, a->f2, BT * d, ph, m->seed, s0 + 2);
     add_forward(rt, a->z_pre, a->f2, a->h1, BT * d);
@@ -792,21 +792,21 @@ static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
     layernorm_backward(rt, m->da.z_pre, G->ln2_g, G->ln2_b, dz, a->z_pre, a->z_mean, a->z_rstd, P->ln2_g, BT, d);
     dropout_backward(rt, m->da.f2, m->da.z_pre, BT * d, ph, m->seed, s0 + 2);
     axpy(rt, m->da.h1, m->da.z_pre, 1.0f, BT * d);
-    dmx_prof_scope(rt, "ffn_down");
+    dmx_scope(rt, "ffn_down");
     linear_backward(rt, m->da.f, G->proj_w, G->proj_b, m->da.f2, a->f, P->proj_w, BT, I, d);
     gelu_backward(rt, m->da.f_pre, a->f_pre, m->da.f, BT * I);
-    dmx_prof_scope(rt, "ffn_up");
+    dmx_scope(rt, "ffn_up");
     linear_backward(rt, m->da.h1, G->fc_w, G->fc_b, m->da.f_pre, a->h1, P->fc_w, BT, d, I);
     layernorm_backward(rt, m->da.h1_pre, G->ln1_g, G->ln1_b, m->da.h1, a->h1_pre, a->h1_mean, a->h1_rstd, P->ln1_g,
                        BT, d);
     dropout_backward(rt, m->da.ao, m->da.h1_pre, BT * d, ph, m->seed, s0 + 1);
     axpy(rt, dz_in, m->da.h1_pre, 1.0f, BT * d);
-    dmx_prof_scope(rt, "attn_out");
+    dmx_scope(rt, "attn_out");
     linear_backward(rt, m->da.attn_out, G->ao_w, G->ao_b, m->da.ao, a->attn_out, P->ao_w, BT, d, d);
-    dmx_prof_scope(rt, "attention");
+    dmx_scope(rt, "attention");
     attention_backward(rt, m->da.qkv, &m->da.att, m->da.attn_out, &a->att, mask, m->B, m->T, d, m->H, pa, m->seed,
                        s0);
-    dmx_prof_scope(rt, "qkv");
+    dmx_scope(rt, "qkv");
     linear_backward(rt, dz_in, G->qkv_w, G->qkv_b, m->da.qkv, z_in, P->qkv_w, BT, d, 3 * d);
     dmx_tensor t = dz;
     dz = dz_in;
@@ -838,7 +838,7 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   if (m->profile) {
     dmx_finish(rt);
     m->phase_mark = dmx_now_seconds();
-    rt->gemm_seconds = 0;
+    dmx_gemm_take_seconds(rt);
     if (train) m->seen_steps++;
   }
   upload_inputs(m, bt, train);
@@ -854,7 +854,7 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   /* dH: gradient of the encoder output; z_a starts the encoder backward chain */
   dmx_tensor dH = m->da.z_a;
   if (m->has_task) {
-    dmx_prof_scope(rt, "heads");
+    dmx_scope(rt, "heads");
     task_head_forward(m, train);
     float scale = train ? m->task_coeff / (float)(m->task_count > 0 ? m->task_count : 1) : 0.0f;
     softmax_xent_forward_backward(rt, m->task_losses, m->preds, train ? m->da.logits : none(), m->logits, m->labels,
@@ -863,7 +863,7 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
     if (train) task_head_backward(m, dH, train);
   }
   phase_end(m, PH_TASK);
-  dmx_prof_scope(rt, "heads");
+  dmx_scope(rt, "heads");
   if (m->has_retrieval && m->S > 0) retrieval_head(m, dH, train);
   phase_end(m, PH_RETR);
   if (!train) return;

@@ -11,7 +11,7 @@
 
 /* out (B, A, X) = in (A, B, X) with the first two axes swapped */
 static void swap01(dmx_model *m, dmx_tensor out, dmx_tensor in, int A, int B, int X, bool acc) {
-  LAUNCH2(m, "swap_axes01", X, A * B, KA_T(out), KA_T(in), KA_I(A), KA_I(B), KA_I(X), KA_I(acc ? 1 : 0));
+  LAUNCH2(m, DMX_K_SWAP_AXES01, X, A * B, KA_T(out), KA_T(in), KA_I(A), KA_I(B), KA_I(X), KA_I(acc ? 1 : 0));
 }
 
 /* ------------------------------------------------------------------ heads: shared pieces */
@@ -94,12 +94,12 @@ void task_head_forward(dmx_model *m, bool train) {
     w1_left(m, m->hq, m->hp, m->p.dense_w, B * N); /* hq reused as P (B*N, d) */
     if (m->token) {
       w1_right(m, m->hc, H, m->p.dense_w, m->BT); /* Q (B*T, d) */
-      LAUNCH2(m, "pair_broadcast_add", d, rows, KA_T(m->ha), KA_T(m->hq), KA_T(m->hc), KA_T(m->p.dense_b), KA_I(B),
+      LAUNCH2(m, DMX_K_PAIR_BROADCAST_ADD, d, rows, KA_T(m->ha), KA_T(m->hq), KA_T(m->hc), KA_T(m->p.dense_b), KA_I(B),
               KA_I(N), KA_I(T), KA_I(d));
     } else {
       gather_rows_forward(rt, m->hperm, H, m->head_c_idx, B, d);
       w1_right(m, m->hc, m->hperm, m->p.dense_w, B);
-      LAUNCH2(m, "group_broadcast_add", d, rows, KA_T(m->ha), KA_T(m->hq), KA_T(m->hc), KA_T(m->p.dense_b),
+      LAUNCH2(m, DMX_K_GROUP_BROADCAST_ADD, d, rows, KA_T(m->ha), KA_T(m->hq), KA_T(m->hc), KA_T(m->p.dense_b),
               KA_I(rows), KA_I(N), KA_I(d));
     }
     gelu_forward(rt, m->hg, m->ha, rows * d);
@@ -164,12 +164,12 @@ void task_head_backward(dmx_model *m, dmx_tensor dH, bool train) {
     bias_add_backward(rt, m->g.dense_b, m->da.ha, rows, d);
     /* da.hq = dP (B*N, d); da.hc = dQ (B or B*T, d) */
     if (m->token) {
-      LAUNCH2(m, "pair_sum_p_backward", d, B * N, KA_T(m->da.hq), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
-      LAUNCH2(m, "pair_sum_q_backward", d, m->BT, KA_T(m->da.hc), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
+      LAUNCH2(m, DMX_K_PAIR_SUM_P_BACKWARD, d, B * N, KA_T(m->da.hq), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
+      LAUNCH2(m, DMX_K_PAIR_SUM_Q_BACKWARD, d, m->BT, KA_T(m->da.hc), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
       w1_backward(m, dH, m->g.dense_w, m->da.hc, H, m->p.dense_w, m->BT, true);
     } else {
       axpy(rt, m->da.hq, m->da.ha, 1.0f, rows * d);
-      LAUNCH2(m, "group_sum_backward", d, B, KA_T(m->da.hc), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(d));
+      LAUNCH2(m, DMX_K_GROUP_SUM_BACKWARD, d, B, KA_T(m->da.hc), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(d));
       w1_backward(m, m->da.hperm, m->g.dense_w, m->da.hc, m->hperm, m->p.dense_w, B, true);
       gather_rows_backward(rt, dH, m->da.hperm, m->head_c_idx, B, d);
     }
@@ -210,7 +210,7 @@ void retrieval_head(dmx_model *m, dmx_tensor dH, bool train) {
     gather_rows_forward(rt, m->hp, H, m->head_p_idx, B * N, d);
     w1_left(m, m->rp, m->hp, m->p.r_dense_w, B * N);
     w1_right(m, m->rq, m->rs_h, m->p.r_dense_w, S);
-    LAUNCH2(m, "indexed_add", d, S, KA_T(m->ra), KA_T(m->rp), KA_T(m->r_pidx), KA_T(m->rq), KA_T(m->p.r_dense_b),
+    LAUNCH2(m, DMX_K_INDEXED_ADD, d, S, KA_T(m->ra), KA_T(m->rp), KA_T(m->r_pidx), KA_T(m->rq), KA_T(m->p.r_dense_b),
             KA_I(S), KA_I(d));
     gelu_forward(rt, m->rg, m->ra, S * d);
     layernorm_forward(rt, m->ru, m->rmean, m->rrstd, m->rg, m->p.r_ln_g, m->p.r_ln_b, S, d, m->eps);
@@ -229,7 +229,7 @@ void retrieval_head(dmx_model *m, dmx_tensor dH, bool train) {
   for (int s0 = 0; s0 < S; s0 += RETRIEVAL_BLOCK_ROWS) {
     int rows = S - s0 < RETRIEVAL_BLOCK_ROWS ? S - s0 : RETRIEVAL_BLOCK_ROWS;
     dmx_tensor ub = sub(u, (size_t)s0 * d, (size_t)rows * d);
-    dmx_prof_scope(rt, "vocab");
+    dmx_scope(rt, "vocab");
     linear_forward(rt, m->rlogits, ub, m->p.r_dec_w, m->p.r_dec_b, rows, d, V, 0.0f);
     softmax_xent_forward_backward(rt, sub(m->r_losses, s0, rows), sub(m->r_preds, s0, rows),
                                   train ? m->rdlogits : none(), m->rlogits, sub(m->r_targets, s0, rows), rows, V, scale);
@@ -237,7 +237,7 @@ void retrieval_head(dmx_model *m, dmx_tensor dH, bool train) {
       linear_backward(rt, sub(du, (size_t)s0 * d, (size_t)rows * d), m->g.r_dec_w, m->g.r_dec_b, m->rdlogits, ub,
                       m->p.r_dec_w, rows, d, V);
   }
-  dmx_prof_scope(rt, "heads");
+  dmx_scope(rt, "heads");
   reduce_sum(rt, m->r_sum, m->r_losses, S);
   if (!train) return;
   if (m->index_demux) {

@@ -121,7 +121,7 @@ static inline dmx_tensor none(void) { return (dmx_tensor){NULL, 0, 0}; }
 static inline uint32_t stream(dmx_model *m, int site) { return (uint32_t)(m->step * 4096u + (uint64_t)site); }
 
 /* Enqueues a 2-D kernel of cl/heads.cl over (X columns, Y rows). */
-void launch2(dmx_model *m, const char *kernel, int X, int Y, int nargs, dmx_karg *args);
+void launch2(dmx_model *m, dmx_kernel_id kernel, int X, int Y, int nargs, dmx_karg *args);
 #define LAUNCH2(m, kernel, X, Y, ...) \
   launch2((m), (kernel), (X), (Y), (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__})
 

@@ -131,7 +131,7 @@ static size_t local_1d(dmx_runtime *rt) { return rt->info.max_work_group < LOCAL
 /* x (B, T, d) = (1/N) sum_i v_i ⊙ e[b*N+i]; e (B*N, T, d), v (N, d) */
 void mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor e, dmx_tensor v, int B, int N, int T, int d) {
   size_t loc = local_1d(rt), glob = (size_t)B * T * d;
-  dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "mux_hadamard_fwd"), 1, &glob, &loc, KA_T(x), KA_T(e), KA_T(v), KA_I(B),
+  dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_FWD, 1, &glob, &loc, KA_T(x), KA_T(e), KA_T(v), KA_I(B),
                    KA_I(N), KA_I(T), KA_I(d), KA_F(1.0f / N));
 }
 
@@ -148,7 +148,7 @@ void embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids
   if ((x.off | word.off | pos.off | type.off | ln_g.off | ln_b.off | v.off) % 4)
     dmx_die("embed_ln_mux_hadamard_forward: a tensor offset is not a multiple of 4 floats (a program bug)");
   size_t rows = (size_t)B * T, loc = 1; /* one row per group: PoCL keeps the float4 code as written */
-  dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "embed_ln_mux_hadamard_rows"), 1, &rows, &loc, KA_T(x), KA_T(ids),
+  dmx_launch_exact(rt, DMX_K_EMBED_LN_MUX_HADAMARD_ROWS, 1, &rows, &loc, KA_T(x), KA_T(ids),
                    KA_T(pos_ids), KA_T(word), KA_T(pos), KA_T(type), KA_T(ln_g), KA_T(ln_b), KA_T(v), KA_I(N), KA_I(T),
                    KA_I(d), KA_F(eps), KA_F(1.0f / N));
 }
@@ -157,11 +157,11 @@ void embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids
 void mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_tensor dx, dmx_tensor e, dmx_tensor v,
                            int B, int N, int T, int d) {
   size_t loc = local_1d(rt), glob = (size_t)B * N * T * d;
-  dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "mux_hadamard_bwd_e"), 1, &glob, &loc, KA_T(de), KA_T(dx), KA_T(v),
+  dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_BWD_E, 1, &glob, &loc, KA_T(de), KA_T(dx), KA_T(v),
                    KA_I(B), KA_I(N), KA_I(T), KA_I(d), KA_F(1.0f / N));
   if (dv.buf) {
     size_t gv = (size_t)N * d;
-    dmx_launch(rt, dmx_kernel(rt, "mux.cl", "mux_hadamard_bwd_v"), 1, &gv, &loc, KA_T(dv), KA_T(dx), KA_T(e), KA_I(B),
+    dmx_launch(rt, DMX_K_MUX_HADAMARD_BWD_V, 1, &gv, &loc, KA_T(dv), KA_T(dx), KA_T(e), KA_I(B),
                KA_I(N), KA_I(T), KA_I(d), KA_F(1.0f / N));
   }
 }
@@ -170,12 +170,12 @@ void mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_te
 void mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_tensor y, dmx_tensor e, dmx_tensor W, int B,
                        int N, int T, int d) {
   size_t loc = local_1d(rt), rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
-  dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "mux_permute"), 1, &all, &loc, KA_T(perm), KA_T(e), KA_I(B), KA_I(N),
+  dmx_launch_exact(rt, DMX_K_MUX_PERMUTE, 1, &all, &loc, KA_T(perm), KA_T(e), KA_I(B), KA_I(N),
                    KA_I(T), KA_I(d));
   /* y_i (B*T, d) = perm_i (B*T, d) @ W_i^T: the column-vector W_i e of the original, row by row */
   dmx_gemm_batched(rt, false, true, rows, (size_t)d, (size_t)d, 1.0f, perm, (size_t)d, slice, W, (size_t)d,
                    (size_t)d * d, 0.0f, y, (size_t)d, slice, (size_t)N);
-  dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "mux_sum_instances"), 1, &slice, &loc, KA_T(x), KA_T(y), KA_I(N),
+  dmx_launch_exact(rt, DMX_K_MUX_SUM_INSTANCES, 1, &slice, &loc, KA_T(x), KA_T(y), KA_I(N),
                    KA_UL(slice), KA_F(1.0 / sqrt((double)N)));
 }
 
@@ -184,7 +184,7 @@ void mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_tenso
 void mux_ortho_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dW, dmx_tensor dperm, dmx_tensor dy, dmx_tensor dx,
                         dmx_tensor perm, dmx_tensor W, int B, int N, int T, int d) {
   size_t loc = local_1d(rt), rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
-  dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "mux_broadcast_instances"), 1, &all, &loc, KA_T(dy), KA_T(dx), KA_I(N),
+  dmx_launch_exact(rt, DMX_K_MUX_BROADCAST_INSTANCES, 1, &all, &loc, KA_T(dy), KA_T(dx), KA_I(N),
                    KA_UL(slice), KA_F(1.0 / sqrt((double)N)));
   /* dperm_i (B*T, d) = dy_i (B*T, d) @ W_i (d, d) */
   dmx_gemm_batched(rt, false, false, rows, (size_t)d, (size_t)d, 1.0f, dy, (size_t)d, slice, W, (size_t)d,
@@ -192,6 +192,6 @@ void mux_ortho_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dW, dmx_tenso
   if (dW.buf) /* dW_i (d, d) += dy_i^T (d, B*T) @ perm_i (B*T, d) */
     dmx_gemm_batched(rt, true, false, (size_t)d, (size_t)d, rows, 1.0f, dy, (size_t)d, slice, perm, (size_t)d, slice,
                      1.0f, dW, (size_t)d, (size_t)d * d, (size_t)N);
-  dmx_launch_exact(rt, dmx_kernel(rt, "mux.cl", "mux_unpermute_acc"), 1, &all, &loc, KA_T(de), KA_T(dperm), KA_I(B),
+  dmx_launch_exact(rt, DMX_K_MUX_UNPERMUTE_ACC, 1, &all, &loc, KA_T(de), KA_T(dperm), KA_I(B),
                    KA_I(N), KA_I(T), KA_I(d));
 }

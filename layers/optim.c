@@ -22,10 +22,10 @@ void global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial,
   size_t L = reduce_local(rt), glob = NORM_GROUPS * L;
   for (int i = 0; i < parts; i++) {
     dmx_tensor slot = {partial.buf, partial.off + (size_t)i * NORM_GROUPS, NORM_GROUPS};
-    dmx_launch(rt, dmx_kernel(rt, "optim.cl", "sumsq_partial"), 1, &glob, &L, KA_T(slot), KA_T(g[i]), KA_UL(n[i]),
+    dmx_launch(rt, DMX_K_SUMSQ_PARTIAL, 1, &glob, &L, KA_T(slot), KA_T(g[i]), KA_UL(n[i]),
                KA_LOCAL(L * sizeof(float)));
   }
-  dmx_launch(rt, dmx_kernel(rt, "optim.cl", "sqrt_sum_final"), 1, &L, &L, KA_T(norm_out), KA_T(partial),
+  dmx_launch(rt, DMX_K_SQRT_SUM_FINAL, 1, &L, &L, KA_T(norm_out), KA_T(partial),
              KA_I(parts * NORM_GROUPS), KA_LOCAL(L * sizeof(float)));
 }
 
@@ -47,14 +47,14 @@ void adamw_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, dmx_tensor m, dmx
   dmx_tensor nt = max_norm > 0 ? norm : g;
   size_t L = 256, n4 = (p.off | g.off | m.off | v.off | mask.off) % 4 ? 0 : n / 4, tail = n - 4 * n4;
   if (n4)
-    dmx_launch_exact(rt, dmx_kernel(rt, "optim.cl", "adamw_step4"), 1, &n4, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v),
+    dmx_launch_exact(rt, DMX_K_ADAMW_STEP4, 1, &n4, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v),
                      KA_T(mask), KA_T(nt), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay),
                      KA_I(has_mask), KA_F(max_norm));
   if (tail) { /* the rest, or everything when an offset is not a multiple of 4 floats */
     size_t a = 4 * n4;
     dmx_tensor tp = {p.buf, p.off + a, tail}, tg = {g.buf, g.off + a, tail}, tm = {m.buf, m.off + a, tail};
     dmx_tensor tv = {v.buf, v.off + a, tail}, tk = {mask.buf, mask.off + a, tail};
-    dmx_launch_exact(rt, dmx_kernel(rt, "optim.cl", "adamw_step"), 1, &tail, &L, KA_T(tp), KA_T(tg), KA_T(tm),
+    dmx_launch_exact(rt, DMX_K_ADAMW_STEP, 1, &tail, &L, KA_T(tp), KA_T(tg), KA_T(tm),
                      KA_T(tv), KA_T(tk), KA_T(nt), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size),
                      KA_F(decay), KA_I(has_mask), KA_F(max_norm));
   }

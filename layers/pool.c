@@ -13,18 +13,18 @@ void maxpool2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor idx, dmx_tenso
   size_t l[2] = {local_pow2(rt, C >= 16 ? 16 : (size_t)C), 0};
   l[1] = local_pow2(rt, 256 / l[0] < rt->info.max_work_group / l[0] ? 256 / l[0] : rt->info.max_work_group / l[0]);
   size_t g[2] = {(size_t)C, (size_t)B * OH * OW};
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "maxpool2_fwd"), 2, g, l, KA_T(out), KA_T(idx), KA_T(x), KA_I(B), KA_I(H),
+  dmx_launch(rt, DMX_K_MAXPOOL2_FWD, 2, g, l, KA_T(out), KA_T(idx), KA_T(x), KA_I(B), KA_I(H),
              KA_I(W), KA_I(C), KA_I(OH), KA_I(OW));
 }
 
 void maxpool2_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int n) {
   if (n <= 0) return;
   size_t g = (size_t)n, l = local_pow2(rt, 256);
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "maxpool2_bwd"), 1, &g, &l, KA_T(dx), KA_T(dout), KA_T(idx), KA_I(n));
+  dmx_launch(rt, DMX_K_MAXPOOL2_BWD, 1, &g, &l, KA_T(dx), KA_T(dout), KA_T(idx), KA_I(n));
 }
 
 void maxpool2_forward_frozen(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor idx, int n) {
   if (n <= 0) return;
   size_t g = (size_t)n, l = local_pow2(rt, 256);
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "pool_gather_fwd"), 1, &g, &l, KA_T(out), KA_T(x), KA_T(idx), KA_I(n));
+  dmx_launch(rt, DMX_K_POOL_GATHER_FWD, 1, &g, &l, KA_T(out), KA_T(x), KA_T(idx), KA_I(n));
 }

@@ -600,3 +600,5 @@ float dmx_vision_model_loss(dmx_vision_model *m) {
 void dmx_vision_model_predictions(dmx_vision_model *m, int32_t *out) {
   dmx_download(m->rt, out, m->preds, (size_t)m->N * m->B * sizeof(int32_t));
 }
+
+const dmx_arena *dmx_vision_model_adam_state(const dmx_vision_model *m, int k) { return k ? &m->adam_v : &m->adam_m; }

@@ -62,4 +62,6 @@ size_t dmx_vision_model_trainable_floats(const dmx_vision_model *m);
 size_t dmx_vision_model_device_bytes(const dmx_vision_model *m);
 /* Channels of the muxed image (expand_channels for nonlinear_expand, else 1). */
 int dmx_vision_model_mux_channels(const dmx_vision_model *m);
+/* AdamW's first (k 0) or second (k 1) moments over the trainable prefix (empty under SGD). */
+const dmx_arena *dmx_vision_model_adam_state(const dmx_vision_model *m, int k);
 #endif

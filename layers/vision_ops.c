@@ -12,38 +12,38 @@ static size_t local_pow2(const dmx_runtime *rt, size_t want) {
   return w;
 }
 
-static void launch_1d(dmx_runtime *rt, const char *kernel, size_t n, int nargs, const dmx_karg *args) {
+static void launch_1d(dmx_runtime *rt, dmx_kernel_id kernel, size_t n, int nargs, const dmx_karg *args) {
   if (n == 0) return;
   size_t l = local_pow2(rt, 256);
-  dmx_launch_at(rt, dmx_kernel(rt, "vision.cl", kernel), 1, &n, &l, nargs, args, __FILE__, __LINE__);
+  dmx_launch_at(rt, dmx_kernel(rt, kernel), kernel, 1, &n, &l, nargs, args, __FILE__, __LINE__);
 }
 #define EW(rt, kernel, n, ...) \
   launch_1d((rt), (kernel), (n), (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__})
 
 void instance_sum_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int N, int S) {
-  EW(rt, "instance_sum_fwd", (size_t)S, KA_T(out), KA_T(x), KA_I(N), KA_I(S));
+  EW(rt, DMX_K_INSTANCE_SUM_FWD, (size_t)S, KA_T(out), KA_T(x), KA_I(N), KA_I(S));
 }
 
 void instance_sum_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int N, int S) {
   if (S <= 0 || N <= 0) return;
   size_t g[2] = {(size_t)S, (size_t)N}, l[2] = {local_pow2(rt, 256), 1};
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "instance_sum_bwd"), 2, g, l, KA_T(dx), KA_T(dout), KA_I(N), KA_I(S));
+  dmx_launch(rt, DMX_K_INSTANCE_SUM_BWD, 2, g, l, KA_T(dx), KA_T(dout), KA_I(N), KA_I(S));
 }
 
 void gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor map, dmx_tensor sign, int N, int B,
                         int P, int C) {
   if (N <= 0 || B <= 0 || P <= 0) return;
   size_t g[2] = {(size_t)P * C, (size_t)N * B}, l[2] = {local_pow2(rt, 64), 1};
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "gather_map_fwd"), 2, g, l, KA_T(out), KA_T(x), KA_T(map), KA_T(sign),
+  dmx_launch(rt, DMX_K_GATHER_MAP_FWD, 2, g, l, KA_T(out), KA_T(x), KA_T(map), KA_T(sign),
              KA_I(N), KA_I(B), KA_I(P), KA_I(C));
 }
 
 void relu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
-  EW(rt, "relu_fwd", (size_t)(n > 0 ? n : 0), KA_T(out), KA_T(x), KA_I(n));
+  EW(rt, DMX_K_RELU_FWD, (size_t)(n > 0 ? n : 0), KA_T(out), KA_T(x), KA_I(n));
 }
 
 void relu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
-  EW(rt, "relu_bwd", (size_t)(n > 0 ? n : 0), KA_T(dx), KA_T(y), KA_T(dout), KA_I(n));
+  EW(rt, DMX_K_RELU_BWD, (size_t)(n > 0 ? n : 0), KA_T(dx), KA_T(y), KA_T(dout), KA_I(n));
 }
 
 void mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor preds, dmx_tensor dout, dmx_tensor out,
@@ -52,14 +52,14 @@ void mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor pre
   dmx_tensor d = has_grad ? dout : out; /* an unused argument must still be a valid buffer */
   size_t g = (size_t)(R > 0 ? R : 0), l = local_pow2(rt, 64);
   if (!g) return;
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "mse_pm1"), 1, &g, &l, KA_T(losses), KA_T(preds), KA_T(d), KA_T(out),
+  dmx_launch(rt, DMX_K_MSE_PM1, 1, &g, &l, KA_T(losses), KA_T(preds), KA_T(d), KA_T(out),
              KA_T(labels), KA_I(R), KA_I(C), KA_F(scale), KA_I(has_grad));
 }
 
 void sgd_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, size_t n, float lr) {
   if (n == 0) return;
   size_t l = local_pow2(rt, 256);
-  dmx_launch(rt, dmx_kernel(rt, "vision.cl", "sgd_step"), 1, &n, &l, KA_T(p), KA_T(g), KA_UL(n), KA_F(lr));
+  dmx_launch(rt, DMX_K_SGD_STEP, 1, &n, &l, KA_T(p), KA_T(g), KA_UL(n), KA_F(lr));
 }
 
 void instance_matmul_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, dmx_tensor Q, int N, int B, int P) {

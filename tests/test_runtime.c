@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/runtime/cl_sources.h"
 #include "host/runtime/runtime.h"
 #include "tests/harness.h"
 
@@ -27,7 +28,7 @@ static void run_twice(dmx_runtime *rt, cl_program prog, const char *what) {
   x.off = 0;
   y.off = 32;
   size_t g = 20;
-  dmx_launch(rt, k, 1, &g, NULL, KA_T(y), KA_T(x), KA_I(20));
+  dmx_launch_cl(rt, k, 1, &g, NULL, KA_T(y), KA_T(x), KA_I(20));
   dmx_download(rt, host, buf, sizeof host);
   int bad = 0;
   for (int i = 0; i < 20; i++) bad += host[32 + i] != 2.0f * (float)i;
@@ -114,17 +115,41 @@ int main(void) {
   unsetenv("DATAMUX_NO_CACHE");
   th_end();
 
+  th_begin("host/runtime/kernels.def lists exactly the kernels of every cl/ program");
+  {
+    int listed = 0, missing = 0, unlisted = 0;
+    for (const dmx_cl_source *src = dmx_cl_sources; src->name; src++) {
+      char names[8192] = "";
+      DMX_CL_CHECK(clGetProgramInfo(dmx_program_of(rt, src->name), CL_PROGRAM_KERNEL_NAMES, sizeof names, names, NULL));
+      /* every kernel the program has must have a handle naming this file */
+      for (char *tok = strtok(names, ";"); tok; tok = strtok(NULL, ";")) {
+        bool found = false;
+        for (int k = 0; k < DMX_KERNEL_COUNT; k++)
+          found |= !strcmp(dmx_kernel_name((dmx_kernel_id)k), tok) && !strcmp(dmx_kernel_file((dmx_kernel_id)k), src->name);
+        if (!found) fprintf(stderr, "  cl/%s: kernel %s has no handle in kernels.def\n", src->name, tok), unlisted++;
+      }
+    }
+    for (int k = 0; k < DMX_KERNEL_COUNT; k++) {
+      cl_int st;
+      cl_kernel kk = clCreateKernel(dmx_program_of(rt, dmx_kernel_file((dmx_kernel_id)k)), dmx_kernel_name((dmx_kernel_id)k), &st);
+      if (st != CL_SUCCESS) fprintf(stderr, "  kernels.def: %s not in cl/%s\n", dmx_kernel_name((dmx_kernel_id)k), dmx_kernel_file((dmx_kernel_id)k)), missing++;
+      else clReleaseKernel(kk), listed++;
+    }
+    CHECK(listed == DMX_KERNEL_COUNT && missing == 0 && unlisted == 0);
+  }
+  th_end();
+
   th_begin("embedded kernels are created once and launch with tensor offsets");
-  cl_kernel k1 = dmx_kernel(rt, "util.cl", "scale_add");
-  cl_kernel k2 = dmx_kernel(rt, "util.cl", "scale_add");
-  CHECK(k1 == k2);
+  cl_kernel k1 = dmx_kernel(rt, DMX_K_SCALE_ADD);
+  cl_kernel k2 = dmx_kernel(rt, DMX_K_SCALE_ADD);
+  CHECK(k1 != NULL && k1 == k2 && rt->kernels[DMX_K_SCALE_ADD] == k1);
   dmx_tensor buf = dmx_buffer_create(rt, 100);
   float h[100];
   for (int i = 0; i < 100; i++) h[i] = (float)i;
   dmx_upload(rt, buf, h, sizeof h);
   dmx_tensor y = {buf.buf, 50, 10}, x = {buf.buf, 3, 10};
   size_t g = 10, l = 4; /* global rounds up to 12: the kernel must guard */
-  dmx_launch(rt, k1, 1, &g, &l, KA_T(y), KA_T(x), KA_F(0.5f), KA_I(10));
+  dmx_launch(rt, DMX_K_SCALE_ADD, 1, &g, &l, KA_T(y), KA_T(x), KA_F(0.5f), KA_I(10));
   dmx_download(rt, h, buf, sizeof h);
   int bad = 0;
   for (int i = 0; i < 10; i++) bad += h[50 + i] != (float)(50 + i) + 0.5f * (float)(3 + i);

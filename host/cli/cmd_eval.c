@@ -13,6 +13,6 @@ int cmd_eval(int argc, char **argv) {
     return 0;
   }
   dmx_experiment e;
-  int rc = load_experiment_args("eval", argc, argv, &e);
+  int rc = dmx_load_experiment_args("eval", argc, argv, &e);
   return rc ? rc : dmx_run_eval(&e);
 }

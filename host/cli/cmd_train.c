@@ -4,9 +4,10 @@
 #include "host/cli/commands.h"
 #include "host/config/config.h"
 #include "host/run/train.h"
+#include "host/run/train_vision.h"
 
 
-int load_experiment_args(const char *cmd, int argc, char **argv, dmx_experiment *e) {
+int dmx_load_experiment_args(const char *cmd, int argc, char **argv, dmx_experiment *e) {
   dmx_error err;
   dmx_experiment_defaults(e);
   int first = 0;
@@ -48,7 +49,7 @@ static int resume(int argc, char **argv, const char *run_dir) {
   }
   int rc;
   if (argc > 0 && argv[0][0] != '-') {
-    rc = load_experiment_args("train", argc, argv, &e);
+    rc = dmx_load_experiment_args("train", argc, argv, &e);
   } else {
     e = saved;
     rc = dmx_experiment_apply_flags(&e, argc, argv, &err) || dmx_experiment_validate(&e, &err);
@@ -66,7 +67,7 @@ static int resume(int argc, char **argv, const char *run_dir) {
             run_dir, saved_path, what);
     return 2;
   }
-  return dmx_resume_experiment(&e, run_dir);
+  return dmx_task_is_vision(e.task.name) ? dmx_resume_vision_experiment(&e, run_dir) : dmx_resume_experiment(&e, run_dir);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -100,6 +101,7 @@ int cmd_train(int argc, char **argv) {
   }
   if (run_dir) return resume(n, rest, run_dir);
   dmx_experiment e;
-  int rc = load_experiment_args("train", n, rest, &e);
-  return rc ? rc : dmx_run_experiment(&e);
+  int rc = dmx_load_experiment_args("train", n, rest, &e);
+  if (rc) return rc;
+  return dmx_task_is_vision(e.task.name) ? dmx_run_vision_experiment(&e) : dmx_run_experiment(&e);
 }

@@ -88,7 +88,7 @@ int cmd_tune(int argc, char **argv) {
     free(rest);
     return 1;
   }
-  int rc = load_experiment_args("tune", nrest, rest, e);
+  int rc = dmx_load_experiment_args("tune", nrest, rest, e);
   free(rest);
   if (rc == 0) rc = dmx_tune(e, &o);
   free(e);

@@ -11,4 +11,9 @@ int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+
+struct dmx_experiment;
+/* For the train/eval/predict/tune commands: EXP.yaml (optional, first) then flags, validated.
+ * Prints the error and returns 2 on bad input, else 0. */
+int dmx_load_experiment_args(const char *cmd, int argc, char **argv, struct dmx_experiment *e);
 #endif

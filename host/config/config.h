@@ -112,7 +112,7 @@ typedef struct {
 } dmx_field_origin;
 #define DMX_MAX_FIELDS 80
 
-typedef struct {
+typedef struct dmx_experiment {
   char source_path[1024];  /* the experiment file it came from ("" for defaults) */
   char name[128];
   char model_config_file[1024]; /* config_name: where `model` came from, if separate */

@@ -274,8 +274,8 @@ static double timed_build(dmx_runtime *rt, const dmx_cl_source *s, cl_uint *kern
   double t0 = dmx_now_seconds();
   cl_program p = dmx_build_program(rt, s->name, s->text, s->len, NULL);
   double dt = dmx_now_seconds() - t0;
-  if (kernels) CL_CHECK(clCreateKernelsInProgram(p, 0, NULL, kernels));
-  CL_CHECK(clReleaseProgram(p));
+  if (kernels) DMX_CL_CHECK(clCreateKernelsInProgram(p, 0, NULL, kernels));
+  DMX_CL_CHECK(clReleaseProgram(p));
   return dt;
 }
 

@@ -40,17 +40,10 @@ int dmx_membuf_write(dmx_membuf *m, const char *dir, const char *name, char *wri
   return rc;
 }
 
-void dmx_bench_sanitize_name(const char *in, char *out, size_t cap) {
-  size_t n = 0;
-  for (; *in && n + 1 < cap; in++)
-    out[n++] = (char)((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') || (*in >= '0' && *in <= '9') ? *in : '_');
-  out[n] = 0;
-}
-
-/* Where dmx_runtime_create looks for tuner files for this device, and how many .json files are there. */
+/* Where the GEMM wrapper looks for tuner files for this device, and how many .json files are there. */
 int dmx_bench_tuning_files(const dmx_runtime *rt, char *dir, size_t cap) {
   char dev[256];
-  dmx_bench_sanitize_name(rt->info.name, dev, sizeof dev);
+  dmx_device_folder_name(rt->info.name, dev, sizeof dev);
   snprintf(dir, cap, "%s/clblast/%s", dmx_cache_dir(), dev);
   DIR *d = opendir(dir);
   if (!d) return 0;
@@ -83,17 +76,10 @@ dmx_runtime *dmx_bench_runtime(const char *device, bool no_tuning, bool profilin
   return dmx_runtime_create(device, profiling, stdout);
 }
 
-static const char *device_type_name(cl_device_type t) {
-  if (t & CL_DEVICE_TYPE_GPU) return "GPU";
-  if (t & CL_DEVICE_TYPE_CPU) return "CPU";
-  if (t & CL_DEVICE_TYPE_ACCELERATOR) return "accelerator";
-  return "other";
-}
-
 void dmx_bench_json_device(FILE *f, const dmx_runtime *rt) {
   fprintf(f, "  \"device\": ");
   dmx_bench_json_str(f, rt->info.name);
-  fprintf(f, ",\n  \"device_type\": \"%s\",\n  \"platform\": ", device_type_name(rt->info.type));
+  fprintf(f, ",\n  \"device_type\": \"%s\",\n  \"platform\": ", dmx_device_type_name(rt->info.type));
   dmx_bench_json_str(f, rt->info.platform_name);
   fprintf(f, ",\n  \"driver_version\": ");
   dmx_bench_json_str(f, rt->info.driver_version);

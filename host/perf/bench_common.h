@@ -22,8 +22,6 @@ int dmx_membuf_open(dmx_membuf *m, dmx_error *err);
 /* Closes the stream and writes it to dir/name (the path goes to written); 0 or -1 with err. */
 int dmx_membuf_write(dmx_membuf *m, const char *dir, const char *name, char *written, size_t cap, dmx_error *err);
 
-/* A device name as a folder name: every non-alphanumeric character becomes '_' (as host/gemm.c). */
-void dmx_bench_sanitize_name(const char *in, char *out, size_t cap);
 /* The tuner-file folder of this device (<cache>/clblast/<device>) into dir; returns its .json count. */
 int dmx_bench_tuning_files(const dmx_runtime *rt, char *dir, size_t cap);
 /* One line on whether tuned CLBlast parameters apply. */

@@ -291,7 +291,7 @@ int dmx_bench_train(const dmx_experiment *e, const dmx_bench_train_opts *o) {
         v.retrieval_instance = inst;
         v.retrieval_targets = targets;
       }
-      if (profiled && !rt->prof) dmx_prof_start(rt);
+      if (profiled && !dmx_prof_active(rt)) dmx_prof_start(rt);
       dmx_finish(rt);
       double t0 = dmx_now_seconds();
       dmx_model_step(model, &v, true, (uint64_t)(i + 1));

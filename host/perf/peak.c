@@ -12,7 +12,7 @@
 
 void dmx_peak_path(const dmx_runtime *rt, char *out, size_t cap) {
   char dev[256];
-  dmx_bench_sanitize_name(rt->info.name, dev, sizeof dev);
+  dmx_device_folder_name(rt->info.name, dev, sizeof dev);
   snprintf(out, cap, "%s/peak/%s.json", dmx_cache_dir(), dev);
 }
 
@@ -48,15 +48,15 @@ static void op_sgemm(dmx_runtime *rt, void *p) {
 }
 static void op_d2d(dmx_runtime *rt, void *p) {
   op_ctx *c = p;
-  CL_CHECK(clEnqueueCopyBuffer(rt->queue, c->a.buf, c->b.buf, 0, 0, c->bytes, 0, NULL, NULL));
+  DMX_CL_CHECK(clEnqueueCopyBuffer(rt->queue, c->a.buf, c->b.buf, 0, 0, c->bytes, 0, NULL, NULL));
 }
 static void op_h2d(dmx_runtime *rt, void *p) {
   op_ctx *c = p;
-  CL_CHECK(clEnqueueWriteBuffer(rt->queue, c->a.buf, CL_TRUE, 0, c->bytes, c->host, 0, NULL, NULL));
+  DMX_CL_CHECK(clEnqueueWriteBuffer(rt->queue, c->a.buf, CL_TRUE, 0, c->bytes, c->host, 0, NULL, NULL));
 }
 static void op_d2h(dmx_runtime *rt, void *p) {
   op_ctx *c = p;
-  CL_CHECK(clEnqueueReadBuffer(rt->queue, c->a.buf, CL_TRUE, 0, c->bytes, c->host, 0, NULL, NULL));
+  DMX_CL_CHECK(clEnqueueReadBuffer(rt->queue, c->a.buf, CL_TRUE, 0, c->bytes, c->host, 0, NULL, NULL));
 }
 
 /* The current UTC time, ISO 8601, into out. */

@@ -62,7 +62,7 @@ int tune_shapes(const dmx_experiment *e, tune_shape *s) {
 
 void tune_device_dir(const dmx_runtime *rt, char *out, size_t cap) {
   char dev[256];
-  dmx_bench_sanitize_name(rt->info.name, dev, sizeof dev);
+  dmx_device_folder_name(rt->info.name, dev, sizeof dev);
   snprintf(out, cap, "%s/clblast/%s", dmx_cache_dir(), dev);
 }
 
@@ -92,15 +92,15 @@ static void remove_stale_scratch(const char *tuning) {
  * tuners' -platform and -device. */
 static int tuner_indices(const dmx_runtime *rt, int *plat, int *dev, dmx_error *err) {
   cl_uint np = 0;
-  CL_CHECK(clGetPlatformIDs(0, NULL, &np));
+  DMX_CL_CHECK(clGetPlatformIDs(0, NULL, &np));
   cl_platform_id ps[64];
-  CL_CHECK(clGetPlatformIDs(np < 64 ? np : 64, ps, NULL));
+  DMX_CL_CHECK(clGetPlatformIDs(np < 64 ? np : 64, ps, NULL));
   for (cl_uint p = 0; p < np && p < 64; p++) {
     if (ps[p] != rt->info.platform) continue;
     cl_uint nd = 0;
-    CL_CHECK(clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd));
+    DMX_CL_CHECK(clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd));
     cl_device_id ds[64];
-    CL_CHECK(clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, nd < 64 ? nd : 64, ds, NULL));
+    DMX_CL_CHECK(clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, nd < 64 ? nd : 64, ds, NULL));
     for (cl_uint i = 0; i < nd && i < 64; i++)
       if (ds[i] == rt->info.device) {
         *plat = (int)p;

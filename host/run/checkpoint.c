@@ -1,4 +1,5 @@
 #include "host/run/checkpoint.h"
+#include "host/run/train_state.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,14 @@ static int write_config_json(const dmx_model *m, const dmx_experiment *e, const 
 }
 
 int dmx_checkpoint_save(dmx_model *m, const dmx_experiment *e, const char *run_dir, const char *tag, dmx_error *err) {
-  char dir[2048], path[2200];
+  char dir[2048];
   snprintf(dir, sizeof dir, "%s/%s", run_dir, tag);
   if (dmx_mkdirs(dir, err)) return -1;
+  return dmx_checkpoint_save_into(m, e, dir, err);
+}
+
+int dmx_checkpoint_save_into(dmx_model *m, const dmx_experiment *e, const char *dir, dmx_error *err) {
+  char path[2200];
   int np = dmx_model_num_params(m);
   size_t total = 0;
   for (int i = 0; i < np; i++) total += dmx_model_param(m, i)->n;
@@ -226,4 +232,30 @@ int dmx_checkpoint_load(dmx_model *m, const char *path, dmx_error *err) {
   free(used);
   dmx_st_free(f);
   return rc;
+}
+
+typedef struct {
+  dmx_model *m;
+  const dmx_experiment *e;
+  const dmx_train_state *state;
+} commit_ctx;
+
+static int fill_text_checkpoint(void *p, const char *dir, dmx_error *err) {
+  commit_ctx *c = p;
+  if (dmx_checkpoint_save_into(c->m, c->e, dir, err)) return -1;
+  if (!c->state) return 0;
+  dmx_runtime *rt = dmx_model_runtime(c->m);
+  if (dmx_moments_save(rt, dmx_model_adam_state(c->m, 0), dmx_model_adam_state(c->m, 1), dir, c->state->step, err))
+    return -1;
+  return dmx_train_state_write(dir, c->state, err);
+}
+
+int dmx_checkpoint_commit(dmx_model *m, const dmx_experiment *e, const char *run_dir, const char *tag,
+                          const dmx_train_state *state, dmx_error *err) {
+  commit_ctx c = {m, e, state};
+  return dmx_checkpoint_swap(run_dir, tag, fill_text_checkpoint, &c, err);
+}
+
+int dmx_optimizer_load(dmx_model *m, const char *dir, int step, dmx_error *err) {
+  return dmx_moments_load(dmx_model_runtime(m), dmx_model_adam_state(m, 0), dmx_model_adam_state(m, 1), dir, step, err);
 }

@@ -5,10 +5,19 @@
 
 #include "host/config/config.h"
 #include "host/formats/safetensors.h"
+#include "host/run/train_state.h"
 #include "layers/model.h"
 
-/* Writes <run_dir>/<tag>/model.safetensors and config.json, each atomically. */
+/* Writes <run_dir>/<tag>/model.safetensors and config.json, each atomically (save_into: into dir). */
 int dmx_checkpoint_save(dmx_model *m, const dmx_experiment *e, const char *run_dir, const char *tag, dmx_error *err);
+int dmx_checkpoint_save_into(dmx_model *m, const dmx_experiment *e, const char *dir, dmx_error *err);
+
+/* Writes <run_dir>/<tag>/ atomically (host/run/train_state.h): the model, and with state (last/)
+ * the AdamW moments and trainer_state.json. state NULL: a model-only checkpoint (best/). */
+int dmx_checkpoint_commit(dmx_model *m, const dmx_experiment *e, const char *run_dir, const char *tag,
+                          const dmx_train_state *state, dmx_error *err);
+/* Restores the AdamW moments from <dir>/optimizer.safetensors; sizes and the step must match. */
+int dmx_optimizer_load(dmx_model *m, const char *dir, int step, dmx_error *err);
 
 /* Loads parameters by name from `path`: a .safetensors or torch.save (.bin) file, a folder holding
  * model.safetensors or pytorch_model.bin (a released Hugging Face model: config.json +

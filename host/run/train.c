@@ -18,7 +18,7 @@
 #include "host/runtime/runtime.h"
 #include "host/run/train_state.h"
 #include "layers/model.h"
-#include "host/run/train_vision.h"
+#include "host/run/rundir.h"
 
 typedef struct {
   const dmx_experiment *e;
@@ -74,26 +74,6 @@ int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out,
     out->n = max_rows; /* the first rows, in file order: a stated cap, not a silent drop */
     if (log) fprintf(log, "  using the first %d rows (max_%s_examples)\n", max_rows, strcmp(split, "train") ? "eval" : "train");
   }
-  return 0;
-}
-
-int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **metrics, dmx_error *err) {
-  snprintf(run_dir, cap, "%s", e->output_dir);
-  if (dmx_mkdirs(run_dir, err) != 0) return -1;
-  char path[1100];
-  snprintf(path, sizeof path, "%s/experiment.yaml", run_dir);
-  char *text = NULL;
-  size_t len = 0;
-  FILE *mem = open_memstream(&text, &len);
-  if (!mem) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
-  dmx_experiment_print_yaml(mem, e);
-  fclose(mem);
-  int rc = dmx_write_file_atomic(path, text, len, err);
-  free(text);
-  if (rc) return -1;
-  snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-  *metrics = fopen(path, "a"); /* appended: a resumed run continues the same log */
-  if (!*metrics) return dmx_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
   return 0;
 }
 
@@ -254,15 +234,6 @@ static void log_eval(trainer *t, int step, double epoch, const eval_result *r) {
 
 /* ------------------------------------------------------------------ schedule */
 
-/* transformers' get_linear_schedule_with_warmup: the update that completes step t (1-based) uses
- * lambda(t - 1). */
-static float learning_rate(const dmx_train_config *tc, int t, int total) {
-  int s = t - 1;
-  if (tc->schedule == SCHEDULE_CONSTANT) return s < tc->warmup_steps ? tc->learning_rate * (float)s / (float)tc->warmup_steps : tc->learning_rate;
-  if (s < tc->warmup_steps) return tc->learning_rate * (float)s / (float)(tc->warmup_steps > 0 ? tc->warmup_steps : 1);
-  double frac = (double)(total - s) / (double)(total - tc->warmup_steps > 0 ? total - tc->warmup_steps : 1);
-  return (float)(tc->learning_rate * (frac > 0 ? frac : 0));
-}
 
 /* ------------------------------------------------------------------ the run */
 
@@ -342,41 +313,6 @@ static void progress(int step, int total, float loss, double ips, double elapsed
   fflush(stdout);
 }
 
-/* ------------------------------------------------------------------ interruption */
-
-/* SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step. The handler resets
- * itself, so a second signal kills at once (the previous checkpoint stays loadable: see
- * host/train_state.h). */
-static volatile sig_atomic_t stop_signal = 0;
-static void on_stop_signal(int sig) { stop_signal = sig; }
-
-static struct sigaction previous_int, previous_term;
-
-static void install_stop_handlers(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, NULL, &previous_int);
-  sigaction(SIGTERM, NULL, &previous_term);
-  /* a signal the parent ignores (nohup, `&` in a script) stays ignored */
-  if (previous_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
-  if (previous_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
-}
-
-static void restore_stop_handlers(void) {
-  sigaction(SIGINT, &previous_int, NULL);
-  sigaction(SIGTERM, &previous_term, NULL);
-}
-
-/* For the resume test: DATAMUX_KILL_AT_STEP=k makes the process SIGKILL itself right after step k,
- * exactly as an outside kill would, at a step the test can name. */
-static int kill_at_step(void) {
-  const char *s = getenv("DATAMUX_KILL_AT_STEP");
-  return s && *s ? atoi(s) : -1;
-}
-
 /* ------------------------------------------------------------------ training */
 
 typedef struct {
@@ -452,9 +388,8 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
   dmx_batcher_begin_epoch(&bt, epoch);
   if (resume) bt.next = resume->next_row;
   double t0 = dmx_now_seconds() - o->train_seconds, tlog = dmx_now_seconds();
-  int since_log = 0, kill_step = kill_at_step(), step = first - 1;
-  stop_signal = 0;
-  install_stop_handlers();
+  int since_log = 0, kill_step = dmx_kill_at_step(), step = first - 1;
+  dmx_stop_handlers_install();
   int rc = 0;
   for (step = first; step <= total; step++) {
     if (!dmx_batcher_next(&bt, &t->batch)) {
@@ -463,12 +398,12 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
     }
     dmx_batch_view v = batch_view(t, retrieval);
     dmx_model_step(t->model, &v, true, (uint64_t)step);
-    float lr = learning_rate(&e->train, step, total);
+    float lr = dmx_learning_rate(&e->train, step, total);
     dmx_model_update(t->model, lr, step);
     since_log++;
     double now = dmx_now_seconds();
     bool out_of_time = e->train.time_budget_seconds > 0 && now - t0 >= e->train.time_budget_seconds;
-    bool stopping = stop_signal || out_of_time || step == total;
+    bool stopping = dmx_stop_signal() || out_of_time || step == total;
     if (step % log_every == 0 || stopping) {
       log_step(t, step, per_epoch, lr, 0);
       now = dmx_now_seconds();
@@ -477,7 +412,7 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
       tlog = now;
       since_log = 0;
     }
-    if (t->have_dev && (step % eval_every == 0 || (stopping && !stop_signal))) {
+    if (t->have_dev && (step % eval_every == 0 || (stopping && !dmx_stop_signal()))) {
       if (isatty(STDOUT_FILENO)) printf("\n");
       eval_result r = evaluate(t);
       log_eval(t, step, (double)step / per_epoch, &r);
@@ -503,11 +438,11 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
       tlog += after - before;
     }
     if (step == kill_step) raise(SIGKILL);
-    if (stop_signal) {
+    if (dmx_stop_signal()) {
       printf("\n%s: checkpoint written after step %d. Resume with:\n  datamux train %s --resume %s\n",
-             stop_signal == SIGINT ? "interrupted" : "terminated", step,
+             dmx_stop_signal() == SIGINT ? "interrupted" : "terminated", step,
              e->source_path[0] ? e->source_path : "", t->run_dir);
-      o->exit_code = 128 + stop_signal;
+      o->exit_code = 128 + dmx_stop_signal();
       break;
     }
     if (out_of_time) {
@@ -515,7 +450,7 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
       break;
     }
   }
-  restore_stop_handlers();
+  dmx_stop_handlers_restore();
   o->step = step > total ? total : step;
   dmx_batcher_free(&bt);
   return rc;
@@ -583,10 +518,7 @@ static int run(const dmx_experiment *e, const char *resume_dir) {
   return 0;
 }
 
-int dmx_run_experiment(const dmx_experiment *e) {
-  if (dmx_task_is_vision(e->task.name)) return dmx_run_vision_experiment(e); /* host/train_vision.c */
-  return run(e, NULL);
-}
+int dmx_run_experiment(const dmx_experiment *e) { return run(e, NULL); }
 
 int dmx_resume_experiment(const dmx_experiment *e, const char *run_dir) { return run(e, run_dir); }
 

@@ -31,12 +31,4 @@ int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out);
 int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out, int max_rows, FILE *log,
                    dmx_error *err);
 
-/* For the train/eval/predict commands: EXP.yaml (optional, first) then flags, validated. Prints
- * the error and returns 2 on bad input, else 0. */
-int load_experiment_args(const char *cmd, int argc, char **argv, dmx_experiment *e);
-
-/* Creates the run directory (output_dir, copied into run_dir[cap]), writes the resolved
- * experiment.yaml there atomically and opens metrics.jsonl for appending. 0 or -1 with err. */
-int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **metrics, dmx_error *err);
-
 #endif

@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/run/checkpoint.h"
 #include "host/formats/safetensors.h"
 
 static bool is_dir(const char *p) {
@@ -28,9 +27,9 @@ static int sync_dir(const char *dir, dmx_error *err) {
 }
 
 /* optimizer.safetensors: one F32 tensor per arena buffer and moment, named adam_m.<b> / adam_v.<b>. */
-static int optimizer_save(dmx_model *m, const char *dir, int step, dmx_error *err) {
-  dmx_runtime *rt = dmx_model_runtime(m);
-  const dmx_arena *arena[2] = {dmx_model_adam_state(m, 0), dmx_model_adam_state(m, 1)};
+int dmx_moments_save(dmx_runtime *rt, const dmx_arena *adam_m, const dmx_arena *adam_v, const char *dir, int step,
+                     dmx_error *err) {
+  const dmx_arena *arena[2] = {adam_m, adam_v};
   int nb = arena[0]->n_buffers;
   char names[2 * 64][32];
   if (nb > 64) return dmx_fail(err, "optimizer state spans %d buffers; at most 64 are supported", nb);
@@ -57,7 +56,9 @@ static int optimizer_save(dmx_model *m, const char *dir, int step, dmx_error *er
   return rc;
 }
 
-int dmx_optimizer_load(dmx_model *m, const char *dir, int step, dmx_error *err) {
+int dmx_moments_load(dmx_runtime *rt, const dmx_arena *adam_m, const dmx_arena *adam_v, const char *dir, int step,
+                     dmx_error *err) {
+  const dmx_arena *arena[2] = {adam_m, adam_v};
   char path[4200];
   snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
   dmx_st_file *f = dmx_st_load(path, err);
@@ -70,10 +71,9 @@ int dmx_optimizer_load(dmx_model *m, const char *dir, int step, dmx_error *err) 
     dmx_st_free(f);
     return -1;
   }
-  dmx_runtime *rt = dmx_model_runtime(m);
   int rc = 0;
   for (int k = 0; k < 2 && rc == 0; k++) {
-    const dmx_arena *a = dmx_model_adam_state(m, k);
+    const dmx_arena *a = arena[k];
     for (int b = 0; b < a->n_buffers && rc == 0; b++) {
       char name[32];
       snprintf(name, sizeof name, "adam_%c.%d", k ? 'v' : 'm', b);
@@ -84,14 +84,14 @@ int dmx_optimizer_load(dmx_model *m, const char *dir, int step, dmx_error *err) 
       free(h);
     }
   }
-  if (rc == 0 && dmx_st_count(f) != (size_t)(2 * dmx_model_adam_state(m, 0)->n_buffers))
+  if (rc == 0 && dmx_st_count(f) != (size_t)(2 * adam_m->n_buffers))
     rc = dmx_fail(err, "%s: %zu tensors, but this model's optimizer state has %d (another model?)", path,
-                  dmx_st_count(f), 2 * dmx_model_adam_state(m, 0)->n_buffers);
+                  dmx_st_count(f), 2 * adam_m->n_buffers);
   dmx_st_free(f);
   return rc;
 }
 
-static int train_state_write(const char *dir, const dmx_train_state *s, dmx_error *err) {
+int dmx_train_state_write(const char *dir, const dmx_train_state *s, dmx_error *err) {
   char path[4200], buf[1024];
   snprintf(path, sizeof path, "%s/trainer_state.json", dir);
   /* %.17g: doubles round-trip exactly, so a resumed run compares best metrics bit for bit */
@@ -165,16 +165,13 @@ int dmx_train_state_read(const char *dir, dmx_train_state *s, dmx_error *err) {
   return 0;
 }
 
-int dmx_checkpoint_commit(dmx_model *m, const dmx_experiment *e, const char *run_dir, const char *tag,
-                          const dmx_train_state *state, dmx_error *err) {
-  char tmp_tag[64], tmp[2100], dst[2100], old[2100];
-  snprintf(tmp_tag, sizeof tmp_tag, "%s.tmp", tag);
-  snprintf(tmp, sizeof tmp, "%s/%s", run_dir, tmp_tag);
+int dmx_checkpoint_swap(const char *run_dir, const char *tag, dmx_checkpoint_fill fill, void *ctx, dmx_error *err) {
+  char tmp[2100], dst[2100], old[2100];
+  snprintf(tmp, sizeof tmp, "%s/%s.tmp", run_dir, tag);
   snprintf(dst, sizeof dst, "%s/%s", run_dir, tag);
   snprintf(old, sizeof old, "%s/%s.old", run_dir, tag);
   if (dmx_remove_flat_dir(tmp, err)) return -1; /* left by a crash mid-write: never complete, never read */
-  if (dmx_checkpoint_save(m, e, run_dir, tmp_tag, err)) return -1;
-  if (state && (optimizer_save(m, tmp, state->step, err) || train_state_write(tmp, state, err))) return -1;
+  if (dmx_mkdirs(tmp, err) || fill(ctx, tmp, err)) return -1;
   if (sync_dir(tmp, err)) return -1;
   /* <tag>.old is complete whenever it exists, so a crash before the next rename loses nothing */
   if (is_dir(dst) && is_dir(old) && dmx_remove_flat_dir(old, err)) return -1;

@@ -1,7 +1,7 @@
-/* Resumable checkpoints of a run directory.
+/* Resumable checkpoints of a run directory, for any model.
  *
- * A checkpoint is a folder: model.safetensors + config.json (host/checkpoint.h), and for the
- * resumable "last" one also optimizer.safetensors (AdamW's two moment arenas, flat, as laid out on
+ * A checkpoint is a folder: model.safetensors (+ config.json for text models, host/run/checkpoint.h),
+ * and for the resumable "last" one also optimizer.safetensors (AdamW's two moment arenas, flat, as laid out on
  * the device) and trainer_state.json (step, data order position, host RNG, best metric so far,
  * training seconds). Each is written into <tag>.tmp/ first; only when every file is on disk does
  * the folder replace <tag>/ (old one renamed to <tag>.old/, new one renamed in, old one deleted).
@@ -12,10 +12,10 @@
 
 #include <stdint.h>
 
-#include "host/config/config.h"
-#include "layers/model.h"
+#include "host/base/common.h"
+#include "host/runtime/runtime.h"
 
-typedef struct {
+typedef struct dmx_train_state {
   int step;          /* steps completed */
   int total_steps;   /* the schedule's length: a resumed run must use the same */
   int epoch;         /* data order: epoch number and position of the next row in that epoch */
@@ -26,17 +26,23 @@ typedef struct {
   double train_seconds; /* training time so far (for the time budget) */
 } dmx_train_state;
 
-/* Writes <run_dir>/<tag>/ as described above. state NULL: a model-only checkpoint (best/). */
-int dmx_checkpoint_commit(dmx_model *m, const dmx_experiment *e, const char *run_dir, const char *tag,
-                          const dmx_train_state *state, dmx_error *err);
+/* Writes <run_dir>/<tag>/ as described above: fill(ctx, tmp_dir, err) writes the files into the
+ * fresh folder <tag>.tmp/ (0, or -1 with err), then the folder replaces <tag>/. */
+typedef int (*dmx_checkpoint_fill)(void *ctx, const char *dir, dmx_error *err);
+int dmx_checkpoint_swap(const char *run_dir, const char *tag, dmx_checkpoint_fill fill, void *ctx, dmx_error *err);
 
 /* The folder holding <run_dir>'s complete <tag> checkpoint (<tag>/, else <tag>.old/ left by a
  * crash during replacement) into out; -1 with err when neither exists. */
 int dmx_checkpoint_dir(const char *run_dir, const char *tag, char *out, size_t cap, dmx_error *err);
 
-/* Reads trainer_state.json of a checkpoint folder; strict: a missing or malformed key is an error. */
+/* trainer_state.json of a checkpoint folder; reading is strict: a missing or malformed key is an error. */
+int dmx_train_state_write(const char *dir, const dmx_train_state *s, dmx_error *err);
 int dmx_train_state_read(const char *dir, dmx_train_state *s, dmx_error *err);
-/* Restores the AdamW moments from <dir>/optimizer.safetensors; sizes and the step must match. */
-int dmx_optimizer_load(dmx_model *m, const char *dir, int step, dmx_error *err);
+/* <dir>/optimizer.safetensors: AdamW's two moment arenas, buffer by buffer, tagged with the step.
+ * Loading checks the sizes and that the step matches. */
+int dmx_moments_save(dmx_runtime *rt, const dmx_arena *adam_m, const dmx_arena *adam_v, const char *dir, int step,
+                     dmx_error *err);
+int dmx_moments_load(dmx_runtime *rt, const dmx_arena *adam_m, const dmx_arena *adam_v, const char *dir, int step,
+                     dmx_error *err);
 
 #endif

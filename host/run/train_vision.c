@@ -4,10 +4,12 @@
  * on every test image. Inside a step only the images and labels go to the device; the loss and
  * predictions come back at log and evaluation intervals. */
 #include "host/run/train_vision.h"
-#include "host/run/train.h"
+#include "host/run/rundir.h"
+#include "host/run/train_state.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -287,11 +289,9 @@ static void log_eval(vtrainer *t, int step, double epoch, const veval *r) {
 
 /* ------------------------------------------------------------------ checkpoints */
 
-/* <run>/<which>/model.safetensors: every parameter by name (a few MB at most, so cheap). */
-static int save_checkpoint(vtrainer *t, const char *which, dmx_error *err) {
-  char dir[1200], path[1300];
-  snprintf(dir, sizeof dir, "%s/%s", t->run_dir, which);
-  if (dmx_mkdirs(dir, err)) return -1;
+/* model.safetensors: every parameter by name (a few MB at most, so cheap). */
+static int write_params(vtrainer *t, const char *dir, dmx_error *err) {
+  char path[1300];
   int np = dmx_vision_model_num_params(t->m);
   float **bufs = dmx_calloc((size_t)np, sizeof *bufs);
   dmx_st_writer *w = dmx_st_writer_new();
@@ -313,15 +313,28 @@ static int save_checkpoint(vtrainer *t, const char *which, dmx_error *err) {
   return rc;
 }
 
-/* ------------------------------------------------------------------ the run */
+typedef struct {
+  vtrainer *t;
+  const dmx_train_state *state; /* NULL: best/ (parameters only) */
+} vcommit;
 
-static float lr_at(const dmx_train_config *tc, int step, int total) {
-  int s = step - 1;
-  if (s < tc->warmup_steps) return tc->learning_rate * (float)s / (float)tc->warmup_steps;
-  if (tc->schedule == SCHEDULE_CONSTANT) return tc->learning_rate;
-  double frac = (double)(total - s) / (double)(total - tc->warmup_steps > 0 ? total - tc->warmup_steps : 1);
-  return (float)(tc->learning_rate * (frac > 0 ? frac : 0));
+static int fill_checkpoint(void *p, const char *dir, dmx_error *err) {
+  vcommit *c = p;
+  if (write_params(c->t, dir, err)) return -1;
+  if (!c->state) return 0;
+  if (dmx_moments_save(c->t->rt, dmx_vision_model_adam_state(c->t->m, 0), dmx_vision_model_adam_state(c->t->m, 1),
+                       dir, c->state->step, err))
+    return -1;
+  return dmx_train_state_write(dir, c->state, err);
 }
+
+/* <run>/<which>/, atomically (host/run/train_state.h); last/ with the trainer state. */
+static int save_checkpoint(vtrainer *t, const char *which, const dmx_train_state *state, dmx_error *err) {
+  vcommit c = {t, state};
+  return dmx_checkpoint_swap(t->run_dir, which, fill_checkpoint, &c, err);
+}
+
+/* ------------------------------------------------------------------ the run */
 
 static int write_results(vtrainer *t, const veval *final, const veval *best, int best_step, int steps, double secs,
                          double ips, double eval_ips, dmx_error *err) {
@@ -348,32 +361,73 @@ static int write_results(vtrainer *t, const veval *final, const veval *best, int
   return rc;
 }
 
-int dmx_run_vision_experiment(const dmx_experiment *e) {
+/* Runs steps first..total; resume (NULL: a fresh run) restores the data order and best result of
+ * a last/ checkpoint whose parameters and moments are already loaded. Every instance slot walks
+ * its own shuffle per epoch; each epoch's shuffles restart from the identity, so the order is a
+ * function of the RNG state before them, which is what last/ keeps ("rng", with "epoch" and
+ * "next_row", the batch position within the epoch). */
+static int vrun(const dmx_experiment *e, const char *resume_dir) {
   dmx_error err = {{0}};
   vtrainer t;
-  if (setup(&t, e, &err) || open_run_dir(&t, &err)) {
+  dmx_train_state state = {0};
+  char ckpt[1100] = "";
+  if (resume_dir) {
+    if (dmx_checkpoint_dir(resume_dir, "last", ckpt, sizeof ckpt, &err) || dmx_train_state_read(ckpt, &state, &err)) {
+      fprintf(stderr, "datamux train: cannot resume: %s\n", err.msg);
+      return 1;
+    }
+  }
+  dmx_experiment ex = *e;
+  if (resume_dir) snprintf(ex.model_path, sizeof ex.model_path, "%s/model.safetensors", ckpt);
+  int rc = setup(&t, &ex, &err);
+  t.e = e; /* the run's own experiment from here on (model_path pointed setup at the checkpoint) */
+  if (rc || (resume_dir && dmx_moments_load(t.rt, dmx_vision_model_adam_state(t.m, 0),
+                                            dmx_vision_model_adam_state(t.m, 1), ckpt, state.step, &err)) ||
+      open_run_dir(&t, &err)) {
     fprintf(stderr, "datamux train: %s\n", err.msg);
     teardown(&t);
     return 1;
   }
   int N = t.N, B = t.B, P = t.P;
   veval final = {0}, best = {0};
-  int best_step = -1, step = 0;
+  int best_step = -1, step = 0, exit_code = 0;
   double secs = 0, ips = 0;
   if (e->train.do_train) {
     int per_epoch = t.n_train / B; /* drop_last: every instance slot walks its own shuffle */
     int total = e->train.max_steps > 0 ? e->train.max_steps : (int)ceil(e->train.epochs * per_epoch);
     int eval_every = e->train.eval_interval > 0 ? e->train.eval_interval : per_epoch;
     int log_every = e->train.log_interval > 0 ? e->train.log_interval : 100;
+    uint64_t rng = (uint64_t)e->train.seed * 0x2545F4914F6CDD1DULL + 5, rng_epoch = rng;
+    int pos = per_epoch, epoch = 0, first = 1; /* pos: batch index within the epoch */
+    double prior_seconds = 0;
+    if (resume_dir) {
+      if (state.total_steps != total) {
+        fprintf(stderr, "datamux train: cannot resume %s: its schedule has %d steps, this experiment %d\n", resume_dir,
+                state.total_steps, total);
+        teardown(&t);
+        return 2;
+      }
+      rng = rng_epoch = state.rng;
+      epoch = state.epoch;
+      for (int i = 0; i < N; i++) shuffle(t.perm[i], t.n_train, &rng);
+      pos = state.next_row;
+      first = state.step + 1;
+      best_step = state.best_step;
+      best.mean_accuracy = state.best_metric;
+      prior_seconds = state.train_seconds;
+      printf("resuming %s at step %d of %d (epoch %d, batch %d)\n", resume_dir, first, total, epoch, pos);
+    }
     printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d images, lr %g, eval every %d steps\n", total,
            per_epoch, B, N, B * N, e->train.learning_rate, eval_every);
-    uint64_t rng = (uint64_t)e->train.seed * 0x2545F4914F6CDD1DULL + 5;
-    double t0 = dmx_now_seconds(), tlog = t0;
-    int since_log = 0, pos = per_epoch; /* pos: batch index within the epoch */
-    for (step = 1; step <= total; step++) {
+    double t0 = dmx_now_seconds() - prior_seconds, tlog = dmx_now_seconds();
+    int since_log = 0, kill_step = dmx_kill_at_step();
+    dmx_stop_handlers_install();
+    for (step = first; step <= total; step++) {
       if (pos == per_epoch) {
+        rng_epoch = rng;
         for (int i = 0; i < N; i++) shuffle(t.perm[i], t.n_train, &rng);
         pos = 0;
+        epoch++;
       }
       for (int i = 0; i < N; i++)
         for (int b = 0; b < B; b++) {
@@ -383,11 +437,12 @@ int dmx_run_vision_experiment(const dmx_experiment *e) {
         }
       pos++;
       dmx_vision_model_step(t.m, t.bx, t.by, true);
-      float lr = lr_at(&e->train, step, total);
+      float lr = dmx_learning_rate(&e->train, step, total);
       dmx_vision_model_update(t.m, lr, step, &e->train);
       since_log++;
       double now = dmx_now_seconds();
       bool out_of_time = e->train.time_budget_seconds > 0 && now - t0 >= e->train.time_budget_seconds;
+      int stop = dmx_stop_signal();
       if (step % log_every == 0 || step == total || out_of_time) {
         float loss = dmx_vision_model_loss(t.m); /* the log interval's only sync */
         dmx_vision_model_predictions(t.m, t.pred);
@@ -397,7 +452,6 @@ int dmx_run_vision_experiment(const dmx_experiment *e) {
         double rate = since_log * (double)N * B / (now - tlog);
         printf("step %d/%d  loss %.4f  batch accuracy %.3f  %.1f images/s\n", step, total, loss, (double)hit / (N * B),
                rate);
-        fflush(stdout);
         fprintf(t.metrics,
                 "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"train_accuracy\": %.6f, "
                 "\"learning_rate\": %.8g, \"images_per_second\": %.2f}\n",
@@ -406,34 +460,64 @@ int dmx_run_vision_experiment(const dmx_experiment *e) {
         tlog = now;
         since_log = 0;
       }
-      if (e->train.do_eval && (step % eval_every == 0 || step == total || out_of_time)) {
+      if (e->train.do_eval && !stop && (step % eval_every == 0 || step == total || out_of_time)) {
         veval r = evaluate(&t);
         log_eval(&t, step, (double)step / per_epoch, &r);
         if (best_step < 0 || r.mean_accuracy > best.mean_accuracy) {
           best = r;
           best_step = step;
-          if (save_checkpoint(&t, "best", &err)) fprintf(stderr, "datamux train: warning: %s\n", err.msg);
+          if (save_checkpoint(&t, "best", NULL, &err)) fprintf(stderr, "datamux train: warning: %s\n", err.msg);
         }
         final = r;
         double after = dmx_now_seconds();
         t0 += after - now; /* evaluation time is not training throughput */
         tlog = after;
       }
+      int save_every = e->train.save_interval > 0 ? e->train.save_interval : eval_every;
+      bool stopping = stop || out_of_time || step == total;
+      if (stopping || step % save_every == 0) {
+        dmx_finish(t.rt); /* the step's queued work is training time, not checkpoint time */
+        double before = dmx_now_seconds();
+        dmx_train_state s = {.step = step,
+                             .total_steps = total,
+                             .epoch = epoch,
+                             .next_row = pos,
+                             .rng = rng_epoch,
+                             .best_step = best_step,
+                             .best_metric = best_step >= 0 ? best.mean_accuracy : 0,
+                             .train_seconds = before - t0};
+        if (save_checkpoint(&t, "last", &s, &err)) {
+          fprintf(stderr, "datamux train: %s\n", err.msg);
+          dmx_stop_handlers_restore();
+          teardown(&t);
+          return 1;
+        }
+        double after = dmx_now_seconds(); /* nor is checkpoint writing */
+        t0 += after - before;
+        tlog += after - before;
+      }
+      if (step == kill_step) raise(SIGKILL);
+      if (stop) {
+        printf("%s at step %d: last/ written; continue with `datamux train --resume %s`\n",
+               stop == SIGINT ? "interrupted" : "terminated", step, t.run_dir);
+        exit_code = 128 + stop;
+        break;
+      }
       if (out_of_time) {
         printf("time budget of %.0f s reached at step %d\n", e->train.time_budget_seconds, step);
         break;
       }
     }
+    dmx_stop_handlers_restore();
     if (step > total) step = total;
     dmx_finish(t.rt);
     secs = dmx_now_seconds() - t0;
-    ips = secs > 0 ? (double)step * N * B / secs : 0;
-    if (save_checkpoint(&t, "last", &err)) {
-      fprintf(stderr, "datamux train: %s\n", err.msg);
-      teardown(&t);
-      return 1;
-    }
+    ips = secs > 0 ? (double)(step - first + 1) * N * B / (secs - prior_seconds) : 0;
     printf("trained %d steps in %.1f s: %.1f images/s\n", step, secs, ips);
+    if (exit_code) {
+      teardown(&t);
+      return exit_code;
+    }
   } else {
     final = evaluate(&t);
     log_eval(&t, 0, 0, &final);
@@ -449,3 +533,7 @@ int dmx_run_vision_experiment(const dmx_experiment *e) {
   teardown(&t);
   return 0;
 }
+
+int dmx_run_vision_experiment(const dmx_experiment *e) { return vrun(e, NULL); }
+
+int dmx_resume_vision_experiment(const dmx_experiment *e, const char *run_dir) { return vrun(e, run_dir); }

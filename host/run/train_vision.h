@@ -9,6 +9,11 @@
  * results.json (per-instance and mean accuracy, images/s) and best/ and last/ model.safetensors.
  * Returns the exit status (0, or 1 with a message on stderr). */
 int dmx_run_vision_experiment(const dmx_experiment *e);
+/* Continues the vision run in run_dir from its last/ checkpoint (parameters, AdamW moments, data
+ * order, best result, training time) as dmx_resume_experiment does for text runs: the parameters
+ * after step k equal those of an uninterrupted run, bit for bit on the same device. SIGINT/SIGTERM
+ * write last/ after the current step and return 128 + signal. */
+int dmx_resume_vision_experiment(const dmx_experiment *e, const char *run_dir);
 
 /* The images and labels files of a split ("train" or "test") of a vision task: task.train_file /
  * task.eval_file when set ("IMAGES" with the labels named *labels-idx1*, or "IMAGES,LABELS"),

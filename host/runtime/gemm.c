@@ -1,7 +1,6 @@
 /* CLBlast wrapper: row-major SGEMM and strided-batched SGEMM over (buffer, offset) operands,
  * with a reused temporary buffer and per-device tuned parameters. */
 #include "host/runtime/gemm.h"
-#include "host/runtime/profile.h"
 
 #include <clblast_c.h>
 #include <dirent.h>
@@ -12,12 +11,42 @@ typedef struct {
   cl_mem temp; /* reused by CLBlastSgemmWithTempBuffer; grows, never shrinks */
   size_t temp_bytes;
   dmx_gemm_stats stats;
+  /* profiling by synchronisation (DATAMUX_PROFILE): GEMMs finish the queue before and after, and
+   * their wall time accumulates here, so a step's time splits into CLBlast and our kernels */
+  bool time_gemms;
+  double gemm_seconds;
 } gemm_state;
 
-static gemm_state *state(dmx_runtime *rt) {
-  if (!rt->gemm) rt->gemm = dmx_calloc(1, sizeof(gemm_state));
-  return rt->gemm;
+static void release_state(void *p) {
+  gemm_state *gs = p;
+  if (gs->temp) clReleaseMemObject(gs->temp);
+  free(gs);
 }
+
+/* The tuned CLBlast parameters of this device (<cache>/clblast/<device>/), applied before the
+ * first GEMM unless DATAMUX_NO_TUNING is set. A malformed file ends the process. */
+static void load_default_tuning(dmx_runtime *rt) {
+  const char *no_tuning = getenv("DATAMUX_NO_TUNING");
+  if (no_tuning && *no_tuning && strcmp(no_tuning, "0") != 0) return;
+  dmx_error err;
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/clblast", dmx_cache_dir());
+  int applied = dmx_gemm_load_tuning(rt, dir, &err);
+  if (applied < 0) dmx_die("%s (delete or fix the file, or set DATAMUX_NO_TUNING=1, to continue)", err.msg);
+  if (applied > 0 && rt->log)
+    fprintf(rt->log, "applied %d tuned CLBlast parameter set(s) from %s/<device> (DATAMUX_NO_TUNING=1 ignores them)\n",
+            applied, dir);
+}
+
+static void *make_state(dmx_runtime *rt) {
+  gemm_state *gs = dmx_calloc(1, sizeof(gemm_state));
+  rt->ext[DMX_EXT_GEMM].state = gs; /* set before the tuning load, which asks for the state again */
+  rt->ext[DMX_EXT_GEMM].release = release_state;
+  load_default_tuning(rt);
+  return gs;
+}
+
+static gemm_state *state(dmx_runtime *rt) { return dmx_ext_get(rt, DMX_EXT_GEMM, make_state, release_state); }
 
 const char *dmx_clblast_status_name(int s) {
   switch (s) {
@@ -60,15 +89,16 @@ static void check_blast(CLBlastStatusCode st, const char *what, size_t m, size_t
 static CLBlastTranspose tr(bool t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
 static double sync_mark(dmx_runtime *rt) {
-  if (!rt->time_gemms) return 0;
+  if (!state(rt)->time_gemms) return 0;
   dmx_finish(rt);
   return dmx_now_seconds();
 }
 
 static void sync_account(dmx_runtime *rt, double t0) {
-  if (!rt->time_gemms) return;
+  gemm_state *gs = state(rt);
+  if (!gs->time_gemms) return;
   dmx_finish(rt);
-  rt->gemm_seconds += dmx_now_seconds() - t0;
+  gs->gemm_seconds += dmx_now_seconds() - t0;
 }
 
 void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, dmx_tensor A,
@@ -85,25 +115,25 @@ void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, f
     if (gs->temp) clReleaseMemObject(gs->temp);
     cl_int cst;
     gs->temp = clCreateBuffer(rt->ctx, CL_MEM_READ_WRITE, need, NULL, &cst);
-    CL_CHECK(cst);
+    DMX_CL_CHECK(cst);
     gs->temp_bytes = need;
   }
   if (!gs->temp) {
     cl_int cst;
     gs->temp = clCreateBuffer(rt->ctx, CL_MEM_READ_WRITE, 64, NULL, &cst);
-    CL_CHECK(cst);
+    DMX_CL_CHECK(cst);
     gs->temp_bytes = 64;
   }
   /* markers around the call: CLBlast's own event would cover only its last kernel */
-  cl_event before = rt->prof ? dmx_prof_gemm_begin(rt) : NULL;
+  cl_event before = dmx_span_begin(rt);
   st = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off, lda, B.buf,
                                   B.off, ldb, beta, C.buf, C.off, ldc, &rt->queue, NULL, gs->temp);
   check_blast(st, "CLBlastSgemmWithTempBuffer", m, n, k, ta, tb);
   if (before) {
-    char label[DMX_PROF_LABEL];
-    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c", rt->prof_scope ? rt->prof_scope : "gemm", m, n, k,
+    char label[64];
+    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c", rt->scope ? rt->scope : "gemm", m, n, k,
              ta ? 'T' : 'N', tb ? 'T' : 'N');
-    dmx_prof_gemm_end(rt, before, 2.0 * (double)m * (double)n * (double)k, label);
+    dmx_span_end(rt, before, 2.0 * (double)m * (double)n * (double)k, label);
   }
   gs->stats.calls++;
   gs->stats.host_seconds += dmx_now_seconds() - t0;
@@ -120,16 +150,16 @@ void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, siz
     return;
   }
   double ts = sync_mark(rt);
-  cl_event before = rt->prof ? dmx_prof_gemm_begin(rt) : NULL;
+  cl_event before = dmx_span_begin(rt);
   CLBlastStatusCode st =
       CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off, lda, stride_a,
                                  B.buf, B.off, ldb, stride_b, beta, C.buf, C.off, ldc, stride_c, batch, &rt->queue, NULL);
   check_blast(st, "CLBlastSgemmStridedBatched", m, n, k, ta, tb);
   if (before) {
-    char label[DMX_PROF_LABEL];
-    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c x%zu", rt->prof_scope ? rt->prof_scope : "gemm", m, n, k,
+    char label[64];
+    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c x%zu", rt->scope ? rt->scope : "gemm", m, n, k,
              ta ? 'T' : 'N', tb ? 'T' : 'N', batch);
-    dmx_prof_gemm_end(rt, before, 2.0 * (double)m * (double)n * (double)k * (double)batch, label);
+    dmx_span_end(rt, before, 2.0 * (double)m * (double)n * (double)k * (double)batch, label);
   }
   gs->stats.calls++;
   gs->stats.host_seconds += dmx_now_seconds() - t0;
@@ -213,16 +243,9 @@ int dmx_gemm_apply_tuning_file(dmx_runtime *rt, const char *path, dmx_error *err
   return 1;
 }
 
-static void sanitize_name(const char *in, char *out, size_t cap) {
-  size_t n = 0;
-  for (; *in && n + 1 < cap; in++)
-    out[n++] = (char)((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') || (*in >= '0' && *in <= '9') ? *in : '_');
-  out[n] = 0;
-}
-
 int dmx_gemm_load_tuning(dmx_runtime *rt, const char *dir, dmx_error *err) {
   char dev[256], path[4096];
-  sanitize_name(rt->info.name, dev, sizeof dev);
+  dmx_device_folder_name(rt->info.name, dev, sizeof dev);
   snprintf(path, sizeof path, "%s/%s", dir, dev);
   DIR *d = opendir(path);
   if (!d) return 0;
@@ -262,10 +285,11 @@ int dmx_gemm_load_tuning(dmx_runtime *rt, const char *dir, dmx_error *err) {
 
 dmx_gemm_stats dmx_gemm_get_stats(dmx_runtime *rt) { return state(rt)->stats; }
 
-void dmx_gemm_release(dmx_runtime *rt) {
-  gemm_state *gs = rt->gemm;
-  if (!gs) return;
-  if (gs->temp) clReleaseMemObject(gs->temp);
-  free(gs);
-  rt->gemm = NULL;
+void dmx_gemm_set_timing(dmx_runtime *rt, bool on) { state(rt)->time_gemms = on; }
+
+double dmx_gemm_take_seconds(dmx_runtime *rt) {
+  gemm_state *gs = state(rt);
+  double s = gs->gemm_seconds;
+  gs->gemm_seconds = 0;
+  return s;
 }

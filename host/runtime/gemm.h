@@ -2,7 +2,8 @@
  *   C = alpha * op(A) * op(B) + beta * C,  op(A) is (m, k), op(B) is (k, n), C is (m, n).
  * lda/ldb/ldc are the row strides of A, B, C as stored (A stored (m,k) when !ta, (k,m) when ta).
  * Temporary buffers are reused across calls; per-device tuned parameters (CLBlast tuner JSON
- * files in the cache dir) are applied at start-up. */
+ * files in the cache dir) are applied before the first GEMM. The state lives in the runtime's
+ * DMX_EXT_GEMM slot. */
 #ifndef DMX_GEMM_H
 #define DMX_GEMM_H
 
@@ -27,13 +28,12 @@ void dmx_gemm_warmup(dmx_runtime *rt, const dmx_gemm_shape *shapes, int n);
 
 /* Loads every CLBlast tuner JSON (clblast_tuner_xgemm / _xgemm_direct output) found in
  * <cache>/clblast/<device-name>/ and applies it with CLBlastOverrideParameters. Returns the number
- * of parameter sets applied; -1 with err for a malformed file. Called by dmx_runtime_create. */
+ * of parameter sets applied; -1 with err for a malformed file. Called before the first GEMM. */
 int dmx_gemm_load_tuning(dmx_runtime *rt, const char *dir, dmx_error *err);
 /* Applies one tuner JSON file. 0 or -1 with err. */
 int dmx_gemm_apply_tuning_file(dmx_runtime *rt, const char *path, dmx_error *err);
 
 const char *dmx_clblast_status_name(int status);
-void dmx_gemm_release(dmx_runtime *rt); /* called by dmx_runtime_destroy */
 
 /* Time spent inside CLBlast calls (host enqueue side) and call count, for the profile. */
 typedef struct {
@@ -41,5 +41,10 @@ typedef struct {
   double host_seconds;
 } dmx_gemm_stats;
 dmx_gemm_stats dmx_gemm_get_stats(dmx_runtime *rt);
+
+/* DATAMUX_PROFILE: each GEMM finishes the queue before and after, and its wall time accumulates;
+ * dmx_gemm_take_seconds returns the sum since the last call and resets it. */
+void dmx_gemm_set_timing(dmx_runtime *rt, bool on);
+double dmx_gemm_take_seconds(dmx_runtime *rt);
 
 #endif

@@ -80,20 +80,39 @@ typedef struct {
   char label[DMX_PROF_LABEL];
 } record;
 
-struct dmx_prof {
+typedef struct {
+  dmx_runtime *rt;
   record *recs;
   size_t n, cap;
-};
+  int kernel_cat[DMX_KERNEL_COUNT]; /* each kernel's category, worked out once */
+} recorder;
+
+static void on_command(void *ctx, cl_event ev, dmx_kernel_id kernel, const char *label);
+static cl_event on_span_begin(void *ctx);
+static void on_span_end(void *ctx, cl_event before, double flops, const char *label);
+static const dmx_observer_iface recorder_iface = {on_command, on_span_begin, on_span_end};
+
+/* The recorder attached to rt, or NULL (another observer, or none). */
+static recorder *attached(const dmx_runtime *rt) {
+  return rt->observer == &recorder_iface ? (recorder *)rt->observer_ctx : NULL;
+}
+
+bool dmx_prof_active(const dmx_runtime *rt) { return attached(rt) != NULL; }
 
 void dmx_prof_start(dmx_runtime *rt) {
   if (!rt->profiling)
     dmx_die("op-level profiling needs a queue created with profiling (dmx_runtime_create(..., true, ...)): a "
             "program bug");
-  if (rt->prof) return;
-  rt->prof = dmx_calloc(1, sizeof *rt->prof);
+  if (attached(rt)) return;
+  if (rt->observer) dmx_die("op-level profiling: the runtime has another observer attached (a program bug)");
+  recorder *p = dmx_calloc(1, sizeof *p);
+  p->rt = rt;
+  for (int k = 0; k < DMX_KERNEL_COUNT; k++)
+    p->kernel_cat[k] = dmx_prof_kernel_category(dmx_kernel_file((dmx_kernel_id)k), dmx_kernel_name((dmx_kernel_id)k));
+  dmx_observer_set(rt, &recorder_iface, p);
 }
 
-static void release_all(struct dmx_prof *p) {
+static void release_all(recorder *p) {
   for (size_t i = 0; i < p->n; i++) {
     if (p->recs[i].before) clReleaseEvent(p->recs[i].before);
     if (p->recs[i].after) clReleaseEvent(p->recs[i].after);
@@ -102,16 +121,15 @@ static void release_all(struct dmx_prof *p) {
 }
 
 void dmx_prof_stop(dmx_runtime *rt) {
-  struct dmx_prof *p = rt->prof;
+  recorder *p = attached(rt);
   if (!p) return;
-  rt->prof = NULL;
+  dmx_observer_set(rt, NULL, NULL);
   release_all(p);
   free(p->recs);
   free(p);
 }
 
-static void push(dmx_runtime *rt, cl_event before, cl_event after, int cat, double flops, const char *label) {
-  struct dmx_prof *p = rt->prof;
+static void push(recorder *p, cl_event before, cl_event after, int cat, double flops, const char *label) {
   if (p->n == p->cap) {
     p->cap = p->cap ? 2 * p->cap : 1024;
     p->recs = dmx_realloc(p->recs, p->cap * sizeof *p->recs);
@@ -121,18 +139,26 @@ static void push(dmx_runtime *rt, cl_event before, cl_event after, int cat, doub
   snprintf(r->label, sizeof r->label, "%s", label ? label : dmx_prof_cat_name(cat));
 }
 
-void dmx_prof_record(dmx_runtime *rt, cl_event ev, int cat, const char *label) { push(rt, NULL, ev, cat, 0, label); }
+/* A kernel launch (by handle; DMX_KERNEL_COUNT: one from outside kernels.def) or an upload
+ * (label NULL, no kernel). */
+static void on_command(void *ctx, cl_event ev, dmx_kernel_id kernel, const char *label) {
+  recorder *p = ctx;
+  int cat = kernel < DMX_KERNEL_COUNT ? p->kernel_cat[kernel] : label ? DMX_PROF_OTHER : DMX_PROF_UPLOAD;
+  push(p, NULL, ev, cat, 0, label);
+}
 
-cl_event dmx_prof_gemm_begin(dmx_runtime *rt) {
+static cl_event on_span_begin(void *ctx) {
+  recorder *p = ctx;
   cl_event ev;
-  CL_CHECK(clEnqueueMarkerWithWaitList(rt->queue, 0, NULL, &ev));
+  DMX_CL_CHECK(clEnqueueMarkerWithWaitList(p->rt->queue, 0, NULL, &ev));
   return ev;
 }
 
-void dmx_prof_gemm_end(dmx_runtime *rt, cl_event before, double flops, const char *label) {
+static void on_span_end(void *ctx, cl_event before, double flops, const char *label) {
+  recorder *p = ctx;
   cl_event after;
-  CL_CHECK(clEnqueueMarkerWithWaitList(rt->queue, 0, NULL, &after));
-  push(rt, before, after, dmx_prof_gemm_category(rt->prof_scope), flops, label);
+  DMX_CL_CHECK(clEnqueueMarkerWithWaitList(p->rt->queue, 0, NULL, &after));
+  push(p, before, after, dmx_prof_gemm_category(p->rt->scope), flops, label);
 }
 
 /* The item of this label (a new one while there is room, else the shared overflow item). */
@@ -172,13 +198,13 @@ static bool stamp(cl_event ev, cl_profiling_info what, cl_ulong *out) {
 }
 
 int dmx_prof_collect(dmx_runtime *rt, dmx_prof_totals *t, dmx_error *err) {
-  struct dmx_prof *p = rt->prof;
+  recorder *p = attached(rt);
   if (!p) return 0;
   int rc = 0;
   for (size_t i = 0; i < p->n && rc == 0; i++) {
     const record *r = &p->recs[i];
     cl_int status = CL_COMPLETE;
-    CL_CHECK(clGetEventInfo(r->after, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL));
+    DMX_CL_CHECK(clGetEventInfo(r->after, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL));
     if (status != CL_COMPLETE) {
       rc = dmx_fail(err, "profile: a %s command had not completed when its events were read (status %d): finish "
                          "the queue before dmx_prof_collect",

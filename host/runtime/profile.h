@@ -5,10 +5,12 @@
  * (clEnqueueMarkerWithWaitList) because the event CLBlast returns covers only its last kernel: the
  * GEMM's time is END(after) - END(before), which covers every kernel it enqueued (pad, transpose,
  * the GEMM itself) and the gaps between them. Kernels are classified by their cl/ file and name; a
- * GEMM's category comes from the scope the layer code set last (dmx_prof_scope in host/runtime.h:
+ * GEMM's category comes from the scope the layer code set last (dmx_scope in host/runtime/context.h:
  * "qkv", "attn_out", "ffn_up", "ffn_down", "attention", "mux", "heads", "vocab").
  *
- * Off (rt->prof == NULL, the default) nothing here runs and no event is created. The queue must
+ * The recorder is the runtime's observer (host/runtime/context.h): the runtime and the GEMM wrapper
+ * call it through that interface and include nothing of this module. Off (the default) nothing
+ * here runs and no event is created. The queue must
  * have been created with profiling (dmx_runtime_create(..., true, ...)). */
 #ifndef DMX_PROFILE_H
 #define DMX_PROFILE_H
@@ -90,11 +92,7 @@ void dmx_prof_stop(dmx_runtime *rt);
  * batch. 0, or -1 with err when an event did not complete. */
 int dmx_prof_collect(dmx_runtime *rt, dmx_prof_totals *t, dmx_error *err);
 
-/* Hooks for host/runtime.c and host/gemm.c; call only when rt->prof is non-NULL. label names the
- * kind of command (copied). */
-void dmx_prof_record(dmx_runtime *rt, cl_event ev, int cat, const char *label);
-/* Enqueues the "before" marker of a CLBlast call; dmx_prof_gemm_end enqueues the "after" one. */
-cl_event dmx_prof_gemm_begin(dmx_runtime *rt);
-void dmx_prof_gemm_end(dmx_runtime *rt, cl_event before, double flops, const char *label);
+/* Whether a recorder is attached. */
+bool dmx_prof_active(const dmx_runtime *rt);
 
 #endif

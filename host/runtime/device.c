@@ -1,0 +1,137 @@
+/* Device listing and choice. */
+#include "host/runtime/device.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/base/common.h"
+#include "host/runtime/cl_check.h"
+
+static void device_string(cl_device_id d, cl_device_info what, char *out, size_t cap) {
+  out[0] = 0;
+  if (clGetDeviceInfo(d, what, cap, out, NULL) != CL_SUCCESS) snprintf(out, cap, "?");
+  out[cap - 1] = 0;
+}
+
+static void fill_device_info(dmx_device_info *di, cl_platform_id p, cl_device_id d) {
+  memset(di, 0, sizeof *di);
+  di->platform = p;
+  di->device = d;
+  DMX_CL_CHECK(clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof di->platform_name, di->platform_name, NULL));
+  DMX_CL_CHECK(clGetPlatformInfo(p, CL_PLATFORM_VERSION, sizeof di->platform_version, di->platform_version, NULL));
+  device_string(d, CL_DEVICE_NAME, di->name, sizeof di->name);
+  device_string(d, CL_DEVICE_VENDOR, di->vendor, sizeof di->vendor);
+  device_string(d, CL_DRIVER_VERSION, di->driver_version, sizeof di->driver_version);
+  device_string(d, CL_DEVICE_VERSION, di->device_version, sizeof di->device_version);
+  device_string(d, CL_DEVICE_OPENCL_C_VERSION, di->opencl_c_version, sizeof di->opencl_c_version);
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof di->type, &di->type, NULL));
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof di->compute_units, &di->compute_units, NULL));
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof di->clock_mhz, &di->clock_mhz, NULL));
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof di->global_mem, &di->global_mem, NULL));
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof di->local_mem, &di->local_mem, NULL));
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof di->max_alloc, &di->max_alloc, NULL));
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof di->max_work_group, &di->max_work_group, NULL));
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof di->mem_base_addr_align_bits,
+                           &di->mem_base_addr_align_bits, NULL));
+  size_t ext_len = 0;
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &ext_len));
+  char *ext = dmx_malloc(ext_len + 1);
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, ext_len, ext, NULL));
+  ext[ext_len] = 0;
+  di->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+  di->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+  free(ext);
+}
+
+int dmx_list_devices(dmx_device_info **out) {
+  *out = NULL;
+  cl_uint np = 0;
+  cl_int st = clGetPlatformIDs(0, NULL, &np);
+  if (st == -1001 || np == 0) return 0; /* no ICD installed */
+  DMX_CL_CHECK(st);
+  cl_platform_id *plats = dmx_calloc(np, sizeof *plats);
+  DMX_CL_CHECK(clGetPlatformIDs(np, plats, NULL));
+  int n = 0, cap = 8;
+  dmx_device_info *devs = dmx_calloc((size_t)cap, sizeof *devs);
+  for (cl_uint p = 0; p < np; p++) {
+    cl_uint nd = 0;
+    st = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
+    if (st == CL_DEVICE_NOT_FOUND || nd == 0) continue;
+    DMX_CL_CHECK(st);
+    cl_device_id *ids = dmx_calloc(nd, sizeof *ids);
+    DMX_CL_CHECK(clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, ids, NULL));
+    for (cl_uint d = 0; d < nd; d++) {
+      if (n == cap) {
+        cap *= 2;
+        devs = dmx_realloc(devs, (size_t)cap * sizeof *devs);
+      }
+      fill_device_info(&devs[n++], plats[p], ids[d]);
+    }
+    free(ids);
+  }
+  free(plats);
+  *out = devs;
+  return n;
+}
+
+const char *dmx_device_type_name(cl_device_type t) {
+  if (t & CL_DEVICE_TYPE_GPU) return "GPU";
+  if (t & CL_DEVICE_TYPE_CPU) return "CPU";
+  if (t & CL_DEVICE_TYPE_ACCELERATOR) return "accelerator";
+  return "other";
+}
+
+void dmx_print_devices(FILE *f, const dmx_device_info *devs, int n) {
+  for (int i = 0; i < n; i++) {
+    const dmx_device_info *d = &devs[i];
+    fprintf(f, "[%d] %s (%s)\n", i, d->name, dmx_device_type_name(d->type));
+    fprintf(f, "    platform:        %s (%s)\n", d->platform_name, d->platform_version);
+    fprintf(f, "    vendor:          %s\n", d->vendor);
+    fprintf(f, "    driver:          %s\n", d->driver_version);
+    fprintf(f, "    OpenCL C:        %s (%s)\n", d->opencl_c_version, d->device_version);
+    fprintf(f, "    compute units:   %u at %u MHz\n", d->compute_units, d->clock_mhz);
+    fprintf(f, "    global memory:   %.1f MiB\n", (double)d->global_mem / 1048576.0);
+    fprintf(f, "    local memory:    %.1f KiB\n", (double)d->local_mem / 1024.0);
+    fprintf(f, "    max allocation:  %.1f MiB\n", (double)d->max_alloc / 1048576.0);
+    fprintf(f, "    max work group:  %zu\n", d->max_work_group);
+    fprintf(f, "    fp16: %s, fp64: %s\n", d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no");
+  }
+}
+
+static bool contains_ci(const char *hay, const char *needle) {
+  size_t nl = strlen(needle);
+  for (const char *h = hay; *h; h++) {
+    size_t i = 0;
+    while (i < nl && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i])) i++;
+    if (i == nl) return true;
+  }
+  return nl == 0;
+}
+
+int dmx_choose_device(const dmx_device_info *devs, int n, const char *sel, const char **why) {
+  if (sel && *sel) {
+    char *end;
+    long idx = strtol(sel, &end, 10);
+    if (*end == 0) {
+      *why = "by index";
+      return idx >= 0 && idx < n ? (int)idx : -1;
+    }
+    *why = "by name";
+    for (int i = 0; i < n; i++)
+      if (contains_ci(devs[i].name, sel) || contains_ci(devs[i].platform_name, sel)) return i;
+    return -1;
+  }
+  *why = "first GPU";
+  for (int i = 0; i < n; i++)
+    if (devs[i].type & CL_DEVICE_TYPE_GPU) return i;
+  *why = "first device (no GPU found)";
+  return n > 0 ? 0 : -1;
+}
+
+void dmx_device_folder_name(const char *in, char *out, size_t cap) {
+  size_t n = 0;
+  for (; *in && n + 1 < cap; in++)
+    out[n++] = (char)((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') || (*in >= '0' && *in <= '9') ? *in : '_');
+  out[n] = 0;
+}

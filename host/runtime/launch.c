@@ -1,0 +1,101 @@
+/* Kernel launches: arguments by kind, and the two grid shapes (rounded up, or exact). */
+#include "host/runtime/launch.h"
+
+#include <string.h>
+
+static void set_args(cl_kernel k, int nargs, const dmx_karg *args, const char *file, int line) {
+  cl_uint idx = 0;
+  for (int i = 0; i < nargs; i++) {
+    const dmx_karg *a = &args[i];
+    cl_int st = CL_SUCCESS;
+    switch (a->kind) {
+      case DMX_KA_TENSOR: {
+        cl_ulong off = a->t.off;
+        st = clSetKernelArg(k, idx++, sizeof(cl_mem), &a->t.buf);
+        if (st == CL_SUCCESS) st = clSetKernelArg(k, idx++, sizeof off, &off);
+        break;
+      }
+      case DMX_KA_INT:
+        st = clSetKernelArg(k, idx++, sizeof(cl_int), &a->i);
+        break;
+      case DMX_KA_FLOAT:
+        st = clSetKernelArg(k, idx++, sizeof(cl_float), &a->f);
+        break;
+      case DMX_KA_MEM:
+        st = clSetKernelArg(k, idx++, sizeof(cl_mem), &a->m);
+        break;
+      case DMX_KA_LOCAL:
+        st = clSetKernelArg(k, idx++, a->bytes, NULL);
+        break;
+      case DMX_KA_ULONG: {
+        cl_ulong v = a->bytes;
+        st = clSetKernelArg(k, idx++, sizeof v, &v);
+        break;
+      }
+    }
+    if (st != CL_SUCCESS) {
+      char kname[128] = "?";
+      clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof kname, kname, NULL);
+      dmx_die_at(file, line, "clSetKernelArg(%s, argument %u) failed: %s", kname, idx - 1, dmx_cl_status_name(st));
+    }
+  }
+}
+
+static void enqueue_range(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *offset, const size_t *global,
+                          const size_t *local, const char *file, int line) {
+  /* an event only while the op-level profile records: none otherwise */
+  cl_event ev = NULL;
+  cl_int st =
+      clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, offset, global, local, 0, NULL, rt->observer ? &ev : NULL);
+  if (st != CL_SUCCESS) {
+    char kname[128] = "?";
+    clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof kname, kname, NULL);
+    dmx_die_at(file, line, "clEnqueueNDRangeKernel(%s) failed: %s", kname, dmx_cl_status_name(st));
+  }
+  if (rt->observer) dmx_observe(rt, ev, id, id < DMX_KERNEL_COUNT ? dmx_kernel_name(id) : NULL);
+}
+
+void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local, int nargs,
+                   const dmx_karg *args, const char *file, int line) {
+  set_args(k, nargs, args, file, line);
+  size_t g[3];
+  for (int d = 0; d < dims; d++) {
+    g[d] = global[d] ? global[d] : 1;
+    if (local) g[d] = (g[d] + local[d] - 1) / local[d] * local[d];
+  }
+  enqueue_range(rt, k, id, dims, NULL, g, local, file, line);
+}
+
+void dmx_launch_exact_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local, int nargs,
+                         const dmx_karg *args, const char *file, int line) {
+  if (dims < 1 || dims > 3) dmx_die_at(file, line, "dmx_launch_exact: %d dimensions (1 to 3 supported)", dims);
+  for (int d = 0; d < dims; d++)
+    if (global[d] == 0) return; /* nothing to run */
+  size_t l[3] = {1, 1, 1}, wg = 1;
+  for (int d = 1; d < dims; d++) {
+    l[d] = local ? local[d] : 1;
+    if (l[d] == 0 || global[d] % l[d] != 0)
+      dmx_die_at(file, line,
+                 "dmx_launch_exact: local size %zu does not divide global size %zu in dimension %d (a program bug)",
+                 l[d], global[d], d);
+    wg *= l[d];
+  }
+  size_t want = local && local[0] ? local[0] : 256;
+  while (l[0] * 2 <= want && l[0] * 2 * wg <= rt->info.max_work_group) l[0] *= 2;
+  set_args(k, nargs, args, file, line);
+  size_t bulk = global[0] / l[0] * l[0], tail = global[0] - bulk;
+  size_t g[3] = {bulk, dims > 1 ? global[1] : 1, dims > 2 ? global[2] : 1};
+  if (bulk) enqueue_range(rt, k, id, dims, NULL, g, l, file, line);
+  if (tail) {
+    size_t off[3] = {bulk, 0, 0};
+    g[0] = tail;
+    /* the remainder's work-group shape is the runtime's: any divisor of the remainder will do */
+    enqueue_range(rt, k, id, dims, off, g, NULL, file, line);
+  }
+}
+
+void dmx_fill(dmx_runtime *rt, dmx_tensor t, float value) {
+  if (t.n == 0) return;
+  size_t n = t.n;
+  dmx_launch_exact(rt, DMX_K_FILL_VALUE, 1, &n, NULL, KA_T(t), KA_F(value));
+}

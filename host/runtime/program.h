@@ -1,0 +1,27 @@
+/* Programs and kernels of cl/, built once per process through an on-disk binary cache. */
+#ifndef DMX_RUNTIME_PROGRAM_H
+#define DMX_RUNTIME_PROGRAM_H
+
+#include "host/runtime/context.h"
+
+/* The kernel behind a handle, created on first use (building its program then) and owned by the
+ * runtime; afterwards an array read. */
+cl_kernel dmx_kernel_resolve(dmx_runtime *rt, dmx_kernel_id id);
+static inline cl_kernel dmx_kernel(dmx_runtime *rt, dmx_kernel_id id) {
+  return rt->kernels[id] ? rt->kernels[id] : dmx_kernel_resolve(rt, id);
+}
+/* The kernel's function name and its cl/ file ("layernorm.cl"). */
+const char *dmx_kernel_name(dmx_kernel_id k);
+const char *dmx_kernel_file(dmx_kernel_id k);
+
+/* The program of cl/<file>, built on first use (tests compare its kernels with kernels.def). */
+cl_program dmx_program_of(dmx_runtime *rt, const char *file);
+
+/* Builds a program from explicit source (tests, tools). Cached like the embedded ones. */
+cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src, size_t len,
+                             const char *options);
+
+/* Releases every kernel and program (dmx_runtime_destroy). */
+void dmx_programs_release(dmx_runtime *rt);
+
+#endif
