@@ -29,11 +29,14 @@ run: deps build
 run-baseline: deps build
 	./$(BUILD)/datamux train experiments/quickstart_baseline.yaml
 
-test: deps build
+# The developer/CI build: warnings are errors (a plain build never makes them so).
+test: deps $(BUILD)/Makefile
+	cmake -S . -B $(BUILD) -DDATAMUX_WERROR=ON
+	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure
 
 sanitize:
-	cmake -S . -B build-asan -DDATAMUX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake -S . -B build-asan -DDATAMUX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DDATAMUX_WERROR=ON
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure
 

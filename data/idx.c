@@ -106,7 +106,7 @@ done:
 }
 
 int dmx_idx_read_images(const char *path, uint8_t **pixels, int *n, int *rows, int *cols, dmx_error *err) {
-  uint32_t dims[3];
+  uint32_t dims[3] = {0, 0, 0}; /* read_idx fills them on success; initialised for -O3's flow analysis */
   if (read_idx(path, 3, "images", dims, pixels, err)) return -1;
   *n = (int)dims[0];
   *rows = (int)dims[1];
@@ -115,7 +115,7 @@ int dmx_idx_read_images(const char *path, uint8_t **pixels, int *n, int *rows, i
 }
 
 int dmx_idx_read_labels(const char *path, uint8_t **labels, int *n, dmx_error *err) {
-  uint32_t dims[1];
+  uint32_t dims[1] = {0};
   if (read_idx(path, 1, "labels", dims, labels, err)) return -1;
   *n = (int)dims[0];
   return 0;

@@ -10,8 +10,8 @@
 #include "layers/common_ops.h"
 
 
-size_t attention_qkv_floats(int B, int T, int d) { return (size_t)B * T * d; }
-size_t attention_att_floats(int B, int T, int H) { return (size_t)B * H * T * T; }
+size_t dmx_attention_qkv_floats(int B, int T, int d) { return (size_t)B * T * d; }
+size_t dmx_attention_att_floats(int B, int T, int H) { return (size_t)B * H * T * T; }
 
 /* Work-group size of the row kernels: a power of two, at most 64 (rows are ~200 wide). */
 static size_t row_wg(dmx_runtime *rt) {
@@ -28,7 +28,7 @@ static void check_shape(int B, int T, int d, int H) {
 /* A kernel parameter for the mask: when there is none, any valid buffer (never read) stands in. */
 static dmx_tensor mask_arg(dmx_tensor mask, dmx_tensor fallback) { return mask.buf ? mask : fallback; }
 
-void attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask, int B,
+void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask, int B,
                        int T, int d, int H, float p, uint32_t seed, uint32_t stream) {
   check_shape(B, T, d, H);
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
@@ -49,7 +49,7 @@ void attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dm
   /* without dropout the probabilities feed the second GEMM directly (no copy) */
   dmx_tensor P = acts->att;
   if (p > 0.0f) {
-    dropout_forward(rt, acts->att_drop, acts->att, (int)(BH * tt), p, seed, stream);
+    dmx_dropout_forward(rt, acts->att_drop, acts->att, (int)(BH * tt), p, seed, stream);
     P = acts->att_drop;
   }
   /* y (BH, T, hd) = P v */
@@ -59,7 +59,7 @@ void attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dm
                    KA_I(B), KA_I(T), KA_I(d), KA_I(H));
 }
 
-void attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch *scratch, dmx_tensor dout,
+void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch *scratch, dmx_tensor dout,
                         const attention_acts *acts, dmx_tensor mask, int B, int T, int d, int H, float p, uint32_t seed,
                         uint32_t stream) {
   check_shape(B, T, d, H);
@@ -71,7 +71,7 @@ void attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch
    * regenerate it from att and the (seed, stream) mask. */
   dmx_tensor P = acts->att;
   if (p > 0.0f) {
-    dropout_forward(rt, acts->att_drop, acts->att, (int)(BH * tt), p, seed, stream);
+    dmx_dropout_forward(rt, acts->att_drop, acts->att, (int)(BH * tt), p, seed, stream);
     P = acts->att_drop;
   }
   /* dv = P^T dy */
@@ -80,12 +80,12 @@ void attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch
   dmx_tensor datt = scratch->datt;
   datt.n = BH * tt;
   if (p > 0.0f) {
-    /* dP = dy v^T lands in att_drop (free again once dv is done); dropout_backward accumulates,
+    /* dP = dy v^T lands in att_drop (free again once dv is done); dmx_dropout_backward accumulates,
      * so datt starts from zero */
     dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f, scratch->dy, hd, thd, acts->v, hd, thd, 0.0f,
                      acts->att_drop, (size_t)T, tt, BH);
     dmx_fill(rt, datt, 0.0f);
-    dropout_backward(rt, datt, acts->att_drop, (int)(BH * tt), p, seed, stream);
+    dmx_dropout_backward(rt, datt, acts->att_drop, (int)(BH * tt), p, seed, stream);
   } else {
     dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f, scratch->dy, hd, thd, acts->v, hd, thd, 0.0f,
                      datt, (size_t)T, tt, BH);

@@ -30,14 +30,14 @@ static void grid_cr(int R, int C, size_t g[2], size_t l[2]) {
   l[1] = 1;
 }
 
-void bias_add_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor b, int R, int C) {
+void dmx_bias_add_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor b, int R, int C) {
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
   grid_cr(R, C, g, l);
   dmx_launch_exact(rt, DMX_K_BIAS_ADD_FWD, 2, g, l, KA_T(y), KA_T(b), KA_I(R), KA_I(C));
 }
 
-void bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int C) {
+void dmx_bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int C) {
   if (R <= 0 || C <= 0) return;
   if (rt->serial_reductions) {
     size_t gc = (size_t)C, lc = 16;
@@ -54,15 +54,15 @@ void bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int
              KA_LOCAL(l[0] * l[1] * sizeof(float)));
 }
 
-void gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_GELU_FWD, n, KA_T(out), KA_T(x)); }
+void dmx_gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_GELU_FWD, n, KA_T(out), KA_T(x)); }
 
-void gelu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor x, dmx_tensor dout, int n) {
+void dmx_gelu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor x, dmx_tensor dout, int n) {
   EW(rt, DMX_K_GELU_BWD, n, KA_T(dx), KA_T(x), KA_T(dout));
 }
 
-void tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_TANH_FWD, n, KA_T(out), KA_T(x)); }
+void dmx_tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_TANH_FWD, n, KA_T(out), KA_T(x)); }
 
-void tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
+void dmx_tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
   EW(rt, DMX_K_TANH_BWD, n, KA_T(dx), KA_T(y), KA_T(dout));
 }
 
@@ -79,10 +79,10 @@ static int as_int(uint32_t v) {
   return i;
 }
 
-void dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed, uint32_t stream) {
+void dmx_dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed, uint32_t stream) {
   check_p(p);
   if (p == 0.0f) { /* identity: no RNG work */
-    if (out.buf != x.buf || out.off != x.off) copy_forward(rt, out, x, n);
+    if (out.buf != x.buf || out.off != x.off) dmx_copy_forward(rt, out, x, n);
     return;
   }
   float scale = 1.0f / (1.0f - p);
@@ -92,10 +92,10 @@ void dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float
        KA_I(as_int(stream)));
 }
 
-void dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed, uint32_t stream) {
+void dmx_dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed, uint32_t stream) {
   check_p(p);
   if (p == 0.0f) {
-    axpy(rt, dx, dout, 1.0f, n);
+    dmx_axpy(rt, dx, dout, 1.0f, n);
     return;
   }
   float scale = 1.0f / (1.0f - p);
@@ -106,7 +106,7 @@ void dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, fl
 }
 
 /* Mirror of philox4 / dropout_keep4 in cl/activation.cl: word i % 4 of counter i / 4. */
-float dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i) {
+float dmx_dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i) {
   uint32_t c0 = i >> 2, c1 = 0, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
   for (int r = 0; r < 10; r++) {
     uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
@@ -124,21 +124,21 @@ float dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i) {
   return (float)(word[i & 3] >> 8) * (1.0f / 16777216.0f);
 }
 
-/* ---------------------------------------------------------------- add, axpy, copy */
+/* ---------------------------------------------------------------- add, dmx_axpy, copy */
 
-void add_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor a, dmx_tensor b, int n) {
+void dmx_add_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor a, dmx_tensor b, int n) {
   EW(rt, DMX_K_ADD_FWD, n, KA_T(out), KA_T(a), KA_T(b));
 }
 
-void axpy(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, float alpha, int n) {
+void dmx_axpy(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, float alpha, int n) {
   EW(rt, DMX_K_AXPY_FWD, n, KA_T(y), KA_T(x), KA_F(alpha));
 }
 
-void copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_COPY_FWD, n, KA_T(out), KA_T(x)); }
+void dmx_copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_COPY_FWD, n, KA_T(out), KA_T(x)); }
 
 /* ---------------------------------------------------------------- row gather */
 
-void gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor idx, int R, int C) {
+void dmx_gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor idx, int R, int C) {
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
   grid_cr(R, C, g, l);
@@ -146,7 +146,7 @@ void gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tens
                    KA_I(R), KA_I(C));
 }
 
-void gather_rows_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int R, int C) {
+void dmx_gather_rows_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int R, int C) {
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
   grid_cr(R, C, g, l);

@@ -8,39 +8,39 @@
 #include "host/runtime/runtime.h"
 
 /* y (R, C) += broadcast b (C) */
-void bias_add_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor b, int R, int C);
+void dmx_bias_add_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor b, int R, int C);
 /* db (C) += column sums of dy (R, C) */
-void bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int C);
+void dmx_bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R, int C);
 
 /* out (n) = gelu(x), exact erf form: 0.5 x (1 + erf(x / sqrt 2)). out may alias x. */
-void gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n);
+void dmx_gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n);
 /* dx (n) += gelu'(x) * dout */
-void gelu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor x, dmx_tensor dout, int n);
+void dmx_gelu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor x, dmx_tensor dout, int n);
 
 /* tanh (the baseline RoBERTa classification head) */
-void tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n);
+void dmx_tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n);
 /* dx += (1 - y^2) * dout, y = tanh output */
-void tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n);
+void dmx_tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n);
 
 /* Dropout with a counter-based RNG: element i is kept iff hash(seed, stream, i) >= p (uniform in
  * [0,1)), and kept elements are scaled by 1/(1-p). The backward regenerates the same mask from
  * (seed, stream), so no mask is stored. p == 0 is the identity. out may alias x. */
-void dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed, uint32_t stream);
+void dmx_dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed, uint32_t stream);
 /* dx (n) += mask * dout / (1-p) */
-void dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed, uint32_t stream);
+void dmx_dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed, uint32_t stream);
 /* The uniform number the kernels draw for (seed, stream, i); the host reference for tests. */
-float dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i);
+float dmx_dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i);
 
 /* out (n) = a + b. out may alias a or b. */
-void add_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor a, dmx_tensor b, int n);
+void dmx_add_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor a, dmx_tensor b, int n);
 /* y (n) += alpha * x */
-void axpy(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, float alpha, int n);
+void dmx_axpy(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, float alpha, int n);
 /* out (n) = x (copy) */
-void copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n);
+void dmx_copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n);
 
 /* Row gather: out (R, C) row r = x row idx[r]; idx is an int32 tensor (R). */
-void gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor idx, int R, int C);
+void dmx_gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor idx, int R, int C);
 /* dx row idx[r] += dout row r. idx values must be distinct (each source row gathered once). */
-void gather_rows_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int R, int C);
+void dmx_gather_rows_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int R, int C);
 
 #endif

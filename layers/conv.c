@@ -11,13 +11,13 @@ static size_t local_pow2(const dmx_runtime *rt, size_t want) {
   return w;
 }
 
-conv_shape conv_make_shape(int G, int B, int H, int W, int C, int OC, int K, int pad) {
+conv_shape dmx_conv_make_shape(int G, int B, int H, int W, int C, int OC, int K, int pad) {
   conv_shape s = {G, B, H, W, C, OC, K, pad, H + 2 * pad - K + 1, W + 2 * pad - K + 1};
   if (s.OH < 1 || s.OW < 1) dmx_die("convolution of a %dx%d image with a %dx%d kernel (pad %d) has no output", H, W, K, K, pad);
   return s;
 }
 
-size_t conv_col_floats(const conv_shape *s) {
+size_t dmx_conv_col_floats(const conv_shape *s) {
   return (size_t)s->G * s->B * s->OH * s->OW * (size_t)s->C * s->K * s->K;
 }
 
@@ -28,7 +28,7 @@ static void channel_major_local(dmx_runtime *rt, int C, size_t l[2]) {
   l[1] = local_pow2(rt, 256 / l[0] < rows ? 256 / l[0] : rows);
 }
 
-void im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H, int W, int C, int K, int pad) {
+void dmx_im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H, int W, int C, int K, int pad) {
   int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
   size_t l[2];
   channel_major_local(rt, C, l);
@@ -37,7 +37,7 @@ void im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H,
              KA_I(C), KA_I(K), KA_I(K), KA_I(pad), KA_I(OH), KA_I(OW));
 }
 
-void col2im_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dcol, int B, int H, int W, int C, int K, int pad) {
+void dmx_col2im_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dcol, int B, int H, int W, int C, int K, int pad) {
   int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
   size_t l[2];
   channel_major_local(rt, C, l);
@@ -52,19 +52,19 @@ static dmx_tensor slice(dmx_tensor t, size_t off, size_t n) {
   return t;
 }
 
-void conv_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor col, dmx_tensor x, dmx_tensor Wt, dmx_tensor b,
+void dmx_conv_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor col, dmx_tensor x, dmx_tensor Wt, dmx_tensor b,
                   const conv_shape *s) {
   size_t rows = (size_t)s->B * s->OH * s->OW, Kc = (size_t)s->C * s->K * s->K, OC = (size_t)s->OC;
-  im2col_forward(rt, col, x, s->G * s->B, s->H, s->W, s->C, s->K, s->pad);
+  dmx_im2col_forward(rt, col, x, s->G * s->B, s->H, s->W, s->C, s->K, s->pad);
   /* out_g (rows, OC) = col_g (rows, Kc) Wt_g^T */
   dmx_gemm_batched(rt, false, true, rows, OC, Kc, 1.0f, col, Kc, rows * Kc, Wt, Kc, OC * Kc, 0.0f, out, OC, rows * OC,
                    (size_t)s->G);
   if (b.buf)
     for (int g = 0; g < s->G; g++)
-      bias_add_forward(rt, slice(out, g * rows * OC, rows * OC), slice(b, g * OC, OC), (int)rows, (int)OC);
+      dmx_bias_add_forward(rt, slice(out, g * rows * OC, rows * OC), slice(b, g * OC, OC), (int)rows, (int)OC);
 }
 
-void conv_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dWt, dmx_tensor db, dmx_tensor dcol, dmx_tensor dout,
+void dmx_conv_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dWt, dmx_tensor db, dmx_tensor dcol, dmx_tensor dout,
                    dmx_tensor col, dmx_tensor Wt, const conv_shape *s) {
   size_t rows = (size_t)s->B * s->OH * s->OW, Kc = (size_t)s->C * s->K * s->K, OC = (size_t)s->OC;
   /* dWt_g (OC, Kc) += dout_g^T (OC, rows) col_g (rows, Kc) */
@@ -72,10 +72,10 @@ void conv_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dWt, dmx_tensor db
                    OC * Kc, (size_t)s->G);
   if (db.buf)
     for (int g = 0; g < s->G; g++)
-      bias_add_backward(rt, slice(db, g * OC, OC), slice(dout, g * rows * OC, rows * OC), (int)rows, (int)OC);
+      dmx_bias_add_backward(rt, slice(db, g * OC, OC), slice(dout, g * rows * OC, rows * OC), (int)rows, (int)OC);
   if (!dx.buf) return;
   /* dcol_g (rows, Kc) = dout_g (rows, OC) Wt_g (OC, Kc), then folded back onto the image */
   dmx_gemm_batched(rt, false, false, rows, Kc, OC, 1.0f, dout, OC, rows * OC, Wt, Kc, OC * Kc, 0.0f, dcol, Kc,
                    rows * Kc, (size_t)s->G);
-  col2im_backward(rt, dx, dcol, s->G * s->B, s->H, s->W, s->C, s->K, s->pad);
+  dmx_col2im_backward(rt, dx, dcol, s->G * s->B, s->H, s->W, s->C, s->K, s->pad);
 }

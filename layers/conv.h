@@ -13,21 +13,21 @@ typedef struct {
   int OH, OW;    /* H + 2 pad - K + 1, likewise W */
 } conv_shape;
 
-conv_shape conv_make_shape(int G, int B, int H, int W, int C, int OC, int K, int pad);
+conv_shape dmx_conv_make_shape(int G, int B, int H, int W, int C, int OC, int K, int pad);
 /* floats of the im2col buffer: G*B*OH*OW * C*K*K */
-size_t conv_col_floats(const conv_shape *s);
+size_t dmx_conv_col_floats(const conv_shape *s);
 
 /* out (G*B, OH, OW, OC) = x (G*B, H, W, C) conv Wt (G, OC, C*K*K) + b (G, OC) (b.buf NULL: none).
  * col (G*B*OH*OW, C*K*K) receives the im2col of x and is kept for the backward. */
-void conv_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor col, dmx_tensor x, dmx_tensor Wt, dmx_tensor b,
+void dmx_conv_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor col, dmx_tensor x, dmx_tensor Wt, dmx_tensor b,
                   const conv_shape *s);
 /* dWt (G, OC, C*K*K) += dout^T col; db (G, OC) += column sums of dout (skipped when db.buf is NULL);
  * dx (G*B, H, W, C) += col2im(dout Wt) (skipped when dx.buf is NULL; dcol, like col, is scratch and
  * is overwritten). */
-void conv_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dWt, dmx_tensor db, dmx_tensor dcol, dmx_tensor dout,
+void dmx_conv_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dWt, dmx_tensor db, dmx_tensor dcol, dmx_tensor dout,
                    dmx_tensor col, dmx_tensor Wt, const conv_shape *s);
 
 /* The two halves, for tests and for callers with their own GEMM. */
-void im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H, int W, int C, int K, int pad);
-void col2im_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dcol, int B, int H, int W, int C, int K, int pad);
+void dmx_im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H, int W, int C, int K, int pad);
+void dmx_col2im_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dcol, int B, int H, int W, int C, int K, int pad);
 #endif

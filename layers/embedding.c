@@ -8,7 +8,7 @@
 
 
 /* out (R, d); ids, pos_ids int32 (R); word (V, d), pos (P, d), type (1, d). */
-void embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
+void dmx_embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
                        dmx_tensor pos, dmx_tensor type, int R, int d) {
   if (R <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)R}, local[2] = {32, 4};
@@ -16,7 +16,7 @@ void embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tens
              KA_T(pos_ids), KA_T(word), KA_T(pos), KA_T(type), KA_I(R), KA_I(d));
 }
 
-void embedding_buckets_init(embedding_buckets *bk, int max_rows, int table_size) {
+void dmx_embedding_buckets_init(embedding_buckets *bk, int max_rows, int table_size) {
   memset(bk, 0, sizeof *bk);
   if (max_rows < 0 || table_size <= 0) dmx_die("embedding_buckets_init: max_rows %d, table_size %d", max_rows, table_size);
   bk->capacity_rows = max_rows;
@@ -31,7 +31,7 @@ void embedding_buckets_init(embedding_buckets *bk, int max_rows, int table_size)
 }
 
 /* Counting sort in O(R): distinct ids in order of first appearance, rows ascending within each. */
-void embedding_buckets_build(embedding_buckets *bk, const int *ids, int R, int skip_id) {
+void dmx_embedding_buckets_build(embedding_buckets *bk, const int *ids, int R, int skip_id) {
   if (R < 0 || R > bk->capacity_rows)
     dmx_die("embedding_buckets_build: %d rows but the buckets were sized for %d", R, bk->capacity_rows);
   int *count = bk->count_scratch;
@@ -55,7 +55,7 @@ void embedding_buckets_build(embedding_buckets *bk, const int *ids, int R, int s
   bk->n_unique = nu;
 }
 
-void embedding_buckets_free(embedding_buckets *bk) {
+void dmx_embedding_buckets_free(embedding_buckets *bk) {
   free(bk->unique_ids);
   free(bk->starts);
   free(bk->rows);
@@ -63,7 +63,7 @@ void embedding_buckets_free(embedding_buckets *bk) {
   memset(bk, 0, sizeof *bk);
 }
 
-void embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets_dev *dev, const embedding_buckets *bk) {
+void dmx_embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets_dev *dev, const embedding_buckets *bk) {
   int nu = bk->n_unique, nrows = bk->starts[nu];
   dmx_stager_upload(rt, st, dev->unique_ids, bk->unique_ids, (size_t)nu * sizeof(int));
   dmx_stager_upload(rt, st, dev->starts, bk->starts, ((size_t)nu + 1) * sizeof(int));
@@ -71,7 +71,7 @@ void embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets
 }
 
 /* dtable (table, d) += per-bucket row sums of dout (R, d). */
-void embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor dout, const embedding_buckets_dev *dev,
+void dmx_embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor dout, const embedding_buckets_dev *dev,
                               int n_unique, int d) {
   if (n_unique <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)n_unique}, local[2] = {32, 4};
@@ -89,12 +89,12 @@ static void colsum_acc(dmx_runtime *rt, dmx_tensor dst, dmx_tensor src, int R, i
              KA_I(d), KA_LOCAL(32 * lanes * sizeof(float)));
 }
 
-void embedding_type_backward(dmx_runtime *rt, dmx_tensor dtype, dmx_tensor dout, int R, int d) {
+void dmx_embedding_type_backward(dmx_runtime *rt, dmx_tensor dtype, dmx_tensor dout, int R, int d) {
   colsum_acc(rt, dtype, dout, R, d);
 }
 
 /* out (B, T, d) = x + type[0] + pos[j + first_pos]; out may alias x. */
-void embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor pos, dmx_tensor type, int B,
+void dmx_embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor pos, dmx_tensor type, int B,
                              int T, int d, int first_pos) {
   if (B <= 0 || T <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 4};
@@ -103,7 +103,7 @@ void embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_
 }
 
 /* dpos (P, d) rows first_pos.. += batch sums of dout (B, T, d); dtype (d) += sums of all rows. */
-void embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype, dmx_tensor dout, int B, int T, int d,
+void dmx_embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype, dmx_tensor dout, int B, int T, int d,
                               int first_pos) {
   if (B <= 0 || T <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)T}, local[2] = {32, 4};

@@ -12,7 +12,7 @@ static size_t row_local(const dmx_runtime *rt, int C) {
   return w;
 }
 
-void layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx_tensor rstd, dmx_tensor x,
+void dmx_layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx_tensor rstd, dmx_tensor x,
                        dmx_tensor g, dmx_tensor b, int R, int C, float eps) {
   if (R <= 0 || C <= 0) return;
   if (rt->serial_reductions) {
@@ -26,7 +26,7 @@ void layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx_ten
              KA_T(x), KA_T(g), KA_T(b), KA_I(R), KA_I(C), KA_F(eps), KA_LOCAL(l * sizeof(float)));
 }
 
-void layernorm_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dg, dmx_tensor db, dmx_tensor dout, dmx_tensor x,
+void dmx_layernorm_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dg, dmx_tensor db, dmx_tensor dout, dmx_tensor x,
                         dmx_tensor mean, dmx_tensor rstd, dmx_tensor g, int R, int C) {
   if (R <= 0 || C <= 0) return;
   if (rt->serial_reductions) {

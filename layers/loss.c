@@ -10,7 +10,7 @@ static size_t reduce_local(dmx_runtime *rt) {
 }
 
 /* losses (R), predictions (R) int32, dlogits (R, C) written when dlogits.buf; logits (R, C); targets (R) int32 */
-void softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor predictions, dmx_tensor dlogits,
+void dmx_softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor predictions, dmx_tensor dlogits,
                                    dmx_tensor logits, dmx_tensor targets, int R, int C, float scale) {
   if (R <= 0) return;
   size_t L = reduce_local(rt), glob = (size_t)R * L;
@@ -30,7 +30,7 @@ void softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tenso
 }
 
 /* out (1) = sum of x (n) */
-void reduce_sum(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+void dmx_reduce_sum(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
   size_t L = reduce_local(rt);
   dmx_launch(rt, DMX_K_REDUCE_SUM_1WG, 1, &L, &L, KA_T(out), KA_T(x), KA_I(n),
              KA_LOCAL(L * sizeof(float)));

@@ -3,7 +3,9 @@
  * flat parameter arena. One step flows one way:
  *   ids -> embedding pass 1 (B*N, T, d) -> mux (B, T, d) -> embedding pass 2 -> encoder layers
  *   -> task head and retrieval head -> losses -> the same path backward -> AdamW. */
-#include "layers/model_internal.h"
+#include "layers/model.h"
+#include "layers/heads.h"
+#include "layers/model_state.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,13 +50,6 @@ void dmx_model_print_profile(const dmx_model *m, FILE *f) {
           total > 0 ? 100.0 * (total - m->gemm_in_phases) / total : 0.0);
 }
 
-/* ------------------------------------------------------------------ launch helper */
-
-void launch2(dmx_model *m, dmx_kernel_id kernel, int X, int Y, int nargs, dmx_karg *args) {
-  size_t g[2] = {(size_t)X, (size_t)Y}, l[2] = {X >= 64 ? 64 : 16, 1};
-  dmx_launch_at(m->rt, dmx_kernel(m->rt, kernel), kernel, 2, g, l, nargs, args, __FILE__, __LINE__);
-}
-
 /* ------------------------------------------------------------------ parameter registry */
 
 dmx_tensor dmx_param_tensor(const dmx_param *p) { return sub(*p->base, p->sub_off, p->n); }
@@ -67,7 +62,9 @@ static dmx_param *add_view(dmx_model *m, const char *name, dmx_tensor *base, dmx
   if (m->np == DMX_MAX_PARAMS) dmx_die("too many parameters (raise DMX_MAX_PARAMS)");
   dmx_param *p = &m->plist[m->np++];
   memset(p, 0, sizeof *p);
-  snprintf(p->name, sizeof p->name, "%s", name);
+  size_t len = strlen(name);
+  if (len >= sizeof p->name) dmx_die("parameter name '%s' is over %zu characters (a program bug)", name, sizeof p->name - 1);
+  memcpy(p->name, name, len + 1);
   p->ndim = ndim;
   p->shape[0] = s0;
   p->shape[1] = s1;
@@ -107,18 +104,18 @@ static void linear_params(dmx_model *m, const char *prefix, dmx_tensor *w, dmx_t
                           dmx_tensor *gb, int out, int in) {
   char name[160];
   snprintf(name, sizeof name, "%s.weight", prefix);
-  param(m, name, w, gw, 2, out, in, 0, INIT_NORMAL);
+  param(m, name, w, gw, 2, out, in, 0, DMX_INIT_NORMAL);
   snprintf(name, sizeof name, "%s.bias", prefix);
-  param(m, name, b, gb, 1, out, 0, 0, INIT_ZEROS);
+  param(m, name, b, gb, 1, out, 0, 0, DMX_INIT_ZEROS);
 }
 
 static void ln_params(dmx_model *m, const char *prefix, dmx_tensor *w, dmx_tensor *gw, dmx_tensor *b, dmx_tensor *gb,
                       int d) {
   char name[160];
   snprintf(name, sizeof name, "%s.weight", prefix);
-  param(m, name, w, gw, 1, d, 0, 0, INIT_ONES);
+  param(m, name, w, gw, 1, d, 0, 0, DMX_INIT_ONES);
   snprintf(name, sizeof name, "%s.bias", prefix);
-  param(m, name, b, gb, 1, d, 0, 0, INIT_ZEROS);
+  param(m, name, b, gb, 1, d, 0, 0, DMX_INIT_ZEROS);
 }
 
 /* N per-instance dense + layer norm blocks stored contiguously (one GEMM serves all of them). */
@@ -131,23 +128,23 @@ static void instance_mlp_params(dmx_model *m, const char *prefix, instance_mlp *
   char name[160];
   for (int i = 0; i < N; i++) {
     snprintf(name, sizeof name, "%s.demux_module.dense_%d.weight", prefix, i);
-    add_view(m, name, &p->w, &g->w, (size_t)i * d * d, 2, d, d, 0, INIT_NORMAL);
+    add_view(m, name, &p->w, &g->w, (size_t)i * d * d, 2, d, d, 0, DMX_INIT_NORMAL);
     snprintf(name, sizeof name, "%s.demux_module.dense_%d.bias", prefix, i);
-    add_view(m, name, &p->b, &g->b, (size_t)i * d, 1, d, 0, 0, INIT_ZEROS);
+    add_view(m, name, &p->b, &g->b, (size_t)i * d, 1, d, 0, 0, DMX_INIT_ZEROS);
     snprintf(name, sizeof name, "%s.demux_module.layer_norm_%d.weight", prefix, i);
-    add_view(m, name, &p->ln_g, &g->ln_g, (size_t)i * d, 1, d, 0, 0, INIT_ONES);
+    add_view(m, name, &p->ln_g, &g->ln_g, (size_t)i * d, 1, d, 0, 0, DMX_INIT_ONES);
     snprintf(name, sizeof name, "%s.demux_module.layer_norm_%d.bias", prefix, i);
-    add_view(m, name, &p->ln_b, &g->ln_b, (size_t)i * d, 1, d, 0, 0, INIT_ZEROS);
+    add_view(m, name, &p->ln_b, &g->ln_b, (size_t)i * d, 1, d, 0, 0, DMX_INIT_ZEROS);
   }
 }
 
 static void register_params(dmx_model *m) {
   int d = m->d, V = m->V;
-  dmx_param *p = param(m, "roberta.embeddings.word_embeddings.weight", &m->p.word, &m->g.word, 2, V, d, 0, INIT_NORMAL);
+  dmx_param *p = param(m, "roberta.embeddings.word_embeddings.weight", &m->p.word, &m->g.word, 2, V, d, 0, DMX_INIT_NORMAL);
   p->padding_row = m->e.model.pad_token_id;
-  p = param(m, "roberta.embeddings.position_embeddings.weight", &m->p.pos, &m->g.pos, 2, m->P, d, 0, INIT_NORMAL);
+  p = param(m, "roberta.embeddings.position_embeddings.weight", &m->p.pos, &m->g.pos, 2, m->P, d, 0, DMX_INIT_NORMAL);
   p->padding_row = m->e.model.pad_token_id;
-  param(m, "roberta.embeddings.token_type_embeddings.weight", &m->p.type, &m->g.type, 2, 1, d, 0, INIT_NORMAL);
+  param(m, "roberta.embeddings.token_type_embeddings.weight", &m->p.type, &m->g.type, 2, 1, d, 0, DMX_INIT_NORMAL);
   ln_params(m, "roberta.embeddings.LayerNorm", &m->p.eln_g, &m->g.eln_g, &m->p.eln_b, &m->g.eln_b, d);
   char name[160];
   for (int l = 0; l < m->nl; l++) {
@@ -159,9 +156,9 @@ static void register_params(dmx_model *m) {
     const char *qkv[3] = {"query", "key", "value"};
     for (int k = 0; k < 3; k++) {
       snprintf(name, sizeof name, "roberta.encoder.layer.%d.attention.self.%s.weight", l, qkv[k]);
-      add_view(m, name, &P->qkv_w, &G->qkv_w, (size_t)k * d * d, 2, d, d, 0, INIT_NORMAL);
+      add_view(m, name, &P->qkv_w, &G->qkv_w, (size_t)k * d * d, 2, d, d, 0, DMX_INIT_NORMAL);
       snprintf(name, sizeof name, "roberta.encoder.layer.%d.attention.self.%s.bias", l, qkv[k]);
-      add_view(m, name, &P->qkv_b, &G->qkv_b, (size_t)k * d, 1, d, 0, 0, INIT_ZEROS);
+      add_view(m, name, &P->qkv_b, &G->qkv_b, (size_t)k * d, 1, d, 0, 0, DMX_INIT_ZEROS);
     }
     snprintf(name, sizeof name, "roberta.encoder.layer.%d.attention.output.dense", l);
     linear_params(m, name, &P->ao_w, &G->ao_w, &P->ao_b, &G->ao_b, d, d);
@@ -187,8 +184,8 @@ static void register_params(dmx_model *m) {
     linear_params(m, "demultiplexer.dense", &m->p.dense_w, &m->g.dense_w, &m->p.dense_b, &m->g.dense_b, d, 2 * d);
     ln_params(m, "demultiplexer.layer_norm", &m->p.hln_g, &m->g.hln_g, &m->p.hln_b, &m->g.hln_b, d);
     if (m->token) {
-      param(m, "demultiplexer.decoder.weight", &m->p.out_w, &m->g.out_w, 2, m->C, d, 0, INIT_NORMAL);
-      p = param(m, "demultiplexer.decoder.bias", &m->p.out_b, &m->g.out_b, 1, m->C, 0, 0, INIT_ZEROS);
+      param(m, "demultiplexer.decoder.weight", &m->p.out_w, &m->g.out_w, 2, m->C, d, 0, DMX_INIT_NORMAL);
+      p = param(m, "demultiplexer.decoder.bias", &m->p.out_b, &m->g.out_b, 1, m->C, 0, 0, DMX_INIT_ZEROS);
       snprintf(p->alias, sizeof p->alias, "demultiplexer.bias");
     } else {
       linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d,
@@ -216,17 +213,17 @@ static void register_params(dmx_model *m) {
       ln_params(m, "retrieval_head.layer_norm_pre_vocab", &m->p.r_pre_ln_g, &m->g.r_pre_ln_g, &m->p.r_pre_ln_b,
                 &m->g.r_pre_ln_b, d);
     }
-    param(m, "retrieval_head.decoder.weight", &m->p.r_dec_w, &m->g.r_dec_w, 2, V, d, 0, INIT_NORMAL);
-    p = param(m, "retrieval_head.decoder.bias", &m->p.r_dec_b, &m->g.r_dec_b, 1, V, 0, 0, INIT_ZEROS);
+    param(m, "retrieval_head.decoder.weight", &m->p.r_dec_w, &m->g.r_dec_w, 2, V, d, 0, DMX_INIT_NORMAL);
+    p = param(m, "retrieval_head.decoder.bias", &m->p.r_dec_b, &m->g.r_dec_b, 1, V, 0, 0, DMX_INIT_ZEROS);
     snprintf(p->alias, sizeof p->alias, "retrieval_head.bias");
 
     /* instance vectors last: frozen ones sit after every trainable tensor, outside AdamW's range */
-    size_t n_inst = mux_instance_floats(m->e.mux.muxing, m->N, d);
+    size_t n_inst = dmx_mux_instance_floats(m->e.mux.muxing, m->N, d);
     bool learn = m->e.mux.learn_muxing;
-    if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
-      param(m, "instance_embedding", &m->p.inst, learn ? &m->g.inst : NULL, 3, m->N, d, d, INIT_INSTANCES);
+    if (m->e.mux.muxing == DMX_MUX_RANDOM_ORTHO)
+      param(m, "instance_embedding", &m->p.inst, learn ? &m->g.inst : NULL, 3, m->N, d, d, DMX_INIT_INSTANCES);
     else
-      param(m, "instance_embedding", &m->p.inst, learn ? &m->g.inst : NULL, 2, m->N, d, 0, INIT_INSTANCES);
+      param(m, "instance_embedding", &m->p.inst, learn ? &m->g.inst : NULL, 2, m->N, d, 0, DMX_INIT_INSTANCES);
     (void)n_inst;
   }
 }
@@ -253,9 +250,9 @@ static void register_activations(dmx_model *m) {
   iact(m, &m->r_targets, BT);
   iact(m, &m->r_sel, BT);
   iact(m, &m->r_preds, BT);
-  embedding_buckets_init(&m->bk_word, (int)R1, m->V);
-  embedding_buckets_init(&m->bk_pos, (int)R1, m->P);
-  embedding_buckets_init(&m->bk_rp, (int)BT, (int)(B * N));
+  dmx_embedding_buckets_init(&m->bk_word, (int)R1, m->V);
+  dmx_embedding_buckets_init(&m->bk_pos, (int)R1, m->P);
+  dmx_embedding_buckets_init(&m->bk_rp, (int)BT, (int)(B * N));
   dmx_tensor *bks[3][3] = {{&m->bkd_word.unique_ids, &m->bkd_word.starts, &m->bkd_word.rows},
                            {&m->bkd_pos.unique_ids, &m->bkd_pos.starts, &m->bkd_pos.rows},
                            {&m->bkd_rp.unique_ids, &m->bkd_rp.starts, &m->bkd_rp.rows}};
@@ -274,7 +271,7 @@ static void register_activations(dmx_model *m) {
   if (!m->baseline) {
     act(m, &m->x, BT * d);
     dact(m, &m->da.x, BT * d);
-    if (m->e.mux.muxing == MUX_RANDOM_ORTHO) {
+    if (m->e.mux.muxing == DMX_MUX_RANDOM_ORTHO) {
       act(m, &m->mux_perm, R1 * d);
       act(m, &m->mux_y, R1 * d);
       dact(m, &m->da.mux_perm, R1 * d);
@@ -291,10 +288,10 @@ static void register_activations(dmx_model *m) {
   for (int l = 0; l < m->nl; l++) {
     layer_acts *a = &m->la[l];
     act(m, &a->qkv, BT * 3 * d);
-    act(m, &a->att.q, attention_qkv_floats(m->B, m->T, m->d));
-    act(m, &a->att.k, attention_qkv_floats(m->B, m->T, m->d));
-    act(m, &a->att.v, attention_qkv_floats(m->B, m->T, m->d));
-    act(m, &a->att.att, attention_att_floats(m->B, m->T, m->H));
+    act(m, &a->att.q, dmx_attention_qkv_floats(m->B, m->T, m->d));
+    act(m, &a->att.k, dmx_attention_qkv_floats(m->B, m->T, m->d));
+    act(m, &a->att.v, dmx_attention_qkv_floats(m->B, m->T, m->d));
+    act(m, &a->att.att, dmx_attention_att_floats(m->B, m->T, m->H));
     act(m, &a->attn_out, BT * d);
     act(m, &a->ao, BT * d);
     act(m, &a->h1_pre, BT * d);
@@ -309,8 +306,8 @@ static void register_activations(dmx_model *m) {
     act(m, &a->z_rstd, BT);
     act(m, &a->z, BT * d);
   }
-  act(m, &m->att_drop, attention_att_floats(m->B, m->T, m->H));
-  act(m, &m->att_y, attention_qkv_floats(m->B, m->T, m->d));
+  act(m, &m->att_drop, dmx_attention_att_floats(m->B, m->T, m->H));
+  act(m, &m->att_y, dmx_attention_qkv_floats(m->B, m->T, m->d));
   for (int l = 0; l < m->nl; l++) {
     m->la[l].att.att_drop = m->att_drop; /* filled after commit */
     m->la[l].att.y = m->att_y;
@@ -326,11 +323,11 @@ static void register_activations(dmx_model *m) {
   dact(m, &m->da.f, BT * I);
   dact(m, &m->da.f2, BT * d);
   dact(m, &m->da.z_pre, BT * d);
-  dact(m, &m->da.att.dq, attention_qkv_floats(m->B, m->T, m->d));
-  dact(m, &m->da.att.dk, attention_qkv_floats(m->B, m->T, m->d));
-  dact(m, &m->da.att.dv, attention_qkv_floats(m->B, m->T, m->d));
-  dact(m, &m->da.att.dy, attention_qkv_floats(m->B, m->T, m->d));
-  dact(m, &m->da.att.datt, attention_att_floats(m->B, m->T, m->H));
+  dact(m, &m->da.att.dq, dmx_attention_qkv_floats(m->B, m->T, m->d));
+  dact(m, &m->da.att.dk, dmx_attention_qkv_floats(m->B, m->T, m->d));
+  dact(m, &m->da.att.dv, dmx_attention_qkv_floats(m->B, m->T, m->d));
+  dact(m, &m->da.att.dy, dmx_attention_qkv_floats(m->B, m->T, m->d));
+  dact(m, &m->da.att.datt, dmx_attention_att_floats(m->B, m->T, m->H));
 
   /* task head: rows is the number of head rows (B*N sentence, B*N*T token; baseline B or B*T) */
   size_t hrows = m->token ? R1 : B * N;
@@ -400,7 +397,7 @@ static void register_activations(dmx_model *m) {
     dact(m, &m->da.ru2, S * d);
   }
   act(m, &m->norm, 1);
-  act(m, &m->norm_partial, global_norm_partial_floats());
+  act(m, &m->norm_partial, dmx_global_norm_partial_floats());
 }
 
 /* ------------------------------------------------------------------ create / free */
@@ -412,7 +409,7 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
   m->e = *e;
   m->B = B;
   m->T = T;
-  m->baseline = e->setting == SETTING_BASELINE;
+  m->baseline = e->setting == DMX_SETTING_BASELINE;
   m->N = m->baseline ? 1 : e->mux.num_instances;
   m->d = e->model.hidden_size;
   m->H = e->model.num_heads;
@@ -422,7 +419,7 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
   m->C = num_labels;
   m->nl = e->model.num_layers;
   m->token = token_task;
-  m->index_demux = !m->baseline && e->mux.demuxing == DEMUX_INDEX;
+  m->index_demux = !m->baseline && e->mux.demuxing == DMX_DEMUX_INDEX;
   m->second_pass = !m->baseline && e->mux.second_embedding_pass;
   m->use_mask = m->baseline || e->mux.attention_mask;
   m->prefix = m->index_demux ? m->N + 1 : 0;
@@ -512,9 +509,9 @@ void dmx_model_free(dmx_model *m) {
   dmx_arena *arenas[] = {&m->params, &m->grads, &m->adam_m, &m->adam_v, &m->decay, &m->acts, &m->dacts, &m->ints};
   for (size_t i = 0; i < sizeof arenas / sizeof *arenas; i++) dmx_arena_release(arenas[i]);
   dmx_stager_free(&m->stager);
-  embedding_buckets_free(&m->bk_word);
-  embedding_buckets_free(&m->bk_pos);
-  embedding_buckets_free(&m->bk_rp);
+  dmx_embedding_buckets_free(&m->bk_word);
+  dmx_embedding_buckets_free(&m->bk_pos);
+  dmx_embedding_buckets_free(&m->bk_rp);
   free(m->h_task_targets);
   free(m->h_pidx);
   free(m->h_hidx);
@@ -565,7 +562,7 @@ void dmx_model_init_params(dmx_model *m, uint64_t seed) {
     dmx_param *p = &m->plist[i];
     float *h = dmx_malloc(p->n * sizeof(float));
     switch (p->init) {
-      case INIT_NORMAL:
+      case DMX_INIT_NORMAL:
         for (size_t k = 0; k < p->n; k++) {
           double u1 = uniform01(&s), u2 = uniform01(&s);
           h[k] = (float)(range * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
@@ -573,14 +570,14 @@ void dmx_model_init_params(dmx_model *m, uint64_t seed) {
         if (p->padding_row >= 0 && p->padding_row < p->shape[0])
           memset(h + (size_t)p->padding_row * p->shape[1], 0, (size_t)p->shape[1] * sizeof(float));
         break;
-      case INIT_ZEROS:
+      case DMX_INIT_ZEROS:
         memset(h, 0, p->n * sizeof(float));
         break;
-      case INIT_ONES:
+      case DMX_INIT_ONES:
         for (size_t k = 0; k < p->n; k++) h[k] = 1.0f;
         break;
-      case INIT_INSTANCES:
-        mux_init_instances(h, m->e.mux.muxing, m->N, m->d, m->e.mux.gaussian_hadamard_norm,
+      case DMX_INIT_INSTANCES:
+        dmx_mux_init_instances(h, m->e.mux.muxing, m->N, m->d, m->e.mux.gaussian_hadamard_norm,
                            m->e.mux.binary_hadamard_epsilon, seed);
         break;
     }
@@ -612,10 +609,10 @@ static void upload_inputs(dmx_model *m, const dmx_batch_view *bt, bool train) {
   dmx_stager_upload(rt, st, m->pos_ids, bt->positions, (size_t)m->R1 * 4);
   /* buckets for the embedding gradients: padding_idx rows get none, as in PyTorch */
   if (train) {
-    embedding_buckets_build(&m->bk_word, bt->ids, m->R1, m->e.model.pad_token_id);
-    embedding_buckets_build(&m->bk_pos, bt->positions, m->R1, m->e.model.pad_token_id);
-    embedding_buckets_upload(rt, st, &m->bkd_word, &m->bk_word);
-    embedding_buckets_upload(rt, st, &m->bkd_pos, &m->bk_pos);
+    dmx_embedding_buckets_build(&m->bk_word, bt->ids, m->R1, m->e.model.pad_token_id);
+    dmx_embedding_buckets_build(&m->bk_pos, bt->positions, m->R1, m->e.model.pad_token_id);
+    dmx_embedding_buckets_upload(rt, st, &m->bkd_word, &m->bk_word);
+    dmx_embedding_buckets_upload(rt, st, &m->bkd_pos, &m->bk_pos);
   }
 
   /* task targets: token tasks score positions aligned to T; rows < prefix are never scored */
@@ -660,8 +657,8 @@ static void upload_inputs(dmx_model *m, const dmx_batch_view *bt, bool train) {
     dmx_stager_upload(rt, st, m->r_targets, m->h_targets, (size_t)m->S * 4);
     dmx_stager_upload(rt, st, m->r_sel, m->h_sel, (size_t)m->S * 4);
     if (train) {
-      embedding_buckets_build(&m->bk_rp, m->h_pidx, m->S, -1);
-      embedding_buckets_upload(rt, st, &m->bkd_rp, &m->bk_rp);
+      dmx_embedding_buckets_build(&m->bk_rp, m->h_pidx, m->S, -1);
+      dmx_embedding_buckets_upload(rt, st, &m->bkd_rp, &m->bk_rp);
     }
   }
   dmx_stager_end(rt, st);
@@ -676,31 +673,31 @@ static void embed_forward(dmx_model *m, bool train) {
   float ph = train ? m->p_hidden : 0.0f;
   /* inference on a CPU: no backward needs e1, so pass 1 and the mux run fused without writing the
    * (B*N, T, d) per-instance embeddings (at N=40 those passes were most of a tiny model's batch) */
-  bool fused = !train && !m->baseline && m->e.mux.muxing != MUX_RANDOM_ORTHO && embed_ln_mux_hadamard_fits(rt, d);
+  bool fused = !train && !m->baseline && m->e.mux.muxing != DMX_MUX_RANDOM_ORTHO && dmx_embed_ln_mux_hadamard_fits(rt, d);
   if (fused) {
     dmx_scope(rt, "mux");
-    embed_ln_mux_hadamard_forward(rt, m->x, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->p.eln_g,
+    dmx_embed_ln_mux_hadamard_forward(rt, m->x, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->p.eln_g,
                                   m->p.eln_b, m->p.inst, m->B, m->N, m->T, d, m->eps);
   } else {
-    embedding_forward(rt, m->e1_pre, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->R1, d);
-    layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.eln_g, m->p.eln_b, m->R1, d, m->eps);
-    dropout_forward(rt, m->e1, m->e1, m->R1 * d, ph, m->seed, stream(m, STREAM_EMB1));
+    dmx_embedding_forward(rt, m->e1_pre, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->R1, d);
+    dmx_layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.eln_g, m->p.eln_b, m->R1, d, m->eps);
+    dmx_dropout_forward(rt, m->e1, m->e1, m->R1 * d, ph, m->seed, stream(m, DMX_STREAM_EMB1));
   }
   if (m->baseline) return; /* e1 is the encoder input */
   dmx_scope(rt, "mux");
-  if (!fused && m->e.mux.muxing == MUX_RANDOM_ORTHO)
-    mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.inst, m->B, m->N, m->T, d);
+  if (!fused && m->e.mux.muxing == DMX_MUX_RANDOM_ORTHO)
+    dmx_mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.inst, m->B, m->N, m->T, d);
   else if (!fused)
-    mux_hadamard_forward(rt, m->x, m->e1, m->p.inst, m->B, m->N, m->T, d);
+    dmx_mux_hadamard_forward(rt, m->x, m->e1, m->p.inst, m->B, m->N, m->T, d);
   /* The original runs the embedding module again on the muxed vectors (spec §1.7): type and
    * sequential positions are added a second time before its LayerNorm. The clean variant
    * (second_embedding_pass: false) only normalises: positions were added once, per instance. */
   if (m->second_pass)
-    embedding_pass2_forward(rt, m->e2_pre, m->x, m->p.pos, m->p.type, m->B, m->T, d, m->e.model.pad_token_id + 1);
+    dmx_embedding_pass2_forward(rt, m->e2_pre, m->x, m->p.pos, m->p.type, m->B, m->T, d, m->e.model.pad_token_id + 1);
   else
-    copy_forward(rt, m->e2_pre, m->x, m->BT * d);
-  layernorm_forward(rt, m->e2, m->e2_mean, m->e2_rstd, m->e2_pre, m->p.eln_g, m->p.eln_b, m->BT, d, m->eps);
-  dropout_forward(rt, m->e2, m->e2, m->BT * d, ph, m->seed, stream(m, STREAM_EMB2));
+    dmx_copy_forward(rt, m->e2_pre, m->x, m->BT * d);
+  dmx_layernorm_forward(rt, m->e2, m->e2_mean, m->e2_rstd, m->e2_pre, m->p.eln_g, m->p.eln_b, m->BT, d, m->eps);
+  dmx_dropout_forward(rt, m->e2, m->e2, m->BT * d, ph, m->seed, stream(m, DMX_STREAM_EMB2));
 }
 
 static dmx_tensor encoder_input(dmx_model *m) { return m->baseline ? m->e1 : m->e2; }
@@ -711,31 +708,31 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
   float ph = train ? m->p_hidden : 0.0f;
   dmx_tensor de1 = m->da.e1;
   if (!m->baseline) {
-    dropout_backward(rt, m->da.e2, dz0, m->BT * d, ph, m->seed, stream(m, STREAM_EMB2));
-    layernorm_backward(rt, m->da.e2_pre, m->g.eln_g, m->g.eln_b, m->da.e2, m->e2_pre, m->e2_mean, m->e2_rstd,
+    dmx_dropout_backward(rt, m->da.e2, dz0, m->BT * d, ph, m->seed, stream(m, DMX_STREAM_EMB2));
+    dmx_layernorm_backward(rt, m->da.e2_pre, m->g.eln_g, m->g.eln_b, m->da.e2, m->e2_pre, m->e2_mean, m->e2_rstd,
                        m->p.eln_g, m->BT, d);
     if (m->second_pass)
-      embedding_pass2_backward(rt, m->g.pos, m->g.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
-    axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
+      dmx_embedding_pass2_backward(rt, m->g.pos, m->g.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
+    dmx_axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
     dmx_tensor dinst = m->e.mux.learn_muxing ? m->g.inst : none();
     dmx_scope(rt, "mux");
-    if (m->e.mux.muxing == MUX_RANDOM_ORTHO)
-      mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.inst, m->B, m->N,
+    if (m->e.mux.muxing == DMX_MUX_RANDOM_ORTHO)
+      dmx_mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.inst, m->B, m->N,
                          m->T, d);
     else
-      mux_hadamard_backward(rt, de1, dinst, m->da.x, m->e1, m->p.inst, m->B, m->N, m->T, d);
+      dmx_mux_hadamard_backward(rt, de1, dinst, m->da.x, m->e1, m->p.inst, m->B, m->N, m->T, d);
   } else {
-    axpy(rt, de1, dz0, 1.0f, m->R1 * d);
+    dmx_axpy(rt, de1, dz0, 1.0f, m->R1 * d);
   }
   /* dropout was applied in place on e1: its backward maps d(dropped) to d(LN output) */
-  dropout_backward(rt, m->da.e1_pre, de1, m->R1 * d, ph, m->seed, stream(m, STREAM_EMB1));
+  dmx_dropout_backward(rt, m->da.e1_pre, de1, m->R1 * d, ph, m->seed, stream(m, DMX_STREAM_EMB1));
   /* da.e1_pre now holds d(LN output); run the LN backward into de1 (reused, zeroed first) */
   dmx_fill(rt, de1, 0.0f);
-  layernorm_backward(rt, de1, m->g.eln_g, m->g.eln_b, m->da.e1_pre, m->e1_pre, m->e1_mean, m->e1_rstd, m->p.eln_g,
+  dmx_layernorm_backward(rt, de1, m->g.eln_g, m->g.eln_b, m->da.e1_pre, m->e1_pre, m->e1_mean, m->e1_rstd, m->p.eln_g,
                      m->R1, d);
-  embedding_table_backward(rt, m->g.word, de1, &m->bkd_word, m->bk_word.n_unique, d);
-  embedding_table_backward(rt, m->g.pos, de1, &m->bkd_pos, m->bk_pos.n_unique, d);
-  embedding_type_backward(rt, m->g.type, de1, m->R1, d);
+  dmx_embedding_table_backward(rt, m->g.word, de1, &m->bkd_word, m->bk_word.n_unique, d);
+  dmx_embedding_table_backward(rt, m->g.pos, de1, &m->bkd_pos, m->bk_pos.n_unique, d);
+  dmx_embedding_type_backward(rt, m->g.type, de1, m->R1, d);
 }
 
 /* ------------------------------------------------------------------ encoder */
@@ -749,29 +746,29 @@ static void encoder_forward(dmx_model *m, bool train) {
   for (int l = 0; l < m->nl; l++) {
     layer_params *P = &m->p.L[l];
     layer_acts *a = &m->la[l];
-    uint32_t s0 = stream(m, STREAM_LAYER0 + 4 * l);
+    uint32_t s0 = stream(m, DMX_STREAM_LAYER0 + 4 * l);
     dmx_scope(rt, "qkv");
-    linear_forward(rt, a->qkv, z, P->qkv_w, P->qkv_b, BT, d, 3 * d, 0.0f);
+    dmx_linear_forward(rt, a->qkv, z, P->qkv_w, P->qkv_b, BT, d, 3 * d, 0.0f);
     dmx_scope(rt, "attention");
-    attention_forward(rt, a->attn_out, &a->att, a->qkv, mask, m->B, m->T, d, m->H, pa, m->seed, s0);
+    dmx_attention_forward(rt, a->attn_out, &a->att, a->qkv, mask, m->B, m->T, d, m->H, pa, m->seed, s0);
     dmx_scope(rt, "attn_out");
-    linear_forward(rt, a->ao, a->attn_out, P->ao_w, P->ao_b, BT, d, d, 0.0f);
-    dropout_forward(rt, a->ao, a->ao, BT * d, ph, m->seed, s0 + 1);
-    add_forward(rt, a->h1_pre, a->ao, z, BT * d);
-    layernorm_forward(rt, a->h1, a->h1_mean, a->h1_rstd, a->h1_pre, P->ln1_g, P->ln1_b, BT, d, m->eps);
+    dmx_linear_forward(rt, a->ao, a->attn_out, P->ao_w, P->ao_b, BT, d, d, 0.0f);
+    dmx_dropout_forward(rt, a->ao, a->ao, BT * d, ph, m->seed, s0 + 1);
+    dmx_add_forward(rt, a->h1_pre, a->ao, z, BT * d);
+    dmx_layernorm_forward(rt, a->h1, a->h1_mean, a->h1_rstd, a->h1_pre, P->ln1_g, P->ln1_b, BT, d, m->eps);
     dmx_scope(rt, "ffn_up");
-    linear_forward(rt, a->f_pre, a->h1, P->fc_w, P->fc_b, BT, d, I, 0.0f);
-    gelu_forward(rt, a->f, a->f_pre, BT * I);
+    dmx_linear_forward(rt, a->f_pre, a->h1, P->fc_w, P->fc_b, BT, d, I, 0.0f);
+    dmx_gelu_forward(rt, a->f, a->f_pre, BT * I);
     dmx_scope(rt, "ffn_down");
-    linear_forward(rt, a->f2, a->f, P->proj_w, P->proj_b, BT, I, d, 0.0f);
-    dropout_forward(rt, a->f2, a->f2, BT * d, ph, m->seed, s0 + 2);
-    add_forward(rt, a->z_pre, a->f2, a->h1, BT * d);
-    layernorm_forward(rt, a->z, a->z_mean, a->z_rstd, a->z_pre, P->ln2_g, P->ln2_b, BT, d, m->eps);
+    dmx_linear_forward(rt, a->f2, a->f, P->proj_w, P->proj_b, BT, I, d, 0.0f);
+    dmx_dropout_forward(rt, a->f2, a->f2, BT * d, ph, m->seed, s0 + 2);
+    dmx_add_forward(rt, a->z_pre, a->f2, a->h1, BT * d);
+    dmx_layernorm_forward(rt, a->z, a->z_mean, a->z_rstd, a->z_pre, P->ln2_g, P->ln2_b, BT, d, m->eps);
     z = a->z;
   }
 }
 
-dmx_tensor model_encoder_output(dmx_model *m) { return m->nl ? m->la[m->nl - 1].z : encoder_input(m); }
+static dmx_tensor encoder_output(dmx_model *m) { return m->nl ? m->la[m->nl - 1].z : encoder_input(m); }
 
 /* dz holds d(encoder output) on entry; returns the tensor holding d(encoder input). */
 static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
@@ -784,30 +781,30 @@ static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
     layer_params *P = &m->p.L[l], *G = &m->g.L[l];
     layer_acts *a = &m->la[l];
     dmx_tensor z_in = l ? m->la[l - 1].z : encoder_input(m);
-    uint32_t s0 = stream(m, STREAM_LAYER0 + 4 * l);
+    uint32_t s0 = stream(m, DMX_STREAM_LAYER0 + 4 * l);
     /* the per-layer gradient scratch is shared by all layers: clear it */
     dmx_tensor scratch[] = {m->da.z_pre, m->da.f2, m->da.f, m->da.f_pre, m->da.h1, m->da.h1_pre, m->da.ao,
                             m->da.attn_out, m->da.qkv, dz_in};
     for (size_t i = 0; i < sizeof scratch / sizeof *scratch; i++) dmx_fill(rt, scratch[i], 0.0f);
-    layernorm_backward(rt, m->da.z_pre, G->ln2_g, G->ln2_b, dz, a->z_pre, a->z_mean, a->z_rstd, P->ln2_g, BT, d);
-    dropout_backward(rt, m->da.f2, m->da.z_pre, BT * d, ph, m->seed, s0 + 2);
-    axpy(rt, m->da.h1, m->da.z_pre, 1.0f, BT * d);
+    dmx_layernorm_backward(rt, m->da.z_pre, G->ln2_g, G->ln2_b, dz, a->z_pre, a->z_mean, a->z_rstd, P->ln2_g, BT, d);
+    dmx_dropout_backward(rt, m->da.f2, m->da.z_pre, BT * d, ph, m->seed, s0 + 2);
+    dmx_axpy(rt, m->da.h1, m->da.z_pre, 1.0f, BT * d);
     dmx_scope(rt, "ffn_down");
-    linear_backward(rt, m->da.f, G->proj_w, G->proj_b, m->da.f2, a->f, P->proj_w, BT, I, d);
-    gelu_backward(rt, m->da.f_pre, a->f_pre, m->da.f, BT * I);
+    dmx_linear_backward(rt, m->da.f, G->proj_w, G->proj_b, m->da.f2, a->f, P->proj_w, BT, I, d);
+    dmx_gelu_backward(rt, m->da.f_pre, a->f_pre, m->da.f, BT * I);
     dmx_scope(rt, "ffn_up");
-    linear_backward(rt, m->da.h1, G->fc_w, G->fc_b, m->da.f_pre, a->h1, P->fc_w, BT, d, I);
-    layernorm_backward(rt, m->da.h1_pre, G->ln1_g, G->ln1_b, m->da.h1, a->h1_pre, a->h1_mean, a->h1_rstd, P->ln1_g,
+    dmx_linear_backward(rt, m->da.h1, G->fc_w, G->fc_b, m->da.f_pre, a->h1, P->fc_w, BT, d, I);
+    dmx_layernorm_backward(rt, m->da.h1_pre, G->ln1_g, G->ln1_b, m->da.h1, a->h1_pre, a->h1_mean, a->h1_rstd, P->ln1_g,
                        BT, d);
-    dropout_backward(rt, m->da.ao, m->da.h1_pre, BT * d, ph, m->seed, s0 + 1);
-    axpy(rt, dz_in, m->da.h1_pre, 1.0f, BT * d);
+    dmx_dropout_backward(rt, m->da.ao, m->da.h1_pre, BT * d, ph, m->seed, s0 + 1);
+    dmx_axpy(rt, dz_in, m->da.h1_pre, 1.0f, BT * d);
     dmx_scope(rt, "attn_out");
-    linear_backward(rt, m->da.attn_out, G->ao_w, G->ao_b, m->da.ao, a->attn_out, P->ao_w, BT, d, d);
+    dmx_linear_backward(rt, m->da.attn_out, G->ao_w, G->ao_b, m->da.ao, a->attn_out, P->ao_w, BT, d, d);
     dmx_scope(rt, "attention");
-    attention_backward(rt, m->da.qkv, &m->da.att, m->da.attn_out, &a->att, mask, m->B, m->T, d, m->H, pa, m->seed,
+    dmx_attention_backward(rt, m->da.qkv, &m->da.att, m->da.attn_out, &a->att, mask, m->B, m->T, d, m->H, pa, m->seed,
                        s0);
     dmx_scope(rt, "qkv");
-    linear_backward(rt, dz_in, G->qkv_w, G->qkv_b, m->da.qkv, z_in, P->qkv_w, BT, d, 3 * d);
+    dmx_linear_backward(rt, dz_in, G->qkv_w, G->qkv_b, m->da.qkv, z_in, P->qkv_w, BT, d, 3 * d);
     dmx_tensor t = dz;
     dz = dz_in;
     dz_in = t;
@@ -855,16 +852,16 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   dmx_tensor dH = m->da.z_a;
   if (m->has_task) {
     dmx_scope(rt, "heads");
-    task_head_forward(m, train);
+    dmx_task_head_forward(m, encoder_output(m), train);
     float scale = train ? m->task_coeff / (float)(m->task_count > 0 ? m->task_count : 1) : 0.0f;
-    softmax_xent_forward_backward(rt, m->task_losses, m->preds, train ? m->da.logits : none(), m->logits, m->labels,
+    dmx_softmax_xent_forward_backward(rt, m->task_losses, m->preds, train ? m->da.logits : none(), m->logits, m->labels,
                                   m->task_rows, m->C, scale);
-    reduce_sum(rt, m->task_sum, m->task_losses, m->task_rows);
-    if (train) task_head_backward(m, dH, train);
+    dmx_reduce_sum(rt, m->task_sum, m->task_losses, m->task_rows);
+    if (train) dmx_task_head_backward(m, encoder_output(m), dH, train);
   }
   phase_end(m, PH_TASK);
   dmx_scope(rt, "heads");
-  if (m->has_retrieval && m->S > 0) retrieval_head(m, dH, train);
+  if (m->has_retrieval && m->S > 0) dmx_retrieval_head(m, encoder_output(m), dH, train);
   phase_end(m, PH_RETR);
   if (!train) return;
   dmx_tensor dz0 = encoder_backward(m, dH, train);
@@ -893,13 +890,13 @@ void dmx_model_update(dmx_model *m, float lr, int t) {
         gp[parts] = (dmx_tensor){g.buf, cut[r][0], cut[r][1] - cut[r][0]};
         np[parts++] = cut[r][1] - cut[r][0];
       }
-    global_norm_parts(m->rt, m->norm, m->norm_partial, gp, np, parts);
+    dmx_global_norm_parts(m->rt, m->norm, m->norm_partial, gp, np, parts);
   }
   for (int r = 0; r < 2; r++) {
     size_t a = cut[r][0], n = cut[r][1] - cut[r][0];
     if (n == 0) continue;
     dmx_tensor dm = m->decay_mask.buf ? (dmx_tensor){m->decay_mask.buf, m->decay_mask.off + a, n} : m->decay_mask;
-    adamw_update(m->rt, (dmx_tensor){p.buf, a, n}, (dmx_tensor){g.buf, a, n}, (dmx_tensor){mm.buf, a, n},
+    dmx_adamw_update(m->rt, (dmx_tensor){p.buf, a, n}, (dmx_tensor){g.buf, a, n}, (dmx_tensor){mm.buf, a, n},
                  (dmx_tensor){vv.buf, a, n}, n, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps, tc->weight_decay, dm,
                  t, m->norm, tc->max_grad_norm);
   }

@@ -41,8 +41,8 @@ static double normal(normal_rng *g) {
   return r * cos(th);
 }
 
-size_t mux_instance_floats(dmx_muxing m, int N, int d) {
-  return m == MUX_RANDOM_ORTHO ? (size_t)N * d * d : (size_t)N * d;
+size_t dmx_mux_instance_floats(dmx_muxing m, int N, int d) {
+  return m == DMX_MUX_RANDOM_ORTHO ? (size_t)N * d * d : (size_t)N * d;
 }
 
 /* Dot product with four independent partial sums: the compiler may not reassociate floating-point
@@ -80,10 +80,10 @@ static void haar_orthogonal(float *w, int d, normal_rng *g, double *a) {
   for (size_t k = 0; k < (size_t)d * d; k++) w[k] = (float)a[k];
 }
 
-void mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussian_norm, float binary_eps, uint64_t seed) {
+void dmx_mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussian_norm, float binary_eps, uint64_t seed) {
   normal_rng g = {.s = seed};
   switch (m) {
-    case MUX_GAUSSIAN_HADAMARD: {
+    case DMX_MUX_GAUSSIAN_HADAMARD: {
       /* v_i = s * g_i / |g_i|, g_i ~ N(0, I_d), instance by instance */
       double *row = dmx_malloc((size_t)d * sizeof(double));
       for (int i = 0; i < N; i++) {
@@ -98,7 +98,7 @@ void mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussian_n
       free(row);
       break;
     }
-    case MUX_BINARY_HADAMARD: {
+    case DMX_MUX_BINARY_HADAMARD: {
       /* c = floor(d/N); instance i owns [i*c, (i+1)*c), the last one up to d. epsilon widens every
        * block by floor(eps*c/2) on each side (clamped to [0, d)) so neighbouring blocks overlap. */
       int c = d / N;
@@ -113,7 +113,7 @@ void mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussian_n
       }
       break;
     }
-    case MUX_RANDOM_ORTHO: {
+    case DMX_MUX_RANDOM_ORTHO: {
       double *a = dmx_malloc((size_t)d * d * sizeof(double));
       for (int i = 0; i < N; i++) haar_orthogonal(out + (size_t)i * d * d, d, &g, a);
       free(a);
@@ -129,20 +129,20 @@ static const size_t LOCAL_1D = 256;
 static size_t local_1d(dmx_runtime *rt) { return rt->info.max_work_group < LOCAL_1D ? rt->info.max_work_group : LOCAL_1D; }
 
 /* x (B, T, d) = (1/N) sum_i v_i ⊙ e[b*N+i]; e (B*N, T, d), v (N, d) */
-void mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor e, dmx_tensor v, int B, int N, int T, int d) {
+void dmx_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor e, dmx_tensor v, int B, int N, int T, int d) {
   size_t loc = local_1d(rt), glob = (size_t)B * T * d;
   dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_FWD, 1, &glob, &loc, KA_T(x), KA_T(e), KA_T(v), KA_I(B),
                    KA_I(N), KA_I(T), KA_I(d), KA_F(1.0f / N));
 }
 
-bool embed_ln_mux_hadamard_fits(const dmx_runtime *rt, int d) { return rt->serial_reductions && d % 4 == 0; }
+bool dmx_embed_ln_mux_hadamard_fits(const dmx_runtime *rt, int d) { return rt->serial_reductions && d % 4 == 0; }
 
 /* x (B, T, d) = (1/N) sum_i v_i ⊙ LN(word[ids] + pos[pos_ids] + type) without the per-instance
  * embeddings; ids, pos_ids (B*N, T) int32; ln_g, ln_b (d); v (N, d). */
-void embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
+void dmx_embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
                                    dmx_tensor pos, dmx_tensor type, dmx_tensor ln_g, dmx_tensor ln_b, dmx_tensor v,
                                    int B, int N, int T, int d, float eps) {
-  if (!embed_ln_mux_hadamard_fits(rt, d))
+  if (!dmx_embed_ln_mux_hadamard_fits(rt, d))
     dmx_die("embed_ln_mux_hadamard_forward: needs serial reductions and d %% 4 == 0 (d = %d; a program bug)", d);
   /* the kernel reads float4 pointers: every tensor must start on 16 bytes (the arena aligns them) */
   if ((x.off | word.off | pos.off | type.off | ln_g.off | ln_b.off | v.off) % 4)
@@ -154,7 +154,7 @@ void embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids
 }
 
 /* de (B*N, T, d) += v_i ⊙ dx / N; dv (N, d) += sum_{b,t} dx ⊙ e_i / N unless dv.buf is NULL */
-void mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_tensor dx, dmx_tensor e, dmx_tensor v,
+void dmx_mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_tensor dx, dmx_tensor e, dmx_tensor v,
                            int B, int N, int T, int d) {
   size_t loc = local_1d(rt), glob = (size_t)B * N * T * d;
   dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_BWD_E, 1, &glob, &loc, KA_T(de), KA_T(dx), KA_T(v),
@@ -167,7 +167,7 @@ void mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_te
 }
 
 /* x (B, T, d) = (1/sqrt N) sum_i e[b*N+i] W_i^T; perm, y scratch (N, B*T, d); W (N, d, d) */
-void mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_tensor y, dmx_tensor e, dmx_tensor W, int B,
+void dmx_mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_tensor y, dmx_tensor e, dmx_tensor W, int B,
                        int N, int T, int d) {
   size_t loc = local_1d(rt), rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
   dmx_launch_exact(rt, DMX_K_MUX_PERMUTE, 1, &all, &loc, KA_T(perm), KA_T(e), KA_I(B), KA_I(N),
@@ -181,7 +181,7 @@ void mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_tenso
 
 /* de (B*N, T, d) += unpermute(dy_i W_i); dW_i (d, d) += dy_i^T perm_i unless dW.buf is NULL;
  * dy_i = dx / sqrt N. dperm, dy scratch (N, B*T, d); perm as left by the forward. */
-void mux_ortho_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dW, dmx_tensor dperm, dmx_tensor dy, dmx_tensor dx,
+void dmx_mux_ortho_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dW, dmx_tensor dperm, dmx_tensor dy, dmx_tensor dx,
                         dmx_tensor perm, dmx_tensor W, int B, int N, int T, int d) {
   size_t loc = local_1d(rt), rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
   dmx_launch_exact(rt, DMX_K_MUX_BROADCAST_INSTANCES, 1, &all, &loc, KA_T(dy), KA_T(dx), KA_I(N),

@@ -13,9 +13,9 @@ static size_t reduce_local(dmx_runtime *rt) {
   return l;
 }
 
-size_t global_norm_partial_floats(void) { return GLOBAL_NORM_MAX_PARTS * NORM_GROUPS; }
+size_t dmx_global_norm_partial_floats(void) { return GLOBAL_NORM_MAX_PARTS * NORM_GROUPS; }
 
-void global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, const dmx_tensor *g, const size_t *n,
+void dmx_global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, const dmx_tensor *g, const size_t *n,
                        int parts) {
   if (parts < 1 || parts > GLOBAL_NORM_MAX_PARTS)
     dmx_die("global_norm_parts: %d parts (1 to %d supported; a program bug)", parts, GLOBAL_NORM_MAX_PARTS);
@@ -29,13 +29,13 @@ void global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial,
              KA_I(parts * NORM_GROUPS), KA_LOCAL(L * sizeof(float)));
 }
 
-/* norm_out (1) = |g (n)|_2; partial (global_norm_partial_floats()) scratch */
-void global_norm(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, dmx_tensor g, size_t n) {
-  global_norm_parts(rt, norm_out, partial, &g, &n, 1);
+/* norm_out (1) = |g (n)|_2; partial (dmx_global_norm_partial_floats()) scratch */
+void dmx_global_norm(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, dmx_tensor g, size_t n) {
+  dmx_global_norm_parts(rt, norm_out, partial, &g, &n, 1);
 }
 
 /* p, g, m, v, decay_mask (n); norm (1) read only when max_norm > 0 */
-void adamw_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, dmx_tensor m, dmx_tensor v, size_t n, float lr,
+void dmx_adamw_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, dmx_tensor m, dmx_tensor v, size_t n, float lr,
                   float beta1, float beta2, float eps, float weight_decay, dmx_tensor decay_mask, int t,
                   dmx_tensor norm, float max_norm) {
   if (t < 1) dmx_die("adamw_update: step %d, but steps count from 1 (bias correction divides by 1 - beta1^t)", t);

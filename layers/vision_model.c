@@ -69,20 +69,20 @@ static dmx_tensor sub(dmx_tensor t, size_t off, size_t n) {
 }
 
 static void act_fwd(dmx_vision_model *m, dmx_tensor t, size_t n) {
-  if (m->cfg.activation == VACT_RELU) relu_forward(m->rt, t, t, (int)n);
-  else tanh_forward(m->rt, t, t, (int)n);
+  if (m->cfg.activation == DMX_VACT_RELU) dmx_relu_forward(m->rt, t, t, (int)n);
+  else dmx_tanh_forward(m->rt, t, t, (int)n);
 }
 /* dx += act'(y) * dy, y the post-activation value */
 static void act_bwd(dmx_vision_model *m, dmx_tensor dx, dmx_tensor y, dmx_tensor dy, size_t n) {
-  if (m->cfg.activation == VACT_RELU) relu_backward(m->rt, dx, y, dy, (int)n);
-  else tanh_backward(m->rt, dx, y, dy, (int)n);
+  if (m->cfg.activation == DMX_VACT_RELU) dmx_relu_backward(m->rt, dx, y, dy, (int)n);
+  else dmx_tanh_backward(m->rt, dx, y, dy, (int)n);
 }
 
 static bool conv_mux(dmx_vision_muxing x) {
-  return x == VMUX_GAUSSIAN || x == VMUX_GRADED || x == VMUX_IDENTITY || x == VMUX_LEARNABLE;
+  return x == DMX_VMUX_GAUSSIAN || x == DMX_VMUX_GRADED || x == DMX_VMUX_IDENTITY || x == DMX_VMUX_LEARNABLE;
 }
-static bool nonlinear_mux(dmx_vision_muxing x) { return x == VMUX_NONLINEAR || x == VMUX_NONLINEAR_EXPAND; }
-static bool matrix_mux(dmx_vision_muxing x) { return x == VMUX_SO_N || x == VMUX_LEARNABLE_W; }
+static bool nonlinear_mux(dmx_vision_muxing x) { return x == DMX_VMUX_NONLINEAR || x == DMX_VMUX_NONLINEAR_EXPAND; }
+static bool matrix_mux(dmx_vision_muxing x) { return x == DMX_VMUX_SO_N || x == DMX_VMUX_LEARNABLE_W; }
 
 /* ------------------------------------------------------------------ registry */
 
@@ -107,11 +107,11 @@ static dmx_vparam *param(dmx_vision_model *m, const char *name, dmx_tensor *t, d
 static void lin(dmx_vision_model *m, const char *name, lin_p *p, lin_p *g, int G, int out, int in) {
   char n[64];
   snprintf(n, sizeof n, "%s.weight", name);
-  if (G > 1) param(m, n, &p->w, &g->w, true, 3, G, out, in, 0, VINIT_FANIN, in);
-  else param(m, n, &p->w, &g->w, true, 2, out, in, 0, 0, VINIT_FANIN, in);
+  if (G > 1) param(m, n, &p->w, &g->w, true, 3, G, out, in, 0, DMX_VINIT_FANIN, in);
+  else param(m, n, &p->w, &g->w, true, 2, out, in, 0, 0, DMX_VINIT_FANIN, in);
   snprintf(n, sizeof n, "%s.bias", name);
-  if (G > 1) param(m, n, &p->b, &g->b, true, 2, G, out, 0, 0, VINIT_FANIN, in);
-  else param(m, n, &p->b, &g->b, true, 1, out, 0, 0, 0, VINIT_FANIN, in);
+  if (G > 1) param(m, n, &p->b, &g->b, true, 2, G, out, 0, 0, DMX_VINIT_FANIN, in);
+  else param(m, n, &p->b, &g->b, true, 1, out, 0, 0, 0, DMX_VINIT_FANIN, in);
 }
 
 /* A shared K x K convolution: weight stored (OC, C*K*K) with columns (c, kh, kw), i.e. exactly
@@ -119,27 +119,27 @@ static void lin(dmx_vision_model *m, const char *name, lin_p *p, lin_p *g, int G
 static void conv_params(dmx_vision_model *m, const char *name, lin_p *p, lin_p *g, int OC, int C, int K) {
   char n[64];
   snprintf(n, sizeof n, "%s.weight", name);
-  param(m, n, &p->w, &g->w, true, 4, OC, C, K, K, VINIT_FANIN, C * K * K);
+  param(m, n, &p->w, &g->w, true, 4, OC, C, K, K, DMX_VINIT_FANIN, C * K * K);
   snprintf(n, sizeof n, "%s.bias", name);
-  param(m, n, &p->b, &g->b, true, 1, OC, 0, 0, 0, VINIT_FANIN, C * K * K);
+  param(m, n, &p->b, &g->b, true, 1, OC, 0, 0, 0, DMX_VINIT_FANIN, C * K * K);
 }
 
 static void register_params(dmx_vision_model *m) {
   int N = m->N, P = m->P, Cm = m->Cm;
   dmx_vision_muxing mx = m->cfg.muxing;
   if (conv_mux(mx)) {
-    bool learn = mx == VMUX_LEARNABLE;
-    dmx_vinit init = mx == VMUX_GAUSSIAN ? VINIT_GAUSS : learn ? VINIT_FANIN : VINIT_CONST;
+    bool learn = mx == DMX_VMUX_LEARNABLE;
+    dmx_vinit init = mx == DMX_VMUX_GAUSSIAN ? DMX_VINIT_GAUSS : learn ? DMX_VINIT_FANIN : DMX_VINIT_CONST;
     dmx_vparam *w = param(m, "mux.conv.weight", &m->p.mux_w, &m->g.mux_w, learn, 3, N, 1, 9, 0, init, 9);
-    w->value = mx == VMUX_IDENTITY ? 1.0f : -1.0f; /* graded: i+1, filled at init */
-    if (learn) param(m, "mux.conv.bias", &m->p.mux_b, &m->g.mux_b, true, 2, N, 1, 0, 0, VINIT_FANIN, 9);
+    w->value = mx == DMX_VMUX_IDENTITY ? 1.0f : -1.0f; /* graded: i+1, filled at init */
+    if (learn) param(m, "mux.conv.bias", &m->p.mux_b, &m->g.mux_b, true, 2, N, 1, 0, 0, DMX_VINIT_FANIN, 9);
   } else if (matrix_mux(mx)) {
-    param(m, "mux.matrix", &m->p.mux_w, &m->g.mux_w, mx == VMUX_LEARNABLE_W, 3, N, P, P, 0, VINIT_ORTHO, P);
+    param(m, "mux.matrix", &m->p.mux_w, &m->g.mux_w, mx == DMX_VMUX_LEARNABLE_W, 3, N, P, P, 0, DMX_VINIT_ORTHO, P);
   } else if (nonlinear_mux(mx)) {
     lin(m, "mux.conv1", &m->p.nl1, &m->g.nl1, N, NL_HIDDEN, 9);
     lin(m, "mux.conv2", &m->p.nl2, &m->g.nl2, N, Cm, NL_HIDDEN * 9);
   }
-  if (m->cfg.model == VMODEL_LENET) {
+  if (m->cfg.model == DMX_VMODEL_LENET) {
     conv_params(m, "conv1", &m->p.c1, &m->g.c1, m->c1_cs.OC, Cm, 3);
     conv_params(m, "conv2", &m->p.c2, &m->g.c2, LENET_C2, m->c1_cs.OC, 4);
     conv_params(m, "conv3", &m->p.c3, &m->g.c3, LENET_C3, LENET_C2, 3);
@@ -173,12 +173,12 @@ static void register_acts(dmx_vision_model *m) {
   m->dpre_floats = R * m->D;
 #define COL(t, cs)                                   \
   do {                                               \
-    size_t n_ = conv_col_floats(&(cs));              \
+    size_t n_ = dmx_conv_col_floats(&(cs));              \
     dmx_arena_add(&m->acts, &(t), n_);               \
     if (n_ > dcol) dcol = n_;                        \
   } while (0)
   act2(m, &m->a.x, NULL, R * P);
-  if (mx != VMUX_NONE) {
+  if (mx != DMX_VMUX_NONE) {
     act2(m, &m->a.y, &m->d.y, R * P * Cm);
     act2(m, &m->a.xm, &m->d.xm, B * P * Cm);
   }
@@ -188,11 +188,11 @@ static void register_acts(dmx_vision_model *m) {
     COL(m->col_nl1, m->nl1_cs);
     COL(m->col_nl2, m->nl2_cs);
   }
-  if (mx == VMUX_ROTATION) {
+  if (mx == DMX_VMUX_ROTATION) {
     dmx_arena_add(&m->ints, &m->rot_map, N * P);
     dmx_arena_add(&m->acts, &m->rot_sign, N);
   }
-  if (m->cfg.model == VMODEL_LENET) {
+  if (m->cfg.model == DMX_VMODEL_LENET) {
     conv_shape *c1 = &m->c1_cs, *c2 = &m->c2_cs, *c3 = &m->c3_cs;
     act2(m, &m->a.c1, &m->d.c1, B * c1->OH * c1->OW * c1->OC);
     act2(m, &m->a.p1, &m->d.p1, B * m->s1 * m->s1 * c1->OC);
@@ -217,7 +217,7 @@ static void register_acts(dmx_vision_model *m) {
   dmx_arena_add(&m->acts, &m->losses, R);
   dmx_arena_add(&m->acts, &m->loss_sum, 1);
   dmx_arena_add(&m->acts, &m->norm, 1);
-  dmx_arena_add(&m->acts, &m->norm_partial, global_norm_partial_floats());
+  dmx_arena_add(&m->acts, &m->norm_partial, dmx_global_norm_partial_floats());
   dmx_arena_add(&m->ints, &m->labels, R);
   dmx_arena_add(&m->ints, &m->preds, R);
 #undef COL
@@ -233,7 +233,7 @@ dmx_vision_model *dmx_vision_model_create(dmx_runtime *rt, const dmx_vision_conf
     dmx_fail(err, "vision model: N = %d, B = %d, %d classes (need N, B >= 1 and >= 2 classes)", N, B, classes);
     return NULL;
   }
-  if (cfg->muxing == VMUX_NONE && N != 1) {
+  if (cfg->muxing == DMX_VMUX_NONE && N != 1) {
     dmx_fail(err, "vision model: muxing none cannot combine %d instances", N);
     return NULL;
   }
@@ -245,27 +245,27 @@ dmx_vision_model *dmx_vision_model_create(dmx_runtime *rt, const dmx_vision_conf
   m->S = cfg->crop;
   m->P = m->S * m->S;
   m->classes = classes;
-  m->muxed = cfg->muxing != VMUX_NONE;
-  m->mse = cfg->loss == VLOSS_MSE;
-  m->Cm = cfg->muxing == VMUX_NONLINEAR_EXPAND ? cfg->expand_channels : 1;
+  m->muxed = cfg->muxing != DMX_VMUX_NONE;
+  m->mse = cfg->loss == DMX_VLOSS_MSE;
+  m->Cm = cfg->muxing == DMX_VMUX_NONLINEAR_EXPAND ? cfg->expand_channels : 1;
   int S = m->S;
-  if (conv_mux(cfg->muxing)) m->mux_cs = conv_make_shape(N, B, S, S, 1, 1, 3, 1);
+  if (conv_mux(cfg->muxing)) m->mux_cs = dmx_conv_make_shape(N, B, S, S, 1, 1, 3, 1);
   if (nonlinear_mux(cfg->muxing)) {
-    m->nl1_cs = conv_make_shape(N, B, S, S, 1, NL_HIDDEN, 3, 1);
-    m->nl2_cs = conv_make_shape(N, B, S, S, NL_HIDDEN, m->Cm, 3, 1);
+    m->nl1_cs = dmx_conv_make_shape(N, B, S, S, 1, NL_HIDDEN, 3, 1);
+    m->nl2_cs = dmx_conv_make_shape(N, B, S, S, NL_HIDDEN, m->Cm, 3, 1);
   }
-  if (cfg->model == VMODEL_LENET) {
+  if (cfg->model == DMX_VMODEL_LENET) {
     int c1 = cfg->conv1_channels > 0 ? cfg->conv1_channels : m->muxed ? 10 : 6;
     if (S - 2 < 2 || (S - 2) / 2 < 4 || ((S - 2) / 2 - 3) / 2 < 3) {
       dmx_fail(err, "vision model: a %dx%d crop is too small for LeNet (needs at least 20)", S, S);
       free(m);
       return NULL;
     }
-    m->c1_cs = conv_make_shape(1, B, S, S, m->Cm, c1, 3, 0);
+    m->c1_cs = dmx_conv_make_shape(1, B, S, S, m->Cm, c1, 3, 0);
     m->s1 = m->c1_cs.OH / 2;
-    m->c2_cs = conv_make_shape(1, B, m->s1, m->s1, c1, LENET_C2, 4, 0);
+    m->c2_cs = dmx_conv_make_shape(1, B, m->s1, m->s1, c1, LENET_C2, 4, 0);
     m->s2 = m->c2_cs.OH / 2;
-    m->c3_cs = conv_make_shape(1, B, m->s2, m->s2, LENET_C2, LENET_C3, 3, 0);
+    m->c3_cs = dmx_conv_make_shape(1, B, m->s2, m->s2, LENET_C2, LENET_C3, 3, 0);
     m->F = m->c3_cs.OH * m->c3_cs.OW * LENET_C3;
     m->D = LENET_FC;
   } else {
@@ -290,7 +290,7 @@ dmx_vision_model *dmx_vision_model_create(dmx_runtime *rt, const dmx_vision_conf
       dmx_arena_add(&m->params, p->t, p->n);
       if (!p->trainable) continue;
       dmx_arena_add(&m->grads, p->g, p->n);
-      if (cfg->optimizer == VOPT_ADAMW) {
+      if (cfg->optimizer == DMX_VOPT_ADAMW) {
         dmx_arena_add(&m->adam_m, &m->mirrors[0][i], p->n);
         dmx_arena_add(&m->adam_v, &m->mirrors[1][i], p->n);
       }
@@ -365,26 +365,26 @@ void dmx_vision_model_init(dmx_vision_model *m, uint64_t seed) {
     float *h = dmx_malloc(p->n * sizeof(float));
     double bound = 1.0 / sqrt((double)(p->fan_in > 0 ? p->fan_in : 1));
     switch (p->init) {
-      case VINIT_FANIN:
+      case DMX_VINIT_FANIN:
         for (size_t k = 0; k < p->n; k++) h[k] = (float)((2 * unif(&s) - 1) * bound);
         break;
-      case VINIT_GAUSS:
+      case DMX_VINIT_GAUSS:
         for (size_t k = 0; k < p->n; k++) h[k] = (float)gauss(&s);
         break;
-      case VINIT_CONST: /* value < 0: graded, instance i's kernel is i + 1 */
+      case DMX_VINIT_CONST: /* value < 0: graded, instance i's kernel is i + 1 */
         for (size_t k = 0; k < p->n; k++) h[k] = p->value >= 0 ? p->value : (float)(k / (p->n / p->shape[0]) + 1);
         break;
-      case VINIT_ORTHO:
-        for (int g = 0; g < p->shape[0]; g++) random_rotation(h + (size_t)g * p->shape[1] * p->shape[1], p->shape[1], &s);
+      case DMX_VINIT_ORTHO:
+        for (int g = 0; g < p->shape[0]; g++) dmx_random_rotation(h + (size_t)g * p->shape[1] * p->shape[1], p->shape[1], &s);
         break;
-      case VINIT_ZERO:
+      case DMX_VINIT_ZERO:
         memset(h, 0, p->n * sizeof(float));
         break;
     }
     dmx_upload(m->rt, *p->t, h, p->n * sizeof(float));
     free(h);
   }
-  if (m->cfg.muxing == VMUX_ROTATION) {
+  if (m->cfg.muxing == DMX_VMUX_ROTATION) {
     int32_t *map = dmx_malloc((size_t)m->N * m->P * sizeof(int32_t));
     float *sign = dmx_malloc((size_t)m->N * sizeof(float));
     rotation_tables(m->N, m->S, map, sign);
@@ -401,58 +401,58 @@ void dmx_vision_model_init(dmx_vision_model *m, uint64_t seed) {
 
 static dmx_tensor trunk_input(dmx_vision_model *m) { return m->muxed ? m->a.xm : m->a.x; }
 static dmx_tensor features(dmx_vision_model *m, bool grad) {
-  if (m->cfg.model == VMODEL_LENET) return grad ? m->d.fc : m->a.fc;
+  if (m->cfg.model == DMX_VMODEL_LENET) return grad ? m->d.fc : m->a.fc;
   return grad ? m->d.hid[m->n_hidden - 1] : m->a.hid[m->n_hidden - 1];
 }
 /* Whether anything before the trunk learns, i.e. whether the trunk must pass a gradient back. */
 static bool mux_learns(const dmx_vision_model *m) {
   dmx_vision_muxing x = m->cfg.muxing;
-  return x == VMUX_LEARNABLE || x == VMUX_LEARNABLE_W || nonlinear_mux(x);
+  return x == DMX_VMUX_LEARNABLE || x == DMX_VMUX_LEARNABLE_W || nonlinear_mux(x);
 }
 
 static void mux_forward(dmx_vision_model *m) {
   dmx_runtime *rt = m->rt;
   int N = m->N, B = m->B, P = m->P;
   dmx_vision_muxing mx = m->cfg.muxing;
-  if (mx == VMUX_NONE) return;
+  if (mx == DMX_VMUX_NONE) return;
   if (conv_mux(mx))
-    conv_forward(rt, m->a.y, m->col_mux, m->a.x, m->p.mux_w, mx == VMUX_LEARNABLE ? m->p.mux_b : none(), &m->mux_cs);
+    dmx_conv_forward(rt, m->a.y, m->col_mux, m->a.x, m->p.mux_w, mx == DMX_VMUX_LEARNABLE ? m->p.mux_b : none(), &m->mux_cs);
   else if (matrix_mux(mx))
-    instance_matmul_forward(rt, m->a.y, m->a.x, m->p.mux_w, N, B, P);
-  else if (mx == VMUX_ROTATION)
-    gather_map_forward(rt, m->a.y, m->a.x, m->rot_map, m->rot_sign, N, B, P, 1);
+    dmx_instance_matmul_forward(rt, m->a.y, m->a.x, m->p.mux_w, N, B, P);
+  else if (mx == DMX_VMUX_ROTATION)
+    dmx_gather_map_forward(rt, m->a.y, m->a.x, m->rot_map, m->rot_sign, N, B, P, 1);
   else {
-    conv_forward(rt, m->a.nl_h, m->col_nl1, m->a.x, m->p.nl1.w, m->p.nl1.b, &m->nl1_cs);
-    tanh_forward(rt, m->a.nl_h, m->a.nl_h, N * B * P * NL_HIDDEN);
-    conv_forward(rt, m->a.y, m->col_nl2, m->a.nl_h, m->p.nl2.w, m->p.nl2.b, &m->nl2_cs);
-    tanh_forward(rt, m->a.y, m->a.y, N * B * P * m->Cm);
+    dmx_conv_forward(rt, m->a.nl_h, m->col_nl1, m->a.x, m->p.nl1.w, m->p.nl1.b, &m->nl1_cs);
+    dmx_tanh_forward(rt, m->a.nl_h, m->a.nl_h, N * B * P * NL_HIDDEN);
+    dmx_conv_forward(rt, m->a.y, m->col_nl2, m->a.nl_h, m->p.nl2.w, m->p.nl2.b, &m->nl2_cs);
+    dmx_tanh_forward(rt, m->a.y, m->a.y, N * B * P * m->Cm);
   }
-  instance_sum_forward(rt, m->a.xm, m->a.y, N, B * P * m->Cm);
+  dmx_instance_sum_forward(rt, m->a.xm, m->a.y, N, B * P * m->Cm);
 }
 
 static void trunk_forward(dmx_vision_model *m) {
   dmx_runtime *rt = m->rt;
   int B = m->B;
   dmx_tensor in = trunk_input(m);
-  if (m->cfg.model == VMODEL_LENET) {
+  if (m->cfg.model == DMX_VMODEL_LENET) {
     conv_shape *c1 = &m->c1_cs, *c2 = &m->c2_cs, *c3 = &m->c3_cs;
-    conv_forward(rt, m->a.c1, m->col1, in, m->p.c1.w, m->p.c1.b, c1);
+    dmx_conv_forward(rt, m->a.c1, m->col1, in, m->p.c1.w, m->p.c1.b, c1);
     act_fwd(m, m->a.c1, m->a.c1.n);
-    if (m->pool_frozen) maxpool2_forward_frozen(rt, m->a.p1, m->a.c1, m->idx1, (int)m->a.p1.n);
-    else maxpool2_forward(rt, m->a.p1, m->idx1, m->a.c1, B, c1->OH, c1->OW, c1->OC);
-    conv_forward(rt, m->a.c2, m->col2, m->a.p1, m->p.c2.w, m->p.c2.b, c2);
+    if (m->pool_frozen) dmx_maxpool2_forward_frozen(rt, m->a.p1, m->a.c1, m->idx1, (int)m->a.p1.n);
+    else dmx_maxpool2_forward(rt, m->a.p1, m->idx1, m->a.c1, B, c1->OH, c1->OW, c1->OC);
+    dmx_conv_forward(rt, m->a.c2, m->col2, m->a.p1, m->p.c2.w, m->p.c2.b, c2);
     act_fwd(m, m->a.c2, m->a.c2.n);
-    if (m->pool_frozen) maxpool2_forward_frozen(rt, m->a.p2, m->a.c2, m->idx2, (int)m->a.p2.n);
-    else maxpool2_forward(rt, m->a.p2, m->idx2, m->a.c2, B, c2->OH, c2->OW, c2->OC);
-    conv_forward(rt, m->a.c3, m->col3, m->a.p2, m->p.c3.w, m->p.c3.b, c3);
+    if (m->pool_frozen) dmx_maxpool2_forward_frozen(rt, m->a.p2, m->a.c2, m->idx2, (int)m->a.p2.n);
+    else dmx_maxpool2_forward(rt, m->a.p2, m->idx2, m->a.c2, B, c2->OH, c2->OW, c2->OC);
+    dmx_conv_forward(rt, m->a.c3, m->col3, m->a.p2, m->p.c3.w, m->p.c3.b, c3);
     act_fwd(m, m->a.c3, m->a.c3.n);
     /* (B, OH, OW, 120) is already the flattened (B, F) */
-    linear_forward(rt, m->a.fc, m->a.c3, m->p.fc.w, m->p.fc.b, B, m->F, LENET_FC, 0.0f);
+    dmx_linear_forward(rt, m->a.fc, m->a.c3, m->p.fc.w, m->p.fc.b, B, m->F, LENET_FC, 0.0f);
     act_fwd(m, m->a.fc, m->a.fc.n);
   } else {
     int width = m->P * m->Cm;
     for (int k = 0; k < m->n_hidden; k++) {
-      linear_forward(rt, m->a.hid[k], in, m->p.hid[k].w, m->p.hid[k].b, B, width, m->hidden[k], 0.0f);
+      dmx_linear_forward(rt, m->a.hid[k], in, m->p.hid[k].w, m->p.hid[k].b, B, width, m->hidden[k], 0.0f);
       act_fwd(m, m->a.hid[k], m->a.hid[k].n);
       in = m->a.hid[k];
       width = m->hidden[k];
@@ -467,23 +467,23 @@ static void head_forward(dmx_vision_model *m, bool train) {
   dmx_tensor h = features(m, false);
   if (m->muxed) {
     for (int i = 0; i < N; i++)
-      linear_forward(rt, sub(m->a.dm, (size_t)i * B * D, (size_t)B * D), h, sub(m->p.demux.w, (size_t)i * D * D, (size_t)D * D),
+      dmx_linear_forward(rt, sub(m->a.dm, (size_t)i * B * D, (size_t)B * D), h, sub(m->p.demux.w, (size_t)i * D * D, (size_t)D * D),
                      sub(m->p.demux.b, (size_t)i * D, (size_t)D), B, D, D, 0.0f);
     act_fwd(m, m->a.dm, m->a.dm.n);
     h = m->a.dm;
   }
-  linear_forward(rt, m->a.logits, h, m->p.head.w, m->p.head.b, R, D, C, 0.0f);
+  dmx_linear_forward(rt, m->a.logits, h, m->p.head.w, m->p.head.b, R, D, C, 0.0f);
   if (m->mse) {
-    tanh_forward(rt, m->a.out, m->a.logits, R * C);
+    dmx_tanh_forward(rt, m->a.out, m->a.logits, R * C);
     /* sum over instances of the mean over (B, C): each element's weight is 1 / (B C) */
-    mse_pm1_forward_backward(rt, m->losses, m->preds, train ? m->d.out : none(), m->a.out, m->labels, R, C,
+    dmx_mse_pm1_forward_backward(rt, m->losses, m->preds, train ? m->d.out : none(), m->a.out, m->labels, R, C,
                              1.0f / ((float)B * C));
-    if (train) tanh_backward(rt, m->d.logits, m->a.out, m->d.out, R * C);
+    if (train) dmx_tanh_backward(rt, m->d.logits, m->a.out, m->d.out, R * C);
   } else {
-    softmax_xent_forward_backward(rt, m->losses, m->preds, train ? m->d.logits : none(), m->a.logits, m->labels, R, C,
+    dmx_softmax_xent_forward_backward(rt, m->losses, m->preds, train ? m->d.logits : none(), m->a.logits, m->labels, R, C,
                                   1.0f / (float)B);
   }
-  reduce_sum(rt, m->loss_sum, m->losses, R);
+  dmx_reduce_sum(rt, m->loss_sum, m->losses, R);
 }
 
 /* ------------------------------------------------------------------ backward */
@@ -492,7 +492,7 @@ static void head_forward(dmx_vision_model *m, bool train) {
 static dmx_tensor pre_grad(dmx_vision_model *m, dmx_tensor y, dmx_tensor dy, bool tanh_always) {
   dmx_tensor d = sub(m->dpre, 0, y.n);
   dmx_fill(m->rt, d, 0.0f);
-  if (tanh_always) tanh_backward(m->rt, d, y, dy, (int)y.n);
+  if (tanh_always) dmx_tanh_backward(m->rt, d, y, dy, (int)y.n);
   else act_bwd(m, d, y, dy, y.n);
   return d;
 }
@@ -501,12 +501,12 @@ static void head_backward(dmx_vision_model *m) {
   dmx_runtime *rt = m->rt;
   int N = m->N, B = m->B, D = m->D, C = m->classes, R = N * B;
   dmx_tensor h = features(m, false), dh = features(m, true);
-  linear_backward(rt, m->muxed ? m->d.dm : dh, m->g.head.w, m->g.head.b, m->d.logits, m->muxed ? m->a.dm : h,
+  dmx_linear_backward(rt, m->muxed ? m->d.dm : dh, m->g.head.w, m->g.head.b, m->d.logits, m->muxed ? m->a.dm : h,
                   m->p.head.w, R, D, C);
   if (!m->muxed) return;
   dmx_tensor dp = pre_grad(m, m->a.dm, m->d.dm, false);
   for (int i = 0; i < N; i++)
-    linear_backward(rt, dh, sub(m->g.demux.w, (size_t)i * D * D, (size_t)D * D), sub(m->g.demux.b, (size_t)i * D, (size_t)D),
+    dmx_linear_backward(rt, dh, sub(m->g.demux.w, (size_t)i * D * D, (size_t)D * D), sub(m->g.demux.b, (size_t)i * D, (size_t)D),
                     sub(dp, (size_t)i * B * D, (size_t)B * D), h, sub(m->p.demux.w, (size_t)i * D * D, (size_t)D * D), B,
                     D, D);
 }
@@ -515,23 +515,23 @@ static void trunk_backward(dmx_vision_model *m) {
   dmx_runtime *rt = m->rt;
   int B = m->B;
   dmx_tensor din = m->muxed && mux_learns(m) ? m->d.xm : none();
-  if (m->cfg.model == VMODEL_LENET) {
+  if (m->cfg.model == DMX_VMODEL_LENET) {
     conv_shape *c1 = &m->c1_cs, *c2 = &m->c2_cs, *c3 = &m->c3_cs;
     dmx_tensor dp = pre_grad(m, m->a.fc, m->d.fc, false);
-    linear_backward(rt, m->d.c3, m->g.fc.w, m->g.fc.b, dp, m->a.c3, m->p.fc.w, B, m->F, LENET_FC);
+    dmx_linear_backward(rt, m->d.c3, m->g.fc.w, m->g.fc.b, dp, m->a.c3, m->p.fc.w, B, m->F, LENET_FC);
     dp = pre_grad(m, m->a.c3, m->d.c3, false);
-    conv_backward(rt, m->d.p2, m->g.c3.w, m->g.c3.b, m->dcol, dp, m->col3, m->p.c3.w, c3);
-    maxpool2_backward(rt, m->d.c2, m->d.p2, m->idx2, (int)m->a.p2.n);
+    dmx_conv_backward(rt, m->d.p2, m->g.c3.w, m->g.c3.b, m->dcol, dp, m->col3, m->p.c3.w, c3);
+    dmx_maxpool2_backward(rt, m->d.c2, m->d.p2, m->idx2, (int)m->a.p2.n);
     dp = pre_grad(m, m->a.c2, m->d.c2, false);
-    conv_backward(rt, m->d.p1, m->g.c2.w, m->g.c2.b, m->dcol, dp, m->col2, m->p.c2.w, c2);
-    maxpool2_backward(rt, m->d.c1, m->d.p1, m->idx1, (int)m->a.p1.n);
+    dmx_conv_backward(rt, m->d.p1, m->g.c2.w, m->g.c2.b, m->dcol, dp, m->col2, m->p.c2.w, c2);
+    dmx_maxpool2_backward(rt, m->d.c1, m->d.p1, m->idx1, (int)m->a.p1.n);
     dp = pre_grad(m, m->a.c1, m->d.c1, false);
-    conv_backward(rt, din, m->g.c1.w, m->g.c1.b, m->dcol, dp, m->col1, m->p.c1.w, c1);
+    dmx_conv_backward(rt, din, m->g.c1.w, m->g.c1.b, m->dcol, dp, m->col1, m->p.c1.w, c1);
   } else {
     for (int k = m->n_hidden - 1; k >= 0; k--) {
       dmx_tensor dp = pre_grad(m, m->a.hid[k], m->d.hid[k], false);
       int width = k ? m->hidden[k - 1] : m->P * m->Cm;
-      linear_backward(rt, k ? m->d.hid[k - 1] : din, m->g.hid[k].w, m->g.hid[k].b, dp, k ? m->a.hid[k - 1] : trunk_input(m),
+      dmx_linear_backward(rt, k ? m->d.hid[k - 1] : din, m->g.hid[k].w, m->g.hid[k].b, dp, k ? m->a.hid[k - 1] : trunk_input(m),
                       m->p.hid[k].w, B, width, m->hidden[k]);
     }
   }
@@ -542,16 +542,16 @@ static void mux_backward(dmx_vision_model *m) {
   int N = m->N, B = m->B, P = m->P;
   dmx_vision_muxing mx = m->cfg.muxing;
   if (!m->muxed || !mux_learns(m)) return; /* fixed muxing: nothing before it to train */
-  instance_sum_backward(rt, m->d.y, m->d.xm, N, B * P * m->Cm);
-  if (mx == VMUX_LEARNABLE) {
-    conv_backward(rt, none(), m->g.mux_w, m->g.mux_b, m->dcol, m->d.y, m->col_mux, m->p.mux_w, &m->mux_cs);
-  } else if (mx == VMUX_LEARNABLE_W) {
-    instance_matmul_backward(rt, m->g.mux_w, m->d.y, m->a.x, N, B, P);
+  dmx_instance_sum_backward(rt, m->d.y, m->d.xm, N, B * P * m->Cm);
+  if (mx == DMX_VMUX_LEARNABLE) {
+    dmx_conv_backward(rt, none(), m->g.mux_w, m->g.mux_b, m->dcol, m->d.y, m->col_mux, m->p.mux_w, &m->mux_cs);
+  } else if (mx == DMX_VMUX_LEARNABLE_W) {
+    dmx_instance_matmul_backward(rt, m->g.mux_w, m->d.y, m->a.x, N, B, P);
   } else {
     dmx_tensor dp = pre_grad(m, m->a.y, m->d.y, true);
-    conv_backward(rt, m->d.nl_h, m->g.nl2.w, m->g.nl2.b, m->dcol, dp, m->col_nl2, m->p.nl2.w, &m->nl2_cs);
+    dmx_conv_backward(rt, m->d.nl_h, m->g.nl2.w, m->g.nl2.b, m->dcol, dp, m->col_nl2, m->p.nl2.w, &m->nl2_cs);
     dp = pre_grad(m, m->a.nl_h, m->d.nl_h, true);
-    conv_backward(rt, none(), m->g.nl1.w, m->g.nl1.b, m->dcol, dp, m->col_nl1, m->p.nl1.w, &m->nl1_cs);
+    dmx_conv_backward(rt, none(), m->g.nl1.w, m->g.nl1.b, m->dcol, dp, m->col_nl1, m->p.nl1.w, &m->nl1_cs);
   }
 }
 
@@ -581,13 +581,13 @@ void dmx_vision_model_update(dmx_vision_model *m, float lr, int t, const dmx_tra
   size_t n = m->trainable_floats;
   if (!n) return;
   dmx_tensor p = {m->params.bufs[0], 0, n}, g = {m->grads.bufs[0], 0, n};
-  if (m->cfg.optimizer == VOPT_SGD) {
-    sgd_update(m->rt, p, g, n, lr);
+  if (m->cfg.optimizer == DMX_VOPT_SGD) {
+    dmx_sgd_update(m->rt, p, g, n, lr);
     return;
   }
-  if (tc->max_grad_norm > 0) global_norm(m->rt, m->norm, m->norm_partial, g, n);
+  if (tc->max_grad_norm > 0) dmx_global_norm(m->rt, m->norm, m->norm_partial, g, n);
   dmx_tensor mm = {m->adam_m.bufs[0], 0, n}, vv = {m->adam_v.bufs[0], 0, n};
-  adamw_update(m->rt, p, g, mm, vv, n, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps, tc->weight_decay, none(), t,
+  dmx_adamw_update(m->rt, p, g, mm, vv, n, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps, tc->weight_decay, none(), t,
                m->norm, tc->max_grad_norm);
 }
 

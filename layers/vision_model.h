@@ -18,7 +18,7 @@
 #define DMX_VISION_MAX_PARAMS 64
 #define DMX_VISION_MAX_HIDDEN 16
 
-typedef enum { VINIT_FANIN, VINIT_GAUSS, VINIT_CONST, VINIT_ORTHO, VINIT_ZERO } dmx_vinit;
+typedef enum { DMX_VINIT_FANIN, DMX_VINIT_GAUSS, DMX_VINIT_CONST, DMX_VINIT_ORTHO, DMX_VINIT_ZERO } dmx_vinit;
 
 typedef struct {
   char name[64];
@@ -27,8 +27,8 @@ typedef struct {
   bool trainable;
   dmx_tensor *t, *g; /* parameter and (trainable) gradient tensors, valid after create */
   dmx_vinit init;
-  int fan_in;        /* VINIT_FANIN: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default */
-  float value;       /* VINIT_CONST */
+  int fan_in;        /* DMX_VINIT_FANIN: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default */
+  float value;       /* DMX_VINIT_CONST */
 } dmx_vparam;
 
 typedef struct dmx_vision_model dmx_vision_model;

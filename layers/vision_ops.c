@@ -20,17 +20,17 @@ static void launch_1d(dmx_runtime *rt, dmx_kernel_id kernel, size_t n, int nargs
 #define EW(rt, kernel, n, ...) \
   launch_1d((rt), (kernel), (n), (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__})
 
-void instance_sum_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int N, int S) {
+void dmx_instance_sum_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int N, int S) {
   EW(rt, DMX_K_INSTANCE_SUM_FWD, (size_t)S, KA_T(out), KA_T(x), KA_I(N), KA_I(S));
 }
 
-void instance_sum_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int N, int S) {
+void dmx_instance_sum_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int N, int S) {
   if (S <= 0 || N <= 0) return;
   size_t g[2] = {(size_t)S, (size_t)N}, l[2] = {local_pow2(rt, 256), 1};
   dmx_launch(rt, DMX_K_INSTANCE_SUM_BWD, 2, g, l, KA_T(dx), KA_T(dout), KA_I(N), KA_I(S));
 }
 
-void gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor map, dmx_tensor sign, int N, int B,
+void dmx_gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor map, dmx_tensor sign, int N, int B,
                         int P, int C) {
   if (N <= 0 || B <= 0 || P <= 0) return;
   size_t g[2] = {(size_t)P * C, (size_t)N * B}, l[2] = {local_pow2(rt, 64), 1};
@@ -38,15 +38,15 @@ void gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tenso
              KA_I(N), KA_I(B), KA_I(P), KA_I(C));
 }
 
-void relu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+void dmx_relu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
   EW(rt, DMX_K_RELU_FWD, (size_t)(n > 0 ? n : 0), KA_T(out), KA_T(x), KA_I(n));
 }
 
-void relu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
+void dmx_relu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
   EW(rt, DMX_K_RELU_BWD, (size_t)(n > 0 ? n : 0), KA_T(dx), KA_T(y), KA_T(dout), KA_I(n));
 }
 
-void mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor preds, dmx_tensor dout, dmx_tensor out,
+void dmx_mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor preds, dmx_tensor dout, dmx_tensor out,
                               dmx_tensor labels, int R, int C, float scale) {
   int has_grad = dout.buf != NULL;
   dmx_tensor d = has_grad ? dout : out; /* an unused argument must still be a valid buffer */
@@ -56,18 +56,18 @@ void mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor pre
              KA_T(labels), KA_I(R), KA_I(C), KA_F(scale), KA_I(has_grad));
 }
 
-void sgd_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, size_t n, float lr) {
+void dmx_sgd_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, size_t n, float lr) {
   if (n == 0) return;
   size_t l = local_pow2(rt, 256);
   dmx_launch(rt, DMX_K_SGD_STEP, 1, &n, &l, KA_T(p), KA_T(g), KA_UL(n), KA_F(lr));
 }
 
-void instance_matmul_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, dmx_tensor Q, int N, int B, int P) {
+void dmx_instance_matmul_forward(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, dmx_tensor Q, int N, int B, int P) {
   size_t b = (size_t)B, p = (size_t)P;
   dmx_gemm_batched(rt, false, true, b, p, p, 1.0f, x, p, b * p, Q, p, p * p, 0.0f, y, p, b * p, (size_t)N);
 }
 
-void instance_matmul_backward(dmx_runtime *rt, dmx_tensor dQ, dmx_tensor dy, dmx_tensor x, int N, int B, int P) {
+void dmx_instance_matmul_backward(dmx_runtime *rt, dmx_tensor dQ, dmx_tensor dy, dmx_tensor x, int N, int B, int P) {
   size_t b = (size_t)B, p = (size_t)P;
   dmx_gemm_batched(rt, true, false, p, p, b, 1.0f, dy, p, b * p, x, p, b * p, 1.0f, dQ, p, p * p, (size_t)N);
 }
@@ -79,7 +79,7 @@ static uint64_t mix64(uint64_t *s) {
   return z ^ (z >> 31);
 }
 
-void random_rotation(float *q, int P, uint64_t *rng) {
+void dmx_random_rotation(float *q, int P, uint64_t *rng) {
   double *a = dmx_malloc((size_t)P * P * sizeof(double));
   for (size_t i = 0; i < (size_t)P * P; i++) {
     double u1 = ((mix64(rng) >> 11) + 0.5) / 9007199254740992.0, u2 = ((mix64(rng) >> 11) + 0.5) / 9007199254740992.0;

@@ -33,7 +33,7 @@ static dmx_experiment experiment(const variant *v) {
   e.model.num_heads = 2;
   e.model.intermediate_size = 32;
   e.model.max_position_embeddings = 40;
-  e.mux.num_instances = v->setting == SETTING_BASELINE ? 1 : 3;
+  e.mux.num_instances = v->setting == DMX_SETTING_BASELINE ? 1 : 3;
   e.mux.muxing = v->mux;
   e.mux.demuxing = v->demux;
   e.mux.learn_muxing = v->learn;
@@ -42,7 +42,7 @@ static dmx_experiment experiment(const variant *v) {
 }
 
 static int T_of(const dmx_experiment *e) {
-  return 8 + (e->setting != SETTING_BASELINE && e->mux.demuxing == DEMUX_INDEX ? e->mux.num_instances + 1 : 0);
+  return 8 + (e->setting != DMX_SETTING_BASELINE && e->mux.demuxing == DMX_DEMUX_INDEX ? e->mux.num_instances + 1 : 0);
 }
 
 /* Number of parameters whose values differ between a and b. */
@@ -65,19 +65,19 @@ static int differing(dmx_model *a, dmx_model *b) {
 
 int main(void) {
   static const variant variants[] = {
-      {"gaussian_hadamard index sentence", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false, false},
-      {"gaussian_hadamard index token", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, true, false},
-      {"gaussian_hadamard mlp sentence", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_MLP, false, false},
-      {"gaussian_hadamard mlp token", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_MLP, true, false},
-      {"binary_hadamard index sentence", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_INDEX, false, false},
-      {"binary_hadamard mlp token", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_MLP, true, false},
-      {"random_ortho index token", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_INDEX, true, false},
-      {"random_ortho mlp sentence", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, false, false},
-      {"random_ortho index sentence, learned muxing", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_INDEX, false, true},
-      {"retrieval warm-up (gaussian_hadamard index)", SETTING_RETRIEVAL_PRETRAINING, MUX_GAUSSIAN_HADAMARD,
-       DEMUX_INDEX, false, false},
-      {"baseline N=1 sentence", SETTING_BASELINE, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false, false},
-      {"baseline N=1 token", SETTING_BASELINE, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, true, false},
+      {"gaussian_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false, false},
+      {"gaussian_hadamard index token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true, false},
+      {"gaussian_hadamard mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, false, false},
+      {"gaussian_hadamard mlp token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, true, false},
+      {"binary_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_INDEX, false, false},
+      {"binary_hadamard mlp token", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_MLP, true, false},
+      {"random_ortho index token", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_INDEX, true, false},
+      {"random_ortho mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_MLP, false, false},
+      {"random_ortho index sentence, learned muxing", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_INDEX, false, true},
+      {"retrieval warm-up (gaussian_hadamard index)", DMX_SETTING_RETRIEVAL_PRETRAINING, DMX_MUX_GAUSSIAN_HADAMARD,
+       DMX_DEMUX_INDEX, false, false},
+      {"baseline N=1 sentence", DMX_SETTING_BASELINE, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false, false},
+      {"baseline N=1 token", DMX_SETTING_BASELINE, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true, false},
   };
   char root[128];
   snprintf(root, sizeof root, "/tmp/datamux-ckpt-%ld", (long)getpid());

@@ -130,7 +130,7 @@ static void test_model_files(void) {
     dmx_error err;
     char *argv[] = {"--config_name", paths[i]};
     if (load_with_flags(e, NULL, 2, argv, &err)) th_fail_at(__FILE__, __LINE__, "%s: %s", paths[i], err.msg);
-    CHECK(e->origin[0].kind == ORIGIN_DEFAULT); /* name: untouched by a model file */
+    CHECK(e->origin[0].kind == DMX_ORIGIN_DEFAULT); /* name: untouched by a model file */
     CHECKF(dmx_experiment_is_explicit(e, "model.hidden_size"), "%s sets no hidden_size", paths[i]);
   }
   if (e && dmx_experiment_load(e, "experiments/ablations/width_156.yaml", &(dmx_error){{0}}) == 0) {
@@ -288,14 +288,14 @@ static void test_flags_override_yaml(void) {
                   "--task", "qnli", "--seed", "7", "--max_steps=11", "--output_dir", "/tmp/x", "--data-dir", "/d"};
   int rc = load_with_flags(&e, "experiments/quickstart.yaml", (int)(sizeof argv / sizeof *argv), argv, &err);
   CHECKF(rc == 0, "%s", err.msg);
-  CHECK(e.mux.num_instances == 5 && e.mux.muxing == MUX_RANDOM_ORTHO);
+  CHECK(e.mux.num_instances == 5 && e.mux.muxing == DMX_MUX_RANDOM_ORTHO);
   CHECK(e.train.learning_rate == 0.01f && e.train.seed == 7 && e.train.max_steps == 11);
   CHECK(e.model.hidden_size == 64 && e.model.num_heads == 4);
   CHECK(!strcmp(e.task.name, "qnli") && !strcmp(e.output_dir, "/tmp/x") && !strcmp(e.task.data_dir, "/d"));
   /* From the file (and its tiny model), untouched by the flags: */
   CHECK(e.task.max_length == 48 && e.train.time_budget_seconds == 360.0f && e.model.num_layers == 2 &&
-        e.mux.attention_mask && e.train.retrieval_loss_coeff == 0.0f && e.mux.demuxing == DEMUX_MLP);
-  CHECK(!strcmp(e.name, "quickstart") && e.setting == SETTING_FINETUNING);
+        e.mux.attention_mask && e.train.retrieval_loss_coeff == 0.0f && e.mux.demuxing == DMX_DEMUX_MLP);
+  CHECK(!strcmp(e.name, "quickstart") && e.setting == DMX_SETTING_FINETUNING);
   CHECK(e.train.batch_size == 24); /* by N=5, since the file sets none */
   th_end();
 }
@@ -334,11 +334,11 @@ static void test_setting_defaults(void) {
   dmx_experiment e;
   dmx_error err;
   dmx_experiment_defaults(&e);
-  CHECK(e.setting == SETTING_FINETUNING && e.train.task_loss_coeff == 0.9f && e.train.retrieval_loss_coeff == 0.1f);
+  CHECK(e.setting == DMX_SETTING_FINETUNING && e.train.task_loss_coeff == 0.9f && e.train.retrieval_loss_coeff == 0.1f);
   CHECK(e.mux.gaussian_hadamard_norm == 1.0f && e.train.learning_rate == 5e-5f && e.mux.num_instances == 1);
   CHECK(e.model.vocab_size == 50265 && e.model.max_position_embeddings == 514 && e.model.hidden_size == 768);
   CHECK(e.model.layer_norm_eps == 1e-5f && e.train.seed == 42 && e.train.max_grad_norm == 1.0f);
-  CHECK(e.train.schedule == SCHEDULE_LINEAR && e.train.warmup_steps == 0 && e.train.adam_eps == 1e-8f);
+  CHECK(e.train.schedule == DMX_SCHEDULE_LINEAR && e.train.warmup_steps == 0 && e.train.adam_eps == 1e-8f);
 
   char *retrieval[] = {"-s", "retrieval_pretraining"};
   CHECK(load_with_flags(&e, NULL, 2, retrieval, &err) == 0);

@@ -129,8 +129,8 @@ static void test_bias(int R, int C, double atol_sum) {
   size_t n = (size_t)R * C;
   float *y = rand_vec(n, 1), *b = rand_vec(C, 1), *w = rand_vec(n, 1), *pre = rand_vec(C, 1);
   dmx_tensor ty = up(y, n), tb = up(b, C), tw = up(w, n), tdb = up(pre, C);
-  bias_add_forward(rt, ty, tb, R, C);
-  bias_add_backward(rt, tdb, tw, R, C);
+  dmx_bias_add_forward(rt, ty, tb, R, C);
+  dmx_bias_add_backward(rt, tdb, tw, R, C);
   float *gy = down_new(ty, "bias forward y"), *gdb = down_new(tdb, "bias backward db");
   double *wy = malloc(n * sizeof(double)), *wdb = calloc(C, sizeof(double));
   for (int r = 0; r < R; r++)
@@ -147,10 +147,10 @@ static void test_bias(int R, int C, double atol_sum) {
   }
   /* deterministic: the same reduction from zero twice gives the same bits */
   dmx_fill(rt, tdb, 0.0f);
-  bias_add_backward(rt, tdb, tw, R, C);
+  dmx_bias_add_backward(rt, tdb, tw, R, C);
   float *a1 = down_new(tdb, "db run 1");
   dmx_fill(rt, tdb, 0.0f);
-  bias_add_backward(rt, tdb, tw, R, C);
+  dmx_bias_add_backward(rt, tdb, tw, R, C);
   float *a2 = down_new(tdb, "db run 2");
   CHECK(memcmp(a1, a2, C * sizeof(float)) == 0);
   free(y), free(b), free(w), free(pre), free(gy), free(gdb), free(wy), free(wdb), free(a1), free(a2);
@@ -180,9 +180,9 @@ static void test_activation(int which, int n) {
   x[0] = 0.0f, x[1] = -12.0f, x[2] = 12.0f; /* the saturating tails and zero */
   dmx_tensor tx = up(x, n), tout = up(w, n), tw = up(w, n), tdx = up(pre, n);
   if (which)
-    tanh_forward(rt, tout, tx, n);
+    dmx_tanh_forward(rt, tout, tx, n);
   else
-    gelu_forward(rt, tout, tx, n);
+    dmx_gelu_forward(rt, tout, tx, n);
   float *got = down_new(tout, name);
   double *want = malloc(n * sizeof(double)), *wdx = malloc(n * sizeof(double));
   for (int i = 0; i < n; i++) {
@@ -196,9 +196,9 @@ static void test_activation(int which, int n) {
   CHECK(th_close(what, got, want, n, 1e-5, 1e-6));
   /* tanh's backward takes the forward output; gelu's takes the input */
   if (which)
-    tanh_backward(rt, tdx, tout, tw, n);
+    dmx_tanh_backward(rt, tdx, tout, tw, n);
   else
-    gelu_backward(rt, tdx, tx, tw, n);
+    dmx_gelu_backward(rt, tdx, tx, tw, n);
   float *gdx = down_new(tdx, "dx");
   snprintf(what, sizeof what, "%s backward (accumulated)", name);
   CHECK(close_acc(what, gdx, pre, wdx, n, 1e-5, 1e-5));
@@ -207,9 +207,9 @@ static void test_activation(int which, int n) {
   check_fd(what, act_loss, &c, c.x, n, gdx, pre, 1e-4, 1e-5);
   /* in place: out aliases x */
   if (which)
-    tanh_forward(rt, tx, tx, n);
+    dmx_tanh_forward(rt, tx, tx, n);
   else
-    gelu_forward(rt, tx, tx, n);
+    dmx_gelu_forward(rt, tx, tx, n);
   float *inplace = down_new(tx, "in place");
   CHECK(memcmp(inplace, got, n * sizeof(float)) == 0);
   free(c.x), free(c.w), free(x), free(w), free(pre), free(got), free(want), free(wdx), free(gdx), free(inplace);
@@ -223,8 +223,8 @@ static void test_dropout(void) {
   /* Random123's known-answer vector for philox4x32-10 with zero key and counter; elements 0..3
    * read its four words, element 4 the next counter */
   static const uint32_t kat[4] = {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u};
-  for (uint32_t i = 0; i < 4; i++) CHECK(dropout_uniform_host(0, 0, i) == (float)(kat[i] >> 8) / 16777216.0f);
-  CHECK(dropout_uniform_host(0, 0, 4) != dropout_uniform_host(0, 0, 0));
+  for (uint32_t i = 0; i < 4; i++) CHECK(dmx_dropout_uniform_host(0, 0, i) == (float)(kat[i] >> 8) / 16777216.0f);
+  CHECK(dmx_dropout_uniform_host(0, 0, 4) != dmx_dropout_uniform_host(0, 0, 0));
   const int n = 100003;
   const float p = 0.1f, scale = 1.0f / (1.0f - p);
   float *ones = malloc(n * sizeof(float));
@@ -233,12 +233,12 @@ static void test_dropout(void) {
   float *m[3];
   uint32_t seeds[3] = {1234u, 1234u, 0xDEADBEEFu}, streams[3] = {7u, 8u, 7u};
   for (int k = 0; k < 3; k++) {
-    dropout_forward(rt, tout, tx, n, p, seeds[k], streams[k]);
+    dmx_dropout_forward(rt, tout, tx, n, p, seeds[k], streams[k]);
     m[k] = down_new(tout, "dropout mask");
     int mismatch = 0, kept = 0, badval = 0;
     double usum = 0;
     for (int i = 0; i < n; i++) {
-      float u = dropout_uniform_host(seeds[k], streams[k], (uint32_t)i);
+      float u = dmx_dropout_uniform_host(seeds[k], streams[k], (uint32_t)i);
       usum += u;
       bool keep = u >= p;
       mismatch += keep != (m[k][i] != 0.0f);
@@ -262,7 +262,7 @@ static void test_dropout(void) {
     CHECKF(fabs(diff - n * q) <= 3 * sigma, "%s: %d elements differ, expected %.0f +- %.0f",
            k == 1 ? "next stream" : "other seed", diff, n * q, 3 * sigma);
   }
-  dropout_forward(rt, tout, tx, n, p, seeds[0], streams[0]);
+  dmx_dropout_forward(rt, tout, tx, n, p, seeds[0], streams[0]);
   float *again = down_new(tout, "again");
   CHECK(memcmp(again, m[0], n * sizeof(float)) == 0);
   free(again);
@@ -274,27 +274,27 @@ static void test_dropout(void) {
     const float p2 = 0.3f, s2 = 1.0f / (1.0f - p2);
     float *x = rand_vec(n2, 2), *w = rand_vec(n2, 1), *pre = rand_vec(n2, 1);
     dmx_tensor ax = up(x, n2), aout = up(w, n2), aw = up(w, n2), adx = up(pre, n2);
-    dropout_forward(rt, aout, ax, n2, p2, 42u, 3u);
-    dropout_backward(rt, adx, aw, n2, p2, 42u, 3u);
+    dmx_dropout_forward(rt, aout, ax, n2, p2, 42u, 3u);
+    dmx_dropout_backward(rt, adx, aw, n2, p2, 42u, 3u);
     float *got = down_new(aout, "out"), *gdx = down_new(adx, "dx");
     double *want = malloc(n2 * sizeof(double)), *wdx = malloc(n2 * sizeof(double));
     for (int i = 0; i < n2; i++) {
-      double keep = dropout_uniform_host(42u, 3u, (uint32_t)i) >= p2 ? (double)s2 : 0.0;
+      double keep = dmx_dropout_uniform_host(42u, 3u, (uint32_t)i) >= p2 ? (double)s2 : 0.0;
       want[i] = x[i] * keep;
       wdx[i] = w[i] * keep;
     }
     CHECK(th_close("dropout forward", got, want, n2, 1e-6, 0));
     CHECK(close_acc("dropout backward (accumulated)", gdx, pre, wdx, n2, 1e-6, 1e-6));
-    dropout_forward(rt, ax, ax, n2, p2, 42u, 3u); /* in place */
+    dmx_dropout_forward(rt, ax, ax, n2, p2, 42u, 3u); /* in place */
     float *inplace = down_new(ax, "in place");
     CHECK(memcmp(inplace, got, n2 * sizeof(float)) == 0);
     /* p = 0: forward copies, backward adds dout */
     dmx_upload(rt, ax, x, n2 * sizeof(float));
-    dropout_forward(rt, aout, ax, n2, 0.0f, 42u, 3u);
+    dmx_dropout_forward(rt, aout, ax, n2, 0.0f, 42u, 3u);
     float *id = down_new(aout, "p=0");
     CHECK(memcmp(id, x, n2 * sizeof(float)) == 0);
     dmx_upload(rt, adx, pre, n2 * sizeof(float));
-    dropout_backward(rt, adx, aw, n2, 0.0f, 42u, 3u);
+    dmx_dropout_backward(rt, adx, aw, n2, 0.0f, 42u, 3u);
     float *gid = down_new(adx, "p=0 dx");
     int bad = 0;
     for (int i = 0; i < n2; i++) bad += gid[i] != pre[i] + w[i];
@@ -308,7 +308,7 @@ static void test_dropout(void) {
   rel(tx), rel(tout);
 }
 
-/* ---------------------------------------------------------------- add, axpy, copy */
+/* ---------------------------------------------------------------- add, dmx_axpy, copy */
 
 static void test_add_axpy_copy(void) {
   th_begin("add, axpy and copy: values, aliasing, odd length");
@@ -316,19 +316,19 @@ static void test_add_axpy_copy(void) {
   float *a = rand_vec(n, 3), *b = rand_vec(n, 3), *junk = rand_vec(n, 1);
   dmx_tensor ta = up(a, n), tb = up(b, n), tout = up(junk, n);
   double *want = malloc(n * sizeof(double));
-  add_forward(rt, tout, ta, tb, n);
+  dmx_add_forward(rt, tout, ta, tb, n);
   float *got = down_new(tout, "add");
   for (int i = 0; i < n; i++) want[i] = (double)a[i] + b[i];
   CHECK(th_close("add", got, want, n, 1e-6, 0));
-  add_forward(rt, ta, ta, tb, n); /* out aliases a */
+  dmx_add_forward(rt, ta, ta, tb, n); /* out aliases a */
   down(got, ta, "add in place");
   CHECK(th_close("add in place", got, want, n, 1e-6, 0));
   dmx_upload(rt, ta, a, n * sizeof(float));
-  axpy(rt, ta, tb, -0.75f, n);
+  dmx_axpy(rt, ta, tb, -0.75f, n);
   down(got, ta, "axpy");
   for (int i = 0; i < n; i++) want[i] = (double)a[i] - 0.75 * b[i];
   CHECK(th_close("axpy", got, want, n, 1e-6, 1e-7));
-  copy_forward(rt, tout, tb, n);
+  dmx_copy_forward(rt, tout, tb, n);
   down(got, tout, "copy");
   CHECK(memcmp(got, b, n * sizeof(float)) == 0);
   free(a), free(b), free(junk), free(want), free(got);
@@ -358,8 +358,8 @@ static void test_gather(void) {
   float *x = rand_vec((size_t)SR * C, 1), *w = rand_vec((size_t)R * C, 1), *pre = rand_vec((size_t)SR * C, 1);
   float *junk = rand_vec((size_t)R * C, 1);
   dmx_tensor tx = up(x, SR * C), tidx = up(idx, R), tout = up(junk, R * C), tw = up(w, R * C), tdx = up(pre, SR * C);
-  gather_rows_forward(rt, tout, tx, tidx, R, C);
-  gather_rows_backward(rt, tdx, tw, tidx, R, C);
+  dmx_gather_rows_forward(rt, tout, tx, tidx, R, C);
+  dmx_gather_rows_backward(rt, tdx, tw, tidx, R, C);
   float *got = down_new(tout, "gather out"), *gdx = down_new(tdx, "gather dx");
   double *want = malloc(R * C * sizeof(double)), *wdx = calloc(SR * C, sizeof(double));
   for (int r = 0; r < R; r++)
@@ -416,8 +416,8 @@ static void test_layernorm(int R, int C, float xscale, float xshift, bool fd) {
   const float eps = 1e-5f;
   dmx_tensor tx = up(x, n), tg = up(g, C), tb = up(b, C), tw = up(w, n), tout = up(junk, n);
   dmx_tensor tm = up(junk, R), trs = up(junk, R), tdx = up(pdx, n), tdg = up(pdg, C), tdb = up(pdb, C);
-  layernorm_forward(rt, tout, tm, trs, tx, tg, tb, R, C, eps);
-  layernorm_backward(rt, tdx, tdg, tdb, tw, tx, tm, trs, tg, R, C);
+  dmx_layernorm_forward(rt, tout, tm, trs, tx, tg, tb, R, C, eps);
+  dmx_layernorm_backward(rt, tdx, tdg, tdb, tw, tx, tm, trs, tg, R, C);
   float *gout = down_new(tout, "ln out"), *gm = down_new(tm, "ln mean"), *grs = down_new(trs, "ln rstd");
   float *gdx = down_new(tdx, "ln dx"), *gdg = down_new(tdg, "ln dg"), *gdb = down_new(tdb, "ln db");
 
@@ -465,7 +465,7 @@ static void test_layernorm(int R, int C, float xscale, float xshift, bool fd) {
   dmx_upload(rt, tdx, pdx, n * sizeof(float));
   dmx_upload(rt, tdg, pdg, C * sizeof(float));
   dmx_upload(rt, tdb, pdb, C * sizeof(float));
-  layernorm_backward(rt, tdx, tdg, tdb, tw, tx, tm, trs, tg, R, C);
+  dmx_layernorm_backward(rt, tdx, tdg, tdb, tw, tx, tm, trs, tg, R, C);
   float *a1 = down_new(tdx, "dx2"), *a2 = down_new(tdg, "dg2"), *a3 = down_new(tdb, "db2");
   CHECK(!memcmp(a1, gdx, n * sizeof(float)) && !memcmp(a2, gdg, C * sizeof(float)) &&
         !memcmp(a3, gdb, C * sizeof(float)));
@@ -514,17 +514,17 @@ static void test_linear(int R, int C, int OC, bool has_b, bool with_dx) {
   char what[128];
   double atol = 1e-5 * C;
   /* beta = 1 accumulates onto the previous contents, beta = 0 ignores them */
-  linear_forward(rt, tout, tx, tW, bias, R, C, OC, 1.0f);
+  dmx_linear_forward(rt, tout, tx, tW, bias, R, C, OC, 1.0f);
   float *got = down_new(tout, "linear out");
   for (size_t i = 0; i < no; i++) want[i] = o[i] + prev[i];
   snprintf(what, sizeof what, "linear R=%d C=%d OC=%d bias=%d forward beta=1", R, C, OC, has_b);
   CHECK(th_close(what, got, want, no, 1e-5, atol));
-  linear_forward(rt, tout, tx, tW, bias, R, C, OC, 0.0f);
+  dmx_linear_forward(rt, tout, tx, tW, bias, R, C, OC, 0.0f);
   down(got, tout, "linear out");
   snprintf(what, sizeof what, "linear R=%d C=%d OC=%d bias=%d forward beta=0", R, C, OC, has_b);
   CHECK(th_close(what, got, o, no, 1e-5, atol));
 
-  linear_backward(rt, with_dx ? tdx : nob, tdW, has_b ? tdb : nob, tw, tx, tW, R, C, OC);
+  dmx_linear_backward(rt, with_dx ? tdx : nob, tdW, has_b ? tdb : nob, tw, tx, tW, R, C, OC);
   float *gdx = down_new(tdx, "linear dx"), *gdW = down_new(tdW, "linear dW"), *gdb = down_new(tdb, "linear db");
   double *wdx = calloc(nx, sizeof(double)), *wdW = calloc(nW, sizeof(double)), *wdb = calloc(OC, sizeof(double));
   for (int r = 0; r < R; r++)

@@ -91,7 +91,7 @@ static void test_embedding(void) {
   double *dw = to_d(word, (size_t)V * d), *dp = to_d(pos, (size_t)P * d), *dt = to_d(type, d);
 
   th_begin("embedding pass 1 forward matches word + pos + type (R=37, d=45, offsets)");
-  embedding_forward(rt, tout, tids, tpids, tw, tp, tt, R, d);
+  dmx_embedding_forward(rt, tout, tids, tpids, tw, tp, tt, R, d);
   float *out = down(tout, (size_t)R * d);
   double *want = dvec((size_t)R * d);
   ref_embed(want, ids, pids, dw, dp, dt, R, d);
@@ -100,11 +100,11 @@ static void test_embedding(void) {
 
   th_begin("embedding buckets: grouping, order, padding skipped, rebuilt after a different batch");
   embedding_buckets bk;
-  embedding_buckets_init(&bk, 64, V);
+  dmx_embedding_buckets_init(&bk, 64, V);
   for (int round = 0; round < 3; round++) {
     int n = round == 0 ? R : round == 1 ? 11 : 0, skip = round == 1 ? -1 : SKIP;
     int *use = round == 1 ? pids : ids; /* a different id set on the second round */
-    embedding_buckets_build(&bk, use, n, skip);
+    dmx_embedding_buckets_build(&bk, use, n, skip);
     int seen[64] = {0}, distinct[64] = {0}, want_unique = 0, want_rows = 0;
     for (int r = 0; r < n; r++)
       if (use[r] != skip) {
@@ -131,12 +131,12 @@ static void test_embedding(void) {
   th_end();
 
   th_begin("embedding table and type backward accumulate the bucketed sums (padding row untouched)");
-  embedding_buckets_build(&bk, ids, R, SKIP);
+  dmx_embedding_buckets_build(&bk, ids, R, SKIP);
   embedding_buckets_dev dev = {take(64), take(65), take(64)};
   dmx_stager st;
   dmx_stager_init(&st, 1 << 20);
   dmx_stager_begin(rt, &st);
-  embedding_buckets_upload(rt, &st, &dev, &bk);
+  dmx_embedding_buckets_upload(rt, &st, &dev, &bk);
   dmx_stager_end(rt, &st);
   dmx_finish(rt);
   dmx_stager_free(&st);
@@ -144,8 +144,8 @@ static void test_embedding(void) {
   dmx_tensor tdout = upf(w, (size_t)R * d);
   float *pre = frandv((size_t)V * d, 1), *pre_t = frandv(d, 1);
   dmx_tensor tdw = upf(pre, (size_t)V * d), tdt = upf(pre_t, d);
-  embedding_table_backward(rt, tdw, tdout, &dev, bk.n_unique, d);
-  embedding_type_backward(rt, tdt, tdout, R, d);
+  dmx_embedding_table_backward(rt, tdw, tdout, &dev, bk.n_unique, d);
+  dmx_embedding_type_backward(rt, tdt, tdout, R, d);
   float *gw = down(tdw, (size_t)V * d), *gt = down(tdt, d);
   double *wantw = dvec((size_t)V * d), *wantt = dvec(d);
   for (size_t i = 0; i < (size_t)V * d; i++) wantw[i] = pre[i];
@@ -200,7 +200,7 @@ static void test_embedding(void) {
     const int RR = 1001, dd = 70;
     float *big = frandv((size_t)RR * dd, 1), *pre2 = frandv(dd, 1);
     dmx_tensor tb = upf(big, (size_t)RR * dd), tr = upf(pre2, dd);
-    embedding_type_backward(rt, tr, tb, RR, dd);
+    dmx_embedding_type_backward(rt, tr, tb, RR, dd);
     float *got = down(tr, dd);
     double want2[70];
     for (int c = 0; c < dd; c++) {
@@ -211,7 +211,7 @@ static void test_embedding(void) {
     free(big), free(pre2), free(got);
   }
   th_end();
-  embedding_buckets_free(&bk);
+  dmx_embedding_buckets_free(&bk);
 
   th_begin("embedding pass 2 forward (separate and aliased output) and backward (accumulating, FD)");
   {
@@ -219,8 +219,8 @@ static void test_embedding(void) {
     size_t n = (size_t)B * T * d;
     float *x = frandv(n, 1);
     dmx_tensor tx = upf(x, n), to = take(n);
-    embedding_pass2_forward(rt, to, tx, tp, tt, B, T, d, first);
-    embedding_pass2_forward(rt, tx, tx, tp, tt, B, T, d, first); /* in place */
+    dmx_embedding_pass2_forward(rt, to, tx, tp, tt, B, T, d, first);
+    dmx_embedding_pass2_forward(rt, tx, tx, tp, tt, B, T, d, first); /* in place */
     float *o1 = down(to, n), *o2 = down(tx, n);
     double *want2 = dvec(n);
     for (int b = 0; b < B; b++)
@@ -233,7 +233,7 @@ static void test_embedding(void) {
     th_close("pass2 out in place", o2, want2, n, 1e-6, 1e-6);
     float *w2 = frandv(n, 1), *pre_p = frandv((size_t)P * d, 1), *pre_t2 = frandv(d, 1);
     dmx_tensor tdo = upf(w2, n), tdp = upf(pre_p, (size_t)P * d), tdt2 = upf(pre_t2, d);
-    embedding_pass2_backward(rt, tdp, tdt2, tdo, B, T, d, first);
+    dmx_embedding_pass2_backward(rt, tdp, tdt2, tdo, B, T, d, first);
     float *gp = down(tdp, (size_t)P * d), *gt2 = down(tdt2, d);
     /* analytic */
     double *wp = dvec((size_t)P * d), *wt = dvec(d);
@@ -354,19 +354,19 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
   pool_reset();
   uint32_t seed = 1234567u, stream = 42u;
   size_t nq = (size_t)B * T * 3 * d, no = (size_t)B * T * d;
-  size_t nh = attention_qkv_floats(B, T, d), na = attention_att_floats(B, T, H);
+  size_t nh = dmx_attention_qkv_floats(B, T, d), na = dmx_attention_att_floats(B, T, H);
   float *qkv = frandv(nq, in_scale), *w = frandv(no, 1), *pre = frandv(nq, 1);
   double *dq = to_d(qkv, nq);
   double *dscale = NULL;
   if (p > 0) {
     dscale = dvec(na);
-    for (size_t i = 0; i < na; i++) dscale[i] = dropout_uniform_host(seed, stream, (uint32_t)i) >= p ? 1.0 / (1.0 - (double)p) : 0.0;
+    for (size_t i = 0; i < na; i++) dscale[i] = dmx_dropout_uniform_host(seed, stream, (uint32_t)i) >= p ? 1.0 / (1.0 - (double)p) : 0.0;
   }
   attn_shape s = {B, T, d, H, mask, dscale};
   dmx_tensor tq = upf(qkv, nq), tout = take(no), tmask = {0};
   if (mask) tmask = upi(mask, (size_t)B * T);
   attention_acts acts = {take(nh), take(nh), take(nh), take(na), take(na), take(nh)};
-  attention_forward(rt, tout, &acts, tq, tmask, B, T, d, H, p, seed, stream);
+  dmx_attention_forward(rt, tout, &acts, tq, tmask, B, T, d, H, p, seed, stream);
   float *out = down(tout, no), *att = down(acts.att, na);
   double *want = dvec(no), *watt = dvec(na);
   ref_attention(&s, dq, want, watt, NULL, NULL);
@@ -390,7 +390,7 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
   CHECKF(bad_masked == 0, "%d masked keys got non-zero probability", bad_masked);
 
   /* deterministic: the same forward again gives the same bits */
-  attention_forward(rt, tout, &acts, tq, tmask, B, T, d, H, p, seed, stream);
+  dmx_attention_forward(rt, tout, &acts, tq, tmask, B, T, d, H, p, seed, stream);
   float *out2 = down(tout, no);
   CHECK(memcmp(out, out2, no * sizeof(float)) == 0);
 
@@ -402,7 +402,7 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
   dmx_fill(rt, sc.datt, 3.0f); /* stale contents must not leak in */
   dmx_fill(rt, sc.dq, 3.0f);
   dmx_tensor tdout = upf(w, no), tdq = upf(pre, nq);
-  attention_backward(rt, tdq, &sc, tdout, &acts, tmask, B, T, d, H, p, seed, stream);
+  dmx_attention_backward(rt, tdq, &sc, tdout, &acts, tmask, B, T, d, H, p, seed, stream);
   float *g = down(tdq, nq);
   double *wg = dvec(nq);
   ref_attention(&s, dq, NULL, NULL, w, wg);

@@ -124,10 +124,10 @@ static void test_instances(void) {
   {
     int N = 5, d = 37;
     float a[5 * 37], b[5 * 37], c[5 * 37];
-    CHECK(mux_instance_floats(MUX_GAUSSIAN_HADAMARD, N, d) == (size_t)N * d);
-    mux_init_instances(a, MUX_GAUSSIAN_HADAMARD, N, d, 20.0f, 0.0f, 42);
-    mux_init_instances(b, MUX_GAUSSIAN_HADAMARD, N, d, 20.0f, 0.0f, 42);
-    mux_init_instances(c, MUX_GAUSSIAN_HADAMARD, N, d, 20.0f, 0.0f, 43);
+    CHECK(dmx_mux_instance_floats(DMX_MUX_GAUSSIAN_HADAMARD, N, d) == (size_t)N * d);
+    dmx_mux_init_instances(a, DMX_MUX_GAUSSIAN_HADAMARD, N, d, 20.0f, 0.0f, 42);
+    dmx_mux_init_instances(b, DMX_MUX_GAUSSIAN_HADAMARD, N, d, 20.0f, 0.0f, 42);
+    dmx_mux_init_instances(c, DMX_MUX_GAUSSIAN_HADAMARD, N, d, 20.0f, 0.0f, 43);
     CHECK(memcmp(a, b, sizeof a) == 0);
     CHECK(memcmp(a, c, sizeof a) != 0);
     for (int i = 0; i < N; i++) {
@@ -140,7 +140,7 @@ static void test_instances(void) {
     /* sqrt(d)/s * v_ij is approximately N(0,1): over 400*64 entries mean ~ 0, 4th moment ~ 3 */
     int NN = 400, dd = 64;
     float *big = malloc((size_t)NN * dd * sizeof(float));
-    mux_init_instances(big, MUX_GAUSSIAN_HADAMARD, NN, dd, 1.0f, 0.0f, 7);
+    dmx_mux_init_instances(big, DMX_MUX_GAUSSIAN_HADAMARD, NN, dd, 1.0f, 0.0f, 7);
     double m1 = 0, m4 = 0;
     for (int k = 0; k < NN * dd; k++) {
       double z = big[k] * sqrt((double)dd);
@@ -157,11 +157,11 @@ static void test_instances(void) {
   th_begin("binary_hadamard instances: floor(d/N) blocks, last to d, epsilon widening clamped");
   {
     float v[3 * 10];
-    CHECK(mux_instance_floats(MUX_BINARY_HADAMARD, 3, 10) == 30);
+    CHECK(dmx_mux_instance_floats(DMX_MUX_BINARY_HADAMARD, 3, 10) == 30);
     static const int lo0[3] = {0, 3, 6}, hi0[3] = {3, 6, 10}; /* c = 3, last block to d */
     static const int lo1[3] = {0, 2, 5}, hi1[3] = {4, 7, 10}; /* eps 1: widen floor(1*3/2) = 1 */
     for (int pass = 0; pass < 2; pass++) {
-      mux_init_instances(v, MUX_BINARY_HADAMARD, 3, 10, 1.0f, pass ? 1.0f : 0.0f, 42);
+      dmx_mux_init_instances(v, DMX_MUX_BINARY_HADAMARD, 3, 10, 1.0f, pass ? 1.0f : 0.0f, 42);
       const int *lo = pass ? lo1 : lo0, *hi = pass ? hi1 : hi0;
       int bad = 0;
       for (int i = 0; i < 3; i++)
@@ -169,7 +169,7 @@ static void test_instances(void) {
       CHECKF(bad == 0, "eps %d: %d entries wrong", pass, bad);
     }
     float w[2 * 768];
-    mux_init_instances(w, MUX_BINARY_HADAMARD, 2, 768, 1.0f, 0.0f, 1);
+    dmx_mux_init_instances(w, DMX_MUX_BINARY_HADAMARD, 2, 768, 1.0f, 0.0f, 1);
     double s0 = 0, s1 = 0, overlap = 0;
     for (int j = 0; j < 768; j++) {
       s0 += w[j];
@@ -183,13 +183,13 @@ static void test_instances(void) {
   th_begin("random_ortho instances: W W^T = W^T W = I, deterministic, Haar moments and both det signs");
   {
     int N = 3, d = 37;
-    size_t n = mux_instance_floats(MUX_RANDOM_ORTHO, N, d);
+    size_t n = dmx_mux_instance_floats(DMX_MUX_RANDOM_ORTHO, N, d);
     CHECK(n == (size_t)N * d * d);
     float *a = malloc(n * 4), *b = malloc(n * 4);
-    mux_init_instances(a, MUX_RANDOM_ORTHO, N, d, 1.0f, 0.0f, 42);
-    mux_init_instances(b, MUX_RANDOM_ORTHO, N, d, 1.0f, 0.0f, 42);
+    dmx_mux_init_instances(a, DMX_MUX_RANDOM_ORTHO, N, d, 1.0f, 0.0f, 42);
+    dmx_mux_init_instances(b, DMX_MUX_RANDOM_ORTHO, N, d, 1.0f, 0.0f, 42);
     CHECK(memcmp(a, b, n * 4) == 0);
-    mux_init_instances(b, MUX_RANDOM_ORTHO, N, d, 1.0f, 0.0f, 5);
+    dmx_mux_init_instances(b, DMX_MUX_RANDOM_ORTHO, N, d, 1.0f, 0.0f, 5);
     CHECK(memcmp(a, b, n * 4) != 0);
     double worst = 0;
     for (int i = 0; i < N; i++) {
@@ -215,7 +215,7 @@ static void test_instances(void) {
      * 6000 draws: standard errors ~0.004 (2nd), <0.004 (4th), ~0.006 (det fraction). */
     int M = 6000;
     float *h = malloc((size_t)M * 9 * 4);
-    mux_init_instances(h, MUX_RANDOM_ORTHO, M, 3, 1.0f, 0.0f, 2024);
+    dmx_mux_init_instances(h, DMX_MUX_RANDOM_ORTHO, M, 3, 1.0f, 0.0f, 2024);
     double m2 = 0, m4 = 0, pos = 0, offd = 0;
     for (int k = 0; k < M; k++) {
       const float *W = h + k * 9;
@@ -247,8 +247,8 @@ static void test_hadamard(dmx_runtime *rt) {
   float *de0 = frand_vec(ne, 1.0), *dv0 = frand_vec(nv, 1.0);
   dmx_tensor te = dev(rt, e, ne), tv = dev(rt, v, nv), tx = dev(rt, NULL, nx), tdx = dev(rt, dx, nx);
   dmx_tensor tde = dev(rt, de0, ne), tdv = dev(rt, dv0, nv);
-  mux_hadamard_forward(rt, tx, te, tv, B, N, T, d);
-  mux_hadamard_backward(rt, tde, tdv, tdx, te, tv, B, N, T, d);
+  dmx_mux_hadamard_forward(rt, tx, te, tv, B, N, T, d);
+  dmx_mux_hadamard_backward(rt, tde, tdv, tdx, te, tv, B, N, T, d);
 
   double *ed = to_double(e, ne), *vd = to_double(v, nv), *wd = to_double(dx, nx);
   double *xr = malloc(nx * sizeof(double)), *der = malloc(ne * sizeof(double)), *dvr = malloc(nv * sizeof(double));
@@ -285,7 +285,7 @@ static void test_hadamard(dmx_runtime *rt) {
   fd_check("d/dv", hadamard_ref, ed, vd, vd, nv, wd, g_v, B, N, T, d);
 
   /* frozen instance vectors: dv skipped, de accumulates a second time */
-  mux_hadamard_backward(rt, tde, (dmx_tensor){0}, tdx, te, tv, B, N, T, d);
+  dmx_mux_hadamard_backward(rt, tde, (dmx_tensor){0}, tdx, te, tv, B, N, T, d);
   get(rt, gde, tde);
   for (size_t k = 0; k < ne; k++) der[k] += der[k] - de0[k];
   CHECK(th_close("de after a second, frozen-v backward", gde, der, ne, 1e-5, 1e-6));
@@ -308,8 +308,8 @@ static void test_ortho(dmx_runtime *rt) {
   dmx_tensor te = dev(rt, e, ne), tW = dev(rt, W, nw), tx = dev(rt, NULL, nx), tdx = dev(rt, dx, nx);
   dmx_tensor tde = dev(rt, de0, ne), tdW = dev(rt, dW0, nw);
   dmx_tensor perm = dev(rt, NULL, ne), y = dev(rt, NULL, ne), dperm = dev(rt, NULL, ne), dy = dev(rt, NULL, ne);
-  mux_ortho_forward(rt, tx, perm, y, te, tW, B, N, T, d);
-  mux_ortho_backward(rt, tde, tdW, dperm, dy, tdx, perm, tW, B, N, T, d);
+  dmx_mux_ortho_forward(rt, tx, perm, y, te, tW, B, N, T, d);
+  dmx_mux_ortho_backward(rt, tde, tdW, dperm, dy, tdx, perm, tW, B, N, T, d);
 
   double *ed = to_double(e, ne), *Wd = to_double(W, nw), *wd = to_double(dx, nx);
   double *xr = malloc(nx * sizeof(double)), *der = malloc(ne * sizeof(double)), *dWr = malloc(nw * sizeof(double));
@@ -351,7 +351,7 @@ static void test_ortho(dmx_runtime *rt) {
   fd_check("d/de", ortho_ref, ed, Wd, ed, ne, wd, g_e, B, N, T, d);
   fd_check("d/dW", ortho_ref, ed, Wd, Wd, nw, wd, g_W, B, N, T, d);
 
-  mux_ortho_backward(rt, tde, (dmx_tensor){0}, dperm, dy, tdx, perm, tW, B, N, T, d);
+  dmx_mux_ortho_backward(rt, tde, (dmx_tensor){0}, dperm, dy, tdx, perm, tW, B, N, T, d);
   get(rt, gde, tde);
   for (size_t k = 0; k < ne; k++) der[k] += der[k] - de0[k];
   CHECK(th_close("de after a second, frozen-W backward", gde, der, ne, 1e-4, 1e-5));
@@ -360,12 +360,12 @@ static void test_ortho(dmx_runtime *rt) {
 
   /* with generated orthogonal W the mux preserves the norm of a single instance's token */
   float *Wo = malloc(nw * 4);
-  mux_init_instances(Wo, MUX_RANDOM_ORTHO, N, d, 1.0f, 0.0f, 42);
+  dmx_mux_init_instances(Wo, DMX_MUX_RANDOM_ORTHO, N, d, 1.0f, 0.0f, 42);
   dmx_upload(rt, tW, Wo, nw * 4);
   float *e1 = calloc(ne, 4);
   for (int c = 0; c < d; c++) e1[(size_t)1 * T * d + c] = e[c]; /* instance 1 of group 0, t = 0 */
   dmx_upload(rt, te, e1, ne * 4);
-  mux_ortho_forward(rt, tx, perm, y, te, tW, B, N, T, d);
+  dmx_mux_ortho_forward(rt, tx, perm, y, te, tW, B, N, T, d);
   get(rt, gx, tx);
   double n_in = 0, n_out = 0;
   for (int c = 0; c < d; c++) n_in += (double)e[c] * e[c], n_out += (double)gx[c] * gx[c];
@@ -407,7 +407,7 @@ static void xent_case(dmx_runtime *rt, int R, int C, double spread) {
   float *garbage = frand_vec(n, 7.0);
   dmx_tensor tl = dev(rt, lg, n), tt = dev(rt, tg, R), tloss = dev(rt, NULL, R), tpred = dev(rt, NULL, R);
   dmx_tensor tdl = dev(rt, garbage, n); /* must be overwritten, not accumulated into */
-  softmax_xent_forward_backward(rt, tloss, tpred, tdl, tl, tt, R, C, scale);
+  dmx_softmax_xent_forward_backward(rt, tloss, tpred, tdl, tl, tt, R, C, scale);
 
   float *loss = malloc(R * 4), *dl = malloc(n * 4);
   int *pred = malloc(R * sizeof(int));
@@ -459,7 +459,7 @@ static void xent_case(dmx_runtime *rt, int R, int C, double spread) {
   float *loss2 = malloc(R * 4);
   int *pred2 = malloc(R * sizeof(int));
   dmx_fill(rt, tloss, 0.0f);
-  softmax_xent_forward_backward(rt, tloss, tpred, (dmx_tensor){0}, tl, tt, R, C, scale);
+  dmx_softmax_xent_forward_backward(rt, tloss, tpred, (dmx_tensor){0}, tl, tt, R, C, scale);
   get(rt, loss2, tloss);
   get(rt, pred2, tpred);
   CHECK(memcmp(loss, loss2, R * 4) == 0 && memcmp(pred, pred2, R * sizeof(int)) == 0);
@@ -489,7 +489,7 @@ static void test_loss(dmx_runtime *rt) {
     int tg[2] = {5, 2};
     dmx_tensor tl = dev(rt, lg, 10), tt = dev(rt, tg, 2), tloss = dev(rt, NULL, 2), tpred = dev(rt, NULL, 2);
     dmx_tensor tdl = dev(rt, NULL, 10);
-    softmax_xent_forward_backward(rt, tloss, tpred, tdl, tl, tt, 2, 5, 1.0f);
+    dmx_softmax_xent_forward_backward(rt, tloss, tpred, tdl, tl, tt, 2, 5, 1.0f);
     float loss[2];
     get(rt, loss, tloss);
     CHECKF(isnan(loss[0]) && fabs(loss[1] - log(5.0)) < 1e-6, "losses %g %g", loss[0], loss[1]);
@@ -507,7 +507,7 @@ static void test_loss(dmx_runtime *rt) {
       double want = 0, mag = 0;
       for (int i = 0; i < n; i++) want += x[i], mag += fabs(x[i]);
       dmx_tensor tx = dev(rt, x, n), out = dev(rt, NULL, 1);
-      reduce_sum(rt, out, tx, n);
+      dmx_reduce_sum(rt, out, tx, n);
       float got;
       get(rt, &got, out);
       CHECKF(fabs(got - want) <= 1e-6 * mag + 1e-7, "n=%d: %.8g vs %.8g", n, got, want);
@@ -530,11 +530,11 @@ static void test_norm(dmx_runtime *rt) {
     double want = 0;
     for (size_t i = 0; i < n; i++) want += (double)g[i] * g[i];
     want = sqrt(want);
-    dmx_tensor tg = dev(rt, g, n), part = dev(rt, NULL, global_norm_partial_floats()), out = dev(rt, NULL, 1);
-    global_norm(rt, out, part, tg, n);
+    dmx_tensor tg = dev(rt, g, n), part = dev(rt, NULL, dmx_global_norm_partial_floats()), out = dev(rt, NULL, 1);
+    dmx_global_norm(rt, out, part, tg, n);
     float a, b;
     get(rt, &a, out);
-    global_norm(rt, out, part, tg, n);
+    dmx_global_norm(rt, out, part, tg, n);
     get(rt, &b, out);
     CHECKF(fabs(a - want) <= 2e-6 * want, "n=%zu: %.9g vs %.9g", n, a, want);
     CHECK(memcmp(&a, &b, 4) == 0);
@@ -575,7 +575,7 @@ static void adamw_case(dmx_runtime *rt, const char *what, double lr, double eps,
   double *pr = to_double(p, n), *mr = calloc(n, sizeof(double)), *vr = calloc(n, sizeof(double));
   dmx_tensor (*mk)(dmx_runtime *, const void *, size_t) = aligned ? dev4 : dev;
   dmx_tensor tp = mk(rt, p, n), tm = mk(rt, NULL, n), tv = mk(rt, NULL, n), tg = mk(rt, NULL, n);
-  dmx_tensor tmask = mk(rt, mask, n), part = dev(rt, NULL, global_norm_partial_floats()), tn = dev(rt, NULL, 1);
+  dmx_tensor tmask = mk(rt, mask, n), part = dev(rt, NULL, dmx_global_norm_partial_floats()), tn = dev(rt, NULL, 1);
   dmx_fill(rt, tm, 0.0f);
   dmx_fill(rt, tv, 0.0f);
   float *g = NULL, *gback = malloc(n * 4);
@@ -583,8 +583,8 @@ static void adamw_case(dmx_runtime *rt, const char *what, double lr, double eps,
     free(g);
     g = frand_vec(n, gscale);
     dmx_upload(rt, tg, g, n * 4);
-    global_norm(rt, tn, part, tg, n);
-    adamw_update(rt, tp, tg, tm, tv, n, (float)lr, 0.9f, 0.999f, (float)eps, (float)wd,
+    dmx_global_norm(rt, tn, part, tg, n);
+    dmx_adamw_update(rt, tp, tg, tm, tv, n, (float)lr, 0.9f, 0.999f, (float)eps, (float)wd,
                  use_mask ? tmask : (dmx_tensor){0}, t, tn, (float)max_norm);
     /* the reference uses the same float hyper-parameters the device sees */
     adamw_ref(pr, mr, vr, g, use_mask ? mask : NULL, n, (float)lr, 0.9f, 0.999f, (float)eps, (float)wd, t, max_norm);
@@ -624,7 +624,7 @@ static void test_adamw(dmx_runtime *rt) {
     dmx_tensor tp = dev(rt, &p, 1), tg = dev(rt, &g, 1), tm = dev(rt, NULL, 1), tv = dev(rt, NULL, 1);
     dmx_fill(rt, tm, 0.0f);
     dmx_fill(rt, tv, 0.0f);
-    adamw_update(rt, tp, tg, tm, tv, 1, 0.1f, 0.9f, 0.999f, 0.1f, 0.1f, (dmx_tensor){0}, 1, (dmx_tensor){0}, 0.0f);
+    dmx_adamw_update(rt, tp, tg, tm, tv, 1, 0.1f, 0.9f, 0.999f, 0.1f, 0.1f, (dmx_tensor){0}, 1, (dmx_tensor){0}, 0.0f);
     float got;
     get(rt, &got, tp);
     double m = 0.05, v = 0.00025, step = 0.1 * sqrt(1 - 0.999) / (1 - 0.9);
@@ -677,7 +677,7 @@ static void fused_embed_case(dmx_runtime *rt, int B, int N, int T, int d, float 
   dmx_tensor tw = dev4(rt, word, (size_t)V * d), tp = dev4(rt, pos, (size_t)P * d), tt = dev4(rt, type, d);
   dmx_tensor tg = dev4(rt, g, d), tb = dev4(rt, bt, d), tv = dev4(rt, v, (size_t)N * d);
   dmx_tensor tids = dev(rt, ids, R1), tpids = dev(rt, pids, R1), tx = dev4(rt, NULL, (size_t)B * T * d);
-  embed_ln_mux_hadamard_forward(rt, tx, tids, tpids, tw, tp, tt, tg, tb, tv, B, N, T, d, eps);
+  dmx_embed_ln_mux_hadamard_forward(rt, tx, tids, tpids, tw, tp, tt, tg, tb, tv, B, N, T, d, eps);
   float *got = malloc((size_t)B * T * d * 4);
   get(rt, got, tx);
   char what[64];
@@ -699,7 +699,7 @@ static void test_fused_embed(dmx_runtime *rt) {
   fused_embed_case(rt, 2, 3, 5, 36, 100.0f, false);
   fused_embed_case(rt, 2, 12, 3, 20, 0.0f, true);
   fused_embed_case(rt, 1, 40, 2, 8, 0.0f, true);
-  CHECK(!embed_ln_mux_hadamard_fits(rt, 13)); /* d % 4 != 0 takes the unfused path */
+  CHECK(!dmx_embed_ln_mux_hadamard_fits(rt, 13)); /* d % 4 != 0 takes the unfused path */
   rt->serial_reductions = saved;
   th_end();
 }

@@ -52,17 +52,17 @@ static void test_conv(int G, int B, int H, int W, int C, int OC, int K, int pad,
   snprintf(name, sizeof name, "conv G=%d B=%d %dx%dx%d -> %d, %dx%d pad %d%s", G, B, H, W, C, OC, K, K, pad,
            bias ? "" : " no bias");
   th_begin(name);
-  conv_shape s = conv_make_shape(G, B, H, W, C, OC, K, pad);
+  conv_shape s = dmx_conv_make_shape(G, B, H, W, C, OC, K, pad);
   int OH = s.OH, OW = s.OW, Kc = C * K * K;
   size_t nx = (size_t)G * B * H * W * C, nw = (size_t)G * OC * Kc, nb = (size_t)G * OC,
-         no = (size_t)G * B * OH * OW * OC, ncol = conv_col_floats(&s);
+         no = (size_t)G * B * OH * OW * OC, ncol = dmx_conv_col_floats(&s);
   float *x = rvec(nx), *w = rvec(nw), *b = rvec(nb), *dout = rvec(no), *pdx = rvec(nx), *pdw = rvec(nw), *pdb = rvec(nb);
   dmx_tensor tx = up(x, nx), tw = up(w, nw), tb = up(b, nb), tout = up(dout, no), tdout = up(dout, no);
   dmx_tensor tdx = up(pdx, nx), tdw = up(pdw, nw), tdb = up(pdb, nb);
   dmx_tensor col = dmx_buffer_create(rt, ncol), dcol = dmx_buffer_create(rt, ncol);
   dmx_tensor none = {NULL, 0, 0};
-  conv_forward(rt, tout, col, tx, tw, bias ? tb : none, &s);
-  conv_backward(rt, want_dx ? tdx : none, tdw, bias ? tdb : none, dcol, tdout, col, tw, &s);
+  dmx_conv_forward(rt, tout, col, tx, tw, bias ? tb : none, &s);
+  dmx_conv_backward(rt, want_dx ? tdx : none, tdw, bias ? tdb : none, dcol, tdout, col, tw, &s);
   double *ro = dz(no), *rdx = dz(nx), *rdw = dz(nw), *rdb = dz(nb);
   for (int g = 0; g < G; g++)
     for (int bi = 0; bi < B; bi++)
@@ -113,8 +113,8 @@ static void test_pool(int B, int H, int W, int C) {
   x[0] = x[C]; /* a tie: the first element of the window wins, as in PyTorch */
   dmx_tensor tx = up(x, nx), tdout = up(dout, no), tdx = up(pdx, nx), tout = dmx_buffer_create(rt, no),
              tidx = dmx_buffer_create(rt, no);
-  maxpool2_forward(rt, tout, tidx, tx, B, H, W, C);
-  maxpool2_backward(rt, tdx, tdout, tidx, (int)no);
+  dmx_maxpool2_forward(rt, tout, tidx, tx, B, H, W, C);
+  dmx_maxpool2_backward(rt, tdx, tdout, tidx, (int)no);
   double *ro = dz(no), *rdx = dz(nx);
   int32_t *ri = calloc(no, 4), *gi = malloc(no * 4);
   for (int b = 0; b < B; b++)
@@ -152,8 +152,8 @@ static void test_mux_ops(void) {
   size_t S = (size_t)B * P * C, n = N * S;
   float *x = rvec(n), *dout = rvec(S), *pdx = rvec(n);
   dmx_tensor tx = up(x, n), tdout = up(dout, S), tdx = up(pdx, n), tsum = dmx_buffer_create(rt, S);
-  instance_sum_forward(rt, tsum, tx, N, (int)S);
-  instance_sum_backward(rt, tdx, tdout, N, (int)S);
+  dmx_instance_sum_forward(rt, tsum, tx, N, (int)S);
+  dmx_instance_sum_backward(rt, tdx, tdout, N, (int)S);
   double *rs = dz(S), *rdx = dz(n);
   for (int i = 0; i < N; i++)
     for (size_t j = 0; j < S; j++) rs[j] += x[i * S + j], rdx[i * S + j] = (double)dout[j] + pdx[i * S + j];
@@ -165,7 +165,7 @@ static void test_mux_ops(void) {
   float sign[3] = {1, -1, 1};
   for (int i = 0; i < N * P; i++) map[i] = (int)((frand() + 1) * 0.5 * (P + 3)) - 3; /* some < 0 */
   dmx_tensor tmap = up(map, (size_t)N * P), tsign = up(sign, 3), tg = dmx_buffer_create(rt, n);
-  gather_map_forward(rt, tg, tx, tmap, tsign, N, B, P, C);
+  dmx_gather_map_forward(rt, tg, tx, tmap, tsign, N, B, P, C);
   double *rg = dz(n);
   for (int i = 0; i < N; i++)
     for (int b = 0; b < B; b++)
@@ -182,8 +182,8 @@ static void test_mux_ops(void) {
   size_t nq = (size_t)N * Pm * Pm, ny = (size_t)N * B * Pm;
   float *q = rvec(nq), *xm = rvec(ny), *dy = rvec(ny), *pdq = rvec(nq);
   dmx_tensor tq = up(q, nq), txm = up(xm, ny), tdy = up(dy, ny), tdq = up(pdq, nq), ty = dmx_buffer_create(rt, ny);
-  instance_matmul_forward(rt, ty, txm, tq, N, B, Pm);
-  instance_matmul_backward(rt, tdq, tdy, txm, N, B, Pm);
+  dmx_instance_matmul_forward(rt, ty, txm, tq, N, B, Pm);
+  dmx_instance_matmul_backward(rt, tdq, tdy, txm, N, B, Pm);
   double *ry = dz(ny), *rdq = dz(nq);
   for (int i = 0; i < N; i++)
     for (int b = 0; b < B; b++)
@@ -212,8 +212,8 @@ static void test_pointwise(void) {
   float *x = rvec(n), *dout = rvec(n), *pdx = rvec(n);
   x[5] = 0.0f;
   dmx_tensor tx = up(x, n), tdout = up(dout, n), tdx = up(pdx, n), ty = dmx_buffer_create(rt, n);
-  relu_forward(rt, ty, tx, n);
-  relu_backward(rt, tdx, ty, tdout, n);
+  dmx_relu_forward(rt, ty, tx, n);
+  dmx_relu_backward(rt, tdx, ty, tdout, n);
   double *ry = dz(n), *rdx = dz(n);
   for (int i = 0; i < n; i++) ry[i] = x[i] > 0 ? x[i] : 0, rdx[i] = pdx[i] + (x[i] > 0 ? dout[i] : 0);
   float *gy = down(ty), *gdx = down(tdx);
@@ -227,7 +227,7 @@ static void test_pointwise(void) {
   dmx_tensor to = up(o, (size_t)R * C), tl = up(lab, R), tloss = dmx_buffer_create(rt, R), tp = dmx_buffer_create(rt, R),
              tdo = dmx_buffer_create(rt, (size_t)R * C);
   float scale = 1.0f / 7;
-  mse_pm1_forward_backward(rt, tloss, tp, tdo, to, tl, R, C, scale);
+  dmx_mse_pm1_forward_backward(rt, tloss, tp, tdo, to, tl, R, C, scale);
   double *rl = dz(R), *rdo = dz((size_t)R * C);
   int32_t *rp = malloc(R * 4), *gp = malloc(R * 4);
   for (int r = 0; r < R; r++) {
@@ -248,7 +248,7 @@ static void test_pointwise(void) {
 
   float *p = rvec(n);
   dmx_tensor tp2 = up(p, n);
-  sgd_update(rt, tp2, tdout, n, 0.1f);
+  dmx_sgd_update(rt, tp2, tdout, n, 0.1f);
   double *rpn = dz(n);
   for (int i = 0; i < n; i++) rpn[i] = p[i] - 0.1f * dout[i];
   float *gpn = down(tp2);

@@ -75,7 +75,7 @@ typedef struct {
  * <s> w1 .. wk </s> <pad>..., lengths varying so some rows have pads. */
 static void build_batch(hand_batch *hb, const variant *v, int N, int T, int C) {
   int rows = GROUPS * N;
-  int prefix = v->setting != SETTING_BASELINE && v->demux == DEMUX_INDEX ? N + 1 : 0;
+  int prefix = v->setting != DMX_SETTING_BASELINE && v->demux == DMX_DEMUX_INDEX ? N + 1 : 0;
   const int32_t filler = V - 20, cls = V - 21;
   hb->ids = calloc((size_t)rows * T, sizeof(int32_t));
   hb->pos = calloc((size_t)rows * T, sizeof(int32_t));
@@ -99,7 +99,7 @@ static void build_batch(hand_batch *hb, const variant *v, int N, int T, int C) {
     s[0] = DMX_BOS_ID;
     for (int j = 1; j <= k; j++) s[j] = 4 + rnd_below(V - 40);
     s[k + 1] = DMX_EOS_ID;
-    if (!prefix && v->setting != SETTING_BASELINE) s[0] = cls; /* mlp */
+    if (!prefix && v->setting != DMX_SETTING_BASELINE) s[0] = cls; /* mlp */
     dmx_roberta_positions(row, T, hb->pos + (size_t)r * T);
   }
   /* labels: sentence (rows), one padding instance ignored; token (rows, T) on words only */
@@ -123,7 +123,7 @@ static void build_batch(hand_batch *hb, const variant *v, int N, int T, int C) {
       hb->rinst[b * T + j] = k;
       hb->rtarg[b * T + j] = j >= first && y != DMX_PAD_ID ? y : DMX_IGNORE_LABEL;
     }
-  bool retrieval = v->setting != SETTING_BASELINE;
+  bool retrieval = v->setting != DMX_SETTING_BASELINE;
   hb->view = (dmx_batch_view){hb->ids, hb->pos, hb->labels, retrieval ? hb->rinst : NULL,
                               retrieval ? hb->rtarg : NULL};
 }
@@ -141,7 +141,7 @@ static void randomize_params(dmx_model *m) {
   dmx_runtime *rt = dmx_model_runtime(m);
   for (int i = 0; i < dmx_model_num_params(m); i++) {
     const dmx_param *p = dmx_model_param(m, i);
-    if (p->init == INIT_INSTANCES) continue; /* keep the structured instance vectors */
+    if (p->init == DMX_INIT_INSTANCES) continue; /* keep the structured instance vectors */
     float *h = malloc(p->n * sizeof(float));
     if (!h) {
       fprintf(stderr, "out of memory\n");
@@ -150,9 +150,9 @@ static void randomize_params(dmx_model *m) {
     dmx_download(rt, h, dmx_param_tensor(p), p->n * sizeof(float));
     for (size_t k = 0; k < p->n; k++) {
       switch (p->init) {
-        case INIT_NORMAL: h[k] = (float)(0.2 * rnd_normal()); break;
-        case INIT_ZEROS: h[k] = (float)(0.1 * rnd_normal()); break;
-        case INIT_ONES: h[k] = (float)(1.0 + 0.2 * rnd_normal()); break;
+        case DMX_INIT_NORMAL: h[k] = (float)(0.2 * rnd_normal()); break;
+        case DMX_INIT_ZEROS: h[k] = (float)(0.1 * rnd_normal()); break;
+        case DMX_INIT_ONES: h[k] = (float)(1.0 + 0.2 * rnd_normal()); break;
         default: break;
       }
     }
@@ -192,16 +192,16 @@ static void run_variant(dmx_runtime *rt, const variant *v, int index) {
   e.model.intermediate_size = FFN;
   e.model.max_position_embeddings = POSITIONS;
   e.model.hidden_dropout = e.model.attention_dropout = 0.0f;
-  e.mux.num_instances = v->setting == SETTING_BASELINE ? 1 : MUX_N;
+  e.mux.num_instances = v->setting == DMX_SETTING_BASELINE ? 1 : MUX_N;
   e.mux.muxing = v->mux;
   e.mux.demuxing = v->demux;
   e.mux.learn_muxing = true;
   e.mux.attention_mask = v->attention_mask;
-  e.train.task_loss_coeff = v->setting == SETTING_BASELINE ? 1.0f : 0.7f;
-  e.train.retrieval_loss_coeff = v->setting == SETTING_BASELINE ? 0.0f : 0.3f;
+  e.train.task_loss_coeff = v->setting == DMX_SETTING_BASELINE ? 1.0f : 0.7f;
+  e.train.retrieval_loss_coeff = v->setting == DMX_SETTING_BASELINE ? 0.0f : 0.3f;
   e.train.weight_decay = 0.0f;
   int N = e.mux.num_instances;
-  int T = SEQ + (v->setting != SETTING_BASELINE && v->demux == DEMUX_INDEX ? N + 1 : 0);
+  int T = SEQ + (v->setting != DMX_SETTING_BASELINE && v->demux == DMX_DEMUX_INDEX ? N + 1 : 0);
   int C = v->token ? 5 : 3;
 
   dmx_error err;
@@ -222,7 +222,7 @@ static void run_variant(dmx_runtime *rt, const variant *v, int index) {
   double loss0 = st.loss;
   CHECKF(isfinite(loss0) && loss0 > 0, "loss %g", loss0);
   CHECKF(st.task_count > 0, "no task rows scored");
-  if (v->setting != SETTING_BASELINE) CHECKF(st.retrieval_count > 0, "no retrieval rows scored");
+  if (v->setting != DMX_SETTING_BASELINE) CHECKF(st.retrieval_count > 0, "no retrieval rows scored");
   int np = dmx_model_num_params(m);
   float **grads = calloc((size_t)np, sizeof(float *));
   for (int i = 0; i < np; i++) {
@@ -316,7 +316,7 @@ static void run_variant(dmx_runtime *rt, const variant *v, int index) {
   CHECKF(frozen == 0, "%d frozen parameters with learn_muxing on", frozen);
   CHECKF(2 * sharp >= checked, "only %d of %d compared entries are large enough for the tolerance to catch a 20%% error",
          sharp, checked);
-  if (v->setting != SETTING_BASELINE) {
+  if (v->setting != DMX_SETTING_BASELINE) {
     const dmx_param *inst = dmx_model_find_param(m, "instance_embedding");
     CHECKF(inst && inst->trainable, "instance_embedding missing or frozen with learn_muxing");
   }
@@ -332,23 +332,23 @@ static void run_variant(dmx_runtime *rt, const variant *v, int index) {
 int main(void) {
   dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);
   static const variant variants[] = {
-      {"gaussian_hadamard index sentence", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false, false},
-      {"gaussian_hadamard index token", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, true, false},
-      {"gaussian_hadamard mlp sentence", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_MLP, false, false},
-      {"gaussian_hadamard mlp token", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_MLP, true, false},
-      {"binary_hadamard index sentence", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_INDEX, false, false},
-      {"binary_hadamard index token", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_INDEX, true, false},
-      {"binary_hadamard mlp sentence", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_MLP, false, false},
-      {"binary_hadamard mlp token", SETTING_FINETUNING, MUX_BINARY_HADAMARD, DEMUX_MLP, true, false},
-      {"random_ortho index sentence", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_INDEX, false, false},
-      {"random_ortho index token", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_INDEX, true, false},
-      {"random_ortho mlp sentence", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, false, false},
-      {"random_ortho mlp token", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, true, false},
-      {"gaussian_hadamard index sentence, padding mask", SETTING_FINETUNING, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false,
+      {"gaussian_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false, false},
+      {"gaussian_hadamard index token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true, false},
+      {"gaussian_hadamard mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, false, false},
+      {"gaussian_hadamard mlp token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, true, false},
+      {"binary_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_INDEX, false, false},
+      {"binary_hadamard index token", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_INDEX, true, false},
+      {"binary_hadamard mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_MLP, false, false},
+      {"binary_hadamard mlp token", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_MLP, true, false},
+      {"random_ortho index sentence", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_INDEX, false, false},
+      {"random_ortho index token", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_INDEX, true, false},
+      {"random_ortho mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_MLP, false, false},
+      {"random_ortho mlp token", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_MLP, true, false},
+      {"gaussian_hadamard index sentence, padding mask", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false,
        true},
-      {"random_ortho mlp token, padding mask", SETTING_FINETUNING, MUX_RANDOM_ORTHO, DEMUX_MLP, true, true},
-      {"baseline N=1 sentence", SETTING_BASELINE, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, false, false},
-      {"baseline N=1 token", SETTING_BASELINE, MUX_GAUSSIAN_HADAMARD, DEMUX_INDEX, true, false},
+      {"random_ortho mlp token, padding mask", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_MLP, true, true},
+      {"baseline N=1 sentence", DMX_SETTING_BASELINE, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false, false},
+      {"baseline N=1 token", DMX_SETTING_BASELINE, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true, false},
   };
   const char *only = getenv("DATAMUX_GRADCHECK_ONLY"); /* substring of a variant name, for debugging */
   for (size_t i = 0; i < sizeof variants / sizeof *variants; i++)

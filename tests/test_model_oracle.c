@@ -106,7 +106,7 @@ static void run_case(dmx_runtime *rt, const char *name) {
   }
   dmx_experiment e;
   dmx_experiment_defaults(&e);
-  e.setting = !strcmp(meta_str(f, "setting"), "baseline") ? SETTING_BASELINE : SETTING_FINETUNING;
+  e.setting = !strcmp(meta_str(f, "setting"), "baseline") ? DMX_SETTING_BASELINE : DMX_SETTING_FINETUNING;
   e.model.vocab_size = meta_int(f, "vocab_size");
   e.model.hidden_size = meta_int(f, "hidden_size");
   e.model.num_layers = meta_int(f, "num_layers");
@@ -117,10 +117,10 @@ static void run_case(dmx_runtime *rt, const char *name) {
   e.model.layer_norm_eps = meta_float(f, "layer_norm_eps");
   e.mux.num_instances = meta_int(f, "num_instances");
   const char *mux = meta_str(f, "muxing");
-  e.mux.muxing = !strcmp(mux, "random_ortho") ? MUX_RANDOM_ORTHO
-                 : !strcmp(mux, "binary_hadamard") ? MUX_BINARY_HADAMARD
-                                                   : MUX_GAUSSIAN_HADAMARD;
-  e.mux.demuxing = !strcmp(meta_str(f, "demuxing"), "mlp") ? DEMUX_MLP : DEMUX_INDEX;
+  e.mux.muxing = !strcmp(mux, "random_ortho") ? DMX_MUX_RANDOM_ORTHO
+                 : !strcmp(mux, "binary_hadamard") ? DMX_MUX_BINARY_HADAMARD
+                                                   : DMX_MUX_GAUSSIAN_HADAMARD;
+  e.mux.demuxing = !strcmp(meta_str(f, "demuxing"), "mlp") ? DMX_DEMUX_MLP : DMX_DEMUX_INDEX;
   e.mux.learn_muxing = meta_int(f, "learn_muxing") != 0;
   e.mux.attention_mask = false;
   e.mux.second_embedding_pass = true;
@@ -134,11 +134,11 @@ static void run_case(dmx_runtime *rt, const char *name) {
   e.train.adam_eps = 1e-8f;
   bool token = !strcmp(meta_str(f, "task_type"), "token");
   int B = meta_int(f, "groups"), L = meta_int(f, "seq_len"), C = meta_int(f, "num_labels");
-  int N = e.setting == SETTING_BASELINE ? 1 : e.mux.num_instances;
+  int N = e.setting == DMX_SETTING_BASELINE ? 1 : e.mux.num_instances;
   size_t n_ids;
   int32_t *ids = fixture_i32(f, "input.ids", &n_ids);
   int T = ids ? (int)(n_ids / ((size_t)B * N)) : L;
-  int prefix = e.setting != SETTING_BASELINE && e.mux.demuxing == DEMUX_INDEX ? N + 1 : 0;
+  int prefix = e.setting != DMX_SETTING_BASELINE && e.mux.demuxing == DMX_DEMUX_INDEX ? N + 1 : 0;
   CHECK(T == L + prefix);
 
   dmx_model *m = dmx_model_create(rt, &e, B, T, C, token, &err);
@@ -174,7 +174,7 @@ static void run_case(dmx_runtime *rt, const char *name) {
   }
   dmx_batch_view v = {ids, pos, labels, rinst, rtarg};
 
-  size_t n_losses;
+  size_t n_losses = 0;
   float *step_losses = fixture_f32(f, "expect.step_losses", &n_losses);
   dmx_model_step(m, &v, true, 1);
   dmx_step_stats st = dmx_model_stats(m);

@@ -88,8 +88,8 @@ static void check_logits_from(const char *path, const char *title) {
   int rc = dmx_hf_config_load(FIX "/model/config.json", &c, &err);
   CHECKF(rc == 0, "%s", rc ? err.msg : "");
   if (!ref || rc) goto out;
-  CHECK(c.setting == SETTING_FINETUNING && c.num_labels == 3 && c.mux.num_instances == 2 && !c.token_task &&
-        c.model.hidden_size == 16 && c.mux.muxing == MUX_GAUSSIAN_HADAMARD && c.mux.demuxing == DEMUX_INDEX);
+  CHECK(c.setting == DMX_SETTING_FINETUNING && c.num_labels == 3 && c.mux.num_instances == 2 && !c.token_task &&
+        c.model.hidden_size == 16 && c.mux.muxing == DMX_MUX_GAUSSIAN_HADAMARD && c.mux.demuxing == DMX_DEMUX_INDEX);
   dmx_experiment e;
   dmx_experiment_defaults(&e);
   dmx_hf_config_apply(&c, &e);

@@ -13,7 +13,7 @@ int main(void) {
   th_begin("vision bench rows and files");
   dmx_experiment e;
   dmx_experiment_defaults(&e);
-  e.vision.muxing = VMUX_ROTATION; /* cheap muxing keeps the test fast */
+  e.vision.muxing = DMX_VMUX_ROTATION; /* cheap muxing keeps the test fast */
   e.train.batch_size = 8;
   int Ns[2] = {2, 4};
   dmx_vision_bench_row rows[3];

@@ -57,13 +57,13 @@ static void check_variant(dmx_vision_model_kind kind, dmx_vision_muxing mux, int
   cfg.expand_channels = 3;
   cfg.activation = act;
   cfg.loss = loss;
-  cfg.optimizer = VOPT_SGD;
-  cfg.crop = kind == VMODEL_LENET ? 20 : 6;
+  cfg.optimizer = DMX_VOPT_SGD;
+  cfg.crop = kind == DMX_VMODEL_LENET ? 20 : 6;
   snprintf(cfg.hidden_sizes, sizeof cfg.hidden_sizes, "7,5");
-  int classes = kind == VMODEL_LENET ? 10 : 4;
+  int classes = kind == DMX_VMODEL_LENET ? 10 : 4;
   char name[160];
-  snprintf(name, sizeof name, "%s %s N=%d %s %s", kind == VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(mux), N,
-           loss == VLOSS_MSE ? "mse" : "xent", act == VACT_TANH ? "tanh" : "relu");
+  snprintf(name, sizeof name, "%s %s N=%d %s %s", kind == DMX_VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(mux), N,
+           loss == DMX_VLOSS_MSE ? "mse" : "xent", act == DMX_VACT_TANH ? "tanh" : "relu");
   th_begin(name);
   dmx_error err = {{0}};
   dmx_vision_model *m = dmx_vision_model_create(rt, &cfg, N, GROUPS, classes, &err);
@@ -135,15 +135,15 @@ static void check_variant(dmx_vision_model_kind kind, dmx_vision_muxing mux, int
 
 int main(void) {
   rt = dmx_runtime_create(NULL, false, stdout);
-  const dmx_vision_muxing all[] = {VMUX_GAUSSIAN, VMUX_GRADED,      VMUX_IDENTITY,         VMUX_LEARNABLE, VMUX_SO_N,
-                                   VMUX_LEARNABLE_W, VMUX_NONLINEAR, VMUX_NONLINEAR_EXPAND, VMUX_ROTATION};
-  check_variant(VMODEL_LENET, VMUX_NONE, 1, VLOSS_MSE, VACT_TANH);
-  check_variant(VMODEL_MLP, VMUX_NONE, 1, VLOSS_XENT, VACT_TANH);
+  const dmx_vision_muxing all[] = {DMX_VMUX_GAUSSIAN, DMX_VMUX_GRADED,      DMX_VMUX_IDENTITY,         DMX_VMUX_LEARNABLE, DMX_VMUX_SO_N,
+                                   DMX_VMUX_LEARNABLE_W, DMX_VMUX_NONLINEAR, DMX_VMUX_NONLINEAR_EXPAND, DMX_VMUX_ROTATION};
+  check_variant(DMX_VMODEL_LENET, DMX_VMUX_NONE, 1, DMX_VLOSS_MSE, DMX_VACT_TANH);
+  check_variant(DMX_VMODEL_MLP, DMX_VMUX_NONE, 1, DMX_VLOSS_XENT, DMX_VACT_TANH);
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-    check_variant(VMODEL_LENET, all[i], 2, VLOSS_MSE, VACT_TANH);
-    check_variant(VMODEL_MLP, all[i], 3, i % 2 ? VLOSS_XENT : VLOSS_MSE, VACT_TANH);
+    check_variant(DMX_VMODEL_LENET, all[i], 2, DMX_VLOSS_MSE, DMX_VACT_TANH);
+    check_variant(DMX_VMODEL_MLP, all[i], 3, i % 2 ? DMX_VLOSS_XENT : DMX_VLOSS_MSE, DMX_VACT_TANH);
   }
-  check_variant(VMODEL_LENET, VMUX_NONLINEAR_EXPAND, 2, VLOSS_XENT, VACT_TANH);
+  check_variant(DMX_VMODEL_LENET, DMX_VMUX_NONLINEAR_EXPAND, 2, DMX_VLOSS_XENT, DMX_VACT_TANH);
   dmx_runtime_destroy(rt);
   return th_finish();
 }

@@ -102,7 +102,7 @@ static int bench_vision(const dmx_experiment *e, const dmx_bench_tp_opts *o) {
   return rc;
 }
 
-int cmd_bench(int argc, char **argv) {
+int dmx_cmd_bench(int argc, char **argv) {
   for (int i = 0; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);

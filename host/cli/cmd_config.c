@@ -30,7 +30,7 @@ static void usage(FILE *f) {
           "Each flag also takes the form --flag=value.\n");
 }
 
-int cmd_config(int argc, char **argv) {
+int dmx_cmd_config(int argc, char **argv) {
   if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
     usage(stdout);
     return 0;

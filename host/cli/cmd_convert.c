@@ -49,7 +49,7 @@ static void usage(FILE *f) {
              "Reading a .bin never executes its pickle (see README.md, Released models).\n");
 }
 
-int cmd_convert(int argc, char **argv) {
+int dmx_cmd_convert(int argc, char **argv) {
   if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
     usage(stdout);
     return 0;

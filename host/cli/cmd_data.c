@@ -153,7 +153,7 @@ static void dump_dataset(const dmx_dataset *ds) {
   }
 }
 
-int cmd_data(int argc, char **argv) {
+int dmx_cmd_data(int argc, char **argv) {
   data_args a;
   int parsed = parse_args(argc, argv, &a);
   if (parsed != 0) return parsed > 0 ? 0 : 2;

@@ -32,7 +32,7 @@ static int peak(const char *device, bool remeasure, const dmx_peak_opts *o) {
   return rc;
 }
 
-int cmd_devices(int argc, char **argv) {
+int dmx_cmd_devices(int argc, char **argv) {
   bool want_peak = false, remeasure = false;
   const char *device = NULL;
   dmx_peak_opts po = {0};

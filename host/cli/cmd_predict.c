@@ -58,7 +58,7 @@ static bool find_run_experiment(const char *model_path, char *out, size_t cap) {
   return false;
 }
 
-int cmd_predict(int argc, char **argv) {
+int dmx_cmd_predict(int argc, char **argv) {
   if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
     printf("usage: datamux predict --model_path RUN [EXP.yaml] [flags] < input.txt\n"
            "Reads one example per line from stdin and prints one label per line, in input order.\n"

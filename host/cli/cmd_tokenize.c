@@ -167,7 +167,7 @@ static int tokenize_stream(dmx_tokenizer *tok, const tokenize_args *a) {
   return rc;
 }
 
-int cmd_tokenize(int argc, char **argv) {
+int dmx_cmd_tokenize(int argc, char **argv) {
   tokenize_args a;
   int parsed = parse_args(argc, argv, &a);
   if (parsed) return parsed > 0 ? 0 : 2;

@@ -70,7 +70,7 @@ static int resume(int argc, char **argv, const char *run_dir) {
   return dmx_task_is_vision(e.task.name) ? dmx_resume_vision_experiment(&e, run_dir) : dmx_resume_experiment(&e, run_dir);
 }
 
-int cmd_train(int argc, char **argv) {
+int dmx_cmd_train(int argc, char **argv) {
   if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
     printf("usage: datamux train EXP.yaml [flags]\n"
            "       datamux train [EXP.yaml] --resume RUN_DIR [flags]\n"

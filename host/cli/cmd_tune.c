@@ -27,7 +27,7 @@ static void usage(FILE *f) {
           "DATAMUX_CLBLAST_TUNER_DIR: folder of the tuner binaries (default: $PATH; Debian package clblast-utils)\n");
 }
 
-int cmd_tune(int argc, char **argv) {
+int dmx_cmd_tune(int argc, char **argv) {
   for (int i = 0; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);

@@ -11,16 +11,16 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"devices", cmd_devices, "list OpenCL platforms and devices"},
-    {"config", cmd_config, "print the fully resolved experiment: config EXP.yaml [flags]"},
-    {"tokenize", cmd_tokenize, "tokenize stdin: tokenize --tokenizer DIR [--pair] [--max-length L]"},
-    {"data", cmd_data, "summarise a dataset: data --task T --split S [--data-dir D] [-N n]"},
-    {"train", cmd_train, "train: train EXP.yaml [flags]"},
-    {"eval", cmd_eval, "evaluate: eval EXP.yaml --model_path RUN [flags]"},
-    {"predict", cmd_predict, "predict labels for stdin lines: predict --model_path RUN --task T"},
-    {"bench", cmd_bench, "benchmarks: bench --gemm | --build | EXP.yaml [--train | -N list] (see bench --help)"},
-    {"tune", cmd_tune, "tune CLBlast's GEMM kernels for this device at an experiment's shapes: tune EXP.yaml"},
-    {"convert", cmd_convert, "checkpoint format: convert IN.bin OUT.safetensors (or back; torch.save files)"},
+    {"devices", dmx_cmd_devices, "list OpenCL platforms and devices"},
+    {"config", dmx_cmd_config, "print the fully resolved experiment: config EXP.yaml [flags]"},
+    {"tokenize", dmx_cmd_tokenize, "tokenize stdin: tokenize --tokenizer DIR [--pair] [--max-length L]"},
+    {"data", dmx_cmd_data, "summarise a dataset: data --task T --split S [--data-dir D] [-N n]"},
+    {"train", dmx_cmd_train, "train: train EXP.yaml [flags]"},
+    {"eval", dmx_cmd_eval, "evaluate: eval EXP.yaml --model_path RUN [flags]"},
+    {"predict", dmx_cmd_predict, "predict labels for stdin lines: predict --model_path RUN --task T"},
+    {"bench", dmx_cmd_bench, "benchmarks: bench --gemm | --build | EXP.yaml [--train | -N list] (see bench --help)"},
+    {"tune", dmx_cmd_tune, "tune CLBlast's GEMM kernels for this device at an experiment's shapes: tune EXP.yaml"},
+    {"convert", dmx_cmd_convert, "checkpoint format: convert IN.bin OUT.safetensors (or back; torch.save files)"},
 };
 
 static void usage(FILE *f) {
@@ -31,6 +31,8 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  /* progress and evaluation lines must appear as they are printed when piped (`| tee log`) */
+  if (setvbuf(stdout, NULL, _IOLBF, 0) != 0) fprintf(stderr, "datamux: warning: stdout stays fully buffered\n");
   if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

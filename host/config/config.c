@@ -341,12 +341,12 @@ unknown_choice: {
 /* Origins: what the user set, and where                                                           */
 
 static bool user_set(const dmx_experiment *e, const char *path) {
-  return e->origin[field_index(path)].kind != ORIGIN_DEFAULT;
+  return e->origin[field_index(path)].kind != DMX_ORIGIN_DEFAULT;
 }
 
 bool dmx_experiment_is_explicit(const dmx_experiment *e, const char *path) {
   int i = find_field_path(path);
-  return i >= 0 && e->origin[i].kind != ORIGIN_DEFAULT;
+  return i >= 0 && e->origin[i].kind != DMX_ORIGIN_DEFAULT;
 }
 
 static dmx_field_origin file_origin(dmx_origin_kind kind, yaml_mark_t mark) {
@@ -355,7 +355,7 @@ static dmx_field_origin file_origin(dmx_origin_kind kind, yaml_mark_t mark) {
 }
 
 static dmx_field_origin flag_origin(const char *flag, const char *value) {
-  dmx_field_origin o = {.kind = ORIGIN_FLAG};
+  dmx_field_origin o = {.kind = DMX_ORIGIN_FLAG};
   /* Bounded so a long path value cannot crowd out the flag's name in messages. */
   snprintf(o.flag, sizeof o.flag, "%.40s%s%.50s", flag, value ? " " : "", value ? value : "");
   return o;
@@ -365,10 +365,10 @@ static dmx_field_origin flag_origin(const char *flag, const char *value) {
 static void describe_origin(const dmx_experiment *e, int i, char *out, size_t cap) {
   const dmx_field_origin *o = &e->origin[i];
   switch (o->kind) {
-  case ORIGIN_EXPERIMENT_FILE: snprintf(out, cap, "%s:%d:%d: ", e->source_path, o->line, o->column); return;
-  case ORIGIN_MODEL_FILE: snprintf(out, cap, "%s:%d:%d: ", e->model_config_file, o->line, o->column); return;
-  case ORIGIN_FLAG: snprintf(out, cap, "flag %s: ", o->flag); return;
-  case ORIGIN_DEFAULT: out[0] = 0; return;
+  case DMX_ORIGIN_EXPERIMENT_FILE: snprintf(out, cap, "%s:%d:%d: ", e->source_path, o->line, o->column); return;
+  case DMX_ORIGIN_MODEL_FILE: snprintf(out, cap, "%s:%d:%d: ", e->model_config_file, o->line, o->column); return;
+  case DMX_ORIGIN_FLAG: snprintf(out, cap, "flag %s: ", o->flag); return;
+  case DMX_ORIGIN_DEFAULT: out[0] = 0; return;
   }
   out[0] = 0;
 }
@@ -400,33 +400,33 @@ static void derive_defaults(dmx_experiment *e) {
   dmx_setting s = e->setting;
   dmx_train_config *t = &e->train;
   if (!user_set(e, "training.task_loss_coeff"))
-    t->task_loss_coeff = s == SETTING_RETRIEVAL_PRETRAINING ? 0.0f : s == SETTING_FINETUNING ? 0.9f : 1.0f;
+    t->task_loss_coeff = s == DMX_SETTING_RETRIEVAL_PRETRAINING ? 0.0f : s == DMX_SETTING_FINETUNING ? 0.9f : 1.0f;
   if (!user_set(e, "training.retrieval_loss_coeff"))
-    t->retrieval_loss_coeff = s == SETTING_RETRIEVAL_PRETRAINING ? 1.0f : s == SETTING_FINETUNING ? 0.1f : 0.0f;
+    t->retrieval_loss_coeff = s == DMX_SETTING_RETRIEVAL_PRETRAINING ? 1.0f : s == DMX_SETTING_FINETUNING ? 0.1f : 0.0f;
   if (!user_set(e, "multiplexing.gaussian_hadamard_norm"))
-    e->mux.gaussian_hadamard_norm = s == SETTING_RETRIEVAL_PRETRAINING ? 20.0f : 1.0f;
-  if (!user_set(e, "training.learning_rate")) t->learning_rate = s == SETTING_BASELINE ? 2e-5f : 5e-5f;
+    e->mux.gaussian_hadamard_norm = s == DMX_SETTING_RETRIEVAL_PRETRAINING ? 20.0f : 1.0f;
+  if (!user_set(e, "training.learning_rate")) t->learning_rate = s == DMX_SETTING_BASELINE ? 2e-5f : 5e-5f;
   /* Baselines do not multiplex; an explicit N > 1 is left for validate to reject by name. */
-  if (s == SETTING_BASELINE && !user_set(e, "multiplexing.num_instances")) e->mux.num_instances = 1;
+  if (s == DMX_SETTING_BASELINE && !user_set(e, "multiplexing.num_instances")) e->mux.num_instances = 1;
   /* run_glue.sh: multiplexed runs train 500k steps evaluating every 10k; baselines 10 epochs. */
-  if (!user_set(e, "training.max_steps")) t->max_steps = s == SETTING_BASELINE ? 0 : 500000;
-  if (!user_set(e, "training.eval_interval")) t->eval_interval = s == SETTING_BASELINE ? 0 : 10000;
-  if (!user_set(e, "task.drop_last")) e->task.drop_last = s != SETTING_BASELINE;
+  if (!user_set(e, "training.max_steps")) t->max_steps = s == DMX_SETTING_BASELINE ? 0 : 500000;
+  if (!user_set(e, "training.eval_interval")) t->eval_interval = s == DMX_SETTING_BASELINE ? 0 : 10000;
+  if (!user_set(e, "task.drop_last")) e->task.drop_last = s != DMX_SETTING_BASELINE;
   if (!user_set(e, "task.name"))
-    copy_string(e->task.name, sizeof e->task.name, s == SETTING_RETRIEVAL_PRETRAINING ? "text" : "mnli");
+    copy_string(e->task.name, sizeof e->task.name, s == DMX_SETTING_RETRIEVAL_PRETRAINING ? "text" : "mnli");
   /* batch_size 0 means "by N" wherever it came from, so it must follow later changes of N. */
-  if (t->batch_size == 0) e->origin[field_index("training.batch_size")].kind = ORIGIN_DEFAULT;
+  if (t->batch_size == 0) e->origin[field_index("training.batch_size")].kind = DMX_ORIGIN_DEFAULT;
   if (!user_set(e, "training.batch_size")) t->batch_size = dmx_base_batch_size(e->mux.num_instances);
   /* Vision tasks follow the notebook: SGD lr 0.1 (AdamW 1e-3), 32 groups, epochs with an
    * evaluation after each, no clipping; one instance means the plain model unless set. */
   if (dmx_task_is_vision(e->task.name)) {
-    if (!user_set(e, "training.learning_rate")) t->learning_rate = e->vision.optimizer == VOPT_SGD ? 0.1f : 1e-3f;
+    if (!user_set(e, "training.learning_rate")) t->learning_rate = e->vision.optimizer == DMX_VOPT_SGD ? 0.1f : 1e-3f;
     if (!user_set(e, "training.batch_size")) t->batch_size = 32;
     if (!user_set(e, "training.max_steps")) t->max_steps = 0;
     if (!user_set(e, "training.eval_interval")) t->eval_interval = 0;
     if (!user_set(e, "training.max_grad_norm")) t->max_grad_norm = 0.0f;
-    if (!user_set(e, "training.schedule")) t->schedule = SCHEDULE_CONSTANT;
-    if (!user_set(e, "vision.muxing")) e->vision.muxing = e->mux.num_instances == 1 ? VMUX_NONE : VMUX_NONLINEAR_EXPAND;
+    if (!user_set(e, "training.schedule")) t->schedule = DMX_SCHEDULE_CONSTANT;
+    if (!user_set(e, "vision.muxing")) e->vision.muxing = e->mux.num_instances == 1 ? DMX_VMUX_NONE : DMX_VMUX_NONLINEAR_EXPAND;
   }
   if (!user_set(e, "name")) {
     if (e->source_path[0]) file_stem(e->source_path, e->name, sizeof e->name);
@@ -452,11 +452,11 @@ static void model_defaults(dmx_model_config *m) {
 
 void dmx_experiment_defaults(dmx_experiment *e) {
   memset(e, 0, sizeof *e);
-  e->setting = SETTING_FINETUNING; /* the Python scripts' defaults: mux on, coefficients 0.9 / 0.1 */
+  e->setting = DMX_SETTING_FINETUNING; /* the Python scripts' defaults: mux on, coefficients 0.9 / 0.1 */
   model_defaults(&e->model);
   e->mux.num_instances = 1;
-  e->mux.muxing = MUX_GAUSSIAN_HADAMARD;
-  e->mux.demuxing = DEMUX_INDEX;
+  e->mux.muxing = DMX_MUX_GAUSSIAN_HADAMARD;
+  e->mux.demuxing = DMX_DEMUX_INDEX;
   e->mux.learn_muxing = false;
   e->mux.binary_hadamard_epsilon = 0.0f;
   e->mux.attention_mask = false;       /* the original passes no mask */
@@ -474,7 +474,7 @@ void dmx_experiment_defaults(dmx_experiment *e) {
   e->train.log_interval = 100;
   e->train.seed = 42;
   e->train.max_grad_norm = 1.0f;
-  e->train.schedule = SCHEDULE_LINEAR;
+  e->train.schedule = DMX_SCHEDULE_LINEAR;
   e->train.warmup_steps = 0;
   e->train.weight_decay = 0.0f;
   e->train.adam_beta1 = 0.9f;
@@ -483,9 +483,9 @@ void dmx_experiment_defaults(dmx_experiment *e) {
   e->train.retrieval_percentage = 1.0f;
   e->train.do_train = true;
   e->train.do_eval = true;
-  e->vision.model = VMODEL_LENET;
+  e->vision.model = DMX_VMODEL_LENET;
   copy_string(e->vision.hidden_sizes, sizeof e->vision.hidden_sizes, "256,128");
-  e->vision.muxing = VMUX_NONE;
+  e->vision.muxing = DMX_VMUX_NONE;
   e->vision.expand_channels = 8;
   e->vision.crop = 20;
   derive_defaults(e);
@@ -495,7 +495,7 @@ void dmx_experiment_defaults(dmx_experiment *e) {
 static void reset_model(dmx_experiment *e) {
   model_defaults(&e->model);
   for (int i = 0; i < NUM_FIELDS; i++)
-    if (!strcmp(fields[i].section, "model")) e->origin[i].kind = ORIGIN_DEFAULT;
+    if (!strcmp(fields[i].section, "model")) e->origin[i].kind = DMX_ORIGIN_DEFAULT;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -618,7 +618,7 @@ static int load_model_file(dmx_experiment *e, const char *path, dmx_error *err) 
   memcpy(e->model_config_file, path, strlen(path) + 1);
   dmx_yaml_file y;
   if (dmx_yaml_load_file(&y, e->model_config_file, err)) return -1;
-  yaml_source src = {.y = &y, .path = e->model_config_file, .kind = ORIGIN_MODEL_FILE};
+  yaml_source src = {.y = &y, .path = e->model_config_file, .kind = DMX_ORIGIN_MODEL_FILE};
   yaml_node_t *root = dmx_yaml_root(&y);
   int rc = 0;
   if (root->type != YAML_MAPPING_NODE)
@@ -689,7 +689,7 @@ int dmx_experiment_load(dmx_experiment *e, const char *path, dmx_error *err) {
   memcpy(e->source_path, path, strlen(path) + 1);
   dmx_yaml_file y;
   if (dmx_yaml_load_file(&y, e->source_path, err)) return -1;
-  yaml_source src = {.y = &y, .path = e->source_path, .kind = ORIGIN_EXPERIMENT_FILE};
+  yaml_source src = {.y = &y, .path = e->source_path, .kind = DMX_ORIGIN_EXPERIMENT_FILE};
   int rc = load_top_level(e, &src, dmx_yaml_root(&y), err);
   dmx_yaml_free(&y);
   if (rc == 0) derive_defaults(e);
@@ -885,7 +885,7 @@ static int fail_field(const dmx_experiment *e, dmx_error *err, const char *path,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  bool is_default = e->origin[i].kind == ORIGIN_DEFAULT;
+  bool is_default = e->origin[i].kind == DMX_ORIGIN_DEFAULT;
   return dmx_fail(err, "%s%s%s", where, msg, is_default ? " (default value)" : "");
 }
 
@@ -934,8 +934,8 @@ static int validate_model(const dmx_experiment *e, dmx_error *err) {
 /* Index demux prefixes filler id 50000, ids V-2-i per instance and 49923 (spec §1.4); MLP demux uses 49923. */
 static int validate_reserved_ids(const dmx_experiment *e, dmx_error *err) {
   int v = e->model.vocab_size, n = e->mux.num_instances;
-  if (e->setting == SETTING_BASELINE) return 0;
-  if (e->mux.demuxing == DEMUX_INDEX)
+  if (e->setting == DMX_SETTING_BASELINE) return 0;
+  if (e->mux.demuxing == DMX_DEMUX_INDEX)
     REQUIRE(v - 2 - (n - 1) > 50000, blame(e, "model.vocab_size", "multiplexing.num_instances", NULL),
             "model.vocab_size %d is too small for index demuxing with %d instances: the prefix uses token ids 50000 "
             "and %d down to %d, so vocab_size must be at least %d",
@@ -950,12 +950,12 @@ static int validate_mux(const dmx_experiment *e, dmx_error *err) {
   const dmx_mux_config *x = &e->mux;
   REQUIRE(x->num_instances >= 1 && x->num_instances <= 64, "multiplexing.num_instances",
           "multiplexing.num_instances must be between 1 and 64, got %d", x->num_instances);
-  REQUIRE(e->setting != SETTING_BASELINE || x->num_instances == 1, blame(e, "multiplexing.num_instances", "setting", NULL),
+  REQUIRE(e->setting != DMX_SETTING_BASELINE || x->num_instances == 1, blame(e, "multiplexing.num_instances", "setting", NULL),
           "setting baseline does not multiplex: multiplexing.num_instances must be 1, got %d", x->num_instances);
   REQUIRE(x->gaussian_hadamard_norm > 0, "multiplexing.gaussian_hadamard_norm",
           "multiplexing.gaussian_hadamard_norm must be positive, got %g", (double)x->gaussian_hadamard_norm);
   REQUIRE_FLOAT_IN(x->binary_hadamard_epsilon, "multiplexing.binary_hadamard_epsilon", 0.0f, 1.0f, "[0, 1]");
-  REQUIRE(x->muxing != MUX_BINARY_HADAMARD || e->model.hidden_size >= x->num_instances,
+  REQUIRE(x->muxing != DMX_MUX_BINARY_HADAMARD || e->model.hidden_size >= x->num_instances,
           blame(e, "multiplexing.muxing", "multiplexing.num_instances", "model.hidden_size"),
           "binary_hadamard muxing gives each instance a block of hidden_size / num_instances coordinates, but "
           "model.hidden_size %d < multiplexing.num_instances %d",
@@ -970,11 +970,11 @@ static int validate_task(const dmx_experiment *e, dmx_error *err) {
   REQUIRE_INT_MIN(t->max_eval_examples, "task.max_eval_examples", 0);
   REQUIRE(t->data_dir[0], "task.data_dir", "task.data_dir must not be empty");
   REQUIRE(t->tokenizer[0], "task.tokenizer", "task.tokenizer must not be empty");
-  REQUIRE(strcmp(t->name, "text") || e->setting == SETTING_RETRIEVAL_PRETRAINING, blame(e, "task.name", "setting", NULL),
+  REQUIRE(strcmp(t->name, "text") || e->setting == DMX_SETTING_RETRIEVAL_PRETRAINING, blame(e, "task.name", "setting", NULL),
           "task text has no labels; it is only for setting retrieval_pretraining (setting is %s)",
           dmx_setting_name(e->setting));
   /* RoBERTa positions start at 2 (pad-aware ids, spec §1.5), and index demux adds N + 1 prefix ids. */
-  bool index_prefix = e->setting != SETTING_BASELINE && e->mux.demuxing == DEMUX_INDEX;
+  bool index_prefix = e->setting != DMX_SETTING_BASELINE && e->mux.demuxing == DMX_DEMUX_INDEX;
   int prefix = index_prefix ? e->mux.num_instances + 1 : 0;
   long needed = (long)t->max_length + prefix + 2;
   if (index_prefix)
@@ -1040,13 +1040,13 @@ static int validate_vision(const dmx_experiment *e, dmx_error *err) {
   int n = e->mux.num_instances;
   REQUIRE(v->crop >= 1 && v->crop <= 28, "vision.crop", "vision.crop must be in [1, 28] (centre crop of 28x28 images), got %d",
           v->crop);
-  if (v->model == VMODEL_LENET)
+  if (v->model == DMX_VMODEL_LENET)
     REQUIRE(v->crop - 2 >= 2 && (v->crop - 2) / 2 >= 4 && lenet_final_size(v->crop) >= 1, "vision.crop",
             "vision.crop %d is too small for LeNet (20 -> 18 -> 9 -> 6 -> 3 -> 1 needs at least 20)", v->crop);
   int sizes[16];
-  REQUIRE(v->model != VMODEL_MLP || dmx_vision_hidden_sizes(v->hidden_sizes, sizes, 16) >= 1, "vision.hidden_sizes",
+  REQUIRE(v->model != DMX_VMODEL_MLP || dmx_vision_hidden_sizes(v->hidden_sizes, sizes, 16) >= 1, "vision.hidden_sizes",
           "vision.hidden_sizes must be 1 to 16 comma-separated positive widths, got '%s'", v->hidden_sizes);
-  REQUIRE(v->muxing != VMUX_NONE || n == 1, blame(e, "vision.muxing", "multiplexing.num_instances", NULL),
+  REQUIRE(v->muxing != DMX_VMUX_NONE || n == 1, blame(e, "vision.muxing", "multiplexing.num_instances", NULL),
           "vision.muxing none cannot combine %d instances; choose a muxing scheme or num_instances 1", n);
   REQUIRE(v->expand_channels >= 1 && v->expand_channels <= 256, "vision.expand_channels",
           "vision.expand_channels must be in [1, 256], got %d", v->expand_channels);
@@ -1061,7 +1061,7 @@ static int validate_vision(const dmx_experiment *e, dmx_error *err) {
 int dmx_experiment_validate(const dmx_experiment *e, dmx_error *err) {
   REQUIRE(e->name[0], "name", "name must not be empty");
   REQUIRE(e->output_dir[0], "output_dir", "output_dir must not be empty");
-  REQUIRE(e->setting >= SETTING_BASELINE && e->setting <= SETTING_FINETUNING, "setting", "setting is invalid (%d)",
+  REQUIRE(e->setting >= DMX_SETTING_BASELINE && e->setting <= DMX_SETTING_FINETUNING, "setting", "setting is invalid (%d)",
           (int)e->setting);
   if (validate_model(e, err) || validate_mux(e, err) || validate_task(e, err) || validate_training(e, err)) return -1;
   if (dmx_task_is_vision(e->task.name) && validate_vision(e, err)) return -1;

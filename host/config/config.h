@@ -8,10 +8,10 @@
 
 #include "host/base/common.h"
 
-typedef enum { MUX_GAUSSIAN_HADAMARD, MUX_BINARY_HADAMARD, MUX_RANDOM_ORTHO } dmx_muxing;
-typedef enum { DEMUX_INDEX, DEMUX_MLP } dmx_demuxing;
-typedef enum { SETTING_BASELINE, SETTING_RETRIEVAL_PRETRAINING, SETTING_FINETUNING } dmx_setting;
-typedef enum { SCHEDULE_LINEAR, SCHEDULE_CONSTANT } dmx_schedule;
+typedef enum { DMX_MUX_GAUSSIAN_HADAMARD, DMX_MUX_BINARY_HADAMARD, DMX_MUX_RANDOM_ORTHO } dmx_muxing;
+typedef enum { DMX_DEMUX_INDEX, DMX_DEMUX_MLP } dmx_demuxing;
+typedef enum { DMX_SETTING_BASELINE, DMX_SETTING_RETRIEVAL_PRETRAINING, DMX_SETTING_FINETUNING } dmx_setting;
+typedef enum { DMX_SCHEDULE_LINEAR, DMX_SCHEDULE_CONSTANT } dmx_schedule;
 
 typedef struct {
   int vocab_size;              /* 50265 */
@@ -73,22 +73,22 @@ typedef struct {
 } dmx_train_config;
 
 /* Vision multiplexing (docs/datamux-spec.md §4): tasks fashion_mnist, mnist, idx. */
-typedef enum { VMODEL_LENET, VMODEL_MLP } dmx_vision_model_kind;
+typedef enum { DMX_VMODEL_LENET, DMX_VMODEL_MLP } dmx_vision_model_kind;
 typedef enum {
-  VMUX_NONE,             /* N = 1 only: the plain model */
-  VMUX_GAUSSIAN,         /* fixed random 3x3 kernel per instance (pad 1) */
-  VMUX_GRADED,           /* constant kernel i+1 */
-  VMUX_IDENTITY,         /* all-ones kernel */
-  VMUX_LEARNABLE,        /* trainable 3x3 kernel per instance */
-  VMUX_SO_N,             /* fixed random orthogonal (det +1) crop^2 x crop^2 matrix per instance */
-  VMUX_LEARNABLE_W,      /* trainable crop^2 x crop^2 matrix per instance */
-  VMUX_NONLINEAR,        /* conv 1->16 3x3, tanh, conv 16->1 3x3, tanh per instance */
-  VMUX_NONLINEAR_EXPAND, /* ... conv 16->expand_channels: an expand_channels-channel muxed image */
-  VMUX_ROTATION          /* rotate instance i by 360 i/N degrees, times (1 - 2i) */
+  DMX_VMUX_NONE,             /* N = 1 only: the plain model */
+  DMX_VMUX_GAUSSIAN,         /* fixed random 3x3 kernel per instance (pad 1) */
+  DMX_VMUX_GRADED,           /* constant kernel i+1 */
+  DMX_VMUX_IDENTITY,         /* all-ones kernel */
+  DMX_VMUX_LEARNABLE,        /* trainable 3x3 kernel per instance */
+  DMX_VMUX_SO_N,             /* fixed random orthogonal (det +1) crop^2 x crop^2 matrix per instance */
+  DMX_VMUX_LEARNABLE_W,      /* trainable crop^2 x crop^2 matrix per instance */
+  DMX_VMUX_NONLINEAR,        /* conv 1->16 3x3, tanh, conv 16->1 3x3, tanh per instance */
+  DMX_VMUX_NONLINEAR_EXPAND, /* ... conv 16->expand_channels: an expand_channels-channel muxed image */
+  DMX_VMUX_ROTATION          /* rotate instance i by 360 i/N degrees, times (1 - 2i) */
 } dmx_vision_muxing;
-typedef enum { VACT_TANH, VACT_RELU } dmx_vision_activation;
-typedef enum { VLOSS_MSE, VLOSS_XENT } dmx_vision_loss;
-typedef enum { VOPT_SGD, VOPT_ADAMW } dmx_vision_optimizer;
+typedef enum { DMX_VACT_TANH, DMX_VACT_RELU } dmx_vision_activation;
+typedef enum { DMX_VLOSS_MSE, DMX_VLOSS_XENT } dmx_vision_loss;
+typedef enum { DMX_VOPT_SGD, DMX_VOPT_ADAMW } dmx_vision_optimizer;
 
 typedef struct {
   dmx_vision_model_kind model;    /* lenet */
@@ -104,11 +104,11 @@ typedef struct {
 
 /* Where a field's value came from, so validation errors can point at it and so defaults that depend on
  * the setting never override a value the user chose. */
-typedef enum { ORIGIN_DEFAULT, ORIGIN_EXPERIMENT_FILE, ORIGIN_MODEL_FILE, ORIGIN_FLAG } dmx_origin_kind;
+typedef enum { DMX_ORIGIN_DEFAULT, DMX_ORIGIN_EXPERIMENT_FILE, DMX_ORIGIN_MODEL_FILE, DMX_ORIGIN_FLAG } dmx_origin_kind;
 typedef struct {
   dmx_origin_kind kind;
   int line, column; /* 1-based; for the two file kinds */
-  char flag[96];    /* for ORIGIN_FLAG: the flag as given, e.g. "-N 5" */
+  char flag[96];    /* for DMX_ORIGIN_FLAG: the flag as given, e.g. "-N 5" */
 } dmx_field_origin;
 #define DMX_MAX_FIELDS 80
 

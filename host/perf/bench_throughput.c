@@ -76,10 +76,10 @@ static bool runner_open(runner *r, dmx_runtime *rt, const dmx_experiment *e, con
                         tp_row *row) {
   dmx_error err = {{0}};
   memset(r, 0, sizeof *r);
-  int N = e->setting == SETTING_BASELINE ? 1 : e->mux.num_instances;
+  int N = e->setting == DMX_SETTING_BASELINE ? 1 : e->mux.num_instances;
   int B = dmx_base_batch_size(N);
-  dmx_input_kind kind = e->setting == SETTING_BASELINE ? DMX_INPUT_PLAIN
-                        : e->mux.demuxing == DEMUX_INDEX ? DMX_INPUT_INDEX
+  dmx_input_kind kind = e->setting == DMX_SETTING_BASELINE ? DMX_INPUT_PLAIN
+                        : e->mux.demuxing == DMX_DEMUX_INDEX ? DMX_INPUT_INDEX
                                                          : DMX_INPUT_MLP;
   row->N = N;
   row->groups = B;
@@ -436,7 +436,7 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
     snprintf(rows[k].label, sizeof rows[k].label, "N=%d", o.n_list[i]);
   }
   for (int i = 0; i < nconf && rc == 0; i++) {
-    int N = confs[i].setting == SETTING_BASELINE ? 1 : confs[i].mux.num_instances;
+    int N = confs[i].setting == DMX_SETTING_BASELINE ? 1 : confs[i].mux.num_instances;
     if (dmx_base_batch_size(N) * N > maxrows) maxrows = dmx_base_batch_size(N) * N;
   }
   if (rc) { /* bad input: an N the experiment cannot take */

@@ -36,7 +36,7 @@ typedef struct {
 static void draw_retrieval(const dmx_experiment *e, const dmx_batch *b, bool token, uint64_t *rng, int32_t *inst,
                            int32_t *targets) {
   int B = b->B, N = b->N, T = b->Lp;
-  int first = e->mux.demuxing == DEMUX_INDEX ? N + 1 : (token ? 0 : 1);
+  int first = e->mux.demuxing == DMX_DEMUX_INDEX ? N + 1 : (token ? 0 : 1);
   float keep = e->train.retrieval_percentage;
   for (int g = 0; g < B; g++)
     for (int j = 0; j < T; j++) {
@@ -211,11 +211,11 @@ int dmx_bench_train(const dmx_experiment *e, const dmx_bench_train_opts *o) {
   r->have_peak = dmx_peak_load(peak_path, &r->peak, &err) == 0;
   if (!r->have_peak) snprintf(r->peak_why, sizeof r->peak_why, "%s", err.msg);
 
-  bool baseline = e->setting == SETTING_BASELINE;
+  bool baseline = e->setting == DMX_SETTING_BASELINE;
   r->N = baseline ? 1 : e->mux.num_instances;
   r->B = e->train.batch_size > 0 ? e->train.batch_size : dmx_base_batch_size(r->N);
   r->L = e->task.max_length;
-  dmx_input_kind kind = baseline ? DMX_INPUT_PLAIN : e->mux.demuxing == DEMUX_INDEX ? DMX_INPUT_INDEX : DMX_INPUT_MLP;
+  dmx_input_kind kind = baseline ? DMX_INPUT_PLAIN : e->mux.demuxing == DMX_DEMUX_INDEX ? DMX_INPUT_INDEX : DMX_INPUT_MLP;
   dmx_dataset ds;
   bool loaded = false;
   /* the dev split: a step costs the same whichever rows it holds (the retrieval head scores the

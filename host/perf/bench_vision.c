@@ -85,11 +85,11 @@ static int bench_one(dmx_runtime *rt, const dmx_experiment *e, dmx_vision_config
 int dmx_bench_vision(dmx_runtime *rt, const dmx_experiment *e, const int *Ns, int n_Ns, int warmup, int batches,
                      dmx_vision_bench_row *rows, FILE *log, dmx_error *err) {
   dmx_vision_config base = e->vision;
-  base.muxing = VMUX_NONE;
+  base.muxing = DMX_VMUX_NONE;
   if (bench_one(rt, e, base, 1, NULL, warmup, batches, &rows[0], err)) return -1;
   rows[0].speedup = 1.0;
   dmx_vision_config mux = e->vision;
-  if (mux.muxing == VMUX_NONE) mux.muxing = VMUX_NONLINEAR_EXPAND;
+  if (mux.muxing == DMX_VMUX_NONE) mux.muxing = DMX_VMUX_NONLINEAR_EXPAND;
   int n = 1;
   for (int i = 0; i < n_Ns; i++) {
     if (Ns[i] < 1 || Ns[i] > 64) return dmx_fail(err, "N = %d is outside [1, 64]", Ns[i]);

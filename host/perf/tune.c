@@ -1,5 +1,5 @@
 /* `datamux tune`: the plan (which shapes, which tuner), running the tuners with resume, and picking
- * the parameters host/gemm.c applies. The direct/indirect threshold is in host/tune_routine.c. */
+ * the parameters host/gemm.c applies. The direct/indirect threshold is in host/dmx_tune_routine.c. */
 #include "host/perf/tune.h"
 
 #include <dirent.h>
@@ -30,12 +30,12 @@ static void linear(tune_shape *s, int *n, const char *role, size_t R, size_t C, 
   add(s, n, role, false, true, false, OC, C, R, 1, count);
 }
 
-int tune_shapes(const dmx_experiment *e, tune_shape *s) {
+int dmx_tune_shapes(const dmx_experiment *e, tune_shape *s) {
   int n = 0;
-  bool baseline = e->setting == SETTING_BASELINE;
+  bool baseline = e->setting == DMX_SETTING_BASELINE;
   int N = baseline ? 1 : e->mux.num_instances;
   size_t B = (size_t)(e->train.batch_size > 0 ? e->train.batch_size : dmx_base_batch_size(N));
-  size_t T = (size_t)e->task.max_length + (!baseline && e->mux.demuxing == DEMUX_INDEX ? (size_t)N + 1 : 0);
+  size_t T = (size_t)e->task.max_length + (!baseline && e->mux.demuxing == DMX_DEMUX_INDEX ? (size_t)N + 1 : 0);
   size_t d = (size_t)e->model.hidden_size, I = (size_t)e->model.intermediate_size, H = (size_t)e->model.num_heads;
   size_t V = (size_t)e->model.vocab_size, BT = B * T, hd = d / (H ? H : 1);
   double L = e->model.num_layers;
@@ -60,7 +60,7 @@ int tune_shapes(const dmx_experiment *e, tune_shape *s) {
 
 /* ------------------------------------------------------------------ files and folders */
 
-void tune_device_dir(const dmx_runtime *rt, char *out, size_t cap) {
+void dmx_tune_device_dir(const dmx_runtime *rt, char *out, size_t cap) {
   char dev[256];
   dmx_device_folder_name(rt->info.name, dev, sizeof dev);
   snprintf(out, cap, "%s/clblast/%s", dmx_cache_dir(), dev);
@@ -283,11 +283,11 @@ int dmx_tune(const dmx_experiment *e, const dmx_tune_opts *o0) {
   if (setenv("DATAMUX_NO_TUNING", "1", 1) != 0) dmx_die("setenv(DATAMUX_NO_TUNING) failed: %s", strerror(errno));
   dmx_runtime *rt = dmx_runtime_create(device, false, stdout);
   char devdir[4096], tuning[4200];
-  tune_device_dir(rt, devdir, sizeof devdir);
+  dmx_tune_device_dir(rt, devdir, sizeof devdir);
   snprintf(tuning, sizeof tuning, "%s/tuning", devdir);
   tune_shape shapes[TUNE_MAX_SHAPES];
-  int ns = tune_shapes(e, shapes);
-  int thr = tune_current_threshold(rt, devdir);
+  int ns = dmx_tune_shapes(e, shapes);
+  int thr = dmx_tune_current_threshold(rt, devdir);
   unsigned long long thr3 = (unsigned long long)thr * thr * thr;
   tune_item items[2 * TUNE_MAX_SHAPES];
   int ni = plan_kernel(shapes, ns, false, thr3, o.max_shapes, tuning, items, 0);
@@ -322,12 +322,12 @@ int dmx_tune(const dmx_experiment *e, const dmx_tune_opts *o0) {
       rc = 1;
     }
   }
-  if (rc == 0 && tune_install(rt, items, ni, devdir, tuning, &err)) {
+  if (rc == 0 && dmx_tune_install(rt, items, ni, devdir, tuning, &err)) {
     fprintf(stderr, "datamux tune: %s\n", err.msg);
     rc = 1;
   }
   dmx_runtime_destroy(rt);
-  if (rc == 0 && !o.no_routine && tune_routine(e, device, shapes, ns, devdir, tuning, o.force, &err)) {
+  if (rc == 0 && !o.no_routine && dmx_tune_routine(e, device, shapes, ns, devdir, tuning, o.force, &err)) {
     fprintf(stderr, "datamux tune: %s\n", err.msg);
     rc = 1;
   }

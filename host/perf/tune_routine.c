@@ -21,7 +21,7 @@ static const char *family_kernel(const char *family) {
   return NULL;
 }
 
-int tune_current_threshold(const dmx_runtime *rt, const char *devdir) {
+int dmx_tune_current_threshold(const dmx_runtime *rt, const char *devdir) {
   int thr = 0;
   DIR *d = opendir(devdir);
   struct dirent *e;
@@ -74,7 +74,7 @@ static int retire(const char *devdir, const char *tuning, const char *kernel, dm
   return rc;
 }
 
-int tune_install(const dmx_runtime *rt, const tune_item *items, int n, const char *devdir, const char *tuning,
+int dmx_tune_install(const dmx_runtime *rt, const tune_item *items, int n, const char *devdir, const char *tuning,
                  dmx_error *err) {
   (void)rt;
   for (int direct = 0; direct < 2; direct++) {
@@ -153,7 +153,7 @@ static double time_shape(dmx_runtime *rt, const tune_shape *s, dmx_tensor A, dmx
   return (dmx_now_seconds() - t0) / reps;
 }
 
-int tune_routine(const dmx_experiment *e, const char *device, const tune_shape *s, int n, const char *devdir,
+int dmx_tune_routine(const dmx_experiment *e, const char *device, const tune_shape *s, int n, const char *devdir,
                  const char *tuning, bool force, dmx_error *err) {
   char record[4400], dst[4400];
   snprintf(record, sizeof record, "%s/routine.json", tuning);

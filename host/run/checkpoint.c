@@ -18,7 +18,7 @@ static int write_config_json(const dmx_model *m, const dmx_experiment *e, const 
   const dmx_model_config *mc = &e->model;
   const dmx_mux_config *mx = &e->mux;
   char buf[4096];
-  bool baseline = e->setting == SETTING_BASELINE;
+  bool baseline = e->setting == DMX_SETTING_BASELINE;
   int n = snprintf(
       buf, sizeof buf,
       "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"roberta\",\n  \"vocab_size\": %d,\n"

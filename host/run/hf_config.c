@@ -111,8 +111,8 @@ static int parse_enum(reader *r, const char *key, const char *const *names, int 
 static int read_mux(reader *r, dmx_hf_config *c) {
   dmx_mux_config *x = &c->mux;
   x->num_instances = 1;
-  x->muxing = MUX_GAUSSIAN_HADAMARD;
-  x->demuxing = DEMUX_INDEX;
+  x->muxing = DMX_MUX_GAUSSIAN_HADAMARD;
+  x->demuxing = DMX_DEMUX_INDEX;
   x->gaussian_hadamard_norm = 1.0f;
   x->binary_hadamard_epsilon = 0.0f;
   x->attention_mask = false;        /* the original's behaviour (spec §1.8) */
@@ -140,9 +140,9 @@ static int read_mux(reader *r, dmx_hf_config *c) {
   }
   c->token_task = strstr(arch, "TokenClassification") != NULL || !strcmp(c->task, "ner");
   bool plain = !strcmp(arch, "RobertaForSequenceClassification") || !strcmp(arch, "RobertaForTokenClassification");
-  if (!has_n || should_mux == 0 || plain) c->setting = SETTING_BASELINE;
-  else if (c->task_loss_coeff == 0.0f) c->setting = SETTING_RETRIEVAL_PRETRAINING;
-  else c->setting = SETTING_FINETUNING;
+  if (!has_n || should_mux == 0 || plain) c->setting = DMX_SETTING_BASELINE;
+  else if (c->task_loss_coeff == 0.0f) c->setting = DMX_SETTING_RETRIEVAL_PRETRAINING;
+  else c->setting = DMX_SETTING_FINETUNING;
   return 0;
 }
 
@@ -214,17 +214,17 @@ int dmx_hf_config_check_model(const dmx_hf_config *c, const dmx_model *m, const 
     if (!dmx_model_find_param(m, name)) break;
   }
   if (layers != mc->num_layers) return mismatch(err, path, "num_hidden_layers", mc->num_layers, layers, cfg);
-  if (c->setting == SETTING_BASELINE) return 0;
+  if (c->setting == DMX_SETTING_BASELINE) return 0;
   if (dmx_model_N(m) != c->mux.num_instances)
     return mismatch(err, path, "num_instances", c->mux.num_instances, dmx_model_N(m), "run with -N <that value>");
   const dmx_param *ie = dmx_model_find_param(m, "instance_embedding");
-  if (ie && (ie->ndim == 3) != (c->mux.muxing == MUX_RANDOM_ORTHO))
+  if (ie && (ie->ndim == 3) != (c->mux.muxing == DMX_MUX_RANDOM_ORTHO))
     return dmx_fail(err, "%s: the checkpoint's config.json has muxing_variant %s but this model uses %s: run with -m %s",
                     path, dmx_muxing_name(c->mux.muxing), ie->ndim == 3 ? "random_ortho" : "a Hadamard variant",
                     dmx_muxing_name(c->mux.muxing));
   bool mlp = dmx_model_find_param(m, "demultiplexer.demux_module.dense_0.weight") ||
              dmx_model_find_param(m, "retrieval_head.demux_module.dense_0.weight");
-  if (mlp != (c->mux.demuxing == DEMUX_MLP))
+  if (mlp != (c->mux.demuxing == DMX_DEMUX_MLP))
     return dmx_fail(err, "%s: the checkpoint's config.json has demuxing_variant %s but this model uses %s: run with -d %s",
                     path, dmx_demuxing_name(c->mux.demuxing), mlp ? "mlp" : "index", dmx_demuxing_name(c->mux.demuxing));
   return 0;

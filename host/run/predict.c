@@ -214,14 +214,14 @@ static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_error *err)
   dmx_encoder enc;
   dmx_roberta_encoder(tok, &enc);
 
-  int N = e->setting == SETTING_BASELINE ? 1 : e->mux.num_instances;
+  int N = e->setting == DMX_SETTING_BASELINE ? 1 : e->mux.num_instances;
   int B = e->train.batch_size > 0 ? e->train.batch_size : dmx_base_batch_size(N);
   int groups_needed = (in_lines.n + N - 1) / N;
   if (B > groups_needed) B = groups_needed; /* the same groups of N, fewer padding groups */
   int L = e->task.max_length;
   int per_step = B * N;
-  dmx_input_kind input = e->setting == SETTING_BASELINE ? DMX_INPUT_PLAIN
-                         : e->mux.demuxing == DEMUX_INDEX ? DMX_INPUT_INDEX
+  dmx_input_kind input = e->setting == DMX_SETTING_BASELINE ? DMX_INPUT_PLAIN
+                         : e->mux.demuxing == DMX_DEMUX_INDEX ? DMX_INPUT_INDEX
                                                           : DMX_INPUT_MLP;
   dmx_target_kind kind = token ? DMX_TARGET_TOKENS : DMX_TARGET_CLASS;
   int rc = 0;

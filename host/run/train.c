@@ -39,8 +39,8 @@ typedef struct {
 /* ------------------------------------------------------------------ set-up */
 
 static dmx_input_kind input_kind(const dmx_experiment *e) {
-  if (e->setting == SETTING_BASELINE) return DMX_INPUT_PLAIN;
-  return e->mux.demuxing == DEMUX_INDEX ? DMX_INPUT_INDEX : DMX_INPUT_MLP;
+  if (e->setting == DMX_SETTING_BASELINE) return DMX_INPUT_PLAIN;
+  return e->mux.demuxing == DMX_DEMUX_INDEX ? DMX_INPUT_INDEX : DMX_INPUT_MLP;
 }
 
 int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out, int max_rows, FILE *log,
@@ -88,7 +88,7 @@ static int open_run_dir(trainer *t, dmx_error *err) {
  * 1 - retrieval_percentage) other positions are not scored. */
 static void draw_retrieval(trainer *t) {
   int B = t->B, N = t->N, T = t->T;
-  int first = t->e->mux.demuxing == DEMUX_INDEX ? N + 1 : (t->token ? 0 : 1);
+  int first = t->e->mux.demuxing == DMX_DEMUX_INDEX ? N + 1 : (t->token ? 0 : 1);
   float keep = t->e->train.retrieval_percentage;
   for (int b = 0; b < B; b++)
     for (int j = 0; j < T; j++) {
@@ -135,7 +135,7 @@ static eval_result evaluate(trainer *t) {
   int32_t *pred = dmx_malloc((size_t)steps * rows_per_step * sizeof(int32_t));
   int32_t *gold = dmx_malloc((size_t)steps * rows_per_step * sizeof(int32_t));
   uint8_t *scored = dmx_malloc((size_t)steps * per_step);
-  bool retrieval = e->setting != SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
+  bool retrieval = e->setting != DMX_SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
   double rloss = 0, tloss = 0;
   long rcount = 0, rcorrect = 0, tcount = 0;
   int n = 0;
@@ -241,7 +241,7 @@ static int setup(trainer *t, const dmx_experiment *e, bool need_train, dmx_error
   memset(t, 0, sizeof *t);
   t->e = e;
   t->token = !strcmp(e->task.name, "ner");
-  t->N = e->setting == SETTING_BASELINE ? 1 : e->mux.num_instances;
+  t->N = e->setting == DMX_SETTING_BASELINE ? 1 : e->mux.num_instances;
   t->B = e->train.batch_size > 0 ? e->train.batch_size : dmx_base_batch_size(t->N);
   t->L = e->task.max_length;
   t->rng = (uint64_t)e->train.seed * 0x9E3779B97F4A7C15ULL + 17;
@@ -365,7 +365,7 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
   int eval_every = e->train.eval_interval > 0 ? e->train.eval_interval : per_epoch;
   int log_every = e->train.log_interval > 0 ? e->train.log_interval : 50;
   int save_every = e->train.save_interval > 0 ? e->train.save_interval : eval_every;
-  bool retrieval = e->setting != SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
+  bool retrieval = e->setting != DMX_SETTING_BASELINE && e->train.retrieval_loss_coeff > 0;
   int first = 1, epoch = 0;
   if (resume) {
     if (resume->total_steps != total) {

@@ -200,8 +200,8 @@ static int setup(vtrainer *t, const dmx_experiment *e, dmx_error *err) {
   if (e->model_path[0] && load_checkpoint(t, e->model_path, err)) return -1;
   printf("model: %s, muxing %s, N=%d, %d groups per step, loss %s, optimizer %s, %zu trainable parameters, %.1f MiB "
          "on the device\n",
-         e->vision.model == VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(e->vision.muxing), t->N, t->B,
-         e->vision.loss == VLOSS_MSE ? "mse" : "xent", e->vision.optimizer == VOPT_SGD ? "sgd" : "adamw",
+         e->vision.model == DMX_VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(e->vision.muxing), t->N, t->B,
+         e->vision.loss == DMX_VLOSS_MSE ? "mse" : "xent", e->vision.optimizer == DMX_VOPT_SGD ? "sgd" : "adamw",
          dmx_vision_model_trainable_floats(t->m), dmx_vision_model_device_bytes(t->m) / 1048576.0);
   return 0;
 }
@@ -344,7 +344,7 @@ static int write_results(vtrainer *t, const veval *final, const veval *best, int
   if (!f) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
   const dmx_experiment *e = t->e;
   fprintf(f, "{\n  \"task\": \"%s\",\n  \"model\": \"%s\",\n  \"muxing\": \"%s\",\n  \"num_instances\": %d,\n", e->task.name,
-          e->vision.model == VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(e->vision.muxing), t->N);
+          e->vision.model == DMX_VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(e->vision.muxing), t->N);
   fprintf(f, "  \"groups_per_step\": %d,\n  \"steps\": %d,\n  \"train_seconds\": %.2f,\n", t->B, steps, secs);
   fprintf(f, "  \"train_images_per_second\": %.2f,\n  \"eval_images_per_second\": %.2f,\n", ips, eval_ips);
   fprintf(f, "  \"final\": {\"mean_accuracy\": %.6f, \"loss\": %.6f, \"examples\": %d, \"accuracy_per_instance\": ",

@@ -1,19 +1,20 @@
-/* The model's internals, shared by layers/model.c (registry, embeddings, mux, encoder, step,
- * optimizer) and layers/model_heads.c (task and retrieval heads). Not for other modules. */
-#ifndef DMX_LAYERS_MODEL_INTERNAL_H
-#define DMX_LAYERS_MODEL_INTERNAL_H
+/* The model's state, shared by layers/model.c (registry, embeddings, mux, encoder, step,
+ * optimizer) and layers/heads.c (task and retrieval heads). Not for other modules. */
+#ifndef DMX_LAYERS_MODEL_STATE_H
+#define DMX_LAYERS_MODEL_STATE_H
 
 #include "host/runtime/runtime.h"
 #include "layers/attention.h"
 #include "layers/embedding.h"
-#include "layers/model.h"
+#include "host/config/config.h"
+#include "layers/model_types.h"
 
 #define MAX_LAYERS 48
 #define MAX_INSTANCES 64
 #define RETRIEVAL_BLOCK_ROWS 512 /* rows of vocabulary logits held at once */
 
 /* Dropout streams: one per dropout site, so masks never repeat within a step. */
-enum { STREAM_EMB1 = 1, STREAM_EMB2, STREAM_HEAD_IN, STREAM_HEAD_MID, STREAM_RETR_IN, STREAM_LAYER0 = 16 };
+enum { DMX_STREAM_EMB1 = 1, DMX_STREAM_EMB2, DMX_STREAM_HEAD_IN, DMX_STREAM_HEAD_MID, DMX_STREAM_RETR_IN, DMX_STREAM_LAYER0 = 16 };
 
 typedef struct {
   dmx_tensor qkv_w, qkv_b, ao_w, ao_b, ln1_g, ln1_b, fc_w, fc_b, proj_w, proj_b, ln2_g, ln2_b;
@@ -119,19 +120,5 @@ static inline dmx_tensor none(void) { return (dmx_tensor){NULL, 0, 0}; }
 
 /* Dropout streams: distinct per site and step, so masks never repeat. */
 static inline uint32_t stream(dmx_model *m, int site) { return (uint32_t)(m->step * 4096u + (uint64_t)site); }
-
-/* Enqueues a 2-D kernel of cl/heads.cl over (X columns, Y rows). */
-void launch2(dmx_model *m, dmx_kernel_id kernel, int X, int Y, int nargs, dmx_karg *args);
-#define LAUNCH2(m, kernel, X, Y, ...) \
-  launch2((m), (kernel), (X), (Y), (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]){__VA_ARGS__})
-
-/* The encoder's output H (B, T, d). */
-dmx_tensor model_encoder_output(dmx_model *m);
-
-/* layers/model_heads.c: the task head (forward, and its backward into dH) and the retrieval head
- * (forward and backward together, blockwise over the vocabulary). */
-void task_head_forward(dmx_model *m, bool train);
-void task_head_backward(dmx_model *m, dmx_tensor dH, bool train);
-void retrieval_head(dmx_model *m, dmx_tensor dH, bool train);
 
 #endif
