@@ -16,17 +16,12 @@ __kernel void bias_colsum_bwd(__global float *db, ulong db_off, __global const f
                               __local float *part) {
   int c = get_global_id(0);
   int lc = get_local_id(0), lr = get_local_id(1);
-  int cw = get_local_size(0), rw = get_local_size(1);
+  int rw = get_local_size(1);
   float acc = 0.0f;
   if (c < C)
     for (int r = lr; r < R; r += rw) acc += dy[dy_off + (ulong)r * C + c];
-  part[lr * cw + lc] = acc;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = rw / 2; s > 0; s /= 2) {
-    if (lr < s) part[lr * cw + lc] += part[(lr + s) * cw + lc];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (lr == 0 && c < C) db[db_off + c] += part[lc];
+  acc = dmx_column_sum(acc, part);
+  if (lr == 0 && c < C) db[db_off + c] += acc;
 }
 
 /* The same with one work-item per column looping over every row (exact grid of C;

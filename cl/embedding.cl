@@ -38,13 +38,8 @@ __kernel void embedding_colsum_acc(__global float *dst, ulong dst_off, __global 
   float acc = 0.0f;
   if (c < d)
     for (int r = lr; r < R; r += lanes) acc += src[src_off + (size_t)r * d + c];
-  scratch[lr * 32 + lc] = acc;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = lanes / 2; s > 0; s >>= 1) {
-    if (lr < s) scratch[lr * 32 + lc] += scratch[(lr + s) * 32 + lc];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (lr == 0 && c < d) dst[dst_off + c] += scratch[lc];
+  acc = dmx_column_sum(acc, scratch); /* the launch's local size is (32, lanes) */
+  if (lr == 0 && c < d) dst[dst_off + c] += acc;
 }
 
 /* out (B, T, d) = x + type[0] + pos[j + first_pos]; elementwise, so out may alias x. */

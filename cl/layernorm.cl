@@ -2,20 +2,6 @@
  * the biased variance. Row kernels run one work-group per row; get_local_size(0) must be a power
  * of two and `red` holds one float per work-item (two for the backward). */
 
-/* Sums v over the work-group in a fixed order (deterministic); every work-item gets the total. */
-static float group_sum(float v, __local float *red) {
-  int l = get_local_id(0), w = get_local_size(0);
-  red[l] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = w / 2; s > 0; s /= 2) {
-    if (l < s) red[l] += red[l + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  float total = red[0];
-  barrier(CLK_LOCAL_MEM_FENCE); /* red is reused by the next call */
-  return total;
-}
-
 /* grid (R * wg): group r normalises row r of x (R, C). Two passes over the row (mean, then the
  * centred sum of squares) avoid the cancellation of E[x^2] - E[x]^2. */
 __kernel void layernorm_fwd(__global float *out, ulong out_off, __global float *mean, ulong mean_off,
@@ -28,13 +14,13 @@ __kernel void layernorm_fwd(__global float *out, ulong out_off, __global float *
   __global float *yr = out + out_off + (ulong)r * C;
   float s = 0.0f;
   for (int c = l; c < C; c += w) s += xr[c];
-  float m = group_sum(s, red) / (float)C;
+  float m = dmx_group_sum(s, red) / (float)C;
   float q = 0.0f;
   for (int c = l; c < C; c += w) {
     float d = xr[c] - m;
     q += d * d;
   }
-  float rs = rsqrt(group_sum(q, red) / (float)C + eps);
+  float rs = rsqrt(dmx_group_sum(q, red) / (float)C + eps);
   for (int c = l; c < C; c += w) yr[c] = (xr[c] - m) * rs * g[g_off + c] + b[b_off + c];
   if (l == 0) {
     mean[mean_off + r] = m;
@@ -125,8 +111,8 @@ __kernel void layernorm_bwd_dx(__global float *dx, ulong dx_off, __global const 
     s1 += dn;
     s2 += dn * (xr[c] - m) * rs;
   }
-  float mdn = group_sum(s1, red) / (float)C;
-  float mdnx = group_sum(s2, red) / (float)C;
+  float mdn = dmx_group_sum(s1, red) / (float)C;
+  float mdnx = dmx_group_sum(s2, red) / (float)C;
   for (int c = l; c < C; c += w) {
     float xhat = (xr[c] - m) * rs;
     float dn = dr[c] * g[g_off + c];

@@ -118,11 +118,6 @@ __kernel void reduce_sum_1wg(__global float *out, ulong out_off, __global const 
   x += x_off;
   float acc = 0.0f;
   for (int i = lid; i < n; i += L) acc += x[i];
-  buf[lid] = acc;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int h = L / 2; h > 0; h >>= 1) {
-    if (lid < h) buf[lid] += buf[lid + h];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (lid == 0) out[out_off] = buf[0];
+  acc = dmx_group_sum(acc, buf);
+  if (lid == 0) out[out_off] = acc;
 }

@@ -19,13 +19,8 @@ __kernel void sumsq_partial(__global float *partial, ulong partial_off, __global
   }
   float total = (acc.s0 + acc.s1) + (acc.s2 + acc.s3);
   if (gid < n - 4 * n4) total += x[4 * n4 + gid] * x[4 * n4 + gid];
-  buf[lid] = total;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int h = L / 2; h > 0; h >>= 1) {
-    if (lid < h) buf[lid] += buf[lid + h];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (lid == 0) partial[partial_off + get_group_id(0)] = buf[0];
+  total = dmx_group_sum(total, buf);
+  if (lid == 0) partial[partial_off + get_group_id(0)] = total;
 }
 
 /* Stage 2, one work-group: out[0] = sqrt(sum of the n partials). */
@@ -35,13 +30,8 @@ __kernel void sqrt_sum_final(__global float *out, ulong out_off, __global const 
   partial += partial_off;
   float acc = 0.0f;
   for (int i = lid; i < n; i += L) acc += partial[i];
-  buf[lid] = acc;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int h = L / 2; h > 0; h >>= 1) {
-    if (lid < h) buf[lid] += buf[lid + h];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (lid == 0) out[out_off] = sqrt(buf[0]);
+  acc = dmx_group_sum(acc, buf);
+  if (lid == 0) out[out_off] = sqrt(acc);
 }
 
 /* One AdamW step, exactly transformers 4.4.2 AdamW (correct_bias=True), which the original used:

@@ -104,22 +104,6 @@ void dmx_batch_fill(dmx_batch *b, const dmx_dataset *ds, const int32_t *rows, in
   }
 }
 
-uint64_t dmx_splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-uint64_t dmx_rand_below(uint64_t *state, uint64_t bound) {
-  /* Reject the top sliver of the 64-bit range that would make some results more likely. */
-  uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-  uint64_t x;
-  do x = dmx_splitmix64(state);
-  while (x >= limit);
-  return x % bound;
-}
-
 void dmx_epoch_order(int32_t *order, int n, uint64_t seed, int epoch) {
   for (int i = 0; i < n; i++) order[i] = i;
   uint64_t state = seed ^ ((uint64_t)epoch * 0x9E3779B97F4A7C15ull);
@@ -176,4 +160,17 @@ bool dmx_batcher_next(dmx_batcher *bt, dmx_batch *b) {
   dmx_batch_fill(b, bt->ds, bt->order + bt->next, take);
   bt->next += take;
   return true;
+}
+
+void dmx_draw_retrieval(const dmx_batch *b, int first, float keep, uint64_t *rng, int32_t *inst, int32_t *targets) {
+  int B = b->B, N = b->N, T = b->Lp;
+  for (int g = 0; g < B; g++)
+    for (int j = 0; j < T; j++) {
+      int k = (int)dmx_rand_below(rng, (uint64_t)N);
+      inst[g * T + j] = k;
+      int32_t y = b->ids[((size_t)g * N + k) * T + j];
+      bool scored = j >= first && y != DMX_PAD_ID && b->scored[g * N + k];
+      if (scored && keep < 1.0f) scored = (double)(dmx_splitmix64(rng) >> 11) / 9007199254740992.0 < keep;
+      targets[g * T + j] = scored ? y : -100;
+    }
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "data/dataset_types.h"
+#include "host/base/rng.h"
 
 #define DMX_VOCAB_SIZE 50265
 #define DMX_PREFIX_FILLER 50000
@@ -59,11 +60,6 @@ void dmx_batch_fill(dmx_batch *b, const dmx_dataset *ds, const int32_t *rows, in
 /* RoBERTa position ids: pos[j] = (number of non-pad ids in ids[0..j]) + 1 for non-pads, 1 for pads. */
 void dmx_roberta_positions(const int32_t *ids, int len, int32_t *pos);
 
-/* splitmix64 (Steele, Lea, Flood 2014): a 64-bit state advanced by a Weyl constant and mixed.
- * Small, fast, and fully reproducible across platforms. */
-uint64_t dmx_splitmix64(uint64_t *state);
-/* Uniform integer in [0, bound) without modulo bias (rejection). */
-uint64_t dmx_rand_below(uint64_t *state, uint64_t bound);
 /* Order of rows in an epoch: a Fisher-Yates shuffle of 0..n-1 driven by splitmix64 seeded with
  * seed ^ (epoch * 0x9E3779B97F4A7C15). Depends only on (n, seed, epoch). */
 void dmx_epoch_order(int32_t *order, int n, uint64_t seed, int epoch);
@@ -88,5 +84,11 @@ int dmx_batcher_steps(const dmx_batcher *bt);
 int dmx_batcher_scored_per_epoch(const dmx_batcher *bt);
 /* Fills the next batch of the epoch; false when the epoch is over. */
 bool dmx_batcher_next(dmx_batcher *bt, dmx_batch *b);
+
+/* The retrieval task's picks for one batch (spec §1.2): at each muxed position j of group g a
+ * uniformly random instance k (inst, (B, Lp)), whose token there is the target (targets, (B, Lp);
+ * -100 where not scored: positions before `first`, pads, unscored rows, and a (1 - keep) share at
+ * random when keep < 1). */
+void dmx_draw_retrieval(const dmx_batch *b, int first, float keep, uint64_t *rng, int32_t *inst, int32_t *targets);
 
 #endif

@@ -5,6 +5,8 @@
  * per input byte and never needs the alphabet again. */
 #include "data/tokenizer.h"
 
+#include "host/base/json.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -300,29 +302,6 @@ static uint32_t utf8_decode(const unsigned char *s, size_t *len) {
          (s[3] & 0x3F);
 }
 
-static size_t utf8_encode(uint32_t cp, char *out) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xC0 | cp >> 6);
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xE0 | cp >> 12);
-    out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  out[0] = (char)(0xF0 | cp >> 18);
-  out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-  out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-  out[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 /* Returns text itself when it is well-formed UTF-8, else a copy in tok->clean with each maximal
  * ill-formed subpart replaced by U+FFFD. *out_len gets the length of what is returned. */
 static const char *clean_utf8(dmx_tokenizer *tok, const char *text, size_t len, size_t *out_len) {
@@ -349,72 +328,6 @@ static const char *clean_utf8(dmx_tokenizer *tok, const char *text, size_t len, 
 
 /* ---------------------------------------------------------------- loading */
 
-typedef struct {
-  const char *path;
-  const char *p, *end;
-  int line;
-} json_cursor;
-
-static void json_skip_space(json_cursor *c) {
-  for (; c->p < c->end; c->p++) {
-    if (*c->p == '\n') c->line++;
-    else if (*c->p != ' ' && *c->p != '\t' && *c->p != '\r') break;
-  }
-}
-
-static int hex4(const char *p, uint32_t *out) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) {
-    char ch = p[i];
-    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-    if (d < 0) return -1;
-    v = v << 4 | (uint32_t)d;
-  }
-  *out = v;
-  return 0;
-}
-
-/* Parses a JSON string at c->p (on its opening quote) into UTF-8 in out. */
-static int json_string(json_cursor *c, byte_vec *out, dmx_error *err) {
-  out->n = 0;
-  if (c->p >= c->end || *c->p != '"') return dmx_fail(err, "%s:%d: expected a string", c->path, c->line);
-  c->p++;
-  while (c->p < c->end && *c->p != '"') {
-    char ch = *c->p++;
-    if ((unsigned char)ch < 0x20) return dmx_fail(err, "%s:%d: control character inside a string", c->path, c->line);
-    if (ch != '\\') {
-      bytes_append(out, &ch, 1);
-      continue;
-    }
-    if (c->p >= c->end) break;
-    char e = *c->p++;
-    const char *simple = strchr("\"\\/bfnrt", e);
-    if (simple && e) {
-      static const char decoded[] = "\"\\/\b\f\n\r\t";
-      bytes_append(out, &decoded[simple - "\"\\/bfnrt"], 1);
-      continue;
-    }
-    uint32_t cp;
-    if (e != 'u' || c->end - c->p < 4 || hex4(c->p, &cp))
-      return dmx_fail(err, "%s:%d: bad escape sequence in a string", c->path, c->line);
-    c->p += 4;
-    if (cp >= 0xD800 && cp <= 0xDBFF) { /* high surrogate: a low one must follow */
-      uint32_t low;
-      if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u' || hex4(c->p + 2, &low) || low < 0xDC00 || low > 0xDFFF)
-        return dmx_fail(err, "%s:%d: unpaired surrogate \\u%04X in a string", c->path, c->line, (unsigned)cp);
-      c->p += 6;
-      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-      return dmx_fail(err, "%s:%d: unpaired surrogate \\u%04X in a string", c->path, c->line, (unsigned)cp);
-    }
-    char buf[4];
-    bytes_append(out, buf, utf8_encode(cp, buf));
-  }
-  if (c->p >= c->end) return dmx_fail(err, "%s:%d: unterminated string", c->path, c->line);
-  c->p++;
-  return 0;
-}
-
 /* Maps a token spelled in the byte-level alphabet (UTF-8) to the raw bytes it stands for. */
 static int alphabet_to_bytes(const char *spelled, size_t len, byte_vec *out) {
   out->n = 0;
@@ -431,75 +344,37 @@ static int alphabet_to_bytes(const char *spelled, size_t len, byte_vec *out) {
   return 0;
 }
 
-static int add_vocab_entry(dmx_tokenizer *tok, json_cursor *c, const byte_vec *spelled, long id, byte_vec *raw,
-                           dmx_error *err) {
-  if (alphabet_to_bytes(spelled->v, spelled->n, raw))
-    return dmx_fail(err, "%s:%d: token \"%.*s\" has a character outside GPT-2's byte-level alphabet", c->path,
-                    c->line, (int)spelled->n, spelled->v);
-  if (id < 0 || id >= (1L << 24))
-    return dmx_fail(err, "%s:%d: token id %ld out of range [0, %ld)", c->path, c->line, id, 1L << 24);
-  if (str_map_get(&tok->vocab, raw->v, raw->n) >= 0 || !str_map_put(&tok->vocab, raw->v, raw->n, (int32_t)id))
-    return dmx_fail(err, "%s:%d: token \"%.*s\" appears twice", c->path, c->line, (int)spelled->n, spelled->v);
-  if (id >= tok->vocab_size) tok->vocab_size = (int)id + 1;
-  return 0;
-}
-
+/* vocab.json: one JSON object of token (spelled in GPT-2's byte-level alphabet) -> integer id. */
 static int parse_vocab(dmx_tokenizer *tok, const char *path, const char *text, size_t len, dmx_error *err) {
-  json_cursor c = {path, text, text + len, 1};
-  byte_vec spelled = {0}, raw = {0};
-  int rc = -1;
-  json_skip_space(&c);
-  if (c.p >= c.end || *c.p++ != '{') {
-    dmx_fail(err, "%s:%d: expected '{' (vocab.json is one JSON object of token -> id)", path, c.line);
-    goto done;
+  dmx_json root;
+  dmx_json_opts o = {.what = path, .kind = "vocab.json (one JSON object of token -> id)", .top_key = "token",
+                     .max_depth = 1, .require_object = true};
+  if (dmx_json_parse(text, len, &o, &root, err)) return -1;
+  byte_vec raw = {0};
+  int rc = 0;
+  for (size_t k = 0; k < root.n && rc == 0; k++) {
+    const char *spelled = root.keys[k];
+    size_t n = root.keylen[k];
+    int line = 0; /* worked out only for a message: counting lines per token would be quadratic */
+    long long id;
+    bool id_ok = dmx_json_integer(&root.kids[k], 0, (1LL << 24) - 1, &id);
+    bool spelled_ok = id_ok && alphabet_to_bytes(spelled, n, &raw) == 0;
+    bool unique = spelled_ok && str_map_get(&tok->vocab, raw.v, raw.n) < 0;
+    if (!unique) line = dmx_json_line(text, root.keypos[k]);
+    if (!id_ok)
+      rc = dmx_fail(err, "%s:%d: token \"%.*s\": the id must be an integer in [0, %ld)", path, line, (int)n, spelled,
+                    1L << 24);
+    else if (!spelled_ok)
+      rc = dmx_fail(err, "%s:%d: token \"%.*s\" has a character outside GPT-2's byte-level alphabet", path, line,
+                    (int)n, spelled);
+    else if (!unique || !str_map_put(&tok->vocab, raw.v, raw.n, (int32_t)id))
+      rc = dmx_fail(err, "%s:%d: token \"%.*s\" appears twice", path, line, (int)n, spelled);
+    else if (id >= tok->vocab_size)
+      tok->vocab_size = (int)id + 1;
   }
-  json_skip_space(&c);
-  bool first = true;
-  while (c.p < c.end && *c.p != '}') {
-    if (!first) {
-      if (*c.p++ != ',') {
-        dmx_fail(err, "%s:%d: expected ',' or '}'", path, c.line);
-        goto done;
-      }
-      json_skip_space(&c);
-    }
-    first = false;
-    if (json_string(&c, &spelled, err)) goto done;
-    json_skip_space(&c);
-    if (c.p >= c.end || *c.p++ != ':') {
-      dmx_fail(err, "%s:%d: expected ':' after a token", path, c.line);
-      goto done;
-    }
-    json_skip_space(&c);
-    char *num_end;
-    errno = 0;
-    long id = c.p < c.end ? strtol(c.p, &num_end, 10) : 0;
-    if (c.p >= c.end || num_end == c.p || errno || num_end > c.end) {
-      dmx_fail(err, "%s:%d: expected an integer id", path, c.line);
-      goto done;
-    }
-    c.p = num_end;
-    if (add_vocab_entry(tok, &c, &spelled, id, &raw, err)) goto done;
-    json_skip_space(&c);
-  }
-  if (c.p >= c.end) {
-    dmx_fail(err, "%s:%d: unterminated object", path, c.line);
-    goto done;
-  }
-  c.p++;
-  json_skip_space(&c);
-  if (c.p != c.end) {
-    dmx_fail(err, "%s:%d: unexpected text after the object", path, c.line);
-    goto done;
-  }
-  if (tok->vocab.n == 0) {
-    dmx_fail(err, "%s: the vocabulary is empty", path);
-    goto done;
-  }
-  rc = 0;
-done:
-  free(spelled.v);
+  if (rc == 0 && tok->vocab.n == 0) rc = dmx_fail(err, "%s: the vocabulary is empty", path);
   free(raw.v);
+  dmx_json_free(&root);
   return rc;
 }
 

@@ -4,6 +4,7 @@
  *   ids -> embedding pass 1 (B*N, T, d) -> mux (B, T, d) -> embedding pass 2 -> encoder layers
  *   -> task head and retrieval head -> losses -> the same path backward -> AdamW. */
 #include "layers/model.h"
+#include "host/base/rng.h"
 #include "layers/heads.h"
 #include "layers/model_state.h"
 
@@ -546,14 +547,6 @@ int dmx_model_num_labels(const dmx_model *m) { return m->C; }
 
 /* ------------------------------------------------------------------ initialisation */
 
-static uint64_t splitmix64(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static double uniform01(uint64_t *s) { return ((splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 
 void dmx_model_init_params(dmx_model *m, uint64_t seed) {
   uint64_t s = seed * 0x2545F4914F6CDD1DULL + 1;
@@ -564,7 +557,7 @@ void dmx_model_init_params(dmx_model *m, uint64_t seed) {
     switch (p->init) {
       case DMX_INIT_NORMAL:
         for (size_t k = 0; k < p->n; k++) {
-          double u1 = uniform01(&s), u2 = uniform01(&s);
+          double u1 = dmx_rand_open01(&s), u2 = dmx_rand_open01(&s);
           h[k] = (float)(range * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
         }
         if (p->padding_row >= 0 && p->padding_row < p->shape[0])

@@ -1,6 +1,7 @@
 /* Multiplexing (docs/datamux-spec.md §1.6): instance parameters drawn on the host, the Hadamard
  * (mean of v_i ⊙ e_i) and random-orthogonal (sum of W_i e_i / sqrt N) combinations on the device. */
 #include "layers/mux.h"
+#include "host/base/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -10,17 +11,6 @@
 
 /* ---- host-side instance parameters ------------------------------------------------------------ */
 
-/* splitmix64 (Steele, Lea, Flood 2014): a tiny, well-mixed 64-bit generator whose whole state is
- * the seed, so a (seed, N, d) triple always gives the same parameters on every platform. */
-static uint64_t splitmix64(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-/* Uniform on (0, 1]: 53 random bits, shifted so log() below never sees 0. */
-static double uniform01(uint64_t *s) { return ((double)(splitmix64(s) >> 11) + 1.0) * (1.0 / 9007199254740992.0); }
 
 /* Standard normals by Box-Muller; both values of each pair are used, in order (cos then sin). */
 typedef struct {
@@ -34,7 +24,7 @@ static double normal(normal_rng *g) {
     g->has_spare = 0;
     return g->spare;
   }
-  double u1 = uniform01(&g->s), u2 = uniform01(&g->s);
+  double u1 = dmx_rand_half_open01(&g->s), u2 = dmx_rand_half_open01(&g->s);
   double r = sqrt(-2.0 * log(u1)), th = 6.283185307179586476925 * u2; /* 2 pi */
   g->spare = r * sin(th);
   g->has_spare = 1;

@@ -1,6 +1,7 @@
 /* LeNet / MuxLeNet / MLP for the vision notebook (layers/vision_model.h). Forward and backward
  * enqueue kernels only; nothing is read back inside a step. */
 #include "layers/vision_model.h"
+#include "host/base/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -332,14 +333,7 @@ size_t dmx_vision_model_device_bytes(const dmx_vision_model *m) {
 
 /* ------------------------------------------------------------------ initialisation */
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-static double unif(uint64_t *s) { return ((splitmix(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-static double gauss(uint64_t *s) { return sqrt(-2.0 * log(unif(s))) * cos(6.283185307179586 * unif(s)); }
+static double gauss(uint64_t *s) { return sqrt(-2.0 * log(dmx_rand_open01(s))) * cos(6.283185307179586 * dmx_rand_open01(s)); }
 
 /* Nearest-neighbour rotation of an S x S image about its centre by 360 i / N degrees, as a gather
  * map (output pixel -> source pixel, -1 outside), and the notebook's factor (1 - 2i). */
@@ -366,7 +360,7 @@ void dmx_vision_model_init(dmx_vision_model *m, uint64_t seed) {
     double bound = 1.0 / sqrt((double)(p->fan_in > 0 ? p->fan_in : 1));
     switch (p->init) {
       case DMX_VINIT_FANIN:
-        for (size_t k = 0; k < p->n; k++) h[k] = (float)((2 * unif(&s) - 1) * bound);
+        for (size_t k = 0; k < p->n; k++) h[k] = (float)((2 * dmx_rand_open01(&s) - 1) * bound);
         break;
       case DMX_VINIT_GAUSS:
         for (size_t k = 0; k < p->n; k++) h[k] = (float)gauss(&s);

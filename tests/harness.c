@@ -94,3 +94,28 @@ const char *th_datamux_bin(void) {
   const char *b = getenv("DATAMUX_BIN");
   return b && *b ? b : "build/datamux";
 }
+
+static uint64_t th_rng = 88172645463325252ULL;
+
+void th_seed(uint64_t seed) { th_rng = seed ? seed : 88172645463325252ULL; }
+
+double th_urand(void) {
+  th_rng ^= th_rng << 13;
+  th_rng ^= th_rng >> 7;
+  th_rng ^= th_rng << 17;
+  return (double)(th_rng >> 11) * (1.0 / 9007199254740992.0);
+}
+
+float th_frand(void) { return (float)(th_urand() * 2.0 - 1.0); }
+
+int th_irand(int n) { return (int)(th_urand() * n); }
+
+float *th_rand_vec(size_t n, float scale) {
+  float *v = malloc((n ? n : 1) * sizeof(float));
+  if (!v) {
+    fprintf(stderr, "th_rand_vec: out of memory for %zu floats\n", n);
+    exit(2);
+  }
+  for (size_t i = 0; i < n; i++) v[i] = scale * th_frand();
+  return v;
+}

@@ -4,6 +4,7 @@
 #define DMX_TEST_HARNESS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 extern int th_checks_failed_in_case;
@@ -32,5 +33,13 @@ const char *th_data_path(const char *rel);
 int th_run(const char *cmd, char *out, size_t cap);
 /* The datamux binary under test ($DATAMUX_BIN, set by ctest). */
 const char *th_datamux_bin(void);
+
+/* Test data: one xorshift64 stream per test process, seeded with th_seed (each test keeps its own
+ * seed so its cases see the same numbers run to run). */
+void th_seed(uint64_t seed);
+double th_urand(void);              /* uniform in [0, 1) */
+float th_frand(void);               /* uniform in [-1, 1) */
+int th_irand(int n);                /* uniform in 0 .. n-1 */
+float *th_rand_vec(size_t n, float scale); /* malloc'd, uniform in [-scale, scale) */
 
 #endif

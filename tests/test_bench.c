@@ -347,7 +347,8 @@ int main(void) {
     char older[4200], inst[4200], prev[4200];
     snprintf(older, sizeof older, "%s/clblast_xgemm_1_32.json", devdir);
     CHECK(dmx_mkdirs(devdir, NULL) == 0);
-    CHECK(dmx_write_file_atomic(older, "{\"kernel_family\": \"xgemm_1\"}", 27, NULL) == 0);
+    const char *older_json = "{\"kernel_family\": \"xgemm_1\"}";
+    CHECK(dmx_write_file_atomic(older, older_json, strlen(older_json), NULL) == 0);
     st = th_run(tune_cmd, out, sizeof out);
     CHECKF(st == 0 && count_lines(log) == 2, "first run: exit %d, %d tuner runs (want 2):\n%s", st, count_lines(log), out);
     snprintf(inst, sizeof inst, "%s/clblast_xgemm_32.json", devdir);

@@ -8,15 +8,9 @@
 #include <unistd.h>
 
 #include "host/runtime/gemm.h"
+#include "host/base/json.h"
 #include "tests/harness.h"
 
-static unsigned long long rng = 88172645463325252ULL;
-static float frand(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
 
 /* Checks C against the reference with the standard forward-error bound of a dot product:
  * |err| <= c * k * eps * sum|a||b|, with a generous constant for blocked summation. */
@@ -28,7 +22,7 @@ static bool check_gemm_case(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t 
   size_t offa = 7, offb = 3, offc = 11;
   size_t total = offa + batch * sa + offb + batch * sb + offc + batch * sc;
   float *h = malloc(total * sizeof(float));
-  for (size_t i = 0; i < total; i++) h[i] = frand();
+  for (size_t i = 0; i < total; i++) h[i] = th_frand();
   dmx_tensor buf = dmx_buffer_create(rt, total);
   dmx_upload(rt, buf, h, total * sizeof(float));
   dmx_tensor A = {buf.buf, offa, 0}, B = {buf.buf, offa + batch * sa + offb, 0};
@@ -77,6 +71,7 @@ static bool check_gemm_case(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t 
 }
 
 int main(void) {
+  th_seed(88172645463325252ULL);
   dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);
 
   /* (m, n, k): odd sizes, skinny shapes, and the model's shapes for a tiny config
@@ -128,10 +123,7 @@ int main(void) {
         "  \"best_parameters\": \"KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=1 PRECISION=32 VWMD=2 "
         "VWND=2 WGD=16\"\n}\n";
     char devdir[400], sub[64];
-    size_t n = 0;
-    for (const char *p = rt->info.name; *p && n + 1 < sizeof sub; p++)
-      sub[n++] = (char)(((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) ? *p : '_');
-    sub[n] = 0;
+    dmx_device_folder_name(rt->info.name, sub, sizeof sub);
     snprintf(devdir, sizeof devdir, "%s/%s", dir, sub);
     CHECK(dmx_mkdirs(devdir, &err) == 0);
     snprintf(path, sizeof path, "%s/xgemm_direct.json", devdir);
@@ -143,6 +135,11 @@ int main(void) {
     CHECK(dmx_write_file_atomic(path, "{\"precision\": \"32\"}", 19, &err) == 0);
     CHECK(dmx_gemm_load_tuning(rt, dir, &err) == -1);
     CHECKF(strstr(err.msg, "zz-broken.json") && strstr(err.msg, "not a CLBlast tuner result"), "message: %s", err.msg);
+    /* a real clblast_tuner_xgemm_direct output (PoCL, CLBlast 1.5.3) reads as strict JSON */
+    char params[1024];
+    CHECKF(dmx_json_file_string("tests/fixtures/clblast/xgemm_direct_1_32.json", "best_parameters", params,
+                                sizeof params, &err) == 0 && strstr(params, "WGD="),
+           "the real tuner file: %s", err.msg);
     char cmd[600], out[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     th_run(cmd, out, sizeof out);

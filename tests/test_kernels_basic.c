@@ -18,18 +18,6 @@ static dmx_runtime *rt;
 
 /* ---------------------------------------------------------------- helpers */
 
-static unsigned long long rng = 88172645463325252ULL;
-static float frand(void) { /* uniform in [-1, 1) */
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
-static float *rand_vec(size_t n, float scale) {
-  float *v = malloc((n ? n : 1) * sizeof(float));
-  for (size_t i = 0; i < n; i++) v[i] = scale * frand();
-  return v;
-}
 static double *to_d(const float *v, size_t n) {
   double *d = malloc((n ? n : 1) * sizeof(double));
   for (size_t i = 0; i < n; i++) d[i] = v[i];
@@ -127,7 +115,7 @@ static double bias_loss(const void *p) {
 
 static void test_bias(int R, int C, double atol_sum) {
   size_t n = (size_t)R * C;
-  float *y = rand_vec(n, 1), *b = rand_vec(C, 1), *w = rand_vec(n, 1), *pre = rand_vec(C, 1);
+  float *y = th_rand_vec(n, 1), *b = th_rand_vec(C, 1), *w = th_rand_vec(n, 1), *pre = th_rand_vec(C, 1);
   dmx_tensor ty = up(y, n), tb = up(b, C), tw = up(w, n), tdb = up(pre, C);
   dmx_bias_add_forward(rt, ty, tb, R, C);
   dmx_bias_add_backward(rt, tdb, tw, R, C);
@@ -176,7 +164,7 @@ static double act_loss(const void *p) {
 static void test_activation(int which, int n) {
   const char *name = which ? "tanh" : "gelu";
   char what[64];
-  float *x = rand_vec(n, 6), *w = rand_vec(n, 1), *pre = rand_vec(n, 1);
+  float *x = th_rand_vec(n, 6), *w = th_rand_vec(n, 1), *pre = th_rand_vec(n, 1);
   x[0] = 0.0f, x[1] = -12.0f, x[2] = 12.0f; /* the saturating tails and zero */
   dmx_tensor tx = up(x, n), tout = up(w, n), tw = up(w, n), tdx = up(pre, n);
   if (which)
@@ -272,7 +260,7 @@ static void test_dropout(void) {
   {
     const int n2 = 1001;
     const float p2 = 0.3f, s2 = 1.0f / (1.0f - p2);
-    float *x = rand_vec(n2, 2), *w = rand_vec(n2, 1), *pre = rand_vec(n2, 1);
+    float *x = th_rand_vec(n2, 2), *w = th_rand_vec(n2, 1), *pre = th_rand_vec(n2, 1);
     dmx_tensor ax = up(x, n2), aout = up(w, n2), aw = up(w, n2), adx = up(pre, n2);
     dmx_dropout_forward(rt, aout, ax, n2, p2, 42u, 3u);
     dmx_dropout_backward(rt, adx, aw, n2, p2, 42u, 3u);
@@ -313,7 +301,7 @@ static void test_dropout(void) {
 static void test_add_axpy_copy(void) {
   th_begin("add, axpy and copy: values, aliasing, odd length");
   const int n = 1037;
-  float *a = rand_vec(n, 3), *b = rand_vec(n, 3), *junk = rand_vec(n, 1);
+  float *a = th_rand_vec(n, 3), *b = th_rand_vec(n, 3), *junk = th_rand_vec(n, 1);
   dmx_tensor ta = up(a, n), tb = up(b, n), tout = up(junk, n);
   double *want = malloc(n * sizeof(double));
   dmx_add_forward(rt, tout, ta, tb, n);
@@ -355,8 +343,8 @@ static void test_gather(void) {
   th_begin("gather_rows forward/backward: int32 indices, distinct rows, accumulation, FD");
   const int R = 7, C = 37, SR = 11;
   const int idx[7] = {9, 0, 4, 10, 2, 7, 5};
-  float *x = rand_vec((size_t)SR * C, 1), *w = rand_vec((size_t)R * C, 1), *pre = rand_vec((size_t)SR * C, 1);
-  float *junk = rand_vec((size_t)R * C, 1);
+  float *x = th_rand_vec((size_t)SR * C, 1), *w = th_rand_vec((size_t)R * C, 1), *pre = th_rand_vec((size_t)SR * C, 1);
+  float *junk = th_rand_vec((size_t)R * C, 1);
   dmx_tensor tx = up(x, SR * C), tidx = up(idx, R), tout = up(junk, R * C), tw = up(w, R * C), tdx = up(pre, SR * C);
   dmx_gather_rows_forward(rt, tout, tx, tidx, R, C);
   dmx_gather_rows_backward(rt, tdx, tw, tidx, R, C);
@@ -410,9 +398,9 @@ static double ln_loss(const void *p) {
 
 static void test_layernorm(int R, int C, float xscale, float xshift, bool fd) {
   size_t n = (size_t)R * C;
-  float *x = rand_vec(n, xscale), *g = rand_vec(C, 1), *b = rand_vec(C, 1), *w = rand_vec(n, 1);
+  float *x = th_rand_vec(n, xscale), *g = th_rand_vec(C, 1), *b = th_rand_vec(C, 1), *w = th_rand_vec(n, 1);
   for (size_t i = 0; i < n; i++) x[i] += xshift;
-  float *pdx = rand_vec(n, 1), *pdg = rand_vec(C, 1), *pdb = rand_vec(C, 1), *junk = rand_vec(n, 1);
+  float *pdx = th_rand_vec(n, 1), *pdg = th_rand_vec(C, 1), *pdb = th_rand_vec(C, 1), *junk = th_rand_vec(n, 1);
   const float eps = 1e-5f;
   dmx_tensor tx = up(x, n), tg = up(g, C), tb = up(b, C), tw = up(w, n), tout = up(junk, n);
   dmx_tensor tm = up(junk, R), trs = up(junk, R), tdx = up(pdx, n), tdg = up(pdg, C), tdb = up(pdb, C);
@@ -503,8 +491,8 @@ static double lin_loss(const void *p) {
 
 static void test_linear(int R, int C, int OC, bool has_b, bool with_dx) {
   size_t nx = (size_t)R * C, nW = (size_t)OC * C, no = (size_t)R * OC;
-  float *x = rand_vec(nx, 1), *W = rand_vec(nW, 1), *b = rand_vec(OC, 1), *w = rand_vec(no, 1);
-  float *prev = rand_vec(no, 1), *pdx = rand_vec(nx, 1), *pdW = rand_vec(nW, 1), *pdb = rand_vec(OC, 1);
+  float *x = th_rand_vec(nx, 1), *W = th_rand_vec(nW, 1), *b = th_rand_vec(OC, 1), *w = th_rand_vec(no, 1);
+  float *prev = th_rand_vec(no, 1), *pdx = th_rand_vec(nx, 1), *pdW = th_rand_vec(nW, 1), *pdb = th_rand_vec(OC, 1);
   dmx_tensor tx = up(x, nx), tW = up(W, nW), tb = up(b, OC), tw = up(w, no), tout = up(prev, no);
   dmx_tensor tdx = up(pdx, nx), tdW = up(pdW, nW), tdb = up(pdb, OC);
   dmx_tensor nob = {0}, bias = has_b ? tb : nob;
@@ -556,6 +544,7 @@ static void test_linear(int R, int C, int OC, bool has_b, bool with_dx) {
 }
 
 int main(void) {
+  th_seed(88172645463325252ULL);
   rt = dmx_runtime_create(NULL, false, stdout);
 
   /* both reduction layouts: work-group trees (GPUs) and a loop per work-item (CPUs) */

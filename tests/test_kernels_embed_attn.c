@@ -11,15 +11,6 @@
 #include "layers/embedding.h"
 #include "tests/harness.h"
 
-static unsigned long long rng = 0x9E3779B97F4A7C15ULL;
-static double urand(void) { /* uniform [0, 1) */
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (double)(rng >> 11) * (1.0 / 9007199254740992.0);
-}
-static float frand(void) { return (float)(urand() * 2.0 - 1.0); }
-static int irand(int n) { return (int)(urand() * n); }
 
 /* ---------------------------------------------------------------- a pool of odd-offset tensors */
 
@@ -35,11 +26,6 @@ static dmx_tensor take(size_t n) {
 }
 static void pool_reset(void) { pool_cur = 2; }
 
-static float *frandv(size_t n, float scale) {
-  float *v = malloc(n * sizeof(float));
-  for (size_t i = 0; i < n; i++) v[i] = scale * frand();
-  return v;
-}
 static dmx_tensor upf(const float *h, size_t n) {
   dmx_tensor t = take(n);
   dmx_upload(rt, t, h, n * sizeof(float));
@@ -82,10 +68,10 @@ static void test_embedding(void) {
   pool_reset();
   int ids[37], pids[37];
   for (int r = 0; r < R; r++) {
-    ids[r] = r % 5 == 0 ? SKIP : (r % 7 == 0 ? 50 : irand(V)); /* repeats, pads, and a hot id */
-    pids[r] = irand(P);
+    ids[r] = r % 5 == 0 ? SKIP : (r % 7 == 0 ? 50 : th_irand(V)); /* repeats, pads, and a hot id */
+    pids[r] = th_irand(P);
   }
-  float *word = frandv((size_t)V * d, 1), *pos = frandv((size_t)P * d, 1), *type = frandv(d, 1);
+  float *word = th_rand_vec((size_t)V * d, 1), *pos = th_rand_vec((size_t)P * d, 1), *type = th_rand_vec(d, 1);
   dmx_tensor tw = upf(word, (size_t)V * d), tp = upf(pos, (size_t)P * d), tt = upf(type, d);
   dmx_tensor tids = upi(ids, R), tpids = upi(pids, R), tout = take((size_t)R * d);
   double *dw = to_d(word, (size_t)V * d), *dp = to_d(pos, (size_t)P * d), *dt = to_d(type, d);
@@ -140,9 +126,9 @@ static void test_embedding(void) {
   dmx_stager_end(rt, &st);
   dmx_finish(rt);
   dmx_stager_free(&st);
-  float *w = frandv((size_t)R * d, 1); /* dout = weights of the loss sum(out * w) */
+  float *w = th_rand_vec((size_t)R * d, 1); /* dout = weights of the loss sum(out * w) */
   dmx_tensor tdout = upf(w, (size_t)R * d);
-  float *pre = frandv((size_t)V * d, 1), *pre_t = frandv(d, 1);
+  float *pre = th_rand_vec((size_t)V * d, 1), *pre_t = th_rand_vec(d, 1);
   dmx_tensor tdw = upf(pre, (size_t)V * d), tdt = upf(pre_t, d);
   dmx_embedding_table_backward(rt, tdw, tdout, &dev, bk.n_unique, d);
   dmx_embedding_type_backward(rt, tdt, tdout, R, d);
@@ -198,7 +184,7 @@ static void test_embedding(void) {
   th_begin("embedding type backward over many rows (fixed-order lane reduction)");
   {
     const int RR = 1001, dd = 70;
-    float *big = frandv((size_t)RR * dd, 1), *pre2 = frandv(dd, 1);
+    float *big = th_rand_vec((size_t)RR * dd, 1), *pre2 = th_rand_vec(dd, 1);
     dmx_tensor tb = upf(big, (size_t)RR * dd), tr = upf(pre2, dd);
     dmx_embedding_type_backward(rt, tr, tb, RR, dd);
     float *got = down(tr, dd);
@@ -217,7 +203,7 @@ static void test_embedding(void) {
   {
     const int B = 3, T = 11, first = 2;
     size_t n = (size_t)B * T * d;
-    float *x = frandv(n, 1);
+    float *x = th_rand_vec(n, 1);
     dmx_tensor tx = upf(x, n), to = take(n);
     dmx_embedding_pass2_forward(rt, to, tx, tp, tt, B, T, d, first);
     dmx_embedding_pass2_forward(rt, tx, tx, tp, tt, B, T, d, first); /* in place */
@@ -231,7 +217,7 @@ static void test_embedding(void) {
         }
     th_close("pass2 out", o1, want2, n, 1e-6, 1e-6);
     th_close("pass2 out in place", o2, want2, n, 1e-6, 1e-6);
-    float *w2 = frandv(n, 1), *pre_p = frandv((size_t)P * d, 1), *pre_t2 = frandv(d, 1);
+    float *w2 = th_rand_vec(n, 1), *pre_p = th_rand_vec((size_t)P * d, 1), *pre_t2 = th_rand_vec(d, 1);
     dmx_tensor tdo = upf(w2, n), tdp = upf(pre_p, (size_t)P * d), tdt2 = upf(pre_t2, d);
     dmx_embedding_pass2_backward(rt, tdp, tdt2, tdo, B, T, d, first);
     float *gp = down(tdp, (size_t)P * d), *gt2 = down(tdt2, d);
@@ -355,7 +341,7 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
   uint32_t seed = 1234567u, stream = 42u;
   size_t nq = (size_t)B * T * 3 * d, no = (size_t)B * T * d;
   size_t nh = dmx_attention_qkv_floats(B, T, d), na = dmx_attention_att_floats(B, T, H);
-  float *qkv = frandv(nq, in_scale), *w = frandv(no, 1), *pre = frandv(nq, 1);
+  float *qkv = th_rand_vec(nq, in_scale), *w = th_rand_vec(no, 1), *pre = th_rand_vec(nq, 1);
   double *dq = to_d(qkv, nq);
   double *dscale = NULL;
   if (p > 0) {
@@ -452,6 +438,7 @@ static const char *with_layout(const char *what) {
 #define th_begin_layout(what) th_begin(with_layout(what))
 
 int main(void) {
+  th_seed(0x9E3779B97F4A7C15ULL);
   rt = dmx_runtime_create(NULL, false, stdout);
   pool = dmx_buffer_create(rt, (size_t)4 << 20);
   test_embedding();

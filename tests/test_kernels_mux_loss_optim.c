@@ -13,18 +13,6 @@
 #include "layers/optim.h"
 #include "tests/harness.h"
 
-static unsigned long long rng = 0x2545F4914F6CDD1DULL;
-static double urand(void) { /* uniform [-1, 1) */
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (double)(rng >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
-}
-static float *frand_vec(size_t n, double scale) {
-  float *h = malloc((n ? n : 1) * sizeof(float));
-  for (size_t i = 0; i < n; i++) h[i] = (float)(scale * urand());
-  return h;
-}
 
 /* Device tensors live at an odd offset inside a larger buffer filled with a sentinel, so kernels
  * that ignore the offset or write past n are caught by guards_ok. Kernels that read float4 pointers
@@ -243,8 +231,8 @@ static void test_hadamard(dmx_runtime *rt) {
   th_begin("hadamard mux forward/backward (B=3 N=5 T=7 d=13): values, accumulation, finite differences");
   int B = 3, N = 5, T = 7, d = 13;
   size_t ne = (size_t)B * N * T * d, nx = (size_t)B * T * d, nv = (size_t)N * d;
-  float *e = frand_vec(ne, 1.0), *v = frand_vec(nv, 2.0), *dx = frand_vec(nx, 1.0);
-  float *de0 = frand_vec(ne, 1.0), *dv0 = frand_vec(nv, 1.0);
+  float *e = th_rand_vec(ne, 1.0f), *v = th_rand_vec(nv, 2.0f), *dx = th_rand_vec(nx, 1.0f);
+  float *de0 = th_rand_vec(ne, 1.0f), *dv0 = th_rand_vec(nv, 1.0f);
   dmx_tensor te = dev(rt, e, ne), tv = dev(rt, v, nv), tx = dev(rt, NULL, nx), tdx = dev(rt, dx, nx);
   dmx_tensor tde = dev(rt, de0, ne), tdv = dev(rt, dv0, nv);
   dmx_mux_hadamard_forward(rt, tx, te, tv, B, N, T, d);
@@ -303,8 +291,8 @@ static void test_ortho(dmx_runtime *rt) {
   int B = 2, N = 3, T = 5, d = 19;
   size_t ne = (size_t)B * N * T * d, nx = (size_t)B * T * d, nw = (size_t)N * d * d;
   /* a general (non-orthogonal) W, so W and W^T mix-ups cannot cancel out */
-  float *e = frand_vec(ne, 1.0), *W = frand_vec(nw, 0.5), *dx = frand_vec(nx, 1.0);
-  float *de0 = frand_vec(ne, 1.0), *dW0 = frand_vec(nw, 1.0);
+  float *e = th_rand_vec(ne, 1.0f), *W = th_rand_vec(nw, 0.5f), *dx = th_rand_vec(nx, 1.0f);
+  float *de0 = th_rand_vec(ne, 1.0f), *dW0 = th_rand_vec(nw, 1.0f);
   dmx_tensor te = dev(rt, e, ne), tW = dev(rt, W, nw), tx = dev(rt, NULL, nx), tdx = dev(rt, dx, nx);
   dmx_tensor tde = dev(rt, de0, ne), tdW = dev(rt, dW0, nw);
   dmx_tensor perm = dev(rt, NULL, ne), y = dev(rt, NULL, ne), dperm = dev(rt, NULL, ne), dy = dev(rt, NULL, ne);
@@ -388,7 +376,7 @@ static double row_loss(const double *x, int C, int tgt) {
 
 static void xent_case(dmx_runtime *rt, int R, int C, double spread) {
   size_t n = (size_t)R * C;
-  float *lg = frand_vec(n, spread);
+  float *lg = th_rand_vec(n, (float)(spread));
   int *tg = malloc(R * sizeof(int));
   int kept = 0;
   for (int r = 0; r < R; r++) {
@@ -404,7 +392,7 @@ static void xent_case(dmx_runtime *rt, int R, int C, double spread) {
   if (R > 1)
     for (int c = 0; c < C; c++) lg[(size_t)C + c] += 1000.0f;
   float scale = 0.9f / (float)kept;
-  float *garbage = frand_vec(n, 7.0);
+  float *garbage = th_rand_vec(n, 7.0f);
   dmx_tensor tl = dev(rt, lg, n), tt = dev(rt, tg, R), tloss = dev(rt, NULL, R), tpred = dev(rt, NULL, R);
   dmx_tensor tdl = dev(rt, garbage, n); /* must be overwritten, not accumulated into */
   dmx_softmax_xent_forward_backward(rt, tloss, tpred, tdl, tl, tt, R, C, scale);
@@ -503,7 +491,7 @@ static void test_loss(dmx_runtime *rt) {
     static const int ns[3] = {1, 255, 10007};
     for (int q = 0; q < 3; q++) {
       int n = ns[q];
-      float *x = frand_vec(n, 3.0);
+      float *x = th_rand_vec(n, 3.0f);
       double want = 0, mag = 0;
       for (int i = 0; i < n; i++) want += x[i], mag += fabs(x[i]);
       dmx_tensor tx = dev(rt, x, n), out = dev(rt, NULL, 1);
@@ -526,7 +514,7 @@ static void test_norm(dmx_runtime *rt) {
   static const size_t ns[3] = {1, 1000, (1u << 20) + 17};
   for (int q = 0; q < 3; q++) {
     size_t n = ns[q];
-    float *g = frand_vec(n, 0.01);
+    float *g = th_rand_vec(n, 0.01f);
     double want = 0;
     for (size_t i = 0; i < n; i++) want += (double)g[i] * g[i];
     want = sqrt(want);
@@ -570,7 +558,7 @@ static void adamw_ref(double *p, double *m, double *v, const float *g, const flo
 static void adamw_case(dmx_runtime *rt, const char *what, double lr, double eps, double wd, bool use_mask,
                        double max_norm, double gscale, bool aligned) {
   size_t n = 1037;
-  float *p = frand_vec(n, 1.0), *mask = malloc(n * 4);
+  float *p = th_rand_vec(n, 1.0f), *mask = malloc(n * 4);
   for (size_t i = 0; i < n; i++) mask[i] = (i % 3) ? 1.0f : 0.0f;
   double *pr = to_double(p, n), *mr = calloc(n, sizeof(double)), *vr = calloc(n, sizeof(double));
   dmx_tensor (*mk)(dmx_runtime *, const void *, size_t) = aligned ? dev4 : dev;
@@ -581,7 +569,7 @@ static void adamw_case(dmx_runtime *rt, const char *what, double lr, double eps,
   float *g = NULL, *gback = malloc(n * 4);
   for (int t = 1; t <= 3; t++) {
     free(g);
-    g = frand_vec(n, gscale);
+    g = th_rand_vec(n, (float)(gscale));
     dmx_upload(rt, tg, g, n * 4);
     dmx_global_norm(rt, tn, part, tg, n);
     dmx_adamw_update(rt, tp, tg, tm, tv, n, (float)lr, 0.9f, 0.999f, (float)eps, (float)wd,
@@ -644,13 +632,13 @@ static void test_adamw(dmx_runtime *rt) {
  * prefix and trailing pads give, which the kernel normalises once per run. */
 static void fused_embed_case(dmx_runtime *rt, int B, int N, int T, int d, float word_offset, bool runs) {
   int V = 17, P = T + 3, R1 = B * N * T;
-  float *word = frand_vec((size_t)V * d, 1), *pos = frand_vec((size_t)P * d, 1), *type = frand_vec(d, 1);
+  float *word = th_rand_vec((size_t)V * d, (float)(1)), *pos = th_rand_vec((size_t)P * d, (float)(1)), *type = th_rand_vec(d, 1.0f);
   for (size_t k = 0; k < (size_t)V * d; k++) word[k] += word_offset;
-  float *g = frand_vec(d, 1), *bt = frand_vec(d, 0.5), *v = frand_vec((size_t)N * d, 2);
+  float *g = th_rand_vec(d, 1.0f), *bt = th_rand_vec(d, 0.5f), *v = th_rand_vec((size_t)N * d, (float)(2));
   int *ids = malloc(R1 * sizeof(int)), *pids = malloc(R1 * sizeof(int));
   for (int r = 0; r < R1; r++) {
-    ids[r] = (int)((urand() + 1) * 0.5 * V) % V;
-    pids[r] = (int)((urand() + 1) * 0.5 * P) % P;
+    ids[r] = (int)((th_frand() + 1) * 0.5 * V) % V;
+    pids[r] = (int)((th_frand() + 1) * 0.5 * P) % P;
     if (runs) { /* instance i = (r / T) % N: runs of 1, 2, 3, ... equal keys, the last one cut by N */
       int i = (r / T) % N, t = r % T, run = 0;
       while ((run + 1) * (run + 2) / 2 <= i) run++;
@@ -705,6 +693,7 @@ static void test_fused_embed(dmx_runtime *rt) {
 }
 
 int main(void) {
+  th_seed(0x2545F4914F6CDD1DULL);
   dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);
   test_instances();
   test_hadamard(rt);

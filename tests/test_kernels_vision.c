@@ -14,18 +14,6 @@
 #include "tests/harness.h"
 
 static dmx_runtime *rt;
-static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-static float frand(void) { /* uniform in [-1, 1) */
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
-static float *rvec(size_t n) {
-  float *v = malloc((n ? n : 1) * sizeof(float));
-  for (size_t i = 0; i < n; i++) v[i] = frand();
-  return v;
-}
 /* A device copy at a non-zero offset (7 floats in), so offsets are exercised. */
 static dmx_tensor up(const void *h, size_t n) {
   dmx_tensor whole = dmx_buffer_create(rt, n + 7);
@@ -56,7 +44,7 @@ static void test_conv(int G, int B, int H, int W, int C, int OC, int K, int pad,
   int OH = s.OH, OW = s.OW, Kc = C * K * K;
   size_t nx = (size_t)G * B * H * W * C, nw = (size_t)G * OC * Kc, nb = (size_t)G * OC,
          no = (size_t)G * B * OH * OW * OC, ncol = dmx_conv_col_floats(&s);
-  float *x = rvec(nx), *w = rvec(nw), *b = rvec(nb), *dout = rvec(no), *pdx = rvec(nx), *pdw = rvec(nw), *pdb = rvec(nb);
+  float *x = th_rand_vec(nx, 1.0f), *w = th_rand_vec(nw, 1.0f), *b = th_rand_vec(nb, 1.0f), *dout = th_rand_vec(no, 1.0f), *pdx = th_rand_vec(nx, 1.0f), *pdw = th_rand_vec(nw, 1.0f), *pdb = th_rand_vec(nb, 1.0f);
   dmx_tensor tx = up(x, nx), tw = up(w, nw), tb = up(b, nb), tout = up(dout, no), tdout = up(dout, no);
   dmx_tensor tdx = up(pdx, nx), tdw = up(pdw, nw), tdb = up(pdb, nb);
   dmx_tensor col = dmx_buffer_create(rt, ncol), dcol = dmx_buffer_create(rt, ncol);
@@ -109,7 +97,7 @@ static void test_pool(int B, int H, int W, int C) {
   th_begin(name);
   int OH = H / 2, OW = W / 2;
   size_t nx = (size_t)B * H * W * C, no = (size_t)B * OH * OW * C;
-  float *x = rvec(nx), *dout = rvec(no), *pdx = rvec(nx);
+  float *x = th_rand_vec(nx, 1.0f), *dout = th_rand_vec(no, 1.0f), *pdx = th_rand_vec(nx, 1.0f);
   x[0] = x[C]; /* a tie: the first element of the window wins, as in PyTorch */
   dmx_tensor tx = up(x, nx), tdout = up(dout, no), tdx = up(pdx, nx), tout = dmx_buffer_create(rt, no),
              tidx = dmx_buffer_create(rt, no);
@@ -150,7 +138,7 @@ static void test_mux_ops(void) {
   th_begin("instance sum, rotation gather, per-instance matrices");
   int N = 3, B = 2, P = 13, C = 2;
   size_t S = (size_t)B * P * C, n = N * S;
-  float *x = rvec(n), *dout = rvec(S), *pdx = rvec(n);
+  float *x = th_rand_vec(n, 1.0f), *dout = th_rand_vec(S, 1.0f), *pdx = th_rand_vec(n, 1.0f);
   dmx_tensor tx = up(x, n), tdout = up(dout, S), tdx = up(pdx, n), tsum = dmx_buffer_create(rt, S);
   dmx_instance_sum_forward(rt, tsum, tx, N, (int)S);
   dmx_instance_sum_backward(rt, tdx, tdout, N, (int)S);
@@ -163,7 +151,7 @@ static void test_mux_ops(void) {
 
   int32_t *map = malloc((size_t)N * P * 4);
   float sign[3] = {1, -1, 1};
-  for (int i = 0; i < N * P; i++) map[i] = (int)((frand() + 1) * 0.5 * (P + 3)) - 3; /* some < 0 */
+  for (int i = 0; i < N * P; i++) map[i] = (int)((th_frand() + 1) * 0.5 * (P + 3)) - 3; /* some < 0 */
   dmx_tensor tmap = up(map, (size_t)N * P), tsign = up(sign, 3), tg = dmx_buffer_create(rt, n);
   dmx_gather_map_forward(rt, tg, tx, tmap, tsign, N, B, P, C);
   double *rg = dz(n);
@@ -180,7 +168,7 @@ static void test_mux_ops(void) {
   /* y_i = x_i Q_i^T with x (N, B, P) */
   int Pm = 11;
   size_t nq = (size_t)N * Pm * Pm, ny = (size_t)N * B * Pm;
-  float *q = rvec(nq), *xm = rvec(ny), *dy = rvec(ny), *pdq = rvec(nq);
+  float *q = th_rand_vec(nq, 1.0f), *xm = th_rand_vec(ny, 1.0f), *dy = th_rand_vec(ny, 1.0f), *pdq = th_rand_vec(nq, 1.0f);
   dmx_tensor tq = up(q, nq), txm = up(xm, ny), tdy = up(dy, ny), tdq = up(pdq, nq), ty = dmx_buffer_create(rt, ny);
   dmx_instance_matmul_forward(rt, ty, txm, tq, N, B, Pm);
   dmx_instance_matmul_backward(rt, tdq, tdy, txm, N, B, Pm);
@@ -209,7 +197,7 @@ static void test_mux_ops(void) {
 static void test_pointwise(void) {
   th_begin("relu, mse on +-1 targets, sgd");
   int n = 1037;
-  float *x = rvec(n), *dout = rvec(n), *pdx = rvec(n);
+  float *x = th_rand_vec(n, 1.0f), *dout = th_rand_vec(n, 1.0f), *pdx = th_rand_vec(n, 1.0f);
   x[5] = 0.0f;
   dmx_tensor tx = up(x, n), tdout = up(dout, n), tdx = up(pdx, n), ty = dmx_buffer_create(rt, n);
   dmx_relu_forward(rt, ty, tx, n);
@@ -221,7 +209,7 @@ static void test_pointwise(void) {
   CHECK(th_close("relu backward", gdx, rdx, n, 1e-7, 1e-7));
 
   int R = 37, C = 10;
-  float *o = rvec((size_t)R * C);
+  float *o = th_rand_vec((size_t)R * C, 1.0f);
   int32_t *lab = malloc(R * 4);
   for (int r = 0; r < R; r++) lab[r] = r % C;
   dmx_tensor to = up(o, (size_t)R * C), tl = up(lab, R), tloss = dmx_buffer_create(rt, R), tp = dmx_buffer_create(rt, R),
@@ -246,7 +234,7 @@ static void test_pointwise(void) {
   CHECK(th_close("mse gradient", gdo, rdo, (size_t)R * C, 1e-6, 1e-7));
   CHECK(memcmp(gp, rp, R * 4) == 0);
 
-  float *p = rvec(n);
+  float *p = th_rand_vec(n, 1.0f);
   dmx_tensor tp2 = up(p, n);
   dmx_sgd_update(rt, tp2, tdout, n, 0.1f);
   double *rpn = dz(n);
@@ -261,6 +249,7 @@ static void test_pointwise(void) {
 }
 
 int main(void) {
+  th_seed(0x9E3779B97F4A7C15ULL);
   rt = dmx_runtime_create(NULL, false, stdout);
   test_conv(1, 3, 7, 5, 3, 5, 3, 0, true, true);
   test_conv(1, 2, 9, 6, 2, 7, 4, 0, true, true);

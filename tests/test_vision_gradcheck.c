@@ -27,6 +27,7 @@
 
 #include "host/config/config.h"
 #include "layers/vision_model.h"
+#include "host/base/rng.h"
 #include "tests/harness.h"
 
 #define RTOL 0.05
@@ -35,12 +36,7 @@ static const double steps[2] = {1e-3, 1e-2}, atols[2] = {3e-4, 1e-4};
 
 static dmx_runtime *rt;
 static uint64_t rng = 2024;
-static uint64_t next(void) {
-  uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+static uint64_t next(void) { return dmx_splitmix64(&rng); }
 static double unif(void) { return (next() >> 11) * (1.0 / 9007199254740992.0); }
 
 static float loss_now(dmx_vision_model *m, const float *img, const int32_t *lab) {

@@ -177,22 +177,3 @@ int dmx_remove_flat_dir(const char *dir, dmx_error *err) {
   return rc;
 }
 
-int dmx_json_string_field(const char *json, const char *key, char *out, size_t cap) {
-  char pat[128];
-  snprintf(pat, sizeof pat, "\"%s\"", key);
-  const char *p = strstr(json, pat);
-  if (!p) return -1;
-  p += strlen(pat);
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != ':') return -1;
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != '"') return -1;
-  size_t n = 0;
-  while (*p && *p != '"') {
-    if (n + 1 >= cap) return -1;
-    out[n++] = *p++;
-  }
-  if (*p != '"') return -1;
-  out[n] = 0;
-  return 0;
-}

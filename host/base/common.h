@@ -38,9 +38,6 @@ int dmx_mkdirs(const char *path, dmx_error *err);
 /* Deletes a folder holding plain files only (checkpoint and tuner scratch folders); a missing one
  * is not an error. 0 or -1 with err. */
 int dmx_remove_flat_dir(const char *dir, dmx_error *err);
-/* Finds "key": "value" in a small flat JSON text (our own files, CLBlast tuner output) and copies
- * the value into out[cap]. 0, or -1 when absent, not a string, or longer than cap - 1. */
-int dmx_json_string_field(const char *json, const char *key, char *out, size_t cap);
 /* $XDG_CACHE_HOME/datamux or ~/.cache/datamux (not created). */
 const char *dmx_cache_dir(void);
 

@@ -136,6 +136,8 @@ int dmx_experiment_load(dmx_experiment *e, const char *path, dmx_error *err);
 /* Applies command-line flags (the original scripts' names, and --set key.path=value). Parses
  * argv[0..argc); unknown flags are an error. Returns 0 or -1 with err. */
 int dmx_experiment_apply_flags(dmx_experiment *e, int argc, char **argv, dmx_error *err);
+/* "file:line:col: ", "flag -N 5: ", or "" for a default: where field `path` got its value. */
+void dmx_experiment_describe_origin(const dmx_experiment *e, const char *path, char *out, size_t cap);
 int dmx_experiment_validate(const dmx_experiment *e, dmx_error *err);
 void dmx_experiment_print_yaml(FILE *f, const dmx_experiment *e);
 

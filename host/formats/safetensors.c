@@ -1,386 +1,12 @@
 /* safetensors reader and writer; see safetensors.h for the format and the rules enforced. */
 #include "host/formats/safetensors.h"
 
+#include "host/base/json.h"
+
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ------------------------------------------------------------------------------------------------
- * Small strict JSON parser (RFC 8259) into a tree. Positions are byte offsets into the header. */
-
-enum { J_OBJ, J_ARR, J_STR, J_NUM, J_TRUE, J_FALSE, J_NULL };
-
-typedef struct jnode {
-  int type;
-  size_t pos;          /* header byte offset where the value starts */
-  char *s;             /* J_STR: decoded bytes (NUL-terminated); J_NUM: raw text */
-  size_t slen;
-  size_t n, cap;       /* J_OBJ / J_ARR children */
-  struct jnode *kids;
-  char **keys;         /* J_OBJ only */
-  size_t *keylen, *keypos;
-} jnode;
-
-typedef struct {
-  const unsigned char *s;
-  size_t n, i;
-  const char *what;
-  dmx_error *err;
-} jparser;
-
-static void jfree(jnode *v) {
-  for (size_t k = 0; k < v->n; k++) {
-    jfree(&v->kids[k]);
-    if (v->keys) free(v->keys[k]);
-  }
-  free(v->kids);
-  free(v->keys);
-  free(v->keylen);
-  free(v->keypos);
-  free(v->s);
-  memset(v, 0, sizeof *v);
-}
-
-/* Header byte offsets are reported together with the file offset (header starts at byte 8). */
-static int jerr(jparser *p, size_t pos, const char *msg) {
-  return dmx_fail(p->err, "%s: bad safetensors header: JSON error at header byte %zu (file offset %zu): %s",
-                  p->what, pos, pos + 8, msg);
-}
-
-static void skip_ws(jparser *p) {
-  while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
-    p->i++;
-}
-
-/* Length of a valid UTF-8 sequence starting at s (at most n bytes), 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  size_t len;
-  uint32_t cp, min;
-  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
-  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
-  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
-  else return 0;
-  if (n < len) return 0;
-  for (size_t k = 1; k < len; k++) {
-    if ((s[k] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[k] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
-
-typedef struct {
-  char *b;
-  size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const void *d, size_t n) {
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + n + 1) cap *= 2;
-    b->b = dmx_realloc(b->b, cap);
-    b->cap = cap;
-  }
-  memcpy(b->b + b->n, d, n);
-  b->n += n;
-  b->b[b->n] = 0;
-}
-
-static void sb_putc(sbuf *b, char c) { sb_put(b, &c, 1); }
-
-static void sb_put_utf8(sbuf *b, uint32_t cp) {
-  unsigned char t[4];
-  size_t n;
-  if (cp < 0x80) t[0] = (unsigned char)cp, n = 1;
-  else if (cp < 0x800) t[0] = (unsigned char)(0xC0 | (cp >> 6)), t[1] = (unsigned char)(0x80 | (cp & 0x3F)), n = 2;
-  else if (cp < 0x10000)
-    t[0] = (unsigned char)(0xE0 | (cp >> 12)), t[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)),
-    t[2] = (unsigned char)(0x80 | (cp & 0x3F)), n = 3;
-  else
-    t[0] = (unsigned char)(0xF0 | (cp >> 18)), t[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F)),
-    t[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)), t[3] = (unsigned char)(0x80 | (cp & 0x3F)), n = 4;
-  sb_put(b, t, n);
-}
-
-static int hex4(jparser *p, uint32_t *out) {
-  if (p->n - p->i < 4) return jerr(p, p->i, "truncated \\u escape");
-  uint32_t v = 0;
-  for (int k = 0; k < 4; k++) {
-    unsigned c = p->s[p->i + (size_t)k];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else return jerr(p, p->i + (size_t)k, "bad hex digit in \\u escape");
-  }
-  p->i += 4;
-  *out = v;
-  return 0;
-}
-
-/* p->s[p->i] is the opening quote. */
-static int parse_string(jparser *p, char **out, size_t *outlen) {
-  size_t start = p->i;
-  p->i++;
-  sbuf b = {0};
-  sb_put(&b, "", 0);
-  for (;;) {
-    if (p->i >= p->n) {
-      free(b.b);
-      return jerr(p, start, "unterminated string");
-    }
-    unsigned c = p->s[p->i];
-    if (c == '"') {
-      p->i++;
-      break;
-    }
-    if (c < 0x20) {
-      free(b.b);
-      return jerr(p, p->i, "control character inside a string (must be escaped)");
-    }
-    if (c == '\\') {
-      size_t esc = p->i;
-      if (++p->i >= p->n) {
-        free(b.b);
-        return jerr(p, esc, "unterminated escape");
-      }
-      unsigned e = p->s[p->i++];
-      switch (e) {
-        case '"': sb_putc(&b, '"'); break;
-        case '\\': sb_putc(&b, '\\'); break;
-        case '/': sb_putc(&b, '/'); break;
-        case 'b': sb_putc(&b, '\b'); break;
-        case 'f': sb_putc(&b, '\f'); break;
-        case 'n': sb_putc(&b, '\n'); break;
-        case 'r': sb_putc(&b, '\r'); break;
-        case 't': sb_putc(&b, '\t'); break;
-        case 'u': {
-          uint32_t cp;
-          if (hex4(p, &cp) != 0) {
-            free(b.b);
-            return -1;
-          }
-          if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            free(b.b);
-            return jerr(p, esc, "lone low surrogate in \\u escape");
-          }
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            uint32_t lo;
-            if (p->n - p->i < 2 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
-              free(b.b);
-              return jerr(p, esc, "high surrogate not followed by a low surrogate");
-            }
-            p->i += 2;
-            if (hex4(p, &lo) != 0) {
-              free(b.b);
-              return -1;
-            }
-            if (lo < 0xDC00 || lo > 0xDFFF) {
-              free(b.b);
-              return jerr(p, esc, "high surrogate not followed by a low surrogate");
-            }
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          sb_put_utf8(&b, cp);
-          break;
-        }
-        default:
-          free(b.b);
-          return jerr(p, esc, "invalid escape sequence");
-      }
-      continue;
-    }
-    size_t ul = utf8_len(p->s + p->i, p->n - p->i);
-    if (ul == 0) {
-      free(b.b);
-      return jerr(p, p->i, "invalid UTF-8 in string");
-    }
-    sb_put(&b, p->s + p->i, ul);
-    p->i += ul;
-  }
-  *out = b.b;
-  *outlen = b.n;
-  return 0;
-}
-
-static bool is_digit(unsigned c) { return c >= '0' && c <= '9'; }
-
-static int parse_number(jparser *p, jnode *v) {
-  size_t start = p->i;
-  if (p->s[p->i] == '-') p->i++;
-  if (p->i >= p->n || !is_digit(p->s[p->i])) return jerr(p, start, "invalid number");
-  if (p->s[p->i] == '0') {
-    p->i++;
-    if (p->i < p->n && is_digit(p->s[p->i])) return jerr(p, start, "number with a leading zero");
-  } else {
-    while (p->i < p->n && is_digit(p->s[p->i])) p->i++;
-  }
-  if (p->i < p->n && p->s[p->i] == '.') {
-    p->i++;
-    if (p->i >= p->n || !is_digit(p->s[p->i])) return jerr(p, start, "invalid number (no digits after '.')");
-    while (p->i < p->n && is_digit(p->s[p->i])) p->i++;
-  }
-  if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
-    p->i++;
-    if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
-    if (p->i >= p->n || !is_digit(p->s[p->i])) return jerr(p, start, "invalid number (bad exponent)");
-    while (p->i < p->n && is_digit(p->s[p->i])) p->i++;
-  }
-  v->type = J_NUM;
-  v->slen = p->i - start;
-  v->s = dmx_malloc(v->slen + 1);
-  memcpy(v->s, p->s + start, v->slen);
-  v->s[v->slen] = 0;
-  return 0;
-}
-
-static void add_kid(jnode *v) {
-  if (v->n == v->cap) {
-    v->cap = v->cap ? v->cap * 2 : 4;
-    v->kids = dmx_realloc(v->kids, v->cap * sizeof *v->kids);
-    if (v->type == J_OBJ) {
-      v->keys = dmx_realloc(v->keys, v->cap * sizeof *v->keys);
-      v->keylen = dmx_realloc(v->keylen, v->cap * sizeof *v->keylen);
-      v->keypos = dmx_realloc(v->keypos, v->cap * sizeof *v->keypos);
-    }
-  }
-  memset(&v->kids[v->n], 0, sizeof v->kids[v->n]);
-}
-
-typedef struct {
-  const char *k;
-  size_t len, idx;
-} keyref;
-
-static int keyref_cmp(const void *a, const void *b) {
-  const keyref *x = a, *y = b;
-  size_t m = x->len < y->len ? x->len : y->len;
-  int c = memcmp(x->k, y->k, m);
-  if (c) return c;
-  if (x->len != y->len) return x->len < y->len ? -1 : 1;
-  return x->idx < y->idx ? -1 : (x->idx > y->idx ? 1 : 0);
-}
-
-static int parse_value(jparser *p, jnode *v, int depth);
-
-static int parse_object(jparser *p, jnode *v, int depth) {
-  v->type = J_OBJ;
-  p->i++; /* '{' */
-  skip_ws(p);
-  if (p->i < p->n && p->s[p->i] == '}') {
-    p->i++;
-    return 0;
-  }
-  for (;;) {
-    skip_ws(p);
-    if (p->i >= p->n) return jerr(p, p->i, "unexpected end of header inside an object");
-    if (p->s[p->i] != '"') return jerr(p, p->i, "expected a string key in object");
-    add_kid(v);
-    v->keypos[v->n] = p->i;
-    v->keys[v->n] = NULL;
-    if (parse_string(p, &v->keys[v->n], &v->keylen[v->n]) != 0) return -1;
-    v->n++; /* counted now so jfree releases the key even if the value fails */
-    skip_ws(p);
-    if (p->i >= p->n || p->s[p->i] != ':') return jerr(p, p->i, "expected ':' after object key");
-    p->i++;
-    skip_ws(p);
-    if (parse_value(p, &v->kids[v->n - 1], depth + 1) != 0) return -1;
-    skip_ws(p);
-    if (p->i >= p->n) return jerr(p, p->i, "unexpected end of header inside an object");
-    if (p->s[p->i] == ',') {
-      p->i++;
-      continue;
-    }
-    if (p->s[p->i] == '}') {
-      p->i++;
-      break;
-    }
-    return jerr(p, p->i, "expected ',' or '}' in object");
-  }
-  /* Duplicate keys: sort references, compare neighbours. */
-  keyref *r = dmx_malloc(v->n * sizeof *r);
-  for (size_t k = 0; k < v->n; k++) r[k] = (keyref){v->keys[k], v->keylen[k], k};
-  qsort(r, v->n, sizeof *r, keyref_cmp);
-  for (size_t k = 1; k < v->n; k++) {
-    if (r[k].len == r[k - 1].len && memcmp(r[k].k, r[k - 1].k, r[k].len) == 0) {
-      char msg[400];
-      snprintf(msg, sizeof msg, depth == 0 ? "duplicate tensor name '%.300s'" : "duplicate key '%.300s' in object",
-               r[k].k);
-      size_t pos = v->keypos[r[k].idx];
-      free(r);
-      return jerr(p, pos, msg);
-    }
-  }
-  free(r);
-  return 0;
-}
-
-static int parse_array(jparser *p, jnode *v, int depth) {
-  v->type = J_ARR;
-  p->i++; /* '[' */
-  skip_ws(p);
-  if (p->i < p->n && p->s[p->i] == ']') {
-    p->i++;
-    return 0;
-  }
-  for (;;) {
-    skip_ws(p);
-    add_kid(v);
-    v->n++;
-    if (parse_value(p, &v->kids[v->n - 1], depth + 1) != 0) return -1;
-    skip_ws(p);
-    if (p->i >= p->n) return jerr(p, p->i, "unexpected end of header inside an array");
-    if (p->s[p->i] == ',') {
-      p->i++;
-      continue;
-    }
-    if (p->s[p->i] == ']') {
-      p->i++;
-      return 0;
-    }
-    return jerr(p, p->i, "expected ',' or ']' in array");
-  }
-}
-
-static int parse_literal(jparser *p, jnode *v, const char *word, int type) {
-  size_t len = strlen(word);
-  if (p->n - p->i < len || memcmp(p->s + p->i, word, len) != 0) return jerr(p, p->i, "invalid literal");
-  p->i += len;
-  v->type = type;
-  return 0;
-}
-
-static int parse_value(jparser *p, jnode *v, int depth) {
-  if (p->i >= p->n) return jerr(p, p->i, "unexpected end of header (value expected)");
-  v->pos = p->i;
-  unsigned c = p->s[p->i];
-  if ((c == '{' || c == '[') && depth >= DMX_ST_MAX_DEPTH) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "nesting deeper than %d levels", DMX_ST_MAX_DEPTH);
-    return jerr(p, p->i, msg);
-  }
-  switch (c) {
-    case '{': return parse_object(p, v, depth);
-    case '[': return parse_array(p, v, depth);
-    case '"':
-      v->type = J_STR;
-      return parse_string(p, &v->s, &v->slen);
-    case 't': return parse_literal(p, v, "true", J_TRUE);
-    case 'f': return parse_literal(p, v, "false", J_FALSE);
-    case 'n': return parse_literal(p, v, "null", J_NULL);
-    default:
-      if (c == '-' || is_digit(c)) return parse_number(p, v);
-      {
-        char msg[64];
-        if (c >= 0x20 && c < 0x7F) snprintf(msg, sizeof msg, "unexpected character '%c'", (char)c);
-        else snprintf(msg, sizeof msg, "unexpected byte 0x%02x", c);
-        return jerr(p, p->i, msg);
-      }
-  }
-}
 
 /* ------------------------------------------------------------------------------------------------
  * Reader */
@@ -446,11 +72,11 @@ void dmx_st_free(dmx_st_file *f) {
 }
 
 /* Non-negative JSON integer (digits only) up to 2^53. */
-static bool json_uint(const jnode *v, uint64_t *out) {
-  if (v->type != J_NUM || v->slen == 0 || v->slen > 16) return false;
+static bool json_uint(const dmx_json *v, uint64_t *out) {
+  if (v->type != DMX_JSON_NUMBER || v->slen == 0 || v->slen > 16) return false;
   uint64_t x = 0;
   for (size_t k = 0; k < v->slen; k++) {
-    if (!is_digit((unsigned char)v->s[k])) return false;
+    if (v->s[k] < '0' || v->s[k] > '9') return false;
     x = x * 10 + (uint64_t)(v->s[k] - '0');
   }
   if (x > ((uint64_t)1 << 53)) return false;
@@ -462,10 +88,10 @@ static int tensor_err(dmx_st_file *f, dmx_error *err, const char *name, const ch
   return dmx_fail(err, "%s: bad safetensors header: tensor '%.300s': %s%s", f->what, name, fmt, detail ? detail : "");
 }
 
-static int parse_tensor(dmx_st_file *f, const char *name, const jnode *v, dmx_st_tensor *t, size_t *begin,
+static int parse_tensor(dmx_st_file *f, const char *name, const dmx_json *v, dmx_st_tensor *t, size_t *begin,
                         size_t *end, size_t data_len, dmx_error *err) {
-  if (v->type != J_OBJ) return tensor_err(f, err, name, "entry is not a JSON object", NULL);
-  const jnode *dt = NULL, *sh = NULL, *off = NULL;
+  if (v->type != DMX_JSON_OBJECT) return tensor_err(f, err, name, "entry is not a JSON object", NULL);
+  const dmx_json *dt = NULL, *sh = NULL, *off = NULL;
   for (size_t k = 0; k < v->n; k++) {
     const char *key = v->keys[k];
     if (strcmp(key, "dtype") == 0) dt = &v->kids[k];
@@ -480,7 +106,7 @@ static int parse_tensor(dmx_st_file *f, const char *name, const jnode *v, dmx_st
   if (!dt) return tensor_err(f, err, name, "missing \"dtype\"", NULL);
   if (!sh) return tensor_err(f, err, name, "missing \"shape\"", NULL);
   if (!off) return tensor_err(f, err, name, "missing \"data_offsets\"", NULL);
-  if (dt->type != J_STR) return tensor_err(f, err, name, "\"dtype\" is not a string", NULL);
+  if (dt->type != DMX_JSON_STRING) return tensor_err(f, err, name, "\"dtype\" is not a string", NULL);
   static const struct {
     const char *s;
     dmx_st_dtype t;
@@ -493,7 +119,7 @@ static int parse_tensor(dmx_st_file *f, const char *name, const jnode *v, dmx_st
     snprintf(d, sizeof d, "'%.300s' (supported: F32, F16, BF16, I32, I64)", dt->s);
     return tensor_err(f, err, name, "unsupported dtype ", d);
   }
-  if (sh->type != J_ARR) return tensor_err(f, err, name, "\"shape\" is not an array", NULL);
+  if (sh->type != DMX_JSON_ARRAY) return tensor_err(f, err, name, "\"shape\" is not an array", NULL);
   if (sh->n > DMX_ST_MAX_DIMS) {
     char d[64];
     snprintf(d, sizeof d, "%zu (at most %d)", sh->n, DMX_ST_MAX_DIMS);
@@ -519,7 +145,7 @@ static int parse_tensor(dmx_st_file *f, const char *name, const jnode *v, dmx_st
   if (overflow || numel > SIZE_MAX / esz) return tensor_err(f, err, name, "shape overflows the address space: ", shs);
   t->numel = numel;
   t->nbytes = numel * esz;
-  if (off->type != J_ARR || off->n != 2)
+  if (off->type != DMX_JSON_ARRAY || off->n != 2)
     return tensor_err(f, err, name, "\"data_offsets\" must be an array [begin, end]", NULL);
   uint64_t b, e;
   if (!json_uint(&off->kids[0], &b) || !json_uint(&off->kids[1], &e))
@@ -563,7 +189,7 @@ static dmx_st_file *parse_owned(unsigned char *buf, size_t len, const char *what
   f->buf = buf;
   f->len = len;
   f->what = dmx_strdup(what);
-  jnode root = {0};
+  dmx_json root = {0};
   span *sp = NULL;
   dmx_st_tensor *tmp = NULL;
   if (len < 8) {
@@ -582,41 +208,29 @@ static dmx_st_file *parse_owned(unsigned char *buf, size_t len, const char *what
              DMX_ST_MAX_HEADER);
     goto fail;
   }
-  jparser p = {buf + 8, (size_t)hlen, 0, what, err};
-  skip_ws(&p);
-  if (p.i >= p.n) {
-    jerr(&p, p.i, "empty header");
-    goto fail;
-  }
-  if (p.s[p.i] != '{') {
-    jerr(&p, p.i, "header is not a JSON object");
-    goto fail;
-  }
-  if (parse_value(&p, &root, 0) != 0) goto fail;
-  skip_ws(&p);
-  if (p.i != p.n) {
-    jerr(&p, p.i, "trailing characters after the header object");
-    goto fail;
-  }
+  dmx_json_opts jo = {.what = what, .kind = "safetensors header", .noun = "header", .header_offset = 8,
+                      .top_key = "tensor name",
+                      .max_depth = DMX_ST_MAX_DEPTH, .require_object = true};
+  if (dmx_json_parse(buf + 8, (size_t)hlen, &jo, &root, err) != 0) goto fail;
   size_t data_off = 8 + (size_t)hlen, data_len = len - data_off;
   f->t = dmx_calloc(root.n ? root.n : 1, sizeof *f->t);
   sp = dmx_malloc((root.n ? root.n : 1) * sizeof *sp);
   for (size_t k = 0; k < root.n; k++) {
     const char *key = root.keys[k];
-    const jnode *v = &root.kids[k];
+    const dmx_json *v = &root.kids[k];
     if (strlen(key) != root.keylen[k]) {
       dmx_fail(err, "%s: bad safetensors header: a tensor name contains a NUL character", what);
       goto fail;
     }
     if (strcmp(key, "__metadata__") == 0) {
-      if (v->type != J_OBJ) {
+      if (v->type != DMX_JSON_OBJECT) {
         dmx_fail(err, "%s: bad safetensors header: \"__metadata__\" is not an object of strings", what);
         goto fail;
       }
       f->mkeys = dmx_calloc(v->n ? v->n : 1, sizeof *f->mkeys);
       f->mvals = dmx_calloc(v->n ? v->n : 1, sizeof *f->mvals);
       for (size_t m = 0; m < v->n; m++) {
-        if (v->kids[m].type != J_STR) {
+        if (v->kids[m].type != DMX_JSON_STRING) {
           dmx_fail(err, "%s: bad safetensors header: metadata value for '%.300s' is not a string", what, v->keys[m]);
           goto fail;
         }
@@ -670,12 +284,12 @@ static dmx_st_file *parse_owned(unsigned char *buf, size_t len, const char *what
   for (size_t k = 0; k < f->nt; k++) f->by_name[k] = &f->t[k];
   qsort(f->by_name, f->nt, sizeof *f->by_name, name_cmp);
   free(sp);
-  jfree(&root);
+  dmx_json_free(&root);
   return f;
 fail:
   free(sp);
   free(tmp);
-  jfree(&root);
+  dmx_json_free(&root);
   dmx_st_free(f);
   return NULL;
 }
@@ -880,7 +494,7 @@ static bool valid_utf8(const char *s) {
   const unsigned char *u = (const unsigned char *)s;
   size_t n = strlen(s);
   for (size_t i = 0; i < n;) {
-    size_t l = utf8_len(u + i, n - i);
+    size_t l = dmx_utf8_len(u + i, n - i);
     if (!l) return false;
     i += l;
   }
@@ -941,58 +555,58 @@ int dmx_st_writer_meta(dmx_st_writer *w, const char *key, const char *value, dmx
   return 0;
 }
 
-static void sb_json_str(sbuf *b, const char *s) {
-  sb_putc(b, '"');
+static void sb_json_str(dmx_buf *b, const char *s) {
+  dmx_buf_putc(b, '"');
   for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
-    if (*u == '"') sb_put(b, "\\\"", 2);
-    else if (*u == '\\') sb_put(b, "\\\\", 2);
+    if (*u == '"') dmx_buf_put(b, "\\\"", 2);
+    else if (*u == '\\') dmx_buf_put(b, "\\\\", 2);
     else if (*u < 0x20) {
       char e[8];
       snprintf(e, sizeof e, "\\u%04x", *u);
-      sb_put(b, e, 6);
-    } else sb_putc(b, (char)*u);
+      dmx_buf_put(b, e, 6);
+    } else dmx_buf_putc(b, (char)*u);
   }
-  sb_putc(b, '"');
+  dmx_buf_putc(b, '"');
 }
 
 int dmx_st_writer_serialize(const dmx_st_writer *w, unsigned char **out, size_t *len, dmx_error *err) {
-  sbuf h = {0};
-  sb_putc(&h, '{');
+  dmx_buf h = {0};
+  dmx_buf_putc(&h, '{');
   bool first = true;
   if (w->nm) {
-    sb_put(&h, "\"__metadata__\":{", 16);
+    dmx_buf_put(&h, "\"__metadata__\":{", 16);
     for (size_t k = 0; k < w->nm; k++) {
-      if (k) sb_putc(&h, ',');
+      if (k) dmx_buf_putc(&h, ',');
       sb_json_str(&h, w->mk[k]);
-      sb_putc(&h, ':');
+      dmx_buf_putc(&h, ':');
       sb_json_str(&h, w->mv[k]);
     }
-    sb_putc(&h, '}');
+    dmx_buf_putc(&h, '}');
     first = false;
   }
   size_t off = 0;
   for (size_t k = 0; k < w->nt; k++) {
     const wtensor *t = &w->t[k];
-    if (!first) sb_putc(&h, ',');
+    if (!first) dmx_buf_putc(&h, ',');
     first = false;
     sb_json_str(&h, t->name);
     char tmp[128];
     int m = snprintf(tmp, sizeof tmp, ":{\"dtype\":\"%s\",\"shape\":[", dmx_st_dtype_name(t->dtype));
-    sb_put(&h, tmp, (size_t)m);
+    dmx_buf_put(&h, tmp, (size_t)m);
     for (int d = 0; d < t->ndim; d++) {
       m = snprintf(tmp, sizeof tmp, "%s%" PRId64, d ? "," : "", t->shape[d]);
-      sb_put(&h, tmp, (size_t)m);
+      dmx_buf_put(&h, tmp, (size_t)m);
     }
     m = snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%zu,%zu]}", off, off + t->nbytes);
-    sb_put(&h, tmp, (size_t)m);
+    dmx_buf_put(&h, tmp, (size_t)m);
     if (t->nbytes > SIZE_MAX - off) {
       free(h.b);
       return dmx_fail(err, "safetensors writer: total size overflows");
     }
     off += t->nbytes;
   }
-  sb_putc(&h, '}');
-  while (h.n % 8) sb_putc(&h, ' ');
+  dmx_buf_putc(&h, '}');
+  while (h.n % 8) dmx_buf_putc(&h, ' ');
   if (off > SIZE_MAX - 8 - h.n) {
     free(h.b);
     return dmx_fail(err, "safetensors writer: total size overflows");

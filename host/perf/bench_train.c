@@ -33,22 +33,6 @@ typedef struct {
 /* The retrieval picks of one step, as host/train.c draws them: a random instance per muxed
  * position, scored unless a prefix slot, a pad, a padding instance or left out by
  * retrieval_percentage. */
-static void draw_retrieval(const dmx_experiment *e, const dmx_batch *b, bool token, uint64_t *rng, int32_t *inst,
-                           int32_t *targets) {
-  int B = b->B, N = b->N, T = b->Lp;
-  int first = e->mux.demuxing == DMX_DEMUX_INDEX ? N + 1 : (token ? 0 : 1);
-  float keep = e->train.retrieval_percentage;
-  for (int g = 0; g < B; g++)
-    for (int j = 0; j < T; j++) {
-      int k = (int)dmx_rand_below(rng, (uint64_t)N);
-      inst[g * T + j] = k;
-      int32_t y = b->ids[((size_t)g * N + k) * T + j];
-      bool scored = j >= first && y != DMX_PAD_ID && b->scored[g * N + k];
-      if (scored && keep < 1.0f) scored = (double)(dmx_splitmix64(rng) >> 11) / 9007199254740992.0 < keep;
-      targets[g * T + j] = scored ? y : -100;
-    }
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -287,7 +271,8 @@ int dmx_bench_train(const dmx_experiment *e, const dmx_bench_train_opts *o) {
       v.positions = batch.positions;
       v.labels = token ? batch.token_labels_prefixed : batch.labels;
       if (retrieval) {
-        draw_retrieval(e, &batch, token, &rng, inst, targets);
+        int first = e->mux.demuxing == DMX_DEMUX_INDEX ? batch.N + 1 : (token ? 0 : 1);
+        dmx_draw_retrieval(&batch, first, e->train.retrieval_percentage, &rng, inst, targets);
         v.retrieval_instance = inst;
         v.retrieval_targets = targets;
       }

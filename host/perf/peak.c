@@ -1,10 +1,13 @@
 /* Device peak measurement and its per-device cache (host/peak.h). */
 #include "host/perf/peak.h"
 
+#include "host/base/json.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "host/perf/bench_common.h"
@@ -188,58 +191,37 @@ int dmx_peak_save(const dmx_peak *p, const char *path, dmx_error *err) {
   return rc;
 }
 
-/* The text after "key": in a flat JSON object, or NULL. */
-static const char *member(const char *json, const char *key) {
-  char pat[96];
-  snprintf(pat, sizeof pat, "\"%s\"", key);
-  const char *p = strstr(json, pat);
-  if (!p) return NULL;
-  p += strlen(pat);
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != ':') return NULL;
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  return p;
+static int number(const dmx_json *root, const char *key, double *out) {
+  return dmx_json_number(dmx_json_member(root, key), out) && isfinite(*out) ? 0 : -1;
 }
 
-static int number(const char *json, const char *key, double *out) {
-  const char *p = member(json, key);
-  if (!p) return -1;
-  char *end;
-  errno = 0;
-  *out = strtod(p, &end);
-  return end == p || errno || !isfinite(*out) ? -1 : 0;
-}
-
-static int string(const char *json, const char *key, char *out, size_t cap) {
-  const char *p = member(json, key);
-  if (!p || *p++ != '"') return -1;
-  size_t n = 0;
-  for (; *p && *p != '"'; p++) {
-    if (*p == '\\' && p[1]) p++; /* our writer escapes only quotes, backslashes and controls */
-    if (n + 1 < cap) out[n++] = *p;
-  }
-  out[n] = 0;
-  return *p == '"' ? 0 : -1;
+static int string(const dmx_json *root, const char *key, char *out, size_t cap) {
+  const char *s = dmx_json_string(dmx_json_member(root, key));
+  if (!s) return -1;
+  snprintf(out, cap, "%s", s);
+  return 0;
 }
 
 int dmx_peak_load(const char *path, dmx_peak *p, dmx_error *err) {
   memset(p, 0, sizeof *p);
-  size_t len;
   dmx_error e2;
-  char *json = dmx_read_file(path, &len, &e2);
-  if (!json)
-    return dmx_fail(err, "no measured peak for this device (%s); run `datamux devices --peak` once", e2.msg);
+  dmx_json root;
+  if (access(path, F_OK) != 0)
+    return dmx_fail(err, "no measured peak for this device (%s: %s); run `datamux devices --peak` once", path,
+                    strerror(errno));
+  if (dmx_json_parse_file(path, "peak file", &root, &e2))
+    return dmx_fail(err, "%s (delete it and measure again with `datamux devices --peak --remeasure`)", e2.msg);
   double size = 0, secs = 0;
-  int bad = number(json, "sgemm_gflops", &p->sgemm_gflops) || number(json, "sgemm_size", &size) ||
-            number(json, "d2d_gbps", &p->d2d_gbps) || number(json, "h2d_gbps", &p->h2d_gbps) ||
-            number(json, "d2h_gbps", &p->d2h_gbps) || string(json, "device", p->device, sizeof p->device) ||
-            string(json, "measured_at", p->measured_at, sizeof p->measured_at);
-  string(json, "platform", p->platform, sizeof p->platform);
-  string(json, "driver_version", p->driver, sizeof p->driver);
-  number(json, "seconds", &secs);
-  const char *t = member(json, "tuned");
-  p->tuned = t && !strncmp(t, "true", 4);
-  free(json);
+  int bad = number(&root, "sgemm_gflops", &p->sgemm_gflops) || number(&root, "sgemm_size", &size) ||
+            number(&root, "d2d_gbps", &p->d2d_gbps) || number(&root, "h2d_gbps", &p->h2d_gbps) ||
+            number(&root, "d2h_gbps", &p->d2h_gbps) || string(&root, "device", p->device, sizeof p->device) ||
+            string(&root, "measured_at", p->measured_at, sizeof p->measured_at);
+  string(&root, "platform", p->platform, sizeof p->platform);
+  string(&root, "driver_version", p->driver, sizeof p->driver);
+  number(&root, "seconds", &secs);
+  const dmx_json *t = dmx_json_member(&root, "tuned");
+  p->tuned = t && t->type == DMX_JSON_TRUE;
+  dmx_json_free(&root);
   p->sgemm_size = (int)size;
   p->seconds = secs;
   if (bad || p->sgemm_gflops <= 0)

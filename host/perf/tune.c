@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "host/base/json.h"
 #include "host/perf/bench_common.h"
 #include "host/runtime/runtime.h"
 #include "host/perf/tune_internal.h"
@@ -207,9 +208,7 @@ static int run_tuner(const dmx_runtime *rt, const tune_item *it, const char *tun
     if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0) continue;
     char path[4700], t[64];
     snprintf(path, sizeof path, "%s/%s", scratch, de->d_name);
-    char *json = dmx_read_file(path, NULL, NULL);
-    double ms = json && dmx_json_string_field(json, "best_time", t, sizeof t) == 0 ? atof(t) : INFINITY;
-    free(json);
+    double ms = dmx_json_file_string(path, "best_time", t, sizeof t, NULL) == 0 ? atof(t) : INFINITY;
     if (ms > 0 && ms < best) {
       best = ms;
       snprintf(best_file, sizeof best_file, "%s", path);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/base/json.h"
 #include "host/perf/bench_common.h"
 #include "host/runtime/gemm.h"
 #include "host/perf/tune_internal.h"
@@ -30,13 +31,12 @@ int dmx_tune_current_threshold(const dmx_runtime *rt, const char *devdir) {
     if (l < 6 || strcmp(e->d_name + l - 5, ".json")) continue;
     char path[4400], fam[64], params[512];
     snprintf(path, sizeof path, "%s/%s", devdir, e->d_name);
-    char *json = dmx_read_file(path, NULL, NULL);
-    if (json && dmx_json_string_field(json, "kernel_family", fam, sizeof fam) == 0 && family_kernel(fam) &&
-        !strcmp(family_kernel(fam), "GemmRoutine") && dmx_json_string_field(json, "best_parameters", params, sizeof params) == 0) {
+    if (dmx_json_file_string(path, "kernel_family", fam, sizeof fam, NULL) == 0 && family_kernel(fam) &&
+        !strcmp(family_kernel(fam), "GemmRoutine") &&
+        dmx_json_file_string(path, "best_parameters", params, sizeof params, NULL) == 0) {
       const char *p = strstr(params, "XGEMM_MIN_INDIRECT_SIZE=");
       if (p) thr = atoi(p + 24);
     }
-    free(json);
   }
   if (d) closedir(d);
   if (thr > 0) return thr;
@@ -60,10 +60,8 @@ static int retire(const char *devdir, const char *tuning, const char *kernel, dm
     if (l < 6 || strcmp(e->d_name + l - 5, ".json")) continue;
     char path[4400], to[4700], fam[64];
     snprintf(path, sizeof path, "%s/%s", devdir, e->d_name);
-    char *json = dmx_read_file(path, NULL, NULL);
-    bool same = json && dmx_json_string_field(json, "kernel_family", fam, sizeof fam) == 0 && family_kernel(fam) &&
+    bool same = dmx_json_file_string(path, "kernel_family", fam, sizeof fam, NULL) == 0 && family_kernel(fam) &&
                 !strcmp(family_kernel(fam), kernel);
-    free(json);
     if (!same) continue;
     if (dmx_mkdirs(prev, err)) rc = -1;
     snprintf(to, sizeof to, "%s/%s", prev, e->d_name);
@@ -82,13 +80,8 @@ int dmx_tune_install(const dmx_runtime *rt, const tune_item *items, int n, const
     double best_cost = -1, best_ms = 0;
     for (int i = 0; i < n; i++) {
       if (items[i].direct != (direct == 1)) continue;
-      char *json = dmx_read_file(items[i].result, NULL, NULL);
       char t[64];
-      if (!json || dmx_json_string_field(json, "best_time", t, sizeof t)) {
-        free(json);
-        continue;
-      }
-      free(json);
+      if (dmx_json_file_string(items[i].result, "best_time", t, sizeof t, NULL)) continue;
       /* the step time this shape costs with its own winner: its FLOPs at the tuned rate */
       double ms = atof(t), rate = 2.0 * items[i].m * (double)items[i].n * items[i].k / (ms * 1e-3);
       double cost = items[i].flops / rate;

@@ -6,61 +6,54 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/base/yaml_util.h"
+#include "host/base/json.h"
 
 typedef struct {
-  dmx_yaml_file *y;
+  const dmx_json *root;
+  const char *text; /* for the line of a bad value */
   const char *path;
   dmx_error *err;
 } reader;
 
-static yaml_node_t *field(reader *r, const char *key) {
-  yaml_node_t *root = dmx_yaml_root(r->y);
-  for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-    const char *k = dmx_yaml_scalar(dmx_yaml_node(r->y, p->key));
-    if (k && !strcmp(k, key)) return dmx_yaml_node(r->y, p->value);
-  }
-  return NULL;
+static const dmx_json *field(reader *r, const char *key) { return dmx_json_member(r->root, key); }
+
+static int fail_at(reader *r, const dmx_json *n, const char *key, const char *what) {
+  return dmx_fail(r->err, "%s:%d: '%s' must be %s", r->path, dmx_json_line(r->text, n->pos), key, what);
 }
 
-/* An integer field; `required` false leaves *out as it is when the key is absent. */
+/* An integer field (true/false read as 1/0); `required` false leaves *out as it is when absent. */
 static int get_int(reader *r, const char *key, int *out, bool required) {
-  yaml_node_t *n = field(r, key);
+  const dmx_json *n = field(r, key);
   if (!n) return required ? dmx_fail(r->err, "%s: '%s' is missing (it fixes tensor shapes)", r->path, key) : 0;
-  const char *s = dmx_yaml_scalar(n);
-  if (s && (!strcmp(s, "true") || !strcmp(s, "false"))) {
-    *out = s[0] == 't';
+  if (n->type == DMX_JSON_TRUE || n->type == DMX_JSON_FALSE) {
+    *out = n->type == DMX_JSON_TRUE;
     return 0;
   }
-  char *end;
-  errno = 0;
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || !*s || *end || errno || v < -1000000000L || v > 1000000000L)
-    return dmx_yaml_fail_at(r->err, r->path, n->start_mark, "'%s' must be an integer", key);
+  long long v;
+  if (!dmx_json_integer(n, -1000000000LL, 1000000000LL, &v)) return fail_at(r, n, key, "an integer");
   *out = (int)v;
   return 0;
 }
 
 static int get_float(reader *r, const char *key, float *out, bool required) {
-  yaml_node_t *n = field(r, key);
+  const dmx_json *n = field(r, key);
   if (!n) return required ? dmx_fail(r->err, "%s: '%s' is missing", r->path, key) : 0;
-  const char *s = dmx_yaml_scalar(n);
-  char *end;
-  errno = 0;
-  double v = s ? strtod(s, &end) : 0;
-  if (!s || !*s || *end || errno || !isfinite(v))
-    return dmx_yaml_fail_at(r->err, r->path, n->start_mark, "'%s' must be a number", key);
+  double v;
+  if (!dmx_json_number(n, &v) || !isfinite(v)) return fail_at(r, n, key, "a number");
   *out = (float)v;
   return 0;
 }
 
-/* A string field copied into out (cap bytes); absent leaves out unchanged. */
+/* A string field copied into out (cap bytes); absent or null leaves out unchanged. */
 static int get_str(reader *r, const char *key, char *out, size_t cap) {
-  yaml_node_t *n = field(r, key);
-  if (!n || dmx_yaml_is_null(n)) return 0;
-  const char *s = dmx_yaml_scalar(n);
-  if (!s || strlen(s) >= cap)
-    return dmx_yaml_fail_at(r->err, r->path, n->start_mark, "'%s' must be a string shorter than %zu bytes", key, cap);
+  const dmx_json *n = field(r, key);
+  if (!n || n->type == DMX_JSON_NULL) return 0;
+  const char *s = dmx_json_string(n);
+  if (!s || strlen(s) >= cap) {
+    char what[64];
+    snprintf(what, sizeof what, "a string shorter than %zu bytes", cap);
+    return fail_at(r, n, key, what);
+  }
   snprintf(out, cap, "%s", s);
   return 0;
 }
@@ -133,9 +126,9 @@ static int read_mux(reader *r, dmx_hf_config *c) {
   x->demuxing = (dmx_demuxing)demux;
   x->learn_muxing = learn != 0;
   char arch[128] = "";
-  yaml_node_t *a = field(r, "architectures");
-  if (a && a->type == YAML_SEQUENCE_NODE && a->data.sequence.items.top > a->data.sequence.items.start) {
-    const char *s = dmx_yaml_scalar(dmx_yaml_node(r->y, *a->data.sequence.items.start));
+  const dmx_json *a = field(r, "architectures");
+  if (a && a->type == DMX_JSON_ARRAY && a->n > 0) {
+    const char *s = dmx_json_string(&a->kids[0]);
     if (s) snprintf(arch, sizeof arch, "%s", s);
   }
   c->token_task = strstr(arch, "TokenClassification") != NULL || !strcmp(c->task, "ner");
@@ -148,15 +141,18 @@ static int read_mux(reader *r, dmx_hf_config *c) {
 
 int dmx_hf_config_load(const char *path, dmx_hf_config *c, dmx_error *err) {
   memset(c, 0, sizeof *c);
-  dmx_yaml_file y;
-  if (dmx_yaml_load_file(&y, path, err)) {
-    dmx_yaml_free(&y);
+  size_t len = 0;
+  char *text = dmx_read_file(path, &len, err);
+  if (!text) return -1;
+  dmx_json root;
+  dmx_json_opts o = {.what = path, .kind = "config.json (it must be one JSON object)", .max_depth = DMX_JSON_MAX_DEPTH,
+                     .require_object = true};
+  if (dmx_json_parse(text, len, &o, &root, err)) {
+    free(text);
     return -1;
   }
-  reader r = {&y, path, err};
+  reader r = {&root, text, path, err};
   int rc = 0;
-  if (dmx_yaml_root(&y)->type != YAML_MAPPING_NODE)
-    rc = dmx_fail(err, "%s: config.json must be a JSON object", path);
   c->task_loss_coeff = c->retrieval_loss_coeff = -1.0f;
   c->num_labels = 2;
   if (!rc) rc = read_model(&r, &c->model);
@@ -164,12 +160,12 @@ int dmx_hf_config_load(const char *path, dmx_hf_config *c, dmx_error *err) {
   if (!rc) rc = get_float(&r, "task_loss_coeff", &c->task_loss_coeff, false);
   if (!rc) rc = get_float(&r, "retrieval_loss_coeff", &c->retrieval_loss_coeff, false);
   if (!rc) rc = get_int(&r, "num_labels", &c->num_labels, false);
-  yaml_node_t *labels = rc ? NULL : field(&r, "id2label");
-  if (labels && labels->type == YAML_MAPPING_NODE)
-    c->num_labels = (int)(labels->data.mapping.pairs.top - labels->data.mapping.pairs.start);
+  const dmx_json *labels = rc ? NULL : field(&r, "id2label");
+  if (labels && labels->type == DMX_JSON_OBJECT) c->num_labels = (int)labels->n;
   if (!rc) rc = read_mux(&r, c);
   if (!rc && c->num_labels < 1) rc = dmx_fail(err, "%s: num_labels %d must be positive", path, c->num_labels);
-  dmx_yaml_free(&y);
+  dmx_json_free(&root);
+  free(text);
   return rc;
 }
 

@@ -87,18 +87,8 @@ static int open_run_dir(trainer *t, dmx_error *err) {
  * for instance k's token there (spec §1.10). Prefix positions, pads and (with probability
  * 1 - retrieval_percentage) other positions are not scored. */
 static void draw_retrieval(trainer *t) {
-  int B = t->B, N = t->N, T = t->T;
-  int first = t->e->mux.demuxing == DMX_DEMUX_INDEX ? N + 1 : (t->token ? 0 : 1);
-  float keep = t->e->train.retrieval_percentage;
-  for (int b = 0; b < B; b++)
-    for (int j = 0; j < T; j++) {
-      int k = (int)dmx_rand_below(&t->rng, (uint64_t)N);
-      t->r_inst[b * T + j] = k;
-      int32_t y = t->batch.ids[((size_t)b * N + k) * T + j];
-      bool scored = j >= first && y != DMX_PAD_ID && t->batch.scored[b * N + k];
-      if (scored && keep < 1.0f) scored = (double)(dmx_splitmix64(&t->rng) >> 11) / 9007199254740992.0 < keep;
-      t->r_targets[b * T + j] = scored ? y : -100;
-    }
+  int first = t->e->mux.demuxing == DMX_DEMUX_INDEX ? t->N + 1 : (t->token ? 0 : 1);
+  dmx_draw_retrieval(&t->batch, first, t->e->train.retrieval_percentage, &t->rng, t->r_inst, t->r_targets);
 }
 
 static dmx_batch_view batch_view(trainer *t, bool with_retrieval) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "host/base/json.h"
 #include "host/formats/safetensors.h"
 
 static bool is_dir(const char *p) {
@@ -104,31 +105,17 @@ int dmx_train_state_write(const char *dir, const dmx_train_state *s, dmx_error *
   return dmx_write_file_atomic(path, buf, (size_t)n, err);
 }
 
-/* Finds "key": in our own fixed-format file and returns the text after the colon. */
-static const char *json_value(const char *text, const char *key) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = strstr(text, pat);
-  return p ? p + strlen(pat) : NULL;
-}
-
-static int read_long(const char *text, const char *path, const char *key, long *out, dmx_error *err) {
-  const char *v = json_value(text, key);
-  char *end;
-  errno = 0;
-  if (v) *out = strtol(v, &end, 10);
-  if (!v || errno || end == v || (*end != ',' && *end != '\n'))
+static int read_long(const dmx_json *root, const char *path, const char *key, long *out, dmx_error *err) {
+  long long v;
+  if (!dmx_json_integer(dmx_json_member(root, key), -1000000000000LL, 1000000000000LL, &v))
     return dmx_fail(err, "%s: missing or malformed \"%s\" (the file is damaged: resume from another checkpoint)",
                     path, key);
+  *out = (long)v;
   return 0;
 }
 
-static int read_double(const char *text, const char *path, const char *key, double *out, dmx_error *err) {
-  const char *v = json_value(text, key);
-  char *end;
-  errno = 0;
-  if (v) *out = strtod(v, &end);
-  if (!v || errno || end == v || (*end != ',' && *end != '\n'))
+static int read_double(const dmx_json *root, const char *path, const char *key, double *out, dmx_error *err) {
+  if (!dmx_json_number(dmx_json_member(root, key), out))
     return dmx_fail(err, "%s: missing or malformed \"%s\" (the file is damaged: resume from another checkpoint)",
                     path, key);
   return 0;
@@ -137,21 +124,25 @@ static int read_double(const char *text, const char *path, const char *key, doub
 int dmx_train_state_read(const char *dir, dmx_train_state *s, dmx_error *err) {
   char path[4200];
   snprintf(path, sizeof path, "%s/trainer_state.json", dir);
-  size_t len;
-  char *text = dmx_read_file(path, &len, err);
-  if (!text) return -1;
-  long step, total, epoch, next, best_step;
-  int rc = read_long(text, path, "step", &step, err);
-  if (!rc) rc = read_long(text, path, "total_steps", &total, err);
-  if (!rc) rc = read_long(text, path, "epoch", &epoch, err);
-  if (!rc) rc = read_long(text, path, "next_row", &next, err);
-  if (!rc) rc = read_long(text, path, "best_step", &best_step, err);
-  if (!rc) rc = read_double(text, path, "best_metric", &s->best_metric, err);
-  if (!rc) rc = read_double(text, path, "train_seconds", &s->train_seconds, err);
-  const char *r = rc ? NULL : json_value(text, "rng");
-  if (!rc && (!r || sscanf(r, " \"%16" SCNx64 "\"", &s->rng) != 1))
+  dmx_json root;
+  if (dmx_json_parse_file(path, "trainer state (resume from another checkpoint)", &root, err)) return -1;
+  long step = 0, total = 0, epoch = 0, next = 0, best_step = 0;
+  int rc = read_long(&root, path, "step", &step, err);
+  if (!rc) rc = read_long(&root, path, "total_steps", &total, err);
+  if (!rc) rc = read_long(&root, path, "epoch", &epoch, err);
+  if (!rc) rc = read_long(&root, path, "next_row", &next, err);
+  if (!rc) rc = read_long(&root, path, "best_step", &best_step, err);
+  if (!rc) rc = read_double(&root, path, "best_metric", &s->best_metric, err);
+  if (!rc) rc = read_double(&root, path, "train_seconds", &s->train_seconds, err);
+  const char *r = rc ? NULL : dmx_json_string(dmx_json_member(&root, "rng"));
+  char *end = NULL;
+  if (r) {
+    errno = 0;
+    s->rng = (uint64_t)strtoull(r, &end, 16);
+  }
+  if (!rc && (!r || strlen(r) != 16 || errno || *end))
     rc = dmx_fail(err, "%s: missing or malformed \"rng\"", path);
-  free(text);
+  dmx_json_free(&root);
   if (rc) return -1;
   if (step < 0 || total < 1 || step > total || epoch < 0 || next < 0 || best_step < -1 || best_step > step ||
       step > 1000000000 || total > 1000000000 || epoch > 1000000000 || next > 1000000000)

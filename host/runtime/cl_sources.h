@@ -8,4 +8,6 @@ typedef struct {
   size_t len;
 } dmx_cl_source;
 extern const dmx_cl_source dmx_cl_sources[];
+/* cl/prelude.h: helpers every program starts with (host/runtime/program.c prepends it). */
+extern const dmx_cl_source dmx_cl_prelude;
 #endif

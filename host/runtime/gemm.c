@@ -2,6 +2,8 @@
  * with a reused temporary buffer and per-device tuned parameters. */
 #include "host/runtime/gemm.h"
 
+#include "host/base/json.h"
+
 #include <clblast_c.h>
 #include <dirent.h>
 #include <stdlib.h>
@@ -196,17 +198,13 @@ void dmx_gemm_warmup(dmx_runtime *rt, const dmx_gemm_shape *shapes, int n) {
 /* ---------------------------------------------------------------- tuning files */
 
 int dmx_gemm_apply_tuning_file(dmx_runtime *rt, const char *path, dmx_error *err) {
-  size_t len;
-  char *json = dmx_read_file(path, &len, err);
-  if (!json) return -1;
   char family[64], precision[16], params[1024];
-  if (dmx_json_string_field(json, "kernel_family", family, sizeof family) ||
-      dmx_json_string_field(json, "precision", precision, sizeof precision) ||
-      dmx_json_string_field(json, "best_parameters", params, sizeof params)) {
-    free(json);
-    return dmx_fail(err, "%s: not a CLBlast tuner result (needs kernel_family, precision and best_parameters)", path);
-  }
-  free(json);
+  dmx_error why;
+  if (dmx_json_file_string(path, "kernel_family", family, sizeof family, &why) ||
+      dmx_json_file_string(path, "precision", precision, sizeof precision, &why) ||
+      dmx_json_file_string(path, "best_parameters", params, sizeof params, &why))
+    return dmx_fail(err, "%s (not a CLBlast tuner result: it needs kernel_family, precision and best_parameters)",
+                    why.msg);
   if (strcmp(precision, "32") != 0) return 0; /* only single precision is used */
   const char *kernel;
   if (!strncmp(family, "xgemm_direct", 12))

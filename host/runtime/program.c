@@ -178,22 +178,34 @@ static cl_program program_for(dmx_runtime *rt, const char *file) {
     rt->n_programs = n_sources;
   }
   if (rt->programs[index]) return rt->programs[index];
-  char *src = NULL;
-  size_t len = 0;
+  char *body = NULL, *prelude = NULL;
+  size_t body_len = 0, prelude_len = 0;
   const char *dir = getenv("DATAMUX_CL_DIR");
   if (dir && *dir) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
     dmx_error err;
-    src = dmx_read_file(path, &len, &err);
-    if (!src) dmx_die("%s (DATAMUX_CL_DIR is set to '%s': point it at the cl/ folder of a source tree, or unset it)",
-                      err.msg, dir);
-  } else {
-    const dmx_cl_source *s = &dmx_cl_sources[index];
-    src = dmx_malloc(s->len + 1);
-    memcpy(src, s->text, s->len + 1);
-    len = s->len;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    body = dmx_read_file(path, &body_len, &err);
+    if (body) {
+      snprintf(path, sizeof path, "%s/prelude.h", dir);
+      prelude = dmx_read_file(path, &prelude_len, &err);
+    }
+    if (!body || !prelude)
+      dmx_die("%s (DATAMUX_CL_DIR is set to '%s': point it at the cl/ folder of a source tree, or unset it)", err.msg,
+              dir);
   }
+  const char *pre = prelude ? prelude : dmx_cl_prelude.text, *text = body ? body : dmx_cl_sources[index].text;
+  size_t pre_len = prelude ? prelude_len : dmx_cl_prelude.len, text_len = body ? body_len : dmx_cl_sources[index].len;
+  /* prelude, then the file from its own line 1, so compiler messages name the file's lines */
+  static const char line_reset[] = "\n#line 1\n";
+  size_t len = pre_len + sizeof line_reset - 1 + text_len;
+  char *src = dmx_malloc(len + 1);
+  memcpy(src, pre, pre_len);
+  memcpy(src + pre_len, line_reset, sizeof line_reset - 1);
+  memcpy(src + pre_len + sizeof line_reset - 1, text, text_len);
+  src[len] = 0;
+  free(body);
+  free(prelude);
   rt->programs[index] = dmx_build_program(rt, file, src, len, NULL);
   free(src);
   return rt->programs[index];
