@@ -36,14 +36,14 @@ typedef struct {
   int B, N, L, Lp, rows; /* rows = B*N; Lp = L' */
   dmx_input_kind input;
   dmx_target_kind kind;
-  int32_t *ids;                 /* rows * Lp */
-  int32_t *positions;           /* rows * Lp */
-  int32_t *labels;              /* rows (CLASS); DMX_IGNORE_LABEL for padding instances */
-  float *scores;                /* rows (SCORE); 0 for padding instances */
-  int32_t *token_labels;        /* rows * L (TOKENS), aligned with the original L positions */
+  int32_t *ids;                   /* rows * Lp */
+  int32_t *positions;             /* rows * Lp */
+  int32_t *labels;                /* rows (CLASS); DMX_IGNORE_LABEL for padding instances */
+  float *scores;                  /* rows (SCORE); 0 for padding instances */
+  int32_t *token_labels;          /* rows * L (TOKENS), aligned with the original L positions */
   int32_t *token_labels_prefixed; /* rows * Lp (TOKENS), DMX_IGNORE_LABEL on the N+1 prefix slots */
-  uint8_t *scored;              /* rows: 1 for real examples, 0 for padding instances */
-  int32_t *source_row;          /* rows: dataset row, -1 for padding instances */
+  uint8_t *scored;                /* rows: 1 for real examples, 0 for padding instances */
+  int32_t *source_row;            /* rows: dataset row, -1 for padding instances */
   int n_scored;
 } dmx_batch;
 

@@ -103,10 +103,12 @@ static int parse_lines(conll_builder *b, dmx_lines *r, dmx_error *err) {
       continue;
     }
     if (n != 4)
-      return dmx_fail(err, "%s:%ld: wrong column count: expected 4 space-separated columns (token POS chunk NER), found %d",
+      return dmx_fail(err,
+                      "%s:%ld: wrong column count: expected 4 space-separated columns (token POS chunk NER), found %d",
                       r->path, r->lineno, n);
     for (int k = 0; k < 4; k++)
-      if (f[k][0] == 0) return dmx_fail(err, "%s:%ld: empty column %d (two spaces in a row?)", r->path, r->lineno, k + 1);
+      if (f[k][0] == 0)
+        return dmx_fail(err, "%s:%ld: empty column %d (two spaces in a row?)", r->path, r->lineno, k + 1);
     if (dmx_ner_label_id(f[3]) < 0)
       return dmx_fail(err, "%s:%ld: unknown NER tag '%s' (want O or B-/I- with PER, ORG, LOC, MISC)", r->path,
                       r->lineno, f[3]);

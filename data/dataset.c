@@ -53,8 +53,8 @@ int dmx_dataset_from_conll(const dmx_conll *c, const dmx_encoder *enc, int L, dm
       if (w < -1 || w >= n_words) {
         free(word_of_token);
         dmx_dataset_free(out);
-        return dmx_fail(err, "%s: sentence %d: tokenizer returned word index %d for a %d-word sentence", c->path,
-                        s + 1, (int)w, n_words);
+        return dmx_fail(err, "%s: sentence %d: tokenizer returned word index %d for a %d-word sentence", c->path, s + 1,
+                        (int)w, n_words);
       }
       labels[j] = w >= 0 ? c->ner[first + w] : DMX_IGNORE_LABEL;
     }
@@ -81,8 +81,7 @@ dmx_dataset_opts dmx_dataset_opts_default(void) {
 static bool is_plain_name(const char *s) {
   if (!*s) return false;
   for (; *s; s++)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
-          *s == '-'))
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
       return false;
   return true;
 }
@@ -96,8 +95,7 @@ static int print_path(char *path, size_t cap, dmx_error *err, const char *fmt, c
 
 int dmx_dataset_file(const char *task, const char *split, const char *root, char *path, size_t cap,
                      bool *labels_required, dmx_conll_scheme *scheme, dmx_error *err) {
-  if (!is_plain_name(split))
-    return dmx_fail(err, "bad split name '%s' (letters, digits, '-' and '_' only)", split);
+  if (!is_plain_name(split)) return dmx_fail(err, "bad split name '%s' (letters, digits, '-' and '_' only)", split);
   *labels_required = strncmp(split, "test", 4) != 0;
   *scheme = DMX_CONLL_IOB2;
   const dmx_glue_task *g = dmx_glue_find(task);

@@ -28,8 +28,8 @@ int dmx_dataset_from_conll(const dmx_conll *c, const dmx_encoder *enc, int L, dm
 const char *dmx_data_root(const char *explicit_dir, char *buf, size_t cap);
 
 typedef struct {
-  const char *task;  /* sst2 mnli qnli qqp cola mrpc stsb rte wnli ner text */
-  const char *split; /* train, dev, test, or a file stem (dev_mismatched, test-labeled, ...);
+  const char *task;          /* sst2 mnli qnli qqp cola mrpc stsb rte wnli ner text */
+  const char *split;         /* train, dev, test, or a file stem (dev_mismatched, test-labeled, ...);
                         ner also: iob1-train, iob1-dev, iob1-test (original IOB1 files) */
   const char *data_dir;      /* NULL: dmx_data_root() */
   const char *tokenizer_dir; /* NULL: <data root>/tokenizers/roberta-base */

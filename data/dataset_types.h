@@ -24,11 +24,11 @@ typedef struct {
   int n, L;
   int32_t *ids; /* n * L, row-major */
   dmx_target_kind kind;
-  int num_labels; /* classes (1 for regression) */
+  int num_labels;                 /* classes (1 for regression) */
   const char *const *label_names; /* num_labels names, NULL for regression */
-  int32_t *labels;       /* DMX_TARGET_CLASS */
-  float *scores;         /* DMX_TARGET_SCORE */
-  int32_t *token_labels; /* DMX_TARGET_TOKENS */
+  int32_t *labels;                /* DMX_TARGET_CLASS */
+  float *scores;                  /* DMX_TARGET_SCORE */
+  int32_t *token_labels;          /* DMX_TARGET_TOKENS */
   bool has_labels;
   int n_truncated; /* rows whose text did not fit into L tokens (NER: sentences losing words) */
   char summary[1024];
@@ -44,8 +44,7 @@ typedef struct {
   void *ctx;
   /* `<s> a </s>` or `<s> a </s></s> b </s>` (b may be NULL), truncated to max_length and padded
    * with DMX_PAD_ID; *truncated tells whether text was cut. */
-  int (*encode)(void *ctx, const char *a, const char *b, int max_length, int32_t *ids, bool *truncated,
-                dmx_error *err);
+  int (*encode)(void *ctx, const char *a, const char *b, int max_length, int32_t *ids, bool *truncated, dmx_error *err);
   /* Ids of text with no special tokens and no length limit, appended to *ids (capacity *cap,
    * grown with dmx_realloc); *n is the count so far and is advanced. */
   int (*encode_raw)(void *ctx, const char *text, int32_t **ids, int *n, int *cap, dmx_error *err);

@@ -207,6 +207,6 @@ void dmx_glue_summary(const dmx_glue_data *d, char *buf, size_t cap) {
   int counts[8] = {0};
   for (int i = 0; i < d->n; i++) counts[d->labels[i]]++;
   for (int k = 0; k < d->task->num_labels && used < cap; k++)
-    used += (size_t)snprintf(buf + used, cap - used, "%s %s %d", k ? "," : ", labels:", d->task->label_names[k],
-                             counts[k]);
+    used +=
+        (size_t)snprintf(buf + used, cap - used, "%s %s %d", k ? "," : ", labels:", d->task->label_names[k], counts[k]);
 }

@@ -11,14 +11,14 @@
 #include "host/base/common.h"
 
 typedef struct {
-  const char *name;      /* "sst2", "mnli", ... */
-  const char *dir;       /* folder under <data root>/glue: "SST-2", "MNLI", ... */
-  const char *col_a;     /* header name of the first text column */
-  const char *col_b;     /* second text column; NULL for single-sentence tasks */
-  const char *col_label; /* header name of the label column */
-  int num_labels;        /* 1 for the regression task STS-B */
+  const char *name;               /* "sst2", "mnli", ... */
+  const char *dir;                /* folder under <data root>/glue: "SST-2", "MNLI", ... */
+  const char *col_a;              /* header name of the first text column */
+  const char *col_b;              /* second text column; NULL for single-sentence tasks */
+  const char *col_label;          /* header name of the label column */
+  int num_labels;                 /* 1 for the regression task STS-B */
   const char *const *label_names; /* Hugging Face order; NULL for regression */
-  const char *dev_split;  /* file stem of the split called "dev" ("dev", MNLI "dev_matched") */
+  const char *dev_split;          /* file stem of the split called "dev" ("dev", MNLI "dev_matched") */
 } dmx_glue_task;
 
 /* NULL when the name is not a GLUE task. Names: sst2 mnli qnli qqp cola mrpc stsb rte wnli. */
@@ -35,7 +35,7 @@ typedef struct {
   int32_t *labels; /* n class ids; -1 where the file has no labels; NULL for regression */
   float *scores;   /* n regression targets (STS-B); NULL otherwise */
   bool has_labels;
-  char *storage;   /* the file's bytes, cut into fields in place */
+  char *storage; /* the file's bytes, cut into fields in place */
 } dmx_glue_data;
 
 /* Loads one TSV. When labels_required is false a file without the label column (GLUE test

@@ -11,10 +11,10 @@
 #include "host/base/common.h"
 
 typedef struct {
-  char *path;     /* owned copy, for messages */
-  char *buf;      /* whole file; lines are cut in place (NUL written over the line end) */
+  char *path; /* owned copy, for messages */
+  char *buf;  /* whole file; lines are cut in place (NUL written over the line end) */
   size_t len, pos;
-  long lineno;    /* 1-based number of the line last returned */
+  long lineno;      /* 1-based number of the line last returned */
   bool had_newline; /* whether the line last returned ended with '\n' in the file */
 } dmx_lines;
 

@@ -17,7 +17,7 @@
 #include "data/unicode_tables.h"
 
 #define MAX_TEXT_BYTES ((size_t)1 << 30)
-#define CACHE_MAX_PIECE 64        /* longer pieces are rare and not worth remembering */
+#define CACHE_MAX_PIECE 64          /* longer pieces are rare and not worth remembering */
 #define CACHE_MAX_ENTRIES (1 << 20) /* the cache is emptied when it holds this many pieces */
 #define CACHE_MAX_IDS (1 << 24)     /* ... or this many ids (64 MiB) */
 
@@ -165,8 +165,8 @@ static merge_slot *merge_find(const merge_map *m, uint64_t key) {
 }
 
 static void merge_grow(merge_map *m) {
-  merge_map bigger = {dmx_calloc(m->cap ? m->cap * 2 : 1 << 16, sizeof(merge_slot)),
-                      m->cap ? m->cap * 2 : 1 << 16, m->n};
+  merge_map bigger = {dmx_calloc(m->cap ? m->cap * 2 : 1 << 16, sizeof(merge_slot)), m->cap ? m->cap * 2 : 1 << 16,
+                      m->n};
   for (size_t i = 0; i < m->cap; i++)
     if (m->slot[i].key) *merge_find(&bigger, m->slot[i].key) = m->slot[i];
   free(m->slot);
@@ -187,8 +187,8 @@ typedef struct {
 } special_token;
 
 struct dmx_tokenizer {
-  str_map vocab;        /* raw bytes -> id */
-  size_t *id_key_off;   /* id -> its entry in vocab.keys (SIZE_MAX when the id is unused) */
+  str_map vocab;      /* raw bytes -> id */
+  size_t *id_key_off; /* id -> its entry in vocab.keys (SIZE_MAX when the id is unused) */
   uint32_t *id_key_len;
   int vocab_size;       /* largest id + 1 */
   int32_t byte_id[256]; /* id of each single-byte token */
@@ -245,9 +245,12 @@ int dmx_unicode_class(uint32_t cp) {
   int lo = 0, hi = dmx_unicode_range_count - 1;
   while (lo <= hi) {
     int mid = (lo + hi) / 2;
-    if (cp < dmx_unicode_ranges[mid].lo) hi = mid - 1;
-    else if (cp > dmx_unicode_ranges[mid].hi) lo = mid + 1;
-    else return dmx_unicode_ranges[mid].cls;
+    if (cp < dmx_unicode_ranges[mid].lo)
+      hi = mid - 1;
+    else if (cp > dmx_unicode_ranges[mid].hi)
+      lo = mid + 1;
+    else
+      return dmx_unicode_ranges[mid].cls;
   }
   return DMX_UCLASS_OTHER;
 }
@@ -259,7 +262,8 @@ static size_t utf8_sequence(const unsigned char *s, size_t n, size_t *bad) {
   if (c < 0x80) return 1;
   size_t need;
   unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-  if (c >= 0xC2 && c <= 0xDF) need = 1;
+  if (c >= 0xC2 && c <= 0xDF)
+    need = 1;
   else if (c >= 0xE0 && c <= 0xEF) {
     need = 2;
     if (c == 0xE0) lo = 0xA0;
@@ -298,8 +302,7 @@ static uint32_t utf8_decode(const unsigned char *s, size_t *len) {
     return (uint32_t)(c & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
   }
   *len = 4;
-  return (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 | (uint32_t)(s[2] & 0x3F) << 6 |
-         (s[3] & 0x3F);
+  return (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 | (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
 }
 
 /* Returns text itself when it is well-formed UTF-8, else a copy in tok->clean with each maximal
@@ -347,8 +350,11 @@ static int alphabet_to_bytes(const char *spelled, size_t len, byte_vec *out) {
 /* vocab.json: one JSON object of token (spelled in GPT-2's byte-level alphabet) -> integer id. */
 static int parse_vocab(dmx_tokenizer *tok, const char *path, const char *text, size_t len, dmx_error *err) {
   dmx_json root;
-  dmx_json_opts o = {.what = path, .kind = "vocab.json (one JSON object of token -> id)", .top_key = "token",
-                     .max_depth = 1, .require_object = true};
+  dmx_json_opts o = {.what = path,
+                     .kind = "vocab.json (one JSON object of token -> id)",
+                     .top_key = "token",
+                     .max_depth = 1,
+                     .require_object = true};
   if (dmx_json_parse(text, len, &o, &root, err)) return -1;
   byte_vec raw = {0};
   int rc = 0;
@@ -402,7 +408,8 @@ static int index_vocab(dmx_tokenizer *tok, const char *path, dmx_error *err) {
     int32_t id = str_map_get(&tok->vocab, names[k], strlen(names[k]));
     if (id < 0) return dmx_fail(err, "%s: special token %s is missing (not a RoBERTa vocabulary?)", path, names[k]);
     if (id != expected[k])
-      return dmx_fail(err, "%s: special token %s has id %d, RoBERTa's is %d", path, names[k], (int)id, (int)expected[k]);
+      return dmx_fail(err, "%s: special token %s has id %d, RoBERTa's is %d", path, names[k], (int)id,
+                      (int)expected[k]);
     tok->specials[k] = (special_token){names[k], id, k == 4};
   }
   return 0;
@@ -521,8 +528,9 @@ int dmx_tokenizer_resolve_dir(const char *arg, char *out, size_t cap, dmx_error 
   char under_data[4096];
   if (!arg) {
     if (!have_data)
-      return dmx_fail(err, "no tokenizer folder given and DATAMUX_DATA is unset (expected "
-                           "$DATAMUX_DATA/tokenizers/roberta-base)");
+      return dmx_fail(err,
+                      "no tokenizer folder given and DATAMUX_DATA is unset (expected "
+                      "$DATAMUX_DATA/tokenizers/roberta-base)");
     snprintf(under_data, sizeof under_data, "%s/tokenizers/roberta-base", data);
     if (!has_vocab_json(under_data)) return dmx_fail(err, "%s/vocab.json: no such file", under_data);
     return copy_dir(under_data, out, cap, err);
@@ -551,7 +559,7 @@ const char *dmx_tokenizer_token_bytes(const dmx_tokenizer *tok, int32_t id, size
 /* ---------------------------------------------------------------- BPE */
 
 struct heap_entry {
-  int32_t rank, pos; /* ordered by rank, then position: HF merges lowest rank, leftmost first */
+  int32_t rank, pos;   /* ordered by rank, then position: HF merges lowest rank, leftmost first */
   int32_t left, right; /* the ids the pair had when queued; a changed pair makes the entry stale */
 };
 
@@ -775,8 +783,7 @@ int dmx_tokenize(dmx_tokenizer *tok, const char *text, size_t len, int add_prefi
 }
 
 /* Tokenizes words into tok->ids_a with their word indices in tok->words_of. */
-static int encode_words(dmx_tokenizer *tok, const char *const *words, const size_t *lens, int n_words,
-                        dmx_error *err) {
+static int encode_words(dmx_tokenizer *tok, const char *const *words, const size_t *lens, int n_words, dmx_error *err) {
   tok->ids_a.n = tok->words_of.n = 0;
   for (int w = 0; w < n_words; w++) {
     size_t len = lens ? lens[w] : strlen(words[w]);

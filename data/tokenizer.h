@@ -58,16 +58,16 @@ const char *dmx_tokenizer_token_bytes(const dmx_tokenizer *tok, int32_t id, size
 /* Tokenizes text[0..len) without special tokens around it. Writes at most cap ids to out and
  * returns how many there are in all (like snprintf: a result above cap means out was too small).
  * -1 with err only when len is absurd (over 1 GiB). */
-int dmx_tokenize(dmx_tokenizer *tok, const char *text, size_t len, int add_prefix_space, int32_t *out,
-                 int cap, dmx_error *err);
+int dmx_tokenize(dmx_tokenizer *tok, const char *text, size_t len, int add_prefix_space, int32_t *out, int cap,
+                 dmx_error *err);
 
 /* Word-split input (NER): every word is tokenized on its own as if preceded by a space (HF
  * is_split_into_words=True with add_prefix_space=True); an empty word gives no ids. word_of[k]
  * (when non-NULL) is the index of the word that id k came from; a word's first id is where
  * word_of changes. lens may be NULL (words are then NUL-terminated). Returns the total count as
  * dmx_tokenize does. */
-int dmx_tokenize_words(dmx_tokenizer *tok, const char *const *words, const size_t *lens, int n_words,
-                       int32_t *out, int32_t *word_of, int cap, dmx_error *err);
+int dmx_tokenize_words(dmx_tokenizer *tok, const char *const *words, const size_t *lens, int n_words, int32_t *out,
+                       int32_t *word_of, int cap, dmx_error *err);
 
 /* Model inputs with specials, as HF roberta-base tokenizer(text, truncation=True,
  * padding='max_length', max_length=max_length):
@@ -79,13 +79,13 @@ int dmx_tokenize_words(dmx_tokenizer *tok, const char *const *words, const size_
  * unpadded length (the attention mask is 1 on out[0..ret)).
  * max_length <= 0: no truncation and no padding; returns the full length, writing at most cap.
  * -1 with err on a bad max_length/cap. */
-int dmx_encode_single(dmx_tokenizer *tok, const char *a, size_t a_len, int max_length, int32_t *out,
-                      int cap, dmx_error *err);
-int dmx_encode_pair(dmx_tokenizer *tok, const char *a, size_t a_len, const char *b, size_t b_len,
-                    int max_length, int32_t *out, int cap, dmx_error *err);
+int dmx_encode_single(dmx_tokenizer *tok, const char *a, size_t a_len, int max_length, int32_t *out, int cap,
+                      dmx_error *err);
+int dmx_encode_pair(dmx_tokenizer *tok, const char *a, size_t a_len, const char *b, size_t b_len, int max_length,
+                    int32_t *out, int cap, dmx_error *err);
 /* Word-split single sequence with specials; word_of gets -1 for <s>, </s> and pads. Same length
  * rules as dmx_encode_single. */
-int dmx_encode_words(dmx_tokenizer *tok, const char *const *words, const size_t *lens, int n_words,
-                     int max_length, int32_t *out, int32_t *word_of, int cap, dmx_error *err);
+int dmx_encode_words(dmx_tokenizer *tok, const char *const *words, const size_t *lens, int n_words, int max_length,
+                     int32_t *out, int32_t *word_of, int cap, dmx_error *err);
 
 #endif

@@ -9,7 +9,6 @@
 #include "host/runtime/gemm.h"
 #include "layers/common_ops.h"
 
-
 size_t dmx_attention_qkv_floats(int B, int T, int d) { return (size_t)B * T * d; }
 size_t dmx_attention_att_floats(int B, int T, int H) { return (size_t)B * H * T * T; }
 
@@ -28,13 +27,13 @@ static void check_shape(int B, int T, int d, int H) {
 /* A kernel parameter for the mask: when there is none, any valid buffer (never read) stands in. */
 static dmx_tensor mask_arg(dmx_tensor mask, dmx_tensor fallback) { return mask.buf ? mask : fallback; }
 
-void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask, int B,
-                       int T, int d, int H, float p, uint32_t seed, uint32_t stream) {
+void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask,
+                           int B, int T, int d, int H, float p, uint32_t seed, uint32_t stream) {
   check_shape(B, T, d, H);
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
-  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE, 2, global, local, KA_T(acts->q), KA_T(acts->k),
-                   KA_T(acts->v), KA_T(qkv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
+  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE, 2, global, local, KA_T(acts->q), KA_T(acts->k), KA_T(acts->v),
+                   KA_T(qkv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
   /* att (BH, T, T) = q k^T / sqrt(hd) */
   dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f / sqrtf((float)hd), acts->q, hd, thd, acts->k, hd,
                    thd, 0.0f, acts->att, (size_t)T, tt, BH);
@@ -43,9 +42,8 @@ void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts
     dmx_launch_exact(rt, DMX_K_ATTENTION_SOFTMAX_FORWARD_ROWS, 1, &rows, NULL, KA_T(acts->att),
                      KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H));
   else
-    dmx_launch(rt, DMX_K_ATTENTION_SOFTMAX_FORWARD, 1, &sg, &wg, KA_T(acts->att),
-               KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H), KA_I((int)rows),
-               KA_LOCAL(wg * sizeof(float)));
+    dmx_launch(rt, DMX_K_ATTENTION_SOFTMAX_FORWARD, 1, &sg, &wg, KA_T(acts->att), KA_T(mask_arg(mask, acts->att)),
+               KA_I(mask.buf != NULL), KA_I(T), KA_I(H), KA_I((int)rows), KA_LOCAL(wg * sizeof(float)));
   /* without dropout the probabilities feed the second GEMM directly (no copy) */
   dmx_tensor P = acts->att;
   if (p > 0.0f) {
@@ -55,18 +53,18 @@ void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts
   /* y (BH, T, hd) = P v */
   dmx_gemm_batched(rt, false, false, (size_t)T, hd, (size_t)T, 1.0f, P, (size_t)T, tt, acts->v, hd, thd, 0.0f, acts->y,
                    hd, thd, BH);
-  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE, 2, global, local, KA_T(out), KA_T(acts->y),
-                   KA_I(B), KA_I(T), KA_I(d), KA_I(H));
+  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE, 2, global, local, KA_T(out), KA_T(acts->y), KA_I(B), KA_I(T), KA_I(d),
+                   KA_I(H));
 }
 
 void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch *scratch, dmx_tensor dout,
-                        const attention_acts *acts, dmx_tensor mask, int B, int T, int d, int H, float p, uint32_t seed,
-                        uint32_t stream) {
+                            const attention_acts *acts, dmx_tensor mask, int B, int T, int d, int H, float p,
+                            uint32_t seed, uint32_t stream) {
   check_shape(B, T, d, H);
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
-  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE_BACKWARD, 2, global, local, KA_T(scratch->dy),
-                   KA_T(dout), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
+  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE_BACKWARD, 2, global, local, KA_T(scratch->dy), KA_T(dout), KA_I(B),
+                   KA_I(T), KA_I(d), KA_I(H));
   /* att_drop is scratch that other layers may have overwritten since this layer's forward:
    * regenerate it from att and the (seed, stream) mask. */
   dmx_tensor P = acts->att;
@@ -93,8 +91,8 @@ void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scr
   /* datt becomes the gradient of the scaled scores times the scale, i.e. of q k^T */
   size_t wg = row_wg(rt), rows = BH * (size_t)T, sg = rows * wg;
   if (rt->serial_reductions)
-    dmx_launch_exact(rt, DMX_K_ATTENTION_SOFTMAX_BACKWARD_ROWS, 1, &rows, NULL, KA_T(datt),
-                     KA_T(acts->att), KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H),
+    dmx_launch_exact(rt, DMX_K_ATTENTION_SOFTMAX_BACKWARD_ROWS, 1, &rows, NULL, KA_T(datt), KA_T(acts->att),
+                     KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H),
                      KA_F(1.0f / sqrtf((float)hd)));
   else
     dmx_launch(rt, DMX_K_ATTENTION_SOFTMAX_BACKWARD, 1, &sg, &wg, KA_T(datt), KA_T(acts->att),
@@ -105,6 +103,6 @@ void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scr
                    scratch->dq, hd, thd, BH);
   dmx_gemm_batched(rt, true, false, (size_t)T, hd, (size_t)T, 1.0f, datt, (size_t)T, tt, acts->q, hd, thd, 0.0f,
                    scratch->dk, hd, thd, BH);
-  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE_BACKWARD, 2, global, local, KA_T(dqkv),
-                   KA_T(scratch->dq), KA_T(scratch->dk), KA_T(scratch->dv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
+  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE_BACKWARD, 2, global, local, KA_T(dqkv), KA_T(scratch->dq),
+                   KA_T(scratch->dk), KA_T(scratch->dv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
 }

@@ -7,10 +7,10 @@
 
 /* Saved activations and scratch of one attention call; the caller places them in its arenas. */
 typedef struct {
-  dmx_tensor q, k, v;   /* (B, H, T, hd) each: saved */
-  dmx_tensor att;       /* (B, H, T, T) softmax probabilities, before dropout: saved */
-  dmx_tensor att_drop;  /* (B, H, T, T) scratch: probabilities after dropout (may be shared across layers) */
-  dmx_tensor y;         /* (B, H, T, hd) scratch: att_drop @ v before unpermute (may be shared) */
+  dmx_tensor q, k, v;  /* (B, H, T, hd) each: saved */
+  dmx_tensor att;      /* (B, H, T, T) softmax probabilities, before dropout: saved */
+  dmx_tensor att_drop; /* (B, H, T, T) scratch: probabilities after dropout (may be shared across layers) */
+  dmx_tensor y;        /* (B, H, T, hd) scratch: att_drop @ v before unpermute (may be shared) */
 } attention_acts;
 /* Float counts the caller must reserve for each field above. */
 size_t dmx_attention_qkv_floats(int B, int T, int d);
@@ -20,14 +20,14 @@ size_t dmx_attention_att_floats(int B, int T, int H);
  * projection). mask: int32 tensor (B, T) with 1 = attend, 0 = padding (adds -inf... a large
  * negative to those keys), or mask.buf == NULL for no mask (the original DataMUX). Dropout on the
  * probabilities with (p, seed, stream). */
-void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask, int B,
-                       int T, int d, int H, float p, uint32_t seed, uint32_t stream);
+void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask,
+                           int B, int T, int d, int H, float p, uint32_t seed, uint32_t stream);
 /* dqkv (B, T, 3d) += gradient through attention given dout (B, T, d). Scratch (may be shared across
  * layers): dq, dk, dv (B, H, T, hd) each, datt (B, H, T, T). Recomputes the dropout mask. */
 typedef struct {
   dmx_tensor dq, dk, dv, datt, dy;
 } attention_grad_scratch;
 void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch *scratch, dmx_tensor dout,
-                        const attention_acts *acts, dmx_tensor mask, int B, int T, int d, int H, float p, uint32_t seed,
-                        uint32_t stream);
+                            const attention_acts *acts, dmx_tensor mask, int B, int T, int d, int H, float p,
+                            uint32_t seed, uint32_t stream);
 #endif

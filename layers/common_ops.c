@@ -41,8 +41,7 @@ void dmx_bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R,
   if (R <= 0 || C <= 0) return;
   if (rt->serial_reductions) {
     size_t gc = (size_t)C, lc = 16;
-    dmx_launch_exact(rt, DMX_K_BIAS_COLSUM_BWD_COLS, 1, &gc, &lc, KA_T(db), KA_T(dy),
-                     KA_I(R), KA_I(C));
+    dmx_launch_exact(rt, DMX_K_BIAS_COLSUM_BWD_COLS, 1, &gc, &lc, KA_T(db), KA_T(dy), KA_I(R), KA_I(C));
     return;
   }
   /* 16 adjacent columns x 16 row lanes per group: contiguous 64-byte reads per row, and the
@@ -54,13 +53,17 @@ void dmx_bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R,
              KA_LOCAL(l[0] * l[1] * sizeof(float)));
 }
 
-void dmx_gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_GELU_FWD, n, KA_T(out), KA_T(x)); }
+void dmx_gelu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+  EW(rt, DMX_K_GELU_FWD, n, KA_T(out), KA_T(x));
+}
 
 void dmx_gelu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor x, dmx_tensor dout, int n) {
   EW(rt, DMX_K_GELU_BWD, n, KA_T(dx), KA_T(x), KA_T(dout));
 }
 
-void dmx_tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_TANH_FWD, n, KA_T(out), KA_T(x)); }
+void dmx_tanh_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+  EW(rt, DMX_K_TANH_FWD, n, KA_T(out), KA_T(x));
+}
 
 void dmx_tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor dout, int n) {
   EW(rt, DMX_K_TANH_BWD, n, KA_T(dx), KA_T(y), KA_T(dout));
@@ -79,7 +82,8 @@ static int as_int(uint32_t v) {
   return i;
 }
 
-void dmx_dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed, uint32_t stream) {
+void dmx_dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed,
+                         uint32_t stream) {
   check_p(p);
   if (p == 0.0f) { /* identity: no RNG work */
     if (out.buf != x.buf || out.off != x.off) dmx_copy_forward(rt, out, x, n);
@@ -92,14 +96,16 @@ void dmx_dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, f
        KA_I(as_int(stream)));
 }
 
-void dmx_dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed, uint32_t stream) {
+void dmx_dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed,
+                          uint32_t stream) {
   check_p(p);
   if (p == 0.0f) {
     dmx_axpy(rt, dx, dout, 1.0f, n);
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, DMX_K_DROPOUT_BWD, n / 4, KA_T(dx), KA_T(dout), KA_F(p), KA_F(scale), KA_I(as_int(seed)), KA_I(as_int(stream)));
+  EW(rt, DMX_K_DROPOUT_BWD, n / 4, KA_T(dx), KA_T(dout), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
+     KA_I(as_int(stream)));
   if (n % 4)
     EW(rt, DMX_K_DROPOUT_BWD_TAIL, 1, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
        KA_I(as_int(stream)));
@@ -134,7 +140,9 @@ void dmx_axpy(dmx_runtime *rt, dmx_tensor y, dmx_tensor x, float alpha, int n) {
   EW(rt, DMX_K_AXPY_FWD, n, KA_T(y), KA_T(x), KA_F(alpha));
 }
 
-void dmx_copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) { EW(rt, DMX_K_COPY_FWD, n, KA_T(out), KA_T(x)); }
+void dmx_copy_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
+  EW(rt, DMX_K_COPY_FWD, n, KA_T(out), KA_T(x));
+}
 
 /* ---------------------------------------------------------------- row gather */
 
@@ -142,14 +150,12 @@ void dmx_gather_rows_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
   grid_cr(R, C, g, l);
-  dmx_launch_exact(rt, DMX_K_GATHER_ROWS_FWD, 2, g, l, KA_T(out), KA_T(x), KA_T(idx),
-                   KA_I(R), KA_I(C));
+  dmx_launch_exact(rt, DMX_K_GATHER_ROWS_FWD, 2, g, l, KA_T(out), KA_T(x), KA_T(idx), KA_I(R), KA_I(C));
 }
 
 void dmx_gather_rows_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int R, int C) {
   if (R <= 0 || C <= 0) return;
   size_t g[2], l[2];
   grid_cr(R, C, g, l);
-  dmx_launch_exact(rt, DMX_K_GATHER_ROWS_BWD, 2, g, l, KA_T(dx), KA_T(dout), KA_T(idx),
-                   KA_I(R), KA_I(C));
+  dmx_launch_exact(rt, DMX_K_GATHER_ROWS_BWD, 2, g, l, KA_T(dx), KA_T(dout), KA_T(idx), KA_I(R), KA_I(C));
 }

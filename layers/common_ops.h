@@ -27,7 +27,8 @@ void dmx_tanh_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor 
  * (seed, stream), so no mask is stored. p == 0 is the identity. out may alias x. */
 void dmx_dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed, uint32_t stream);
 /* dx (n) += mask * dout / (1-p) */
-void dmx_dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed, uint32_t stream);
+void dmx_dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed,
+                          uint32_t stream);
 /* The uniform number the kernels draw for (seed, stream, i); the host reference for tests. */
 float dmx_dropout_uniform_host(uint32_t seed, uint32_t stream, uint32_t i);
 

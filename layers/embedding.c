@@ -6,19 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* out (R, d); ids, pos_ids int32 (R); word (V, d), pos (P, d), type (1, d). */
 void dmx_embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
-                       dmx_tensor pos, dmx_tensor type, int R, int d) {
+                           dmx_tensor pos, dmx_tensor type, int R, int d) {
   if (R <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)R}, local[2] = {32, 4};
-  dmx_launch(rt, DMX_K_EMBEDDING_FORWARD, 2, global, local, KA_T(out), KA_T(ids),
-             KA_T(pos_ids), KA_T(word), KA_T(pos), KA_T(type), KA_I(R), KA_I(d));
+  dmx_launch(rt, DMX_K_EMBEDDING_FORWARD, 2, global, local, KA_T(out), KA_T(ids), KA_T(pos_ids), KA_T(word), KA_T(pos),
+             KA_T(type), KA_I(R), KA_I(d));
 }
 
 void dmx_embedding_buckets_init(embedding_buckets *bk, int max_rows, int table_size) {
   memset(bk, 0, sizeof *bk);
-  if (max_rows < 0 || table_size <= 0) dmx_die("embedding_buckets_init: max_rows %d, table_size %d", max_rows, table_size);
+  if (max_rows < 0 || table_size <= 0)
+    dmx_die("embedding_buckets_init: max_rows %d, table_size %d", max_rows, table_size);
   bk->capacity_rows = max_rows;
   /* at most one distinct id per row, and never more than the table holds */
   bk->capacity_unique = max_rows < table_size ? max_rows : table_size;
@@ -63,7 +63,8 @@ void dmx_embedding_buckets_free(embedding_buckets *bk) {
   memset(bk, 0, sizeof *bk);
 }
 
-void dmx_embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets_dev *dev, const embedding_buckets *bk) {
+void dmx_embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets_dev *dev,
+                                  const embedding_buckets *bk) {
   int nu = bk->n_unique, nrows = bk->starts[nu];
   dmx_stager_upload(rt, st, dev->unique_ids, bk->unique_ids, (size_t)nu * sizeof(int));
   dmx_stager_upload(rt, st, dev->starts, bk->starts, ((size_t)nu + 1) * sizeof(int));
@@ -72,11 +73,11 @@ void dmx_embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buc
 
 /* dtable (table, d) += per-bucket row sums of dout (R, d). */
 void dmx_embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor dout, const embedding_buckets_dev *dev,
-                              int n_unique, int d) {
+                                  int n_unique, int d) {
   if (n_unique <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)n_unique}, local[2] = {32, 4};
-  dmx_launch(rt, DMX_K_EMBEDDING_TABLE_BACKWARD, 2, global, local, KA_T(dtable), KA_T(dout),
-             KA_T(dev->unique_ids), KA_T(dev->starts), KA_T(dev->rows), KA_I(n_unique), KA_I(d));
+  dmx_launch(rt, DMX_K_EMBEDDING_TABLE_BACKWARD, 2, global, local, KA_T(dtable), KA_T(dout), KA_T(dev->unique_ids),
+             KA_T(dev->starts), KA_T(dev->rows), KA_I(n_unique), KA_I(d));
 }
 
 /* dst (d) += column sums of src (R, d), in a fixed reduction order. */
@@ -85,8 +86,8 @@ static void colsum_acc(dmx_runtime *rt, dmx_tensor dst, dmx_tensor src, int R, i
   size_t lanes = 1;
   while (lanes < 16 && 32 * lanes * 2 <= rt->info.max_work_group) lanes *= 2;
   size_t global[2] = {((size_t)d + 31) / 32 * 32, lanes}, local[2] = {32, lanes};
-  dmx_launch(rt, DMX_K_EMBEDDING_COLSUM_ACC, 2, global, local, KA_T(dst), KA_T(src), KA_I(R),
-             KA_I(d), KA_LOCAL(32 * lanes * sizeof(float)));
+  dmx_launch(rt, DMX_K_EMBEDDING_COLSUM_ACC, 2, global, local, KA_T(dst), KA_T(src), KA_I(R), KA_I(d),
+             KA_LOCAL(32 * lanes * sizeof(float)));
 }
 
 void dmx_embedding_type_backward(dmx_runtime *rt, dmx_tensor dtype, dmx_tensor dout, int R, int d) {
@@ -95,19 +96,19 @@ void dmx_embedding_type_backward(dmx_runtime *rt, dmx_tensor dtype, dmx_tensor d
 
 /* out (B, T, d) = x + type[0] + pos[j + first_pos]; out may alias x. */
 void dmx_embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor pos, dmx_tensor type, int B,
-                             int T, int d, int first_pos) {
+                                 int T, int d, int first_pos) {
   if (B <= 0 || T <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 4};
-  dmx_launch(rt, DMX_K_EMBEDDING_PASS2_FORWARD, 2, global, local, KA_T(out), KA_T(x), KA_T(pos),
-             KA_T(type), KA_I(B * T), KA_I(T), KA_I(d), KA_I(first_pos));
+  dmx_launch(rt, DMX_K_EMBEDDING_PASS2_FORWARD, 2, global, local, KA_T(out), KA_T(x), KA_T(pos), KA_T(type),
+             KA_I(B * T), KA_I(T), KA_I(d), KA_I(first_pos));
 }
 
 /* dpos (P, d) rows first_pos.. += batch sums of dout (B, T, d); dtype (d) += sums of all rows. */
-void dmx_embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype, dmx_tensor dout, int B, int T, int d,
-                              int first_pos) {
+void dmx_embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype, dmx_tensor dout, int B, int T,
+                                  int d, int first_pos) {
   if (B <= 0 || T <= 0 || d <= 0) return;
   size_t global[2] = {(size_t)d, (size_t)T}, local[2] = {32, 4};
-  dmx_launch(rt, DMX_K_EMBEDDING_PASS2_POS_BACKWARD, 2, global, local, KA_T(dpos), KA_T(dout),
-             KA_I(B), KA_I(T), KA_I(d), KA_I(first_pos));
+  dmx_launch(rt, DMX_K_EMBEDDING_PASS2_POS_BACKWARD, 2, global, local, KA_T(dpos), KA_T(dout), KA_I(B), KA_I(T),
+             KA_I(d), KA_I(first_pos));
   colsum_acc(rt, dtype, dout, B * T, d);
 }

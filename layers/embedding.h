@@ -6,7 +6,7 @@
 /* Pass 1: out (R, d) = word[ids[r]] + pos[pos_ids[r]] + type[0]; ids, pos_ids int32 tensors (R);
  * word (V, d), pos (P, d), type (1, d). */
 void dmx_embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
-                       dmx_tensor pos, dmx_tensor type, int R, int d);
+                           dmx_tensor pos, dmx_tensor type, int R, int d);
 
 /* Scatter-add of embedding gradients without atomics, through buckets that the host builds from
  * the ids it uploads anyway: the distinct ids of a batch, and for each the rows that use it. */
@@ -29,19 +29,20 @@ typedef struct {
   dmx_tensor unique_ids, starts, rows;
 } embedding_buckets_dev;
 /* Enqueues the copies through the step's staging slot, so bk may be rebuilt at once. */
-void dmx_embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets_dev *dev, const embedding_buckets *bk);
+void dmx_embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buckets_dev *dev,
+                                  const embedding_buckets *bk);
 
 /* dtable[id] (d) += sum over the bucket's rows of dout (R, d) rows. */
 void dmx_embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor dout, const embedding_buckets_dev *dev,
-                              int n_unique, int d);
+                                  int n_unique, int d);
 /* dtype (d) += sum over all R rows of dout (R, d). */
 void dmx_embedding_type_backward(dmx_runtime *rt, dmx_tensor dtype, dmx_tensor dout, int R, int d);
 
 /* Pass 2 (after muxing, the inputs_embeds path): out (B, T, d) = x + type[0] + pos[j + first_pos]
  * for position j; RoBERTa's sequential positions start at first_pos = 2. out may alias x. */
 void dmx_embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor pos, dmx_tensor type, int B,
-                             int T, int d, int first_pos);
+                                 int T, int d, int first_pos);
 /* dpos[j + first_pos] += sum over b of dout[b, j]; dtype += sum of all rows. (dx is dout itself.) */
-void dmx_embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype, dmx_tensor dout, int B, int T, int d,
-                              int first_pos);
+void dmx_embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype, dmx_tensor dout, int B, int T,
+                                  int d, int first_pos);
 #endif

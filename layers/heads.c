@@ -33,13 +33,13 @@ static void instance_mlp_forward(dmx_model *m, dmx_tensor out, dmx_tensor a, dmx
   int N = m->N, d = m->d;
   size_t blk = (size_t)rows * d;
   for (int i = 0; i < N; i++)
-    dmx_linear_forward(rt, sub(a, i * blk, blk), x, sub(p->w, (size_t)i * d * d, (size_t)d * d), sub(p->b, (size_t)i * d, d),
-                   rows, d, d, 0.0f);
+    dmx_linear_forward(rt, sub(a, i * blk, blk), x, sub(p->w, (size_t)i * d * d, (size_t)d * d),
+                       sub(p->b, (size_t)i * d, d), rows, d, d, 0.0f);
   dmx_gelu_forward(rt, g, a, N * rows * d);
   for (int i = 0; i < N; i++)
-    dmx_layernorm_forward(rt, sub(out, i * blk, blk), sub(mean, (size_t)i * rows, rows), sub(rstd, (size_t)i * rows, rows),
-                      sub(g, i * blk, blk), sub(p->ln_g, (size_t)i * d, d), sub(p->ln_b, (size_t)i * d, d), rows, d,
-                      m->eps);
+    dmx_layernorm_forward(rt, sub(out, i * blk, blk), sub(mean, (size_t)i * rows, rows),
+                          sub(rstd, (size_t)i * rows, rows), sub(g, i * blk, blk), sub(p->ln_g, (size_t)i * d, d),
+                          sub(p->ln_b, (size_t)i * d, d), rows, d, m->eps);
 }
 
 static void instance_mlp_backward(dmx_model *m, dmx_tensor dx, instance_mlp *gp, dmx_tensor da, dmx_tensor dg,
@@ -50,12 +50,12 @@ static void instance_mlp_backward(dmx_model *m, dmx_tensor dx, instance_mlp *gp,
   size_t blk = (size_t)rows * d;
   for (int i = 0; i < N; i++)
     dmx_layernorm_backward(rt, sub(dg, i * blk, blk), sub(gp->ln_g, (size_t)i * d, d), sub(gp->ln_b, (size_t)i * d, d),
-                       sub(dout, i * blk, blk), sub(g, i * blk, blk), sub(mean, (size_t)i * rows, rows),
-                       sub(rstd, (size_t)i * rows, rows), sub(p->ln_g, (size_t)i * d, d), rows, d);
+                           sub(dout, i * blk, blk), sub(g, i * blk, blk), sub(mean, (size_t)i * rows, rows),
+                           sub(rstd, (size_t)i * rows, rows), sub(p->ln_g, (size_t)i * d, d), rows, d);
   dmx_gelu_backward(rt, da, a, dg, N * rows * d);
   for (int i = 0; i < N; i++)
     dmx_linear_backward(rt, dx, sub(gp->w, (size_t)i * d * d, (size_t)d * d), sub(gp->b, (size_t)i * d, d),
-                    sub(da, i * blk, blk), x, sub(p->w, (size_t)i * d * d, (size_t)d * d), rows, d, d);
+                        sub(da, i * blk, blk), x, sub(p->w, (size_t)i * d * d, (size_t)d * d), rows, d, d);
 }
 
 /* The index heads' first layer on the prefix side: P (B*N, d) = Hp W1p^T where W1 = [W1p | W1h] is
@@ -165,13 +165,16 @@ void dmx_task_head_backward(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool trai
       dmx_gelu_backward(rt, m->da.ht_pre, m->ht_pre, m->da.ht, rows * d);
       dmx_linear_backward(rt, m->da.hu, m->g.pre_w, m->g.pre_b, m->da.ht_pre, m->hu, m->p.pre_w, rows, d, d);
     }
-    dmx_layernorm_backward(rt, m->da.hg, m->g.hln_g, m->g.hln_b, m->da.hu, m->hg, m->hmean, m->hrstd, m->p.hln_g, rows, d);
+    dmx_layernorm_backward(rt, m->da.hg, m->g.hln_g, m->g.hln_b, m->da.hu, m->hg, m->hmean, m->hrstd, m->p.hln_g, rows,
+                           d);
     dmx_gelu_backward(rt, m->da.ha, m->ha, m->da.hg, rows * d);
     dmx_bias_add_backward(rt, m->g.dense_b, m->da.ha, rows, d);
     /* da.hq = dP (B*N, d); da.hc = dQ (B or B*T, d) */
     if (m->token) {
-      LAUNCH2(m, DMX_K_PAIR_SUM_P_BACKWARD, d, B * N, KA_T(m->da.hq), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
-      LAUNCH2(m, DMX_K_PAIR_SUM_Q_BACKWARD, d, m->BT, KA_T(m->da.hc), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
+      LAUNCH2(m, DMX_K_PAIR_SUM_P_BACKWARD, d, B * N, KA_T(m->da.hq), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T),
+              KA_I(d));
+      LAUNCH2(m, DMX_K_PAIR_SUM_Q_BACKWARD, d, m->BT, KA_T(m->da.hc), KA_T(m->da.ha), KA_I(B), KA_I(N), KA_I(T),
+              KA_I(d));
       w1_backward(m, dH, m->g.dense_w, m->da.hc, H, m->p.dense_w, m->BT, true);
     } else {
       dmx_axpy(rt, m->da.hq, m->da.ha, 1.0f, rows * d);
@@ -187,7 +190,7 @@ void dmx_task_head_backward(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool trai
   swap01(m, m->da.hperm, dlog, B, N, (m->token ? T : 1) * C, false);
   dmx_linear_backward(rt, m->da.hu2, m->g.out_w, m->g.out_b, m->da.hperm, m->hu2, m->p.out_w, rows, d, C);
   dmx_layernorm_backward(rt, m->da.ht, m->g.pre_ln_g, m->g.pre_ln_b, m->da.hu2, m->ht, m->hmean2, m->hrstd2,
-                     m->p.pre_ln_g, rows, d);
+                         m->p.pre_ln_g, rows, d);
   dmx_gelu_backward(rt, m->da.ht_pre, m->ht_pre, m->da.ht, rows * d);
   dmx_linear_backward(rt, m->da.hu, m->g.pre_w, m->g.pre_b, m->da.ht_pre, m->hu, m->p.pre_w, rows, d, d);
   instance_mlp_backward(m, m->da.hc, &m->g.mlp, m->da.ha, m->da.hg, m->da.hu, m->ha, m->hg, m->hmean, m->hrstd, m->hc,
@@ -237,16 +240,18 @@ void dmx_retrieval_head(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool train) {
     dmx_scope(rt, "vocab");
     dmx_linear_forward(rt, m->rlogits, ub, m->p.r_dec_w, m->p.r_dec_b, rows, d, V, 0.0f);
     dmx_softmax_xent_forward_backward(rt, sub(m->r_losses, s0, rows), sub(m->r_preds, s0, rows),
-                                  train ? m->rdlogits : none(), m->rlogits, sub(m->r_targets, s0, rows), rows, V, scale);
+                                      train ? m->rdlogits : none(), m->rlogits, sub(m->r_targets, s0, rows), rows, V,
+                                      scale);
     if (train)
       dmx_linear_backward(rt, sub(du, (size_t)s0 * d, (size_t)rows * d), m->g.r_dec_w, m->g.r_dec_b, m->rdlogits, ub,
-                      m->p.r_dec_w, rows, d, V);
+                          m->p.r_dec_w, rows, d, V);
   }
   dmx_scope(rt, "heads");
   dmx_reduce_sum(rt, m->r_sum, m->r_losses, S);
   if (!train) return;
   if (m->index_demux) {
-    dmx_layernorm_backward(rt, m->da.rg, m->g.r_ln_g, m->g.r_ln_b, m->da.ru, m->rg, m->rmean, m->rrstd, m->p.r_ln_g, S, d);
+    dmx_layernorm_backward(rt, m->da.rg, m->g.r_ln_g, m->g.r_ln_b, m->da.ru, m->rg, m->rmean, m->rrstd, m->p.r_ln_g, S,
+                           d);
     dmx_gelu_backward(rt, m->da.ra, m->ra, m->da.rg, S * d);
     dmx_bias_add_backward(rt, m->g.r_dense_b, m->da.ra, S, d);
     /* dP rows collide (several positions pick the same instance): bucketed sum, no atomics */
@@ -256,8 +261,8 @@ void dmx_retrieval_head(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool train) {
     dmx_gather_rows_backward(rt, dH, m->da.rhp, m->head_p_idx, B * N, d);
     dmx_gather_rows_backward(rt, dH, m->da.rs_h, hidx, S, d);
   } else {
-    dmx_layernorm_backward(rt, m->da.rpre_g, m->g.r_pre_ln_g, m->g.r_pre_ln_b, m->da.ru2, m->rpre_g, m->rmean2, m->rrstd2,
-                       m->p.r_pre_ln_g, S, d);
+    dmx_layernorm_backward(rt, m->da.rpre_g, m->g.r_pre_ln_g, m->g.r_pre_ln_b, m->da.ru2, m->rpre_g, m->rmean2,
+                           m->rrstd2, m->p.r_pre_ln_g, S, d);
     dmx_gelu_backward(rt, m->da.rpre, m->rpre, m->da.rpre_g, S * d);
     dmx_linear_backward(rt, m->da.ru, m->g.r_pre_w, m->g.r_pre_b, m->da.rpre, m->ru, m->p.r_pre_w, S, d, d);
     dmx_gather_rows_backward(rt, m->da.rsel_all, m->da.ru, m->r_sel, S, d);
@@ -267,4 +272,3 @@ void dmx_retrieval_head(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool train) {
     dmx_gather_rows_backward(rt, dH, m->da.rs_h, hidx, S, d);
   }
 }
-

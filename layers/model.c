@@ -21,8 +21,8 @@
 #include "layers/mux.h"
 #include "layers/optim.h"
 
-static const char *phase_names[] = {"upload", "embed+mux fwd", "encoder fwd", "task head fwd+bwd", "retrieval head",
-                                    "encoder bwd", "embed+mux bwd", "optimizer"};
+static const char *phase_names[] = {"upload",         "embed+mux fwd", "encoder fwd",   "task head fwd+bwd",
+                                    "retrieval head", "encoder bwd",   "embed+mux bwd", "optimizer"};
 enum { PH_UPLOAD, PH_EMBED_FWD, PH_ENC_FWD, PH_TASK, PH_RETR, PH_ENC_BWD, PH_EMBED_BWD, PH_OPT, PH_COUNT };
 
 static void phase_end(dmx_model *m, int ph) {
@@ -54,17 +54,16 @@ void dmx_model_print_profile(const dmx_model *m, FILE *f) {
 /* ------------------------------------------------------------------ parameter registry */
 
 dmx_tensor dmx_param_tensor(const dmx_param *p) { return sub(*p->base, p->sub_off, p->n); }
-dmx_tensor dmx_param_grad(const dmx_param *p) {
-  return p->grad_base ? sub(*p->grad_base, p->sub_off, p->n) : none();
-}
+dmx_tensor dmx_param_grad(const dmx_param *p) { return p->grad_base ? sub(*p->grad_base, p->sub_off, p->n) : none(); }
 
-static dmx_param *add_view(dmx_model *m, const char *name, dmx_tensor *base, dmx_tensor *grad, size_t sub_off,
-                           int ndim, int s0, int s1, int s2, dmx_param_init init) {
+static dmx_param *add_view(dmx_model *m, const char *name, dmx_tensor *base, dmx_tensor *grad, size_t sub_off, int ndim,
+                           int s0, int s1, int s2, dmx_param_init init) {
   if (m->np == DMX_MAX_PARAMS) dmx_die("too many parameters (raise DMX_MAX_PARAMS)");
   dmx_param *p = &m->plist[m->np++];
   memset(p, 0, sizeof *p);
   size_t len = strlen(name);
-  if (len >= sizeof p->name) dmx_die("parameter name '%s' is over %zu characters (a program bug)", name, sizeof p->name - 1);
+  if (len >= sizeof p->name)
+    dmx_die("parameter name '%s' is over %zu characters (a program bug)", name, sizeof p->name - 1);
   memcpy(p->name, name, len + 1);
   p->ndim = ndim;
   p->shape[0] = s0;
@@ -94,8 +93,8 @@ static void reserve(dmx_model *m, dmx_tensor *t, dmx_tensor *g, size_t n) {
   m->n_mirrors++;
 }
 
-static dmx_param *param(dmx_model *m, const char *name, dmx_tensor *t, dmx_tensor *g, int ndim, int s0, int s1,
-                        int s2, dmx_param_init init) {
+static dmx_param *param(dmx_model *m, const char *name, dmx_tensor *t, dmx_tensor *g, int ndim, int s0, int s1, int s2,
+                        dmx_param_init init) {
   size_t n = (size_t)s0 * (ndim > 1 ? (size_t)s1 : 1) * (ndim > 2 ? (size_t)s2 : 1);
   reserve(m, t, g, n);
   return add_view(m, name, t, g, 0, ndim, s0, s1, s2, init);
@@ -141,7 +140,8 @@ static void instance_mlp_params(dmx_model *m, const char *prefix, instance_mlp *
 
 static void register_params(dmx_model *m) {
   int d = m->d, V = m->V;
-  dmx_param *p = param(m, "roberta.embeddings.word_embeddings.weight", &m->p.word, &m->g.word, 2, V, d, 0, DMX_INIT_NORMAL);
+  dmx_param *p =
+      param(m, "roberta.embeddings.word_embeddings.weight", &m->p.word, &m->g.word, 2, V, d, 0, DMX_INIT_NORMAL);
   p->padding_row = m->e.model.pad_token_id;
   p = param(m, "roberta.embeddings.position_embeddings.weight", &m->p.pos, &m->g.pos, 2, m->P, d, 0, DMX_INIT_NORMAL);
   p->padding_row = m->e.model.pad_token_id;
@@ -189,8 +189,7 @@ static void register_params(dmx_model *m) {
       p = param(m, "demultiplexer.decoder.bias", &m->p.out_b, &m->g.out_b, 1, m->C, 0, 0, DMX_INIT_ZEROS);
       snprintf(p->alias, sizeof p->alias, "demultiplexer.bias");
     } else {
-      linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d,
-                    d);
+      linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d, d);
       linear_params(m, "demultiplexer.out_proj", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
     }
   } else {
@@ -257,8 +256,8 @@ static void register_activations(dmx_model *m) {
   dmx_tensor *bks[3][3] = {{&m->bkd_word.unique_ids, &m->bkd_word.starts, &m->bkd_word.rows},
                            {&m->bkd_pos.unique_ids, &m->bkd_pos.starts, &m->bkd_pos.rows},
                            {&m->bkd_rp.unique_ids, &m->bkd_rp.starts, &m->bkd_rp.rows}};
-  size_t caps[3][3] = {{(size_t)m->V, (size_t)m->V + 1, R1}, {(size_t)m->P, (size_t)m->P + 1, R1},
-                       {B * N, B * N + 1, BT}};
+  size_t caps[3][3] = {
+      {(size_t)m->V, (size_t)m->V + 1, R1}, {(size_t)m->P, (size_t)m->P + 1, R1}, {B * N, B * N + 1, BT}};
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++) iact(m, bks[i][j], caps[i][j]);
 
@@ -458,8 +457,9 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
       return NULL;
     }
   if (m->grads.n_buffers > 1) {
-    dmx_fail(err, "the gradients (%.1f MiB) exceed one device allocation (%.1f MiB); the optimizer needs them in "
-                  "one buffer",
+    dmx_fail(err,
+             "the gradients (%.1f MiB) exceed one device allocation (%.1f MiB); the optimizer needs them in "
+             "one buffer",
              dmx_arena_bytes(&m->grads) / 1048576.0, rt->info.max_alloc / 1048576.0);
     dmx_model_free(m);
     return NULL;
@@ -484,8 +484,8 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
   size_t hrows = m->token ? (size_t)m->R1 : (size_t)B * m->N;
   m->h_task_targets = dmx_calloc(hrows, sizeof(int32_t));
   /* a step stages: ids, positions, labels, mask, 4 retrieval index arrays, and three bucket sets */
-  size_t stage_ints = 2 * (size_t)m->R1 + hrows + 5 * (size_t)m->BT +
-                      ((size_t)m->V + 1 + m->R1) + ((size_t)m->P + 1 + m->R1) + ((size_t)B * m->N + 1 + m->BT);
+  size_t stage_ints = 2 * (size_t)m->R1 + hrows + 5 * (size_t)m->BT + ((size_t)m->V + 1 + m->R1) +
+                      ((size_t)m->P + 1 + m->R1) + ((size_t)B * m->N + 1 + m->BT);
   dmx_stager_init(&m->stager, stage_ints * sizeof(int32_t) + 64 * 16);
   m->h_pidx = dmx_calloc((size_t)m->BT, sizeof(int32_t));
   m->h_hidx = dmx_calloc((size_t)m->BT, sizeof(int32_t));
@@ -547,7 +547,6 @@ int dmx_model_num_labels(const dmx_model *m) { return m->C; }
 
 /* ------------------------------------------------------------------ initialisation */
 
-
 void dmx_model_init_params(dmx_model *m, uint64_t seed) {
   uint64_t s = seed * 0x2545F4914F6CDD1DULL + 1;
   float range = m->e.model.initializer_range;
@@ -563,15 +562,13 @@ void dmx_model_init_params(dmx_model *m, uint64_t seed) {
         if (p->padding_row >= 0 && p->padding_row < p->shape[0])
           memset(h + (size_t)p->padding_row * p->shape[1], 0, (size_t)p->shape[1] * sizeof(float));
         break;
-      case DMX_INIT_ZEROS:
-        memset(h, 0, p->n * sizeof(float));
-        break;
+      case DMX_INIT_ZEROS: memset(h, 0, p->n * sizeof(float)); break;
       case DMX_INIT_ONES:
         for (size_t k = 0; k < p->n; k++) h[k] = 1.0f;
         break;
       case DMX_INIT_INSTANCES:
         dmx_mux_init_instances(h, m->e.mux.muxing, m->N, m->d, m->e.mux.gaussian_hadamard_norm,
-                           m->e.mux.binary_hadamard_epsilon, seed);
+                               m->e.mux.binary_hadamard_epsilon, seed);
         break;
     }
     dmx_upload(m->rt, dmx_param_tensor(p), h, p->n * sizeof(float));
@@ -659,18 +656,18 @@ static void upload_inputs(dmx_model *m, const dmx_batch_view *bt, bool train) {
 
 /* ------------------------------------------------------------------ embeddings and mux */
 
-
 static void embed_forward(dmx_model *m, bool train) {
   dmx_runtime *rt = m->rt;
   int d = m->d;
   float ph = train ? m->p_hidden : 0.0f;
   /* inference on a CPU: no backward needs e1, so pass 1 and the mux run fused without writing the
    * (B*N, T, d) per-instance embeddings (at N=40 those passes were most of a tiny model's batch) */
-  bool fused = !train && !m->baseline && m->e.mux.muxing != DMX_MUX_RANDOM_ORTHO && dmx_embed_ln_mux_hadamard_fits(rt, d);
+  bool fused =
+      !train && !m->baseline && m->e.mux.muxing != DMX_MUX_RANDOM_ORTHO && dmx_embed_ln_mux_hadamard_fits(rt, d);
   if (fused) {
     dmx_scope(rt, "mux");
     dmx_embed_ln_mux_hadamard_forward(rt, m->x, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->p.eln_g,
-                                  m->p.eln_b, m->p.inst, m->B, m->N, m->T, d, m->eps);
+                                      m->p.eln_b, m->p.inst, m->B, m->N, m->T, d, m->eps);
   } else {
     dmx_embedding_forward(rt, m->e1_pre, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->R1, d);
     dmx_layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.eln_g, m->p.eln_b, m->R1, d, m->eps);
@@ -703,7 +700,7 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
   if (!m->baseline) {
     dmx_dropout_backward(rt, m->da.e2, dz0, m->BT * d, ph, m->seed, stream(m, DMX_STREAM_EMB2));
     dmx_layernorm_backward(rt, m->da.e2_pre, m->g.eln_g, m->g.eln_b, m->da.e2, m->e2_pre, m->e2_mean, m->e2_rstd,
-                       m->p.eln_g, m->BT, d);
+                           m->p.eln_g, m->BT, d);
     if (m->second_pass)
       dmx_embedding_pass2_backward(rt, m->g.pos, m->g.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
     dmx_axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
@@ -711,7 +708,7 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
     dmx_scope(rt, "mux");
     if (m->e.mux.muxing == DMX_MUX_RANDOM_ORTHO)
       dmx_mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.inst, m->B, m->N,
-                         m->T, d);
+                             m->T, d);
     else
       dmx_mux_hadamard_backward(rt, de1, dinst, m->da.x, m->e1, m->p.inst, m->B, m->N, m->T, d);
   } else {
@@ -722,7 +719,7 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
   /* da.e1_pre now holds d(LN output); run the LN backward into de1 (reused, zeroed first) */
   dmx_fill(rt, de1, 0.0f);
   dmx_layernorm_backward(rt, de1, m->g.eln_g, m->g.eln_b, m->da.e1_pre, m->e1_pre, m->e1_mean, m->e1_rstd, m->p.eln_g,
-                     m->R1, d);
+                         m->R1, d);
   dmx_embedding_table_backward(rt, m->g.word, de1, &m->bkd_word, m->bk_word.n_unique, d);
   dmx_embedding_table_backward(rt, m->g.pos, de1, &m->bkd_pos, m->bk_pos.n_unique, d);
   dmx_embedding_type_backward(rt, m->g.type, de1, m->R1, d);
@@ -776,8 +773,8 @@ static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
     dmx_tensor z_in = l ? m->la[l - 1].z : encoder_input(m);
     uint32_t s0 = stream(m, DMX_STREAM_LAYER0 + 4 * l);
     /* the per-layer gradient scratch is shared by all layers: clear it */
-    dmx_tensor scratch[] = {m->da.z_pre, m->da.f2, m->da.f, m->da.f_pre, m->da.h1, m->da.h1_pre, m->da.ao,
-                            m->da.attn_out, m->da.qkv, dz_in};
+    dmx_tensor scratch[] = {m->da.z_pre,  m->da.f2, m->da.f,        m->da.f_pre, m->da.h1,
+                            m->da.h1_pre, m->da.ao, m->da.attn_out, m->da.qkv,   dz_in};
     for (size_t i = 0; i < sizeof scratch / sizeof *scratch; i++) dmx_fill(rt, scratch[i], 0.0f);
     dmx_layernorm_backward(rt, m->da.z_pre, G->ln2_g, G->ln2_b, dz, a->z_pre, a->z_mean, a->z_rstd, P->ln2_g, BT, d);
     dmx_dropout_backward(rt, m->da.f2, m->da.z_pre, BT * d, ph, m->seed, s0 + 2);
@@ -788,14 +785,14 @@ static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
     dmx_scope(rt, "ffn_up");
     dmx_linear_backward(rt, m->da.h1, G->fc_w, G->fc_b, m->da.f_pre, a->h1, P->fc_w, BT, d, I);
     dmx_layernorm_backward(rt, m->da.h1_pre, G->ln1_g, G->ln1_b, m->da.h1, a->h1_pre, a->h1_mean, a->h1_rstd, P->ln1_g,
-                       BT, d);
+                           BT, d);
     dmx_dropout_backward(rt, m->da.ao, m->da.h1_pre, BT * d, ph, m->seed, s0 + 1);
     dmx_axpy(rt, dz_in, m->da.h1_pre, 1.0f, BT * d);
     dmx_scope(rt, "attn_out");
     dmx_linear_backward(rt, m->da.attn_out, G->ao_w, G->ao_b, m->da.ao, a->attn_out, P->ao_w, BT, d, d);
     dmx_scope(rt, "attention");
     dmx_attention_backward(rt, m->da.qkv, &m->da.att, m->da.attn_out, &a->att, mask, m->B, m->T, d, m->H, pa, m->seed,
-                       s0);
+                           s0);
     dmx_scope(rt, "qkv");
     dmx_linear_backward(rt, dz_in, G->qkv_w, G->qkv_b, m->da.qkv, z_in, P->qkv_w, BT, d, 3 * d);
     dmx_tensor t = dz;
@@ -848,7 +845,7 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
     dmx_task_head_forward(m, encoder_output(m), train);
     float scale = train ? m->task_coeff / (float)(m->task_count > 0 ? m->task_count : 1) : 0.0f;
     dmx_softmax_xent_forward_backward(rt, m->task_losses, m->preds, train ? m->da.logits : none(), m->logits, m->labels,
-                                  m->task_rows, m->C, scale);
+                                      m->task_rows, m->C, scale);
     dmx_reduce_sum(rt, m->task_sum, m->task_losses, m->task_rows);
     if (train) dmx_task_head_backward(m, encoder_output(m), dH, train);
   }
@@ -890,8 +887,8 @@ void dmx_model_update(dmx_model *m, float lr, int t) {
     if (n == 0) continue;
     dmx_tensor dm = m->decay_mask.buf ? (dmx_tensor){m->decay_mask.buf, m->decay_mask.off + a, n} : m->decay_mask;
     dmx_adamw_update(m->rt, (dmx_tensor){p.buf, a, n}, (dmx_tensor){g.buf, a, n}, (dmx_tensor){mm.buf, a, n},
-                 (dmx_tensor){vv.buf, a, n}, n, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps, tc->weight_decay, dm,
-                 t, m->norm, tc->max_grad_norm);
+                     (dmx_tensor){vv.buf, a, n}, n, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps, tc->weight_decay,
+                     dm, t, m->norm, tc->max_grad_norm);
   }
   phase_end(m, PH_OPT);
 }

@@ -13,7 +13,6 @@
 #include "layers/embedding.h"
 #include "layers/model_types.h"
 
-
 /* B = groups per step, T = sequence length as the encoder sees it (L + N + 1 for index demux).
  * num_labels: classes of the task head; token_task: per-token labels (NER). */
 dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int T, int num_labels, bool token_task,

@@ -14,7 +14,14 @@
 #define RETRIEVAL_BLOCK_ROWS 512 /* rows of vocabulary logits held at once */
 
 /* Dropout streams: one per dropout site, so masks never repeat within a step. */
-enum { DMX_STREAM_EMB1 = 1, DMX_STREAM_EMB2, DMX_STREAM_HEAD_IN, DMX_STREAM_HEAD_MID, DMX_STREAM_RETR_IN, DMX_STREAM_LAYER0 = 16 };
+enum {
+  DMX_STREAM_EMB1 = 1,
+  DMX_STREAM_EMB2,
+  DMX_STREAM_HEAD_IN,
+  DMX_STREAM_HEAD_MID,
+  DMX_STREAM_RETR_IN,
+  DMX_STREAM_LAYER0 = 16
+};
 
 typedef struct {
   dmx_tensor qkv_w, qkv_b, ao_w, ao_b, ln1_g, ln1_b, fc_w, fc_b, proj_w, proj_b, ln2_g, ln2_b;
@@ -35,9 +42,9 @@ struct dmx_model {
   dmx_experiment e;
   int B, T, N, d, H, I, V, P, C, nl;
   bool token, index_demux, baseline, second_pass, use_mask;
-  int prefix;        /* N+1 prefix positions for index demux, else 0 */
-  int R1;            /* rows of embedding pass 1: B*N*T */
-  int BT;            /* rows of the encoder: B*T */
+  int prefix; /* N+1 prefix positions for index demux, else 0 */
+  int R1;     /* rows of embedding pass 1: B*N*T */
+  int BT;     /* rows of the encoder: B*T */
   float task_coeff, retr_coeff, p_hidden, p_attn, eps;
   bool has_task, has_retrieval;
 
@@ -95,16 +102,16 @@ struct dmx_model {
 
   /* host mirrors of the step's index inputs */
   int32_t *h_pidx, *h_hidx, *h_targets, *h_sel, *h_mask, *h_head_p, *h_head_c;
-  int S;            /* retrieval rows scored this step */
-  int task_rows;    /* rows the task loss sees */
-  int task_count;   /* rows (or tokens) scored by the task loss this step */
+  int S;          /* retrieval rows scored this step */
+  int task_rows;  /* rows the task loss sees */
+  int task_count; /* rows (or tokens) scored by the task loss this step */
   int32_t *h_task_targets;
   uint64_t step;
   uint32_t seed;
   /* DATAMUX_PROFILE=1: wall time per phase, measured by finishing the queue at phase ends */
   bool profile;
   double phase_seconds[16], phase_mark;
-  long seen_steps; /* the first step compiles kernels: it is left out */
+  long seen_steps;       /* the first step compiles kernels: it is left out */
   double gemm_in_phases; /* of which inside CLBlast GEMMs */
 };
 

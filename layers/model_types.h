@@ -24,7 +24,7 @@ typedef struct {
   dmx_tensor *grad_base; /* its gradient mirror (trainable only) */
   size_t sub_off;        /* element offset of the view inside base */
   dmx_param_init init;
-  int padding_row;       /* embedding row kept at zero (padding_idx), or -1 */
+  int padding_row; /* embedding row kept at zero (padding_idx), or -1 */
 } dmx_param;
 /* The parameter's device tensor (valid after the model is created). */
 dmx_tensor dmx_param_tensor(const dmx_param *p);
@@ -32,9 +32,9 @@ dmx_tensor dmx_param_grad(const dmx_param *p);
 
 /* One step's inputs, built on the host by data/batch.c (ids and labels in; nothing else moves). */
 typedef struct {
-  const int32_t *ids;        /* (B*N, T) as the first embedding pass sees them (prefix applied) */
-  const int32_t *positions;  /* (B*N, T) pad-aware position ids */
-  const int32_t *labels;     /* sentence: (B*N); token: (B*N, T) aligned to T, -100 ignored */
+  const int32_t *ids;                /* (B*N, T) as the first embedding pass sees them (prefix applied) */
+  const int32_t *positions;          /* (B*N, T) pad-aware position ids */
+  const int32_t *labels;             /* sentence: (B*N); token: (B*N, T) aligned to T, -100 ignored */
   const int32_t *retrieval_instance; /* (B, T) instance k for each muxed position, or NULL */
   const int32_t *retrieval_targets;  /* (B, T) target ids, -100 ignored, or NULL */
 } dmx_batch_view;
@@ -43,9 +43,9 @@ typedef struct dmx_model dmx_model;
 
 typedef struct {
   float loss, task_loss, retrieval_loss;
-  int task_count, retrieval_count;       /* rows scored in this step */
-  int task_correct, retrieval_correct;   /* argmax hits */
-  float grad_norm;                       /* before clipping, of the last update (0 when clipping is off) */
+  int task_count, retrieval_count;     /* rows scored in this step */
+  int task_correct, retrieval_correct; /* argmax hits */
+  float grad_norm;                     /* before clipping, of the last update (0 when clipping is off) */
 } dmx_step_stats;
 
 #endif

@@ -11,7 +11,6 @@
 
 /* ---- host-side instance parameters ------------------------------------------------------------ */
 
-
 /* Standard normals by Box-Muller; both values of each pair are used, in order (cos then sin). */
 typedef struct {
   uint64_t s;
@@ -70,7 +69,8 @@ static void haar_orthogonal(float *w, int d, normal_rng *g, double *a) {
   for (size_t k = 0; k < (size_t)d * d; k++) w[k] = (float)a[k];
 }
 
-void dmx_mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussian_norm, float binary_eps, uint64_t seed) {
+void dmx_mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussian_norm, float binary_eps,
+                            uint64_t seed) {
   normal_rng g = {.s = seed};
   switch (m) {
     case DMX_MUX_GAUSSIAN_HADAMARD: {
@@ -116,72 +116,73 @@ void dmx_mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussi
 
 static const size_t LOCAL_1D = 256;
 
-static size_t local_1d(dmx_runtime *rt) { return rt->info.max_work_group < LOCAL_1D ? rt->info.max_work_group : LOCAL_1D; }
+static size_t local_1d(dmx_runtime *rt) {
+  return rt->info.max_work_group < LOCAL_1D ? rt->info.max_work_group : LOCAL_1D;
+}
 
 /* x (B, T, d) = (1/N) sum_i v_i ⊙ e[b*N+i]; e (B*N, T, d), v (N, d) */
 void dmx_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor e, dmx_tensor v, int B, int N, int T, int d) {
   size_t loc = local_1d(rt), glob = (size_t)B * T * d;
-  dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_FWD, 1, &glob, &loc, KA_T(x), KA_T(e), KA_T(v), KA_I(B),
-                   KA_I(N), KA_I(T), KA_I(d), KA_F(1.0f / N));
+  dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_FWD, 1, &glob, &loc, KA_T(x), KA_T(e), KA_T(v), KA_I(B), KA_I(N), KA_I(T),
+                   KA_I(d), KA_F(1.0f / N));
 }
 
 bool dmx_embed_ln_mux_hadamard_fits(const dmx_runtime *rt, int d) { return rt->serial_reductions && d % 4 == 0; }
 
 /* x (B, T, d) = (1/N) sum_i v_i ⊙ LN(word[ids] + pos[pos_ids] + type) without the per-instance
  * embeddings; ids, pos_ids (B*N, T) int32; ln_g, ln_b (d); v (N, d). */
-void dmx_embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
-                                   dmx_tensor pos, dmx_tensor type, dmx_tensor ln_g, dmx_tensor ln_b, dmx_tensor v,
-                                   int B, int N, int T, int d, float eps) {
+void dmx_embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor ids, dmx_tensor pos_ids,
+                                       dmx_tensor word, dmx_tensor pos, dmx_tensor type, dmx_tensor ln_g,
+                                       dmx_tensor ln_b, dmx_tensor v, int B, int N, int T, int d, float eps) {
   if (!dmx_embed_ln_mux_hadamard_fits(rt, d))
     dmx_die("embed_ln_mux_hadamard_forward: needs serial reductions and d %% 4 == 0 (d = %d; a program bug)", d);
   /* the kernel reads float4 pointers: every tensor must start on 16 bytes (the arena aligns them) */
   if ((x.off | word.off | pos.off | type.off | ln_g.off | ln_b.off | v.off) % 4)
     dmx_die("embed_ln_mux_hadamard_forward: a tensor offset is not a multiple of 4 floats (a program bug)");
   size_t rows = (size_t)B * T, loc = 1; /* one row per group: PoCL keeps the float4 code as written */
-  dmx_launch_exact(rt, DMX_K_EMBED_LN_MUX_HADAMARD_ROWS, 1, &rows, &loc, KA_T(x), KA_T(ids),
-                   KA_T(pos_ids), KA_T(word), KA_T(pos), KA_T(type), KA_T(ln_g), KA_T(ln_b), KA_T(v), KA_I(N), KA_I(T),
-                   KA_I(d), KA_F(eps), KA_F(1.0f / N));
+  dmx_launch_exact(rt, DMX_K_EMBED_LN_MUX_HADAMARD_ROWS, 1, &rows, &loc, KA_T(x), KA_T(ids), KA_T(pos_ids), KA_T(word),
+                   KA_T(pos), KA_T(type), KA_T(ln_g), KA_T(ln_b), KA_T(v), KA_I(N), KA_I(T), KA_I(d), KA_F(eps),
+                   KA_F(1.0f / N));
 }
 
 /* de (B*N, T, d) += v_i ⊙ dx / N; dv (N, d) += sum_{b,t} dx ⊙ e_i / N unless dv.buf is NULL */
 void dmx_mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_tensor dx, dmx_tensor e, dmx_tensor v,
-                           int B, int N, int T, int d) {
+                               int B, int N, int T, int d) {
   size_t loc = local_1d(rt), glob = (size_t)B * N * T * d;
-  dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_BWD_E, 1, &glob, &loc, KA_T(de), KA_T(dx), KA_T(v),
-                   KA_I(B), KA_I(N), KA_I(T), KA_I(d), KA_F(1.0f / N));
+  dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_BWD_E, 1, &glob, &loc, KA_T(de), KA_T(dx), KA_T(v), KA_I(B), KA_I(N), KA_I(T),
+                   KA_I(d), KA_F(1.0f / N));
   if (dv.buf) {
     size_t gv = (size_t)N * d;
-    dmx_launch(rt, DMX_K_MUX_HADAMARD_BWD_V, 1, &gv, &loc, KA_T(dv), KA_T(dx), KA_T(e), KA_I(B),
-               KA_I(N), KA_I(T), KA_I(d), KA_F(1.0f / N));
+    dmx_launch(rt, DMX_K_MUX_HADAMARD_BWD_V, 1, &gv, &loc, KA_T(dv), KA_T(dx), KA_T(e), KA_I(B), KA_I(N), KA_I(T),
+               KA_I(d), KA_F(1.0f / N));
   }
 }
 
 /* x (B, T, d) = (1/sqrt N) sum_i e[b*N+i] W_i^T; perm, y scratch (N, B*T, d); W (N, d, d) */
-void dmx_mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_tensor y, dmx_tensor e, dmx_tensor W, int B,
-                       int N, int T, int d) {
+void dmx_mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_tensor y, dmx_tensor e, dmx_tensor W,
+                           int B, int N, int T, int d) {
   size_t loc = local_1d(rt), rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
-  dmx_launch_exact(rt, DMX_K_MUX_PERMUTE, 1, &all, &loc, KA_T(perm), KA_T(e), KA_I(B), KA_I(N),
-                   KA_I(T), KA_I(d));
+  dmx_launch_exact(rt, DMX_K_MUX_PERMUTE, 1, &all, &loc, KA_T(perm), KA_T(e), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
   /* y_i (B*T, d) = perm_i (B*T, d) @ W_i^T: the column-vector W_i e of the original, row by row */
   dmx_gemm_batched(rt, false, true, rows, (size_t)d, (size_t)d, 1.0f, perm, (size_t)d, slice, W, (size_t)d,
                    (size_t)d * d, 0.0f, y, (size_t)d, slice, (size_t)N);
-  dmx_launch_exact(rt, DMX_K_MUX_SUM_INSTANCES, 1, &slice, &loc, KA_T(x), KA_T(y), KA_I(N),
-                   KA_UL(slice), KA_F(1.0 / sqrt((double)N)));
+  dmx_launch_exact(rt, DMX_K_MUX_SUM_INSTANCES, 1, &slice, &loc, KA_T(x), KA_T(y), KA_I(N), KA_UL(slice),
+                   KA_F(1.0 / sqrt((double)N)));
 }
 
 /* de (B*N, T, d) += unpermute(dy_i W_i); dW_i (d, d) += dy_i^T perm_i unless dW.buf is NULL;
  * dy_i = dx / sqrt N. dperm, dy scratch (N, B*T, d); perm as left by the forward. */
-void dmx_mux_ortho_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dW, dmx_tensor dperm, dmx_tensor dy, dmx_tensor dx,
-                        dmx_tensor perm, dmx_tensor W, int B, int N, int T, int d) {
+void dmx_mux_ortho_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dW, dmx_tensor dperm, dmx_tensor dy,
+                            dmx_tensor dx, dmx_tensor perm, dmx_tensor W, int B, int N, int T, int d) {
   size_t loc = local_1d(rt), rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
-  dmx_launch_exact(rt, DMX_K_MUX_BROADCAST_INSTANCES, 1, &all, &loc, KA_T(dy), KA_T(dx), KA_I(N),
-                   KA_UL(slice), KA_F(1.0 / sqrt((double)N)));
+  dmx_launch_exact(rt, DMX_K_MUX_BROADCAST_INSTANCES, 1, &all, &loc, KA_T(dy), KA_T(dx), KA_I(N), KA_UL(slice),
+                   KA_F(1.0 / sqrt((double)N)));
   /* dperm_i (B*T, d) = dy_i (B*T, d) @ W_i (d, d) */
   dmx_gemm_batched(rt, false, false, rows, (size_t)d, (size_t)d, 1.0f, dy, (size_t)d, slice, W, (size_t)d,
                    (size_t)d * d, 0.0f, dperm, (size_t)d, slice, (size_t)N);
   if (dW.buf) /* dW_i (d, d) += dy_i^T (d, B*T) @ perm_i (B*T, d) */
     dmx_gemm_batched(rt, true, false, (size_t)d, (size_t)d, rows, 1.0f, dy, (size_t)d, slice, perm, (size_t)d, slice,
                      1.0f, dW, (size_t)d, (size_t)d * d, (size_t)N);
-  dmx_launch_exact(rt, DMX_K_MUX_UNPERMUTE_ACC, 1, &all, &loc, KA_T(de), KA_T(dperm), KA_I(B),
-                   KA_I(N), KA_I(T), KA_I(d));
+  dmx_launch_exact(rt, DMX_K_MUX_UNPERMUTE_ACC, 1, &all, &loc, KA_T(de), KA_T(dperm), KA_I(B), KA_I(N), KA_I(T),
+                   KA_I(d));
 }

@@ -15,18 +15,17 @@ static size_t reduce_local(dmx_runtime *rt) {
 
 size_t dmx_global_norm_partial_floats(void) { return GLOBAL_NORM_MAX_PARTS * NORM_GROUPS; }
 
-void dmx_global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, const dmx_tensor *g, const size_t *n,
-                       int parts) {
+void dmx_global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, const dmx_tensor *g,
+                           const size_t *n, int parts) {
   if (parts < 1 || parts > GLOBAL_NORM_MAX_PARTS)
     dmx_die("global_norm_parts: %d parts (1 to %d supported; a program bug)", parts, GLOBAL_NORM_MAX_PARTS);
   size_t L = reduce_local(rt), glob = NORM_GROUPS * L;
   for (int i = 0; i < parts; i++) {
     dmx_tensor slot = {partial.buf, partial.off + (size_t)i * NORM_GROUPS, NORM_GROUPS};
-    dmx_launch(rt, DMX_K_SUMSQ_PARTIAL, 1, &glob, &L, KA_T(slot), KA_T(g[i]), KA_UL(n[i]),
-               KA_LOCAL(L * sizeof(float)));
+    dmx_launch(rt, DMX_K_SUMSQ_PARTIAL, 1, &glob, &L, KA_T(slot), KA_T(g[i]), KA_UL(n[i]), KA_LOCAL(L * sizeof(float)));
   }
-  dmx_launch(rt, DMX_K_SQRT_SUM_FINAL, 1, &L, &L, KA_T(norm_out), KA_T(partial),
-             KA_I(parts * NORM_GROUPS), KA_LOCAL(L * sizeof(float)));
+  dmx_launch(rt, DMX_K_SQRT_SUM_FINAL, 1, &L, &L, KA_T(norm_out), KA_T(partial), KA_I(parts * NORM_GROUPS),
+             KA_LOCAL(L * sizeof(float)));
 }
 
 /* norm_out (1) = |g (n)|_2; partial (dmx_global_norm_partial_floats()) scratch */
@@ -36,8 +35,8 @@ void dmx_global_norm(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor partial, d
 
 /* p, g, m, v, decay_mask (n); norm (1) read only when max_norm > 0 */
 void dmx_adamw_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, dmx_tensor m, dmx_tensor v, size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, dmx_tensor decay_mask, int t,
-                  dmx_tensor norm, float max_norm) {
+                      float beta1, float beta2, float eps, float weight_decay, dmx_tensor decay_mask, int t,
+                      dmx_tensor norm, float max_norm) {
   if (t < 1) dmx_die("adamw_update: step %d, but steps count from 1 (bias correction divides by 1 - beta1^t)", t);
   /* scalars of the step in double on the host, as Python computes them */
   double step_size = lr * sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t));
@@ -47,15 +46,15 @@ void dmx_adamw_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, dmx_tensor m,
   dmx_tensor nt = max_norm > 0 ? norm : g;
   size_t L = 256, n4 = (p.off | g.off | m.off | v.off | mask.off) % 4 ? 0 : n / 4, tail = n - 4 * n4;
   if (n4)
-    dmx_launch_exact(rt, DMX_K_ADAMW_STEP4, 1, &n4, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v),
-                     KA_T(mask), KA_T(nt), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay),
-                     KA_I(has_mask), KA_F(max_norm));
+    dmx_launch_exact(rt, DMX_K_ADAMW_STEP4, 1, &n4, &L, KA_T(p), KA_T(g), KA_T(m), KA_T(v), KA_T(mask), KA_T(nt),
+                     KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay), KA_I(has_mask),
+                     KA_F(max_norm));
   if (tail) { /* the rest, or everything when an offset is not a multiple of 4 floats */
     size_t a = 4 * n4;
     dmx_tensor tp = {p.buf, p.off + a, tail}, tg = {g.buf, g.off + a, tail}, tm = {m.buf, m.off + a, tail};
     dmx_tensor tv = {v.buf, v.off + a, tail}, tk = {mask.buf, mask.off + a, tail};
-    dmx_launch_exact(rt, DMX_K_ADAMW_STEP, 1, &tail, &L, KA_T(tp), KA_T(tg), KA_T(tm),
-                     KA_T(tv), KA_T(tk), KA_T(nt), KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size),
-                     KA_F(decay), KA_I(has_mask), KA_F(max_norm));
+    dmx_launch_exact(rt, DMX_K_ADAMW_STEP, 1, &tail, &L, KA_T(tp), KA_T(tg), KA_T(tm), KA_T(tv), KA_T(tk), KA_T(nt),
+                     KA_F(beta1), KA_F(beta2), KA_F(eps), KA_F((float)step_size), KA_F(decay), KA_I(has_mask),
+                     KA_F(max_norm));
   }
 }

@@ -13,8 +13,8 @@ void dmx_maxpool2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor idx, dmx_t
   size_t l[2] = {local_pow2(rt, C >= 16 ? 16 : (size_t)C), 0};
   l[1] = local_pow2(rt, 256 / l[0] < rt->info.max_work_group / l[0] ? 256 / l[0] : rt->info.max_work_group / l[0]);
   size_t g[2] = {(size_t)C, (size_t)B * OH * OW};
-  dmx_launch(rt, DMX_K_MAXPOOL2_FWD, 2, g, l, KA_T(out), KA_T(idx), KA_T(x), KA_I(B), KA_I(H),
-             KA_I(W), KA_I(C), KA_I(OH), KA_I(OW));
+  dmx_launch(rt, DMX_K_MAXPOOL2_FWD, 2, g, l, KA_T(out), KA_T(idx), KA_T(x), KA_I(B), KA_I(H), KA_I(W), KA_I(C),
+             KA_I(OH), KA_I(OW));
 }
 
 void dmx_maxpool2_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, dmx_tensor idx, int n) {

@@ -36,13 +36,13 @@ struct dmx_vision_model {
 
   /* parameters (p) and gradient mirrors (g) */
   struct {
-    dmx_tensor mux_w, mux_b;  /* per-instance 3x3 conv (N, 1, 9), (N, 1) or matrix (N, P, P) */
-    lin_p nl1, nl2;           /* nonlinear muxing convs (N, 16, 9), (N, Cm, 144) */
-    lin_p c1, c2, c3;         /* LeNet convs */
+    dmx_tensor mux_w, mux_b; /* per-instance 3x3 conv (N, 1, 9), (N, 1) or matrix (N, P, P) */
+    lin_p nl1, nl2;          /* nonlinear muxing convs (N, 16, 9), (N, Cm, 144) */
+    lin_p c1, c2, c3;        /* LeNet convs */
     lin_p hid[DMX_VISION_MAX_HIDDEN];
-    lin_p fc;                 /* LeNet fc F -> 84 */
-    lin_p demux;              /* (N, D, D), (N, D) */
-    lin_p head;               /* (classes, D) */
+    lin_p fc;    /* LeNet fc F -> 84 */
+    lin_p demux; /* (N, D, D), (N, D) */
+    lin_p head;  /* (classes, D) */
   } p, g;
   int n_hidden, hidden[DMX_VISION_MAX_HIDDEN];
   conv_shape mux_cs, nl1_cs, nl2_cs, c1_cs, c2_cs, c3_cs;
@@ -70,13 +70,17 @@ static dmx_tensor sub(dmx_tensor t, size_t off, size_t n) {
 }
 
 static void act_fwd(dmx_vision_model *m, dmx_tensor t, size_t n) {
-  if (m->cfg.activation == DMX_VACT_RELU) dmx_relu_forward(m->rt, t, t, (int)n);
-  else dmx_tanh_forward(m->rt, t, t, (int)n);
+  if (m->cfg.activation == DMX_VACT_RELU)
+    dmx_relu_forward(m->rt, t, t, (int)n);
+  else
+    dmx_tanh_forward(m->rt, t, t, (int)n);
 }
 /* dx += act'(y) * dy, y the post-activation value */
 static void act_bwd(dmx_vision_model *m, dmx_tensor dx, dmx_tensor y, dmx_tensor dy, size_t n) {
-  if (m->cfg.activation == DMX_VACT_RELU) dmx_relu_backward(m->rt, dx, y, dy, (int)n);
-  else dmx_tanh_backward(m->rt, dx, y, dy, (int)n);
+  if (m->cfg.activation == DMX_VACT_RELU)
+    dmx_relu_backward(m->rt, dx, y, dy, (int)n);
+  else
+    dmx_tanh_backward(m->rt, dx, y, dy, (int)n);
 }
 
 static bool conv_mux(dmx_vision_muxing x) {
@@ -108,11 +112,15 @@ static dmx_vparam *param(dmx_vision_model *m, const char *name, dmx_tensor *t, d
 static void lin(dmx_vision_model *m, const char *name, lin_p *p, lin_p *g, int G, int out, int in) {
   char n[64];
   snprintf(n, sizeof n, "%s.weight", name);
-  if (G > 1) param(m, n, &p->w, &g->w, true, 3, G, out, in, 0, DMX_VINIT_FANIN, in);
-  else param(m, n, &p->w, &g->w, true, 2, out, in, 0, 0, DMX_VINIT_FANIN, in);
+  if (G > 1)
+    param(m, n, &p->w, &g->w, true, 3, G, out, in, 0, DMX_VINIT_FANIN, in);
+  else
+    param(m, n, &p->w, &g->w, true, 2, out, in, 0, 0, DMX_VINIT_FANIN, in);
   snprintf(n, sizeof n, "%s.bias", name);
-  if (G > 1) param(m, n, &p->b, &g->b, true, 2, G, out, 0, 0, DMX_VINIT_FANIN, in);
-  else param(m, n, &p->b, &g->b, true, 1, out, 0, 0, 0, DMX_VINIT_FANIN, in);
+  if (G > 1)
+    param(m, n, &p->b, &g->b, true, 2, G, out, 0, 0, DMX_VINIT_FANIN, in);
+  else
+    param(m, n, &p->b, &g->b, true, 1, out, 0, 0, 0, DMX_VINIT_FANIN, in);
 }
 
 /* A shared K x K convolution: weight stored (OC, C*K*K) with columns (c, kh, kw), i.e. exactly
@@ -172,11 +180,11 @@ static void register_acts(dmx_vision_model *m) {
   dmx_vision_muxing mx = m->cfg.muxing;
   size_t dcol = 1;
   m->dpre_floats = R * m->D;
-#define COL(t, cs)                                   \
-  do {                                               \
-    size_t n_ = dmx_conv_col_floats(&(cs));              \
-    dmx_arena_add(&m->acts, &(t), n_);               \
-    if (n_ > dcol) dcol = n_;                        \
+#define COL(t, cs)                          \
+  do {                                      \
+    size_t n_ = dmx_conv_col_floats(&(cs)); \
+    dmx_arena_add(&m->acts, &(t), n_);      \
+    if (n_ > dcol) dcol = n_;               \
   } while (0)
   act2(m, &m->a.x, NULL, R * P);
   if (mx != DMX_VMUX_NONE) {
@@ -279,8 +287,9 @@ dmx_vision_model *dmx_vision_model_create(dmx_runtime *rt, const dmx_vision_conf
     m->D = m->hidden[m->n_hidden - 1];
   }
   dmx_arena *ar[] = {&m->params, &m->grads, &m->adam_m, &m->adam_v, &m->acts, &m->dacts, &m->ints};
-  const char *names[] = {"vision parameters", "vision gradients", "adam first moments", "adam second moments",
-                         "vision activations", "vision activation gradients", "vision int tensors"};
+  const char *names[] = {"vision parameters",   "vision gradients",   "adam first moments",
+                         "adam second moments", "vision activations", "vision activation gradients",
+                         "vision int tensors"};
   for (int i = 0; i < 7; i++) dmx_arena_init(ar[i], rt, names[i]);
   register_params(m);
   /* trainable tensors first, so the optimizer sees one flat prefix; the moments mirror it */
@@ -333,7 +342,9 @@ size_t dmx_vision_model_device_bytes(const dmx_vision_model *m) {
 
 /* ------------------------------------------------------------------ initialisation */
 
-static double gauss(uint64_t *s) { return sqrt(-2.0 * log(dmx_rand_open01(s))) * cos(6.283185307179586 * dmx_rand_open01(s)); }
+static double gauss(uint64_t *s) {
+  return sqrt(-2.0 * log(dmx_rand_open01(s))) * cos(6.283185307179586 * dmx_rand_open01(s));
+}
 
 /* Nearest-neighbour rotation of an S x S image about its centre by 360 i / N degrees, as a gather
  * map (output pixel -> source pixel, -1 outside), and the notebook's factor (1 - 2i). */
@@ -369,11 +380,10 @@ void dmx_vision_model_init(dmx_vision_model *m, uint64_t seed) {
         for (size_t k = 0; k < p->n; k++) h[k] = p->value >= 0 ? p->value : (float)(k / (p->n / p->shape[0]) + 1);
         break;
       case DMX_VINIT_ORTHO:
-        for (int g = 0; g < p->shape[0]; g++) dmx_random_rotation(h + (size_t)g * p->shape[1] * p->shape[1], p->shape[1], &s);
+        for (int g = 0; g < p->shape[0]; g++)
+          dmx_random_rotation(h + (size_t)g * p->shape[1] * p->shape[1], p->shape[1], &s);
         break;
-      case DMX_VINIT_ZERO:
-        memset(h, 0, p->n * sizeof(float));
-        break;
+      case DMX_VINIT_ZERO: memset(h, 0, p->n * sizeof(float)); break;
     }
     dmx_upload(m->rt, *p->t, h, p->n * sizeof(float));
     free(h);
@@ -410,7 +420,8 @@ static void mux_forward(dmx_vision_model *m) {
   dmx_vision_muxing mx = m->cfg.muxing;
   if (mx == DMX_VMUX_NONE) return;
   if (conv_mux(mx))
-    dmx_conv_forward(rt, m->a.y, m->col_mux, m->a.x, m->p.mux_w, mx == DMX_VMUX_LEARNABLE ? m->p.mux_b : none(), &m->mux_cs);
+    dmx_conv_forward(rt, m->a.y, m->col_mux, m->a.x, m->p.mux_w, mx == DMX_VMUX_LEARNABLE ? m->p.mux_b : none(),
+                     &m->mux_cs);
   else if (matrix_mux(mx))
     dmx_instance_matmul_forward(rt, m->a.y, m->a.x, m->p.mux_w, N, B, P);
   else if (mx == DMX_VMUX_ROTATION)
@@ -432,12 +443,16 @@ static void trunk_forward(dmx_vision_model *m) {
     conv_shape *c1 = &m->c1_cs, *c2 = &m->c2_cs, *c3 = &m->c3_cs;
     dmx_conv_forward(rt, m->a.c1, m->col1, in, m->p.c1.w, m->p.c1.b, c1);
     act_fwd(m, m->a.c1, m->a.c1.n);
-    if (m->pool_frozen) dmx_maxpool2_forward_frozen(rt, m->a.p1, m->a.c1, m->idx1, (int)m->a.p1.n);
-    else dmx_maxpool2_forward(rt, m->a.p1, m->idx1, m->a.c1, B, c1->OH, c1->OW, c1->OC);
+    if (m->pool_frozen)
+      dmx_maxpool2_forward_frozen(rt, m->a.p1, m->a.c1, m->idx1, (int)m->a.p1.n);
+    else
+      dmx_maxpool2_forward(rt, m->a.p1, m->idx1, m->a.c1, B, c1->OH, c1->OW, c1->OC);
     dmx_conv_forward(rt, m->a.c2, m->col2, m->a.p1, m->p.c2.w, m->p.c2.b, c2);
     act_fwd(m, m->a.c2, m->a.c2.n);
-    if (m->pool_frozen) dmx_maxpool2_forward_frozen(rt, m->a.p2, m->a.c2, m->idx2, (int)m->a.p2.n);
-    else dmx_maxpool2_forward(rt, m->a.p2, m->idx2, m->a.c2, B, c2->OH, c2->OW, c2->OC);
+    if (m->pool_frozen)
+      dmx_maxpool2_forward_frozen(rt, m->a.p2, m->a.c2, m->idx2, (int)m->a.p2.n);
+    else
+      dmx_maxpool2_forward(rt, m->a.p2, m->idx2, m->a.c2, B, c2->OH, c2->OW, c2->OC);
     dmx_conv_forward(rt, m->a.c3, m->col3, m->a.p2, m->p.c3.w, m->p.c3.b, c3);
     act_fwd(m, m->a.c3, m->a.c3.n);
     /* (B, OH, OW, 120) is already the flattened (B, F) */
@@ -461,8 +476,9 @@ static void head_forward(dmx_vision_model *m, bool train) {
   dmx_tensor h = features(m, false);
   if (m->muxed) {
     for (int i = 0; i < N; i++)
-      dmx_linear_forward(rt, sub(m->a.dm, (size_t)i * B * D, (size_t)B * D), h, sub(m->p.demux.w, (size_t)i * D * D, (size_t)D * D),
-                     sub(m->p.demux.b, (size_t)i * D, (size_t)D), B, D, D, 0.0f);
+      dmx_linear_forward(rt, sub(m->a.dm, (size_t)i * B * D, (size_t)B * D), h,
+                         sub(m->p.demux.w, (size_t)i * D * D, (size_t)D * D),
+                         sub(m->p.demux.b, (size_t)i * D, (size_t)D), B, D, D, 0.0f);
     act_fwd(m, m->a.dm, m->a.dm.n);
     h = m->a.dm;
   }
@@ -471,11 +487,11 @@ static void head_forward(dmx_vision_model *m, bool train) {
     dmx_tanh_forward(rt, m->a.out, m->a.logits, R * C);
     /* sum over instances of the mean over (B, C): each element's weight is 1 / (B C) */
     dmx_mse_pm1_forward_backward(rt, m->losses, m->preds, train ? m->d.out : none(), m->a.out, m->labels, R, C,
-                             1.0f / ((float)B * C));
+                                 1.0f / ((float)B * C));
     if (train) dmx_tanh_backward(rt, m->d.logits, m->a.out, m->d.out, R * C);
   } else {
-    dmx_softmax_xent_forward_backward(rt, m->losses, m->preds, train ? m->d.logits : none(), m->a.logits, m->labels, R, C,
-                                  1.0f / (float)B);
+    dmx_softmax_xent_forward_backward(rt, m->losses, m->preds, train ? m->d.logits : none(), m->a.logits, m->labels, R,
+                                      C, 1.0f / (float)B);
   }
   dmx_reduce_sum(rt, m->loss_sum, m->losses, R);
 }
@@ -486,8 +502,10 @@ static void head_forward(dmx_vision_model *m, bool train) {
 static dmx_tensor pre_grad(dmx_vision_model *m, dmx_tensor y, dmx_tensor dy, bool tanh_always) {
   dmx_tensor d = sub(m->dpre, 0, y.n);
   dmx_fill(m->rt, d, 0.0f);
-  if (tanh_always) dmx_tanh_backward(m->rt, d, y, dy, (int)y.n);
-  else act_bwd(m, d, y, dy, y.n);
+  if (tanh_always)
+    dmx_tanh_backward(m->rt, d, y, dy, (int)y.n);
+  else
+    act_bwd(m, d, y, dy, y.n);
   return d;
 }
 
@@ -496,13 +514,13 @@ static void head_backward(dmx_vision_model *m) {
   int N = m->N, B = m->B, D = m->D, C = m->classes, R = N * B;
   dmx_tensor h = features(m, false), dh = features(m, true);
   dmx_linear_backward(rt, m->muxed ? m->d.dm : dh, m->g.head.w, m->g.head.b, m->d.logits, m->muxed ? m->a.dm : h,
-                  m->p.head.w, R, D, C);
+                      m->p.head.w, R, D, C);
   if (!m->muxed) return;
   dmx_tensor dp = pre_grad(m, m->a.dm, m->d.dm, false);
   for (int i = 0; i < N; i++)
-    dmx_linear_backward(rt, dh, sub(m->g.demux.w, (size_t)i * D * D, (size_t)D * D), sub(m->g.demux.b, (size_t)i * D, (size_t)D),
-                    sub(dp, (size_t)i * B * D, (size_t)B * D), h, sub(m->p.demux.w, (size_t)i * D * D, (size_t)D * D), B,
-                    D, D);
+    dmx_linear_backward(rt, dh, sub(m->g.demux.w, (size_t)i * D * D, (size_t)D * D),
+                        sub(m->g.demux.b, (size_t)i * D, (size_t)D), sub(dp, (size_t)i * B * D, (size_t)B * D), h,
+                        sub(m->p.demux.w, (size_t)i * D * D, (size_t)D * D), B, D, D);
 }
 
 static void trunk_backward(dmx_vision_model *m) {
@@ -525,8 +543,8 @@ static void trunk_backward(dmx_vision_model *m) {
     for (int k = m->n_hidden - 1; k >= 0; k--) {
       dmx_tensor dp = pre_grad(m, m->a.hid[k], m->d.hid[k], false);
       int width = k ? m->hidden[k - 1] : m->P * m->Cm;
-      dmx_linear_backward(rt, k ? m->d.hid[k - 1] : din, m->g.hid[k].w, m->g.hid[k].b, dp, k ? m->a.hid[k - 1] : trunk_input(m),
-                      m->p.hid[k].w, B, width, m->hidden[k]);
+      dmx_linear_backward(rt, k ? m->d.hid[k - 1] : din, m->g.hid[k].w, m->g.hid[k].b, dp,
+                          k ? m->a.hid[k - 1] : trunk_input(m), m->p.hid[k].w, B, width, m->hidden[k]);
     }
   }
 }
@@ -581,8 +599,8 @@ void dmx_vision_model_update(dmx_vision_model *m, float lr, int t, const dmx_tra
   }
   if (tc->max_grad_norm > 0) dmx_global_norm(m->rt, m->norm, m->norm_partial, g, n);
   dmx_tensor mm = {m->adam_m.bufs[0], 0, n}, vv = {m->adam_v.bufs[0], 0, n};
-  dmx_adamw_update(m->rt, p, g, mm, vv, n, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps, tc->weight_decay, none(), t,
-               m->norm, tc->max_grad_norm);
+  dmx_adamw_update(m->rt, p, g, mm, vv, n, lr, tc->adam_beta1, tc->adam_beta2, tc->adam_eps, tc->weight_decay, none(),
+                   t, m->norm, tc->max_grad_norm);
 }
 
 float dmx_vision_model_loss(dmx_vision_model *m) {

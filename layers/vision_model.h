@@ -27,8 +27,8 @@ typedef struct {
   bool trainable;
   dmx_tensor *t, *g; /* parameter and (trainable) gradient tensors, valid after create */
   dmx_vinit init;
-  int fan_in;        /* DMX_VINIT_FANIN: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default */
-  float value;       /* DMX_VINIT_CONST */
+  int fan_in;  /* DMX_VINIT_FANIN: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default */
+  float value; /* DMX_VINIT_CONST */
 } dmx_vparam;
 
 typedef struct dmx_vision_model dmx_vision_model;

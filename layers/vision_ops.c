@@ -30,12 +30,12 @@ void dmx_instance_sum_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, 
   dmx_launch(rt, DMX_K_INSTANCE_SUM_BWD, 2, g, l, KA_T(dx), KA_T(dout), KA_I(N), KA_I(S));
 }
 
-void dmx_gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor map, dmx_tensor sign, int N, int B,
-                        int P, int C) {
+void dmx_gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor map, dmx_tensor sign, int N,
+                            int B, int P, int C) {
   if (N <= 0 || B <= 0 || P <= 0) return;
   size_t g[2] = {(size_t)P * C, (size_t)N * B}, l[2] = {local_pow2(rt, 64), 1};
-  dmx_launch(rt, DMX_K_GATHER_MAP_FWD, 2, g, l, KA_T(out), KA_T(x), KA_T(map), KA_T(sign),
-             KA_I(N), KA_I(B), KA_I(P), KA_I(C));
+  dmx_launch(rt, DMX_K_GATHER_MAP_FWD, 2, g, l, KA_T(out), KA_T(x), KA_T(map), KA_T(sign), KA_I(N), KA_I(B), KA_I(P),
+             KA_I(C));
 }
 
 void dmx_relu_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
@@ -47,13 +47,13 @@ void dmx_relu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor 
 }
 
 void dmx_mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor preds, dmx_tensor dout, dmx_tensor out,
-                              dmx_tensor labels, int R, int C, float scale) {
+                                  dmx_tensor labels, int R, int C, float scale) {
   int has_grad = dout.buf != NULL;
   dmx_tensor d = has_grad ? dout : out; /* an unused argument must still be a valid buffer */
   size_t g = (size_t)(R > 0 ? R : 0), l = local_pow2(rt, 64);
   if (!g) return;
-  dmx_launch(rt, DMX_K_MSE_PM1, 1, &g, &l, KA_T(losses), KA_T(preds), KA_T(d), KA_T(out),
-             KA_T(labels), KA_I(R), KA_I(C), KA_F(scale), KA_I(has_grad));
+  dmx_launch(rt, DMX_K_MSE_PM1, 1, &g, &l, KA_T(losses), KA_T(preds), KA_T(d), KA_T(out), KA_T(labels), KA_I(R),
+             KA_I(C), KA_F(scale), KA_I(has_grad));
 }
 
 void dmx_sgd_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, size_t n, float lr) {
@@ -125,6 +125,7 @@ void dmx_random_rotation(float *q, int P, uint64_t *rng) {
   }
   free(lu);
   for (int i = 0; i < P; i++)
-    for (int j = 0; j < P; j++) q[(size_t)i * P + j] = (float)(sign < 0 && i == 0 ? -a[(size_t)i * P + j] : a[(size_t)i * P + j]);
+    for (int j = 0; j < P; j++)
+      q[(size_t)i * P + j] = (float)(sign < 0 && i == 0 ? -a[(size_t)i * P + j] : a[(size_t)i * P + j]);
   free(a);
 }

@@ -13,8 +13,8 @@ void dmx_instance_sum_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, 
 
 /* out (N, B, P, C) = sign[i] * x (N, B, P, C) gathered at map (N, P) (int32; < 0 gives 0);
  * sign (N) floats. */
-void dmx_gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor map, dmx_tensor sign, int N, int B,
-                        int P, int C);
+void dmx_gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor map, dmx_tensor sign, int N,
+                            int B, int P, int C);
 
 /* Per-instance matrix on flattened images (so_n, learnable_w muxing): y_i (B, P) = x_i (B, P) Q_i^T
  * for i < N, with x (N, B, P), Q (N, P, P), y (N, B, P): one strided-batched GEMM. */
@@ -31,7 +31,7 @@ void dmx_relu_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor y, dmx_tensor 
  * losses[r] = sum_c 0.5 (t - out)^2, preds[r] = argmax, dout (R, C) = scale (out - t) written when
  * dout.buf is non-NULL. */
 void dmx_mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor preds, dmx_tensor dout, dmx_tensor out,
-                              dmx_tensor labels, int R, int C, float scale);
+                                  dmx_tensor labels, int R, int C, float scale);
 
 /* Host: q (P, P) = a random rotation (orthogonal, determinant +1): Gram-Schmidt on a Gaussian
  * matrix, one row negated when the determinant came out -1. rng is a splitmix64 state. */

@@ -58,8 +58,9 @@ bool th_close(const char *what, const float *got, const double *want, size_t n, 
     }
   }
   if (bad) {
-    th_fail_at(__FILE__, __LINE__, "%s: %d of %zu elements out of tolerance (rtol %g, atol %g); worst [%zu] got %.8g want %.8g",
-               what, bad, n, rtol, atol, worst, (double)got[worst], want[worst]);
+    th_fail_at(__FILE__, __LINE__,
+               "%s: %d of %zu elements out of tolerance (rtol %g, atol %g); worst [%zu] got %.8g want %.8g", what, bad,
+               n, rtol, atol, worst, (double)got[worst], want[worst]);
     return false;
   }
   return true;

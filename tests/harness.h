@@ -10,17 +10,17 @@
 extern int th_checks_failed_in_case;
 
 void th_begin(const char *case_name);
-void th_end(void);          /* records the case as passed or failed */
-int th_finish(void);        /* prints the summary; returns the process exit status */
+void th_end(void);   /* records the case as passed or failed */
+int th_finish(void); /* prints the summary; returns the process exit status */
 void th_fail_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-#define CHECK(cond)                                             \
-  do {                                                          \
-    if (!(cond)) th_fail_at(__FILE__, __LINE__, "%s", #cond);   \
+#define CHECK(cond)                                           \
+  do {                                                        \
+    if (!(cond)) th_fail_at(__FILE__, __LINE__, "%s", #cond); \
   } while (0)
-#define CHECKF(cond, ...)                                       \
-  do {                                                          \
-    if (!(cond)) th_fail_at(__FILE__, __LINE__, __VA_ARGS__);   \
+#define CHECKF(cond, ...)                                     \
+  do {                                                        \
+    if (!(cond)) th_fail_at(__FILE__, __LINE__, __VA_ARGS__); \
   } while (0)
 
 /* Relative error check for arrays against a double reference:
@@ -37,9 +37,9 @@ const char *th_datamux_bin(void);
 /* Test data: one xorshift64 stream per test process, seeded with th_seed (each test keeps its own
  * seed so its cases see the same numbers run to run). */
 void th_seed(uint64_t seed);
-double th_urand(void);              /* uniform in [0, 1) */
-float th_frand(void);               /* uniform in [-1, 1) */
-int th_irand(int n);                /* uniform in 0 .. n-1 */
+double th_urand(void);                     /* uniform in [0, 1) */
+float th_frand(void);                      /* uniform in [-1, 1) */
+int th_irand(int n);                       /* uniform in 0 .. n-1 */
 float *th_rand_vec(size_t n, float scale); /* malloc'd, uniform in [-scale, scale) */
 
 #endif

@@ -36,8 +36,10 @@ static int read_csv(const char *path, char *header, size_t hcap, char rows[][512
   }
   int n = -1;
   for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-    if (n < 0) snprintf(header, hcap, "%s", line);
-    else if (n < max) snprintf(rows[n], sizeof rows[n], "%s", line);
+    if (n < 0)
+      snprintf(header, hcap, "%s", line);
+    else if (n < max)
+      snprintf(rows[n], sizeof rows[n], "%s", line);
     n++;
   }
   free(text);
@@ -109,11 +111,12 @@ static void write_fake_tuner(const char *dir, const char *name, const char *fami
     th_fail_at(__FILE__, __LINE__, "cannot write %s", path);
     return;
   }
-  fprintf(f, "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$FAKE_TUNER_LOG\"\n"
-             "[ -n \"$FAKE_TUNER_FAIL\" ] && { echo failing on purpose; exit 3; }\n"
-             "echo '* (1/1) fake tuning'\n"
-             "printf '{\"kernel_family\": \"%s\", \"precision\": \"32\", \"best_time\": \"1.50\", "
-             "\"best_parameters\": \"%s PRECISION=32\"}\\n' > clblast_%s_32.json\n",
+  fprintf(f,
+          "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$FAKE_TUNER_LOG\"\n"
+          "[ -n \"$FAKE_TUNER_FAIL\" ] && { echo failing on purpose; exit 3; }\n"
+          "echo '* (1/1) fake tuning'\n"
+          "printf '{\"kernel_family\": \"%s\", \"precision\": \"32\", \"best_time\": \"1.50\", "
+          "\"best_parameters\": \"%s PRECISION=32\"}\\n' > clblast_%s_32.json\n",
           family, params, family);
   fclose(f);
   chmod(path, 0755);
@@ -193,13 +196,14 @@ int main(void) {
   st = th_run(cmd, out, sizeof out);
   CHECKF(st == 0, "exit %d:\n%s", st, out);
   CHECKF(strstr(out, "data: synthetic") != NULL, "no synthetic data line:\n%s", out);
-  CHECKF(strstr(out, "op breakdown") && strstr(out, "coverage %") && strstr(out, "N=2:\ntop "),
-         "no op breakdown:\n%s", out);
+  CHECKF(strstr(out, "op breakdown") && strstr(out, "coverage %") && strstr(out, "N=2:\ntop "), "no op breakdown:\n%s",
+         out);
   snprintf(path, sizeof path, "%s/t/throughput.csv", dir);
   n = read_csv(path, header, sizeof header, rows, 8);
-  CHECKF(!strcmp(header, "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,"
-                         "ms_per_batch_median,instances_per_s,reference_instances_per_s_alongside,speedup,"
-                         "device_mib_allocated"),
+  CHECKF(!strcmp(header,
+                 "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,"
+                 "ms_per_batch_median,instances_per_s,reference_instances_per_s_alongside,speedup,"
+                 "device_mib_allocated"),
          "header '%s'", header);
   CHECKF(n == 2, "%d rows, want 2", n);
   if (n == 2) {
@@ -212,8 +216,8 @@ int main(void) {
     /* N=1 is the reference: no model alongside it, speedup 1; N=2's speedup is over the N=1 model timed with it */
     CHECKF(field(rows[0], 12) == 1.0, "speedup of N=1 is %g, want 1", field(rows[0], 12));
     double sp = field(rows[1], 10) / field(rows[1], 11);
-    CHECKF(fabs(field(rows[1], 12) - sp) < 2e-3 * sp, "N=2 speedup %g, want %g (instances/s over the reference alongside)",
-           field(rows[1], 12), sp);
+    CHECKF(fabs(field(rows[1], 12) - sp) < 2e-3 * sp,
+           "N=2 speedup %g, want %g (instances/s over the reference alongside)", field(rows[1], 12), sp);
   }
   snprintf(path, sizeof path, "%s/t/throughput.json", dir);
   CHECK(file_has(path, "\"rows\": [") && file_has(path, "\"speedup_reference\": \"N=1\"") &&
@@ -243,7 +247,8 @@ int main(void) {
   expect_error("experiments/quickstart.yaml --train -N 1,2", "throughput flag");
   snprintf(cmd, sizeof cmd,
            "%s bench experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set task.max_length=16 "
-           "-d index --set training.task_loss_coeff=0.9 --set training.retrieval_loss_coeff=0.1 --train --warmup 1 --steps 1 --profile-steps 2 --synthetic --out %s/tr",
+           "-d index --set training.task_loss_coeff=0.9 --set training.retrieval_loss_coeff=0.1 --train --warmup 1 "
+           "--steps 1 --profile-steps 2 --synthetic --out %s/tr",
            bin, dir);
   st = th_run(cmd, out, sizeof out);
   CHECKF(st == 0, "exit %d:\n%s", st, out);
@@ -258,8 +263,8 @@ int main(void) {
       double step = json_num(js, "\"profile\"", "seconds_per_step"), sum = json_num(js, NULL, "sum_seconds_per_step");
       double cov = json_num(js, NULL, "coverage");
       /* every command of the step is in a category: what is missing are the gaps between commands */
-      CHECKF(step > 0 && sum > 0 && cov >= 0.80 && cov <= 1.02, "profiled step %g s, categories %g s, coverage %g", step,
-             sum, cov);
+      CHECKF(step > 0 && sum > 0 && cov >= 0.80 && cov <= 1.02, "profiled step %g s, categories %g s, coverage %g",
+             step, sum, cov);
       CHECKF(fabs(sum / step - cov) < 1e-3, "coverage %g is not sum/step %g", cov, sum / step);
       /* micro: 2 layers; a linear layer makes 3 GEMMs per step (forward, dX, dW), attention 6 per layer;
        * the retrieval vocabulary projection 3 per block */
@@ -279,7 +284,8 @@ int main(void) {
       const char *c = strstr(js, "\"commands\": ["), *end = c ? strchr(c, ']') : NULL;
       for (const char *q = c; q && end && (q = strstr(q, "\"seconds_per_step\": ")) && q < end; q++)
         cmd_sum += atof(q + strlen("\"seconds_per_step\": "));
-      CHECKF(c && fabs(cmd_sum - sum) <= 1e-5 + 1e-3 * sum, "commands add up to %g s, categories to %g s", cmd_sum, sum);
+      CHECKF(c && fabs(cmd_sum - sum) <= 1e-5 + 1e-3 * sum, "commands add up to %g s, categories to %g s", cmd_sum,
+             sum);
       free(js);
     }
   }
@@ -291,8 +297,13 @@ int main(void) {
 
   th_begin("the peak cache round trips, and a missing or broken file says what to do");
   {
-    dmx_peak p = {.sgemm_gflops = 1234.5, .sgemm_size = 2048, .tuned = true, .d2d_gbps = 800.25, .h2d_gbps = 12.5,
-                  .d2h_gbps = 13.75, .seconds = 9};
+    dmx_peak p = {.sgemm_gflops = 1234.5,
+                  .sgemm_size = 2048,
+                  .tuned = true,
+                  .d2d_gbps = 800.25,
+                  .h2d_gbps = 12.5,
+                  .d2h_gbps = 13.75,
+                  .seconds = 9};
     snprintf(p.device, sizeof p.device, "Some \"GPU\" 9000");
     snprintf(p.platform, sizeof p.platform, "Plat");
     snprintf(p.driver, sizeof p.driver, "1.2");
@@ -339,8 +350,8 @@ int main(void) {
     st = th_run(cmd2, out, sizeof out);
     CHECKF(st == 0, "exit %d:\n%s", st, out);
     char *r = strstr(out, "results: ");
-    if (r) snprintf(devdir, sizeof devdir, "%.*s", (int)(strstr(r, "/tuning ") ? strstr(r, "/tuning ") - r - 9 : 0),
-                    r + 9);
+    if (r)
+      snprintf(devdir, sizeof devdir, "%.*s", (int)(strstr(r, "/tuning ") ? strstr(r, "/tuning ") - r - 9 : 0), r + 9);
     CHECKF(devdir[0] && !exists(log), "dry run: device folder '%s', tuner log %s:\n%s", devdir,
            exists(log) ? "written" : "absent", out);
     /* an older file for Xgemm in the device folder is moved aside when the new one is installed */
@@ -350,7 +361,8 @@ int main(void) {
     const char *older_json = "{\"kernel_family\": \"xgemm_1\"}";
     CHECK(dmx_write_file_atomic(older, older_json, strlen(older_json), NULL) == 0);
     st = th_run(tune_cmd, out, sizeof out);
-    CHECKF(st == 0 && count_lines(log) == 2, "first run: exit %d, %d tuner runs (want 2):\n%s", st, count_lines(log), out);
+    CHECKF(st == 0 && count_lines(log) == 2, "first run: exit %d, %d tuner runs (want 2):\n%s", st, count_lines(log),
+           out);
     snprintf(inst, sizeof inst, "%s/clblast_xgemm_32.json", devdir);
     snprintf(prev, sizeof prev, "%s/tuning/previous/clblast_xgemm_1_32.json", devdir);
     CHECKF(exists(inst) && !exists(older) && exists(prev), "install: %d, older moved: %d", exists(inst), exists(prev));

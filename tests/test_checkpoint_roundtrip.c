@@ -65,15 +65,20 @@ static int differing(dmx_model *a, dmx_model *b) {
 
 int main(void) {
   static const variant variants[] = {
-      {"gaussian_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false, false},
-      {"gaussian_hadamard index token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true, false},
-      {"gaussian_hadamard mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, false, false},
+      {"gaussian_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false,
+       false},
+      {"gaussian_hadamard index token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true,
+       false},
+      {"gaussian_hadamard mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, false,
+       false},
       {"gaussian_hadamard mlp token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, true, false},
-      {"binary_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_INDEX, false, false},
+      {"binary_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_INDEX, false,
+       false},
       {"binary_hadamard mlp token", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_MLP, true, false},
       {"random_ortho index token", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_INDEX, true, false},
       {"random_ortho mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_MLP, false, false},
-      {"random_ortho index sentence, learned muxing", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_INDEX, false, true},
+      {"random_ortho index sentence, learned muxing", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_INDEX,
+       false, true},
       {"retrieval warm-up (gaussian_hadamard index)", DMX_SETTING_RETRIEVAL_PRETRAINING, DMX_MUX_GAUSSIAN_HADAMARD,
        DMX_DEMUX_INDEX, false, false},
       {"baseline N=1 sentence", DMX_SETTING_BASELINE, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false, false},
@@ -85,8 +90,7 @@ int main(void) {
   for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
     const variant *v = &variants[i];
     char title[256], run[256], path[600], bin_dir[400];
-    snprintf(title, sizeof title, "checkpoint round trip, %s: safetensors and pytorch_model.bin, bit for bit",
-             v->name);
+    snprintf(title, sizeof title, "checkpoint round trip, %s: safetensors and pytorch_model.bin, bit for bit", v->name);
     th_begin(title);
     dmx_experiment e = experiment(v);
     dmx_error err;

@@ -164,8 +164,11 @@ static void test_round_trip_odd_values(void) {
   dmx_experiment e;
   dmx_error err;
   dmx_experiment_defaults(&e);
-  char *argv[] = {"--set", "name=a: \"quoted\" # not a comment\\", "--set", "training.learning_rate=3.3333333e-4",
-                  "--set", "model.layer_norm_eps=1e-12", "--output_dir", "true", "--device", "  spaced  "};
+  char *argv[] = {"--set",        "name=a: \"quoted\" # not a comment\\",
+                  "--set",        "training.learning_rate=3.3333333e-4",
+                  "--set",        "model.layer_norm_eps=1e-12",
+                  "--output_dir", "true",
+                  "--device",     "  spaced  "};
   CHECKF(load_with_flags(&e, NULL, 10, argv, &err) == 0, "%s", err.msg);
   CHECK(!strcmp(e.name, "a: \"quoted\" # not a comment\\"));
   char what[256];
@@ -188,9 +191,11 @@ static const bad_file_case bad_files[] = {
     {"two_documents.yaml", "two_documents.yaml:3:1: a second YAML document"},
     {"empty.yaml", "empty.yaml: file is empty"},
     {"top_not_mapping.yaml", "top_not_mapping.yaml:1:1: an experiment must be a mapping of keys, got a list"},
-    {"unknown_key.yaml", "unknown_key.yaml:3:3: unknown key 'hiden_size' in section 'model' (did you mean 'hidden_size'?)"},
+    {"unknown_key.yaml",
+     "unknown_key.yaml:3:3: unknown key 'hiden_size' in section 'model' (did you mean 'hidden_size'?)"},
     {"unknown_top_key.yaml", "unknown_top_key.yaml:2:1: unknown key 'trainng' at top level (did you mean 'training'?)"},
-    {"unknown_key_no_suggestion.yaml", "unknown_key_no_suggestion.yaml:2:3: unknown key 'zzzzzzzz' in section 'training' (valid: learning_rate,"},
+    {"unknown_key_no_suggestion.yaml",
+     "unknown_key_no_suggestion.yaml:2:3: unknown key 'zzzzzzzz' in section 'training' (valid: learning_rate,"},
     {"wrong_type_int.yaml", "wrong_type_int.yaml:2:16: model.hidden_size: expected an integer, got 'abc'"},
     {"wrong_type_float.yaml", "wrong_type_float.yaml:2:18: training.learning_rate: expected a number, got 'fast'"},
     {"wrong_type_bool.yaml", "wrong_type_bool.yaml:2:13: training.do_train: expected true or false, got 'maybe'"},
@@ -199,22 +204,35 @@ static const bad_file_case bad_files[] = {
     {"mapping_for_scalar.yaml", "mapping_for_scalar.yaml:2:3: name: expected a string, got a mapping"},
     {"section_not_mapping.yaml", "section_not_mapping.yaml:1:11: 'training' must be a mapping of keys, got a scalar"},
     {"duplicate_key.yaml", "duplicate_key.yaml:3:3: duplicate key 'seed'"},
-    {"bad_enum.yaml", "bad_enum.yaml:2:11: multiplexing.muxing: unknown value 'gausian_hadamard' (did you mean 'gaussian_hadamard'? valid: gaussian_hadamard, binary_hadamard, random_ortho)"},
-    {"bad_setting.yaml", "bad_setting.yaml:1:10: setting: unknown value 'pretraining' (valid: baseline, retrieval_pretraining, finetuning)"},
+    {"bad_enum.yaml",
+     "bad_enum.yaml:2:11: multiplexing.muxing: unknown value 'gausian_hadamard' (did you mean 'gaussian_hadamard'? "
+     "valid: gaussian_hadamard, binary_hadamard, random_ortho)"},
+    {"bad_setting.yaml",
+     "bad_setting.yaml:1:10: setting: unknown value 'pretraining' (valid: baseline, retrieval_pretraining, "
+     "finetuning)"},
     {"bad_task.yaml", "bad_task.yaml:2:9: task.name: unknown value 'imdb'"},
     {"n_zero.yaml", "n_zero.yaml:2:18: multiplexing.num_instances must be between 1 and 64, got 0"},
     {"n_too_large.yaml", "n_too_large.yaml:2:18: multiplexing.num_instances must be between 1 and 64, got 65"},
-    {"heads_not_dividing.yaml", "heads_not_dividing.yaml:3:14: model.hidden_size 100 is not divisible by model.num_heads 12"},
-    {"positions_overflow.yaml", "positions_overflow.yaml:4:15: task.max_length 480 + 41 index prefix tokens (num_instances + 1) + 2 (positions start at 2) = 523 exceeds model.max_position_embeddings 514"},
+    {"heads_not_dividing.yaml",
+     "heads_not_dividing.yaml:3:14: model.hidden_size 100 is not divisible by model.num_heads 12"},
+    {"positions_overflow.yaml",
+     "positions_overflow.yaml:4:15: task.max_length 480 + 41 index prefix tokens (num_instances + 1) + 2 (positions "
+     "start at 2) = 523 exceeds model.max_position_embeddings 514"},
     {"negative_lr.yaml", "negative_lr.yaml:2:18: training.learning_rate must be positive, got -0.001"},
     {"dropout_range.yaml", "dropout_range.yaml:2:19: model.hidden_dropout must be in [0, 1), got 1"},
     {"negative_steps.yaml", "negative_steps.yaml:2:14: training.max_steps must be at least 0, got -5"},
-    {"baseline_with_n.yaml", "baseline_with_n.yaml:3:18: setting baseline does not multiplex: multiplexing.num_instances must be 1, got 2"},
+    {"baseline_with_n.yaml",
+     "baseline_with_n.yaml:3:18: setting baseline does not multiplex: multiplexing.num_instances must be 1, got 2"},
     {"text_task_finetuning.yaml", "text_task_finetuning.yaml:3:9: task text has no labels"},
     {"binary_too_narrow.yaml", "binary_too_narrow.yaml:6:11: binary_hadamard muxing gives each instance a block"},
-    {"missing_config_name.yaml", "missing_config_name.yaml:2:14: config_name: model file 'models/does_not_exist.yaml' not found (looked for tests/fixtures/config/models/does_not_exist.yaml"},
-    {"model_and_config_name.yaml", "model_and_config_name.yaml:3:14: give the model either inline under 'model:' or as 'config_name:', not both"},
-    {"bad_model_ref.yaml", "bad_model_ref.yaml:2:14: in config_name 'bad_model_file.yaml': tests/fixtures/config/bad_model_file.yaml:2:1: unknown key 'num_layer' in section 'model' (did you mean 'num_layers'?)"},
+    {"missing_config_name.yaml",
+     "missing_config_name.yaml:2:14: config_name: model file 'models/does_not_exist.yaml' not found (looked for "
+     "tests/fixtures/config/models/does_not_exist.yaml"},
+    {"model_and_config_name.yaml",
+     "model_and_config_name.yaml:3:14: give the model either inline under 'model:' or as 'config_name:', not both"},
+    {"bad_model_ref.yaml",
+     "bad_model_ref.yaml:2:14: in config_name 'bad_model_file.yaml': tests/fixtures/config/bad_model_file.yaml:2:1: "
+     "unknown key 'num_layer' in section 'model' (did you mean 'num_layers'?)"},
     {"does_not_exist.yaml", "does_not_exist.yaml: cannot open: No such file or directory"},
 };
 
@@ -228,8 +246,8 @@ static void test_bad_files(void) {
     int rc = load_with_flags(&e, path, 0, NULL, &err);
     CHECKF(rc == -1, "%s: accepted", bad_files[i].file);
     if (rc == -1)
-      CHECKF(strstr(err.msg, bad_files[i].expected) != NULL, "%s:\n    got  %s\n    want %s", bad_files[i].file, err.msg,
-             bad_files[i].expected);
+      CHECKF(strstr(err.msg, bad_files[i].expected) != NULL, "%s:\n    got  %s\n    want %s", bad_files[i].file,
+             err.msg, bad_files[i].expected);
   }
   th_end();
 }
@@ -250,14 +268,18 @@ static const bad_flag_case bad_flags[] = {
     {{"-s", "baseline", "-N", "3"}, "flag -N 3: setting baseline does not multiplex"},
     {{"--lr", "-1"}, "flag --lr -1: training.learning_rate must be positive, got -1"},
     {{"--set", "model.hidden_size"}, "flag --set expects key.path=value, got 'model.hidden_size'"},
-    {{"--set", "model.hiden_size=64"}, "flag --set model.hiden_size: unknown key 'model.hiden_size' (did you mean 'model.hidden_size'?)"},
-    {{"--set", "model.hidden_size=100"}, "flag --set model.hidden_size=100: model.hidden_size 100 is not divisible by model.num_heads 12"},
-    {{"--set", "training.lr=1"}, "flag --set training.lr: unknown key 'training.lr' (did you mean 'training.learning_rate'?)"},
+    {{"--set", "model.hiden_size=64"},
+     "flag --set model.hiden_size: unknown key 'model.hiden_size' (did you mean 'model.hidden_size'?)"},
+    {{"--set", "model.hidden_size=100"},
+     "flag --set model.hidden_size=100: model.hidden_size 100 is not divisible by model.num_heads 12"},
+    {{"--set", "training.lr=1"},
+     "flag --set training.lr: unknown key 'training.lr' (did you mean 'training.learning_rate'?)"},
     {{"--set", "training.seed=x"}, "flag --set training.seed: expected an integer, got 'x'"},
     {{"--learn_muxing=maybe"}, "flag --learn_muxing: expected true or false, got 'maybe'"},
     {{"stray.yaml"}, "unexpected argument 'stray.yaml'"},
     {{"--config_name", "models/nope.yaml"}, "flag --config_name: model file 'models/nope.yaml' not found"},
-    {{"--config_name", FIXTURES "bad_model_file.yaml"}, "flag --config_name: " FIXTURES "bad_model_file.yaml:2:1: unknown key 'num_layer'"},
+    {{"--config_name", FIXTURES "bad_model_file.yaml"},
+     "flag --config_name: " FIXTURES "bad_model_file.yaml:2:1: unknown key 'num_layer'"},
     {{"--batch_size", "-2"}, "flag --batch_size -2: training.batch_size must be at least 1, got -2"},
 };
 
@@ -284,8 +306,23 @@ static void test_flags_override_yaml(void) {
   th_begin("flags override YAML; the rest of the file stays");
   dmx_experiment e;
   dmx_error err;
-  char *argv[] = {"-N", "5", "--lr=0.01", "-m", "random_ortho", "--set", "model.hidden_size=64", "--set=model.num_heads=4",
-                  "--task", "qnli", "--seed", "7", "--max_steps=11", "--output_dir", "/tmp/x", "--data-dir", "/d"};
+  char *argv[] = {"-N",
+                  "5",
+                  "--lr=0.01",
+                  "-m",
+                  "random_ortho",
+                  "--set",
+                  "model.hidden_size=64",
+                  "--set=model.num_heads=4",
+                  "--task",
+                  "qnli",
+                  "--seed",
+                  "7",
+                  "--max_steps=11",
+                  "--output_dir",
+                  "/tmp/x",
+                  "--data-dir",
+                  "/d"};
   int rc = load_with_flags(&e, "experiments/quickstart.yaml", (int)(sizeof argv / sizeof *argv), argv, &err);
   CHECKF(rc == 0, "%s", err.msg);
   CHECK(e.mux.num_instances == 5 && e.mux.muxing == DMX_MUX_RANDOM_ORTHO);

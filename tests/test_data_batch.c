@@ -24,7 +24,8 @@ static void test_alloc_checks(void) {
   th_begin("batch alloc rejects bad shapes");
   dmx_batch b;
   dmx_error err;
-  CHECK(dmx_batch_alloc(&b, 2, 0, 8, DMX_INPUT_INDEX, DMX_TARGET_CLASS, &err) == -1 && strstr(err.msg, "N (instances)"));
+  CHECK(dmx_batch_alloc(&b, 2, 0, 8, DMX_INPUT_INDEX, DMX_TARGET_CLASS, &err) == -1 &&
+        strstr(err.msg, "N (instances)"));
   CHECK(dmx_batch_alloc(&b, 2, 65, 8, DMX_INPUT_INDEX, DMX_TARGET_CLASS, &err) == -1);
   CHECK(dmx_batch_alloc(&b, 2, 2, 8, DMX_INPUT_PLAIN, DMX_TARGET_CLASS, &err) == -1 && strstr(err.msg, "N = 1"));
   CHECK(dmx_batch_alloc(&b, 0, 2, 8, DMX_INPUT_INDEX, DMX_TARGET_CLASS, &err) == -1);
@@ -157,7 +158,10 @@ static void test_epoch_coverage(void) {
     int B, N;
     bool drop_last;
     int steps, scored;
-  } cases[] = {{24, 2, true, 18, 864}, {16, 40, true, 1, 640}, {16, 40, false, 2, 872}, {24, 5, false, 8, 872},
+  } cases[] = {{24, 2, true, 18, 864},
+               {16, 40, true, 1, 640},
+               {16, 40, false, 2, 872},
+               {24, 5, false, 8, 872},
                {32, 1, false, 28, 872}};
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     dmx_batch b;
@@ -175,8 +179,8 @@ static void test_epoch_coverage(void) {
     }
     CHECKF(steps == cases[c].steps && steps == dmx_batcher_steps(&bt), "B=%d N=%d: %d steps", cases[c].B, cases[c].N,
            steps);
-    CHECKF(scored == cases[c].scored && scored == dmx_batcher_scored_per_epoch(&bt), "B=%d N=%d: %d scored",
-           cases[c].B, cases[c].N, scored);
+    CHECKF(scored == cases[c].scored && scored == dmx_batcher_scored_per_epoch(&bt), "B=%d N=%d: %d scored", cases[c].B,
+           cases[c].N, scored);
     int twice = 0, never = 0;
     for (int i = 0; i < 872; i++) twice += seen[i] > 1, never += seen[i] == 0;
     CHECK(twice == 0);

@@ -55,11 +55,13 @@ static void check_fashion(void) {
 /* ------------------------------------------------------------------ malformed files */
 
 static void put32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+  p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8),
+  p[3] = (unsigned char)v;
 }
 
 /* An IDX file: magic, the given sizes, then `payload` bytes (pattern i & 255), gzipped when gz. */
-static const char *write_idx(const char *name, uint32_t magic, int ndim, const uint32_t *dims, size_t payload, bool gz) {
+static const char *write_idx(const char *name, uint32_t magic, int ndim, const uint32_t *dims, size_t payload,
+                             bool gz) {
   static char path[8][512];
   static int slot;
   char *p = path[slot++ % 8];
@@ -71,7 +73,8 @@ static const char *write_idx(const char *name, uint32_t magic, int ndim, const u
   for (size_t i = 0; i < payload; i++) b[4 + 4 * ndim + i] = (unsigned char)(i % 7);
   if (gz) {
     gzFile f = gzopen(p, "wb");
-    if (!f || gzwrite(f, b, (unsigned)n) != (int)n || gzclose(f) != Z_OK) th_fail_at(__FILE__, __LINE__, "cannot write %s", p);
+    if (!f || gzwrite(f, b, (unsigned)n) != (int)n || gzclose(f) != Z_OK)
+      th_fail_at(__FILE__, __LINE__, "cannot write %s", p);
   } else {
     FILE *f = fopen(p, "wb");
     if (!f || fwrite(b, 1, n, f) != n || fclose(f)) th_fail_at(__FILE__, __LINE__, "cannot write %s", p);

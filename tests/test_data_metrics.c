@@ -19,8 +19,8 @@ static void test_classification(void) {
   CHECK(NEAR(dmx_f1_binary(pred, gold, 5), 4.0 / 6));
   CHECK(NEAR(dmx_matthews(pred, gold, 5), 2.0 / 12));
   int32_t zeros[5] = {0, 0, 0, 0, 0};
-  CHECK(dmx_f1_binary(zeros, gold, 5) == 0);  /* no predicted positive */
-  CHECK(dmx_matthews(zeros, gold, 5) == 0);   /* constant prediction */
+  CHECK(dmx_f1_binary(zeros, gold, 5) == 0); /* no predicted positive */
+  CHECK(dmx_matthews(zeros, gold, 5) == 0);  /* constant prediction */
   CHECK(NEAR(dmx_matthews(gold, gold, 5), 1));
   int32_t inv[5] = {0, 1, 0, 1, 0};
   CHECK(NEAR(dmx_matthews(inv, gold, 5), -1));

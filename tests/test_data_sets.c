@@ -118,8 +118,8 @@ static void test_conll_counts(void) {
       int bad = 0, first_bad = -1;
       for (int s = 0; s <= a.n_sentences; s++) bad += a.sentence_start[s] != b.sentence_start[s];
       for (int i = 0; i < a.n_tokens; i++) {
-        bool same = !strcmp(a.words[i], b.words[i]) && !strcmp(a.pos[i], b.pos[i]) &&
-                    !strcmp(a.chunk[i], b.chunk[i]) && a.ner[i] == b.ner[i];
+        bool same = !strcmp(a.words[i], b.words[i]) && !strcmp(a.pos[i], b.pos[i]) && !strcmp(a.chunk[i], b.chunk[i]) &&
+                    a.ner[i] == b.ner[i];
         if (!same && first_bad < 0) first_bad = i;
         bad += !same;
       }
@@ -130,7 +130,8 @@ static void test_conll_counts(void) {
       static const int want[9] = {169578, 6600, 4528, 6321, 3704, 7140, 1157, 3438, 1155};
       int got[9] = {0};
       for (int i = 0; i < a.n_tokens; i++) got[a.ner[i]]++;
-      for (int k = 0; k < 9; k++) CHECKF(got[k] == want[k], "train %s: %d, want %d", dmx_ner_label_names[k], got[k], want[k]);
+      for (int k = 0; k < 9; k++)
+        CHECKF(got[k] == want[k], "train %s: %d, want %d", dmx_ner_label_names[k], got[k], want[k]);
       CHECK(!strcmp(a.words[0], "EU") && a.ner[0] == 3 && !strcmp(a.chunk[0], "B-NP"));
     }
     if (ok_a) dmx_conll_free(&a);
@@ -156,7 +157,8 @@ static void test_glue_malformed(void) {
       {"sst2", "sst2_empty.tsv", true, "sst2_empty.tsv: file is empty"},
       {"sst2", "no_such_file.tsv", true, "no_such_file.tsv: cannot open"},
       {"sst2", "sst2_header_mismatch.tsv", true, "sst2_header_mismatch.tsv:1: header mismatch: no column 'sentence'"},
-      {"sst2", "sst2_no_label_column.tsv", true, "sst2_no_label_column.tsv:1: header mismatch: no label column 'label'"},
+      {"sst2", "sst2_no_label_column.tsv", true,
+       "sst2_no_label_column.tsv:1: header mismatch: no label column 'label'"},
       {"sst2", "sst2_header_only.tsv", true, "sst2_header_only.tsv: no data rows"},
       {"sst2", "sst2_blank_line.tsv", true, "sst2_blank_line.tsv:3: empty line"},
       {"mnli", "mnli_unknown_label.tsv", true, "mnli_unknown_label.tsv:3: unknown label 'maybe' for mnli"},
@@ -170,7 +172,8 @@ static void test_glue_malformed(void) {
     dmx_error err = {{0}};
     int rc = dmx_glue_load(dmx_glue_find(cases[i].task), path, cases[i].labels_required, &g, &err);
     CHECKF(rc == -1, "%s: loaded although malformed", cases[i].file);
-    CHECKF(strstr(err.msg, cases[i].want) != NULL, "%s: message '%s' lacks '%s'", cases[i].file, err.msg, cases[i].want);
+    CHECKF(strstr(err.msg, cases[i].want) != NULL, "%s: message '%s' lacks '%s'", cases[i].file, err.msg,
+           cases[i].want);
     if (rc == 0) dmx_glue_free(&g);
   }
   th_end();
@@ -396,9 +399,9 @@ static void add_line(dmx_token_lines *t, const char *text) {
 static void test_text_blocks(void) {
   th_begin("raw text: <s> ids </s> per line, concatenated, cut into blocks, remainders dropped per chunk");
   dmx_token_lines t = {0};
-  add_line(&t, "a bb ccc");  /* 0 1001 1002 1003 2 */
-  add_line(&t, "dddd");      /* 0 1004 2 */
-  add_line(&t, "e f");       /* 0 1001 1001 2 */
+  add_line(&t, "a bb ccc"); /* 0 1001 1002 1003 2 */
+  add_line(&t, "dddd");     /* 0 1004 2 */
+  add_line(&t, "e f");      /* 0 1001 1001 2 */
   CHECK(t.n_lines == 3 && t.n_ids == 12 && t.line_start[1] == 5 && t.line_start[3] == 12);
   dmx_dataset d;
   dmx_error err;
@@ -461,9 +464,9 @@ static void test_real_tokenizer(void) {
   rc = dmx_dataset_load(&o, &d, &err);
   CHECKF(rc == 0, "%s", err.msg);
   if (rc == 0) {
-    static const int32_t row0[33] = {0,    2264, 376, 88,  1370, 71,   5,    92,  7255, 21, 23960,
-                                     116,  2,    2,   1620, 9,   14,   183,  6,   5,    92, 7255,
-                                     23960, 154, 5,   4665, 3497, 376,  88,   1370, 4,  2,    1};
+    static const int32_t row0[33] = {0,     2264, 376, 88,   1370, 71,  5,   92,   7255, 21, 23960,
+                                     116,   2,    2,   1620, 9,    14,  183, 6,    5,    92, 7255,
+                                     23960, 154,  5,   4665, 3497, 376, 88,  1370, 4,    2,  1};
     CHECK(!memcmp(d.ids, row0, sizeof row0));
     CHECKF(d.n_truncated == 26, "%d pairs truncated, Hugging Face truncates 26", d.n_truncated);
     dmx_dataset_free(&d);

@@ -87,14 +87,18 @@ static size_t unescape(const char *s, char *out) {
     }
     s++;
     char c = *s++;
-    if (c == 't') out[n++] = '\t';
-    else if (c == 'n') out[n++] = '\n';
-    else if (c == 'r') out[n++] = '\r';
+    if (c == 't')
+      out[n++] = '\t';
+    else if (c == 'n')
+      out[n++] = '\n';
+    else if (c == 'r')
+      out[n++] = '\r';
     else if (c == 'x') {
       char hex[3] = {s[0], s[1], 0};
       out[n++] = (char)strtol(hex, NULL, 16);
       s += 2;
-    } else out[n++] = c;
+    } else
+      out[n++] = c;
   }
   out[n] = 0;
   return n;
@@ -105,8 +109,8 @@ static bool same_ids(const char *what, int row, const int32_t *got, int n_got, c
   int k = 0;
   while (k < n_got && k < n_want && got[k] == want[k]) k++;
   if (k == n_got && k == n_want) return true;
-  th_fail_at(__FILE__, __LINE__, "%s row %d: %d ids vs %d expected; first difference at %d: got %d want %d", what,
-             row, n_got, n_want, k, k < n_got ? got[k] : -1, k < n_want ? want[k] : -1);
+  th_fail_at(__FILE__, __LINE__, "%s row %d: %d ids vs %d expected; first difference at %d: got %d want %d", what, row,
+             n_got, n_want, k, k < n_got ? got[k] : -1, k < n_want ? want[k] : -1);
   return false;
 }
 
@@ -385,9 +389,32 @@ static uint32_t lcg(uint32_t *state) {
 static void test_random_text(dmx_tokenizer *tok) {
   th_begin("random text: ids in range; without '<' or bad UTF-8 the tokens spell the input back");
   /* Fragments that stress the regex: spaces of all kinds, contractions, digits, letters, marks. */
-  static const char *const frag[] = {" ", "  ", "\t", "\n", "\r\n", "\xc2\xa0", "\xe3\x80\x80", "'", "'s", "'ll",
-                                     "a", "Z", "\xc3\xa9", "\xe4\xb8\xad", "7", "\xc2\xbd", "!", "...", "\xf0\x9f\x98\x80",
-                                     "\xcc\x81", "-", "\x00", "ab", "The", " the", "\xef\xbf\xbd"};
+  static const char *const frag[] = {" ",
+                                     "  ",
+                                     "\t",
+                                     "\n",
+                                     "\r\n",
+                                     "\xc2\xa0",
+                                     "\xe3\x80\x80",
+                                     "'",
+                                     "'s",
+                                     "'ll",
+                                     "a",
+                                     "Z",
+                                     "\xc3\xa9",
+                                     "\xe4\xb8\xad",
+                                     "7",
+                                     "\xc2\xbd",
+                                     "!",
+                                     "...",
+                                     "\xf0\x9f\x98\x80",
+                                     "\xcc\x81",
+                                     "-",
+                                     "\x00",
+                                     "ab",
+                                     "The",
+                                     " the",
+                                     "\xef\xbf\xbd"};
   static const char *const bad[] = {"<mask>", "<s>", "</s", "\xff", "\xe2\x82", "\xed\xa0\x80", "\xc0"};
   uint32_t state = 12345;
   static char text[4096];
@@ -564,10 +591,12 @@ static void test_cli(void) {
   snprintf(cmd, sizeof cmd, "printf 'Hello world\\nHello <mask>.\\r\\n' | %s tokenize", bin);
   int rc = th_run(cmd, out, sizeof out);
   CHECKF(rc == 0 && strcmp(out, "0 31414 232 2\n0 31414 50264 4 2\n") == 0, "rc %d, output:\n%s", rc, out);
-  snprintf(cmd, sizeof cmd, "printf 'a b c d e f g\\th i j k l m n o p\\na\\tb\\n' | %s tokenize --pair --max-length 18", bin);
+  snprintf(cmd, sizeof cmd,
+           "printf 'a b c d e f g\\th i j k l m n o p\\na\\tb\\n' | %s tokenize --pair --max-length 18", bin);
   rc = th_run(cmd, out, sizeof out);
-  CHECKF(rc == 0 && strcmp(out, "0 102 741 740 385 364 856 821 2 2 298 939 1236 449 784 475 295 2\n"
-                                  "0 102 2 2 428 2 1 1 1 1 1 1 1 1 1 1 1 1\n") == 0,
+  CHECKF(rc == 0 && strcmp(out,
+                           "0 102 741 740 385 364 856 821 2 2 298 939 1236 449 784 475 295 2\n"
+                           "0 102 2 2 428 2 1 1 1 1 1 1 1 1 1 1 1 1\n") == 0,
          "rc %d, output:\n%s", rc, out);
   snprintf(cmd, sizeof cmd, "echo 'EU rejects German' | %s tokenize --words --tokenizer tokenizers/roberta-base", bin);
   rc = th_run(cmd, out, sizeof out);

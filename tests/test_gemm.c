@@ -11,11 +11,10 @@
 #include "host/base/json.h"
 #include "tests/harness.h"
 
-
 /* Checks C against the reference with the standard forward-error bound of a dot product:
  * |err| <= c * k * eps * sum|a||b|, with a generous constant for blocked summation. */
-static bool check_gemm_case(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, size_t batch,
-                            float alpha, float beta) {
+static bool check_gemm_case(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, size_t batch, float alpha,
+                            float beta) {
   size_t lda = ta ? m + 1 : k + 2, ldb = tb ? k + 3 : n + 1, ldc = n + 2; /* padded strides */
   size_t arows = ta ? k : m, brows = tb ? n : k;
   size_t sa = arows * lda + 5, sb = brows * ldb + 3, sc = m * ldc + 1; /* batch strides with gaps */
@@ -76,11 +75,12 @@ int main(void) {
 
   /* (m, n, k): odd sizes, skinny shapes, and the model's shapes for a tiny config
    * (B*L' rows = 4*67, d = 64, 3d QKV, FFN 128) and attention (L' x L' x head dim). */
-  static const size_t shapes[][3] = {{1, 1, 1},    {7, 5, 3},    {33, 17, 65}, {268, 192, 64},
+  static const size_t shapes[][3] = {{1, 1, 1},      {7, 5, 3},      {33, 17, 65}, {268, 192, 64},
                                      {268, 64, 128}, {64, 128, 268}, {67, 67, 32}, {2, 50265 / 97, 64}};
   th_begin("plain SGEMM: every transposition, odd and model shapes, alpha/beta, offsets");
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-    for (int t = 0; t < 4; t++) check_gemm_case(rt, t & 1, t & 2, shapes[s][0], shapes[s][1], shapes[s][2], 1, 1.0f, 0.0f);
+    for (int t = 0; t < 4; t++)
+      check_gemm_case(rt, t & 1, t & 2, shapes[s][0], shapes[s][1], shapes[s][2], 1, 1.0f, 0.0f);
   check_gemm_case(rt, false, true, 33, 17, 65, 1, 0.5f, 1.0f);
   check_gemm_case(rt, true, false, 64, 96, 130, 1, -1.0f, 0.25f);
   th_end();
@@ -138,7 +138,8 @@ int main(void) {
     /* a real clblast_tuner_xgemm_direct output (PoCL, CLBlast 1.5.3) reads as strict JSON */
     char params[1024];
     CHECKF(dmx_json_file_string("tests/fixtures/clblast/xgemm_direct_1_32.json", "best_parameters", params,
-                                sizeof params, &err) == 0 && strstr(params, "WGD="),
+                                sizeof params, &err) == 0 &&
+               strstr(params, "WGD="),
            "the real tuner file: %s", err.msg);
     char cmd[600], out[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

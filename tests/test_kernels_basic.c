@@ -89,8 +89,8 @@ static void check_fd(const char *what, loss_fn loss, const void *ctx, double *v,
     if (e > worst) worst = e, worst_i = i;
     if (!(e <= 1.0)) bad++;
   }
-  CHECKF(bad == 0, "%s: %d gradients disagree with finite differences (worst at %zu: %.3g of the tolerance)", what,
-         bad, worst_i, worst);
+  CHECKF(bad == 0, "%s: %d gradients disagree with finite differences (worst at %zu: %.3g of the tolerance)", what, bad,
+         worst_i, worst);
 }
 
 static double dot(const double *a, const double *b, size_t n) {

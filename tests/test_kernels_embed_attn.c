@@ -11,7 +11,6 @@
 #include "layers/embedding.h"
 #include "tests/harness.h"
 
-
 /* ---------------------------------------------------------------- a pool of odd-offset tensors */
 
 static dmx_runtime *rt;
@@ -305,7 +304,7 @@ static void ref_attention(const attn_shape *s, const double *qkv, double *out, d
         }
       if (!dqkv) continue;
 #define DY(t, e) ((double)dout[((size_t)b * T + (t)) * d + h * hd + (e)])
-#define DQKV(t, part, e) dqkv[((size_t)b * T + (t)) * 3 * d + (part) * d + h * hd + (e)]
+#define DQKV(t, part, e) dqkv[((size_t)b * T + (t)) * 3 * d + (part)*d + h * hd + (e)]
       for (int t = 0; t < T; t++)
         for (int u = 0; u < T; u++) {
           double m = ds ? ds[t * T + u] : 1.0, g = 0;
@@ -346,7 +345,8 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
   double *dscale = NULL;
   if (p > 0) {
     dscale = dvec(na);
-    for (size_t i = 0; i < na; i++) dscale[i] = dmx_dropout_uniform_host(seed, stream, (uint32_t)i) >= p ? 1.0 / (1.0 - (double)p) : 0.0;
+    for (size_t i = 0; i < na; i++)
+      dscale[i] = dmx_dropout_uniform_host(seed, stream, (uint32_t)i) >= p ? 1.0 / (1.0 - (double)p) : 0.0;
   }
   attn_shape s = {B, T, d, H, mask, dscale};
   dmx_tensor tq = upf(qkv, nq), tout = take(no), tmask = {0};

@@ -13,7 +13,6 @@
 #include "layers/optim.h"
 #include "tests/harness.h"
 
-
 /* Device tensors live at an odd offset inside a larger buffer filled with a sentinel, so kernels
  * that ignore the offset or write past n are caught by guards_ok. Kernels that read float4 pointers
  * need offsets that are multiples of 4 floats, as the arena gives: those tensors sit at OFF4. */
@@ -213,8 +212,8 @@ static void test_instances(void) {
         m4 += x * x * x * x / 9;
       }
       offd += W[1] / M;
-      double det = W[0] * (W[4] * W[8] - W[5] * W[7]) - W[1] * (W[3] * W[8] - W[5] * W[6]) +
-                   W[2] * (W[3] * W[7] - W[4] * W[6]);
+      double det =
+          W[0] * (W[4] * W[8] - W[5] * W[7]) - W[1] * (W[3] * W[8] - W[5] * W[6]) + W[2] * (W[3] * W[7] - W[4] * W[6]);
       pos += det > 0;
     }
     m2 /= M;
@@ -252,8 +251,7 @@ static void test_hadamard(dmx_runtime *rt) {
     for (int j = 0; j < d; j++) {
       double acc = 0;
       for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-          acc += wd[((size_t)b * T + t) * d + j] * ed[(((size_t)b * N + i) * T + t) * d + j];
+        for (int t = 0; t < T; t++) acc += wd[((size_t)b * T + t) * d + j] * ed[(((size_t)b * N + i) * T + t) * d + j];
       dvr[i * d + j] = dv0[i * d + j] + acc / N;
     }
   float *gx = malloc(nx * 4), *gde = malloc(ne * 4), *gdv = malloc(nv * 4);
@@ -414,8 +412,7 @@ static void xent_case(dmx_runtime *rt, int R, int C, double spread) {
     for (int c = 0; c < C; c++) m = x[c] > m ? x[c] : m;
     for (int c = 0; c < C; c++) s += exp(x[c] - m);
     lr[r] = tg[r] == -100 ? 0 : row_loss(x, C, tg[r]);
-    for (int c = 0; c < C; c++)
-      dr[(size_t)r * C + c] = tg[r] == -100 ? 0 : scale * (exp(x[c] - m) / s - (c == tg[r]));
+    for (int c = 0; c < C; c++) dr[(size_t)r * C + c] = tg[r] == -100 ? 0 : scale * (exp(x[c] - m) / s - (c == tg[r]));
   }
   if (C > 2) CHECKF(pred[0] == C / 3, "tie broken to %d, want the lower index %d", pred[0], C / 3);
   CHECKF(bad_pred == 0, "R=%d C=%d: %d wrong predictions", R, C, bad_pred);
@@ -573,7 +570,7 @@ static void adamw_case(dmx_runtime *rt, const char *what, double lr, double eps,
     dmx_upload(rt, tg, g, n * 4);
     dmx_global_norm(rt, tn, part, tg, n);
     dmx_adamw_update(rt, tp, tg, tm, tv, n, (float)lr, 0.9f, 0.999f, (float)eps, (float)wd,
-                 use_mask ? tmask : (dmx_tensor){0}, t, tn, (float)max_norm);
+                     use_mask ? tmask : (dmx_tensor){0}, t, tn, (float)max_norm);
     /* the reference uses the same float hyper-parameters the device sees */
     adamw_ref(pr, mr, vr, g, use_mask ? mask : NULL, n, (float)lr, 0.9f, 0.999f, (float)eps, (float)wd, t, max_norm);
   }
@@ -632,7 +629,8 @@ static void test_adamw(dmx_runtime *rt) {
  * prefix and trailing pads give, which the kernel normalises once per run. */
 static void fused_embed_case(dmx_runtime *rt, int B, int N, int T, int d, float word_offset, bool runs) {
   int V = 17, P = T + 3, R1 = B * N * T;
-  float *word = th_rand_vec((size_t)V * d, (float)(1)), *pos = th_rand_vec((size_t)P * d, (float)(1)), *type = th_rand_vec(d, 1.0f);
+  float *word = th_rand_vec((size_t)V * d, (float)(1)), *pos = th_rand_vec((size_t)P * d, (float)(1)),
+        *type = th_rand_vec(d, 1.0f);
   for (size_t k = 0; k < (size_t)V * d; k++) word[k] += word_offset;
   float *g = th_rand_vec(d, 1.0f), *bt = th_rand_vec(d, 0.5f), *v = th_rand_vec((size_t)N * d, (float)(2));
   int *ids = malloc(R1 * sizeof(int)), *pids = malloc(R1 * sizeof(int));
@@ -660,7 +658,8 @@ static void fused_embed_case(dmx_runtime *rt, int B, int N, int T, int d, float 
         }
         for (int c = 0; c < d; c++) var += (e[c] - mean) * (e[c] - mean) / d;
         for (int c = 0; c < d; c++)
-          want[((size_t)b * T + t) * d + c] += v[(size_t)i * d + c] * ((e[c] - mean) / sqrt(var + eps) * g[c] + bt[c]) / N;
+          want[((size_t)b * T + t) * d + c] +=
+              v[(size_t)i * d + c] * ((e[c] - mean) / sqrt(var + eps) * g[c] + bt[c]) / N;
       }
   dmx_tensor tw = dev4(rt, word, (size_t)V * d), tp = dev4(rt, pos, (size_t)P * d), tt = dev4(rt, type, d);
   dmx_tensor tg = dev4(rt, g, d), tb = dev4(rt, bt, d), tv = dev4(rt, v, (size_t)N * d);

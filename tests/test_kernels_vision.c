@@ -44,7 +44,9 @@ static void test_conv(int G, int B, int H, int W, int C, int OC, int K, int pad,
   int OH = s.OH, OW = s.OW, Kc = C * K * K;
   size_t nx = (size_t)G * B * H * W * C, nw = (size_t)G * OC * Kc, nb = (size_t)G * OC,
          no = (size_t)G * B * OH * OW * OC, ncol = dmx_conv_col_floats(&s);
-  float *x = th_rand_vec(nx, 1.0f), *w = th_rand_vec(nw, 1.0f), *b = th_rand_vec(nb, 1.0f), *dout = th_rand_vec(no, 1.0f), *pdx = th_rand_vec(nx, 1.0f), *pdw = th_rand_vec(nw, 1.0f), *pdb = th_rand_vec(nb, 1.0f);
+  float *x = th_rand_vec(nx, 1.0f), *w = th_rand_vec(nw, 1.0f), *b = th_rand_vec(nb, 1.0f),
+        *dout = th_rand_vec(no, 1.0f), *pdx = th_rand_vec(nx, 1.0f), *pdw = th_rand_vec(nw, 1.0f),
+        *pdb = th_rand_vec(nb, 1.0f);
   dmx_tensor tx = up(x, nx), tw = up(w, nw), tb = up(b, nb), tout = up(dout, no), tdout = up(dout, no);
   dmx_tensor tdx = up(pdx, nx), tdw = up(pdw, nw), tdb = up(pdb, nb);
   dmx_tensor col = dmx_buffer_create(rt, ncol), dcol = dmx_buffer_create(rt, ncol);
@@ -78,10 +80,14 @@ static void test_conv(int G, int B, int H, int W, int C, int OC, int K, int pad,
   float *go = down(tout), *gdw = down(tdw), *gdb = down(tdb), *gdx = down(tdx);
   CHECK(th_close("conv forward", go, ro, no, 1e-5, 1e-5));
   CHECK(th_close("conv dW (accumulated)", gdw, rdw, nw, 1e-5, 1e-4));
-  if (bias) CHECK(th_close("conv db (accumulated)", gdb, rdb, nb, 1e-5, 1e-4));
-  else CHECK(th_close("conv db untouched", gdb, (add_pre(memset(rdb, 0, nb * 8), pdb, nb), rdb), nb, 0, 0));
-  if (want_dx) CHECK(th_close("conv dx (accumulated)", gdx, rdx, nx, 1e-5, 1e-4));
-  else CHECK(th_close("conv dx untouched", gdx, (add_pre(memset(rdx, 0, nx * 8), pdx, nx), rdx), nx, 0, 0));
+  if (bias)
+    CHECK(th_close("conv db (accumulated)", gdb, rdb, nb, 1e-5, 1e-4));
+  else
+    CHECK(th_close("conv db untouched", gdb, (add_pre(memset(rdb, 0, nb * 8), pdb, nb), rdb), nb, 0, 0));
+  if (want_dx)
+    CHECK(th_close("conv dx (accumulated)", gdx, rdx, nx, 1e-5, 1e-4));
+  else
+    CHECK(th_close("conv dx untouched", gdx, (add_pre(memset(rdx, 0, nx * 8), pdx, nx), rdx), nx, 0, 0));
   free(x), free(w), free(b), free(dout), free(pdx), free(pdw), free(pdb), free(ro), free(rdx), free(rdw), free(rdb);
   free(go), free(gdw), free(gdb), free(gdx);
   dmx_tensor all[] = {tx, tw, tb, tout, tdout, tdx, tdw, tdb, col, dcol};
@@ -160,7 +166,8 @@ static void test_mux_ops(void) {
       for (int p = 0; p < P; p++)
         for (int c = 0; c < C; c++) {
           int src = map[i * P + p];
-          rg[(((size_t)i * B + b) * P + p) * C + c] = src < 0 ? 0 : sign[i] * x[(((size_t)i * B + b) * P + src) * C + c];
+          rg[(((size_t)i * B + b) * P + p) * C + c] =
+              src < 0 ? 0 : sign[i] * x[(((size_t)i * B + b) * P + src) * C + c];
         }
   float *gg = down(tg);
   CHECK(th_close("gather map", gg, rg, n, 0, 0));
@@ -168,7 +175,8 @@ static void test_mux_ops(void) {
   /* y_i = x_i Q_i^T with x (N, B, P) */
   int Pm = 11;
   size_t nq = (size_t)N * Pm * Pm, ny = (size_t)N * B * Pm;
-  float *q = th_rand_vec(nq, 1.0f), *xm = th_rand_vec(ny, 1.0f), *dy = th_rand_vec(ny, 1.0f), *pdq = th_rand_vec(nq, 1.0f);
+  float *q = th_rand_vec(nq, 1.0f), *xm = th_rand_vec(ny, 1.0f), *dy = th_rand_vec(ny, 1.0f),
+        *pdq = th_rand_vec(nq, 1.0f);
   dmx_tensor tq = up(q, nq), txm = up(xm, ny), tdy = up(dy, ny), tdq = up(pdq, nq), ty = dmx_buffer_create(rt, ny);
   dmx_instance_matmul_forward(rt, ty, txm, tq, N, B, Pm);
   dmx_instance_matmul_backward(rt, tdq, tdy, txm, N, B, Pm);
@@ -177,7 +185,8 @@ static void test_mux_ops(void) {
     for (int b = 0; b < B; b++)
       for (int r = 0; r < Pm; r++)
         for (int k = 0; k < Pm; k++) {
-          size_t yi = ((size_t)i * B + b) * Pm + r, xi = ((size_t)i * B + b) * Pm + k, qi = ((size_t)i * Pm + r) * Pm + k;
+          size_t yi = ((size_t)i * B + b) * Pm + r, xi = ((size_t)i * B + b) * Pm + k,
+                 qi = ((size_t)i * Pm + r) * Pm + k;
           ry[yi] += (double)xm[xi] * q[qi];
           rdq[qi] += (double)dy[yi] * xm[xi];
         }
@@ -212,8 +221,8 @@ static void test_pointwise(void) {
   float *o = th_rand_vec((size_t)R * C, 1.0f);
   int32_t *lab = malloc(R * 4);
   for (int r = 0; r < R; r++) lab[r] = r % C;
-  dmx_tensor to = up(o, (size_t)R * C), tl = up(lab, R), tloss = dmx_buffer_create(rt, R), tp = dmx_buffer_create(rt, R),
-             tdo = dmx_buffer_create(rt, (size_t)R * C);
+  dmx_tensor to = up(o, (size_t)R * C), tl = up(lab, R), tloss = dmx_buffer_create(rt, R),
+             tp = dmx_buffer_create(rt, R), tdo = dmx_buffer_create(rt, (size_t)R * C);
   float scale = 1.0f / 7;
   dmx_mse_pm1_forward_backward(rt, tloss, tp, tdo, to, tl, R, C, scale);
   double *rl = dz(R), *rdo = dz((size_t)R * C);

@@ -124,8 +124,7 @@ static void build_batch(hand_batch *hb, const variant *v, int N, int T, int C) {
       hb->rtarg[b * T + j] = j >= first && y != DMX_PAD_ID ? y : DMX_IGNORE_LABEL;
     }
   bool retrieval = v->setting != DMX_SETTING_BASELINE;
-  hb->view = (dmx_batch_view){hb->ids, hb->pos, hb->labels, retrieval ? hb->rinst : NULL,
-                              retrieval ? hb->rtarg : NULL};
+  hb->view = (dmx_batch_view){hb->ids, hb->pos, hb->labels, retrieval ? hb->rinst : NULL, retrieval ? hb->rtarg : NULL};
 }
 
 static void free_batch(hand_batch *hb) {
@@ -314,8 +313,8 @@ static void run_variant(dmx_runtime *rt, const variant *v, int index) {
   CHECKF(after == loss0, "parameters not restored: loss %.9g, was %.9g", after, loss0);
   CHECKF(params >= 20, "only %d trainable parameters", params);
   CHECKF(frozen == 0, "%d frozen parameters with learn_muxing on", frozen);
-  CHECKF(2 * sharp >= checked, "only %d of %d compared entries are large enough for the tolerance to catch a 20%% error",
-         sharp, checked);
+  CHECKF(2 * sharp >= checked,
+         "only %d of %d compared entries are large enough for the tolerance to catch a 20%% error", sharp, checked);
   if (v->setting != DMX_SETTING_BASELINE) {
     const dmx_param *inst = dmx_model_find_param(m, "instance_embedding");
     CHECKF(inst && inst->trainable, "instance_embedding missing or frozen with learn_muxing");
@@ -332,11 +331,15 @@ static void run_variant(dmx_runtime *rt, const variant *v, int index) {
 int main(void) {
   dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);
   static const variant variants[] = {
-      {"gaussian_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false, false},
-      {"gaussian_hadamard index token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true, false},
-      {"gaussian_hadamard mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, false, false},
+      {"gaussian_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false,
+       false},
+      {"gaussian_hadamard index token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true,
+       false},
+      {"gaussian_hadamard mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, false,
+       false},
       {"gaussian_hadamard mlp token", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_MLP, true, false},
-      {"binary_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_INDEX, false, false},
+      {"binary_hadamard index sentence", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_INDEX, false,
+       false},
       {"binary_hadamard index token", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_INDEX, true, false},
       {"binary_hadamard mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_MLP, false, false},
       {"binary_hadamard mlp token", DMX_SETTING_FINETUNING, DMX_MUX_BINARY_HADAMARD, DMX_DEMUX_MLP, true, false},
@@ -344,8 +347,8 @@ int main(void) {
       {"random_ortho index token", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_INDEX, true, false},
       {"random_ortho mlp sentence", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_MLP, false, false},
       {"random_ortho mlp token", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_MLP, true, false},
-      {"gaussian_hadamard index sentence, padding mask", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false,
-       true},
+      {"gaussian_hadamard index sentence, padding mask", DMX_SETTING_FINETUNING, DMX_MUX_GAUSSIAN_HADAMARD,
+       DMX_DEMUX_INDEX, false, true},
       {"random_ortho mlp token, padding mask", DMX_SETTING_FINETUNING, DMX_MUX_RANDOM_ORTHO, DMX_DEMUX_MLP, true, true},
       {"baseline N=1 sentence", DMX_SETTING_BASELINE, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, false, false},
       {"baseline N=1 token", DMX_SETTING_BASELINE, DMX_MUX_GAUSSIAN_HADAMARD, DMX_DEMUX_INDEX, true, false},

@@ -117,7 +117,7 @@ static void run_case(dmx_runtime *rt, const char *name) {
   e.model.layer_norm_eps = meta_float(f, "layer_norm_eps");
   e.mux.num_instances = meta_int(f, "num_instances");
   const char *mux = meta_str(f, "muxing");
-  e.mux.muxing = !strcmp(mux, "random_ortho") ? DMX_MUX_RANDOM_ORTHO
+  e.mux.muxing = !strcmp(mux, "random_ortho")      ? DMX_MUX_RANDOM_ORTHO
                  : !strcmp(mux, "binary_hadamard") ? DMX_MUX_BINARY_HADAMARD
                                                    : DMX_MUX_GAUSSIAN_HADAMARD;
   e.mux.demuxing = !strcmp(meta_str(f, "demuxing"), "mlp") ? DMX_DEMUX_MLP : DMX_DEMUX_INDEX;
@@ -250,7 +250,8 @@ static void run_case(dmx_runtime *rt, const char *name) {
       dmx_model_step(m, &v, true, (uint64_t)t + 1);
       CHECKF(rt->stat_downloads == downloads, "step %d read %ld buffers back", t + 1, rt->stat_downloads - downloads);
       size_t up = rt->stat_upload_bytes - uploaded;
-      CHECKF(up >= batch_bytes && up <= 4 * batch_bytes + (size_t)(e.model.vocab_size + e.model.max_position_embeddings) * 4 * 2,
+      CHECKF(up >= batch_bytes &&
+                 up <= 4 * batch_bytes + (size_t)(e.model.vocab_size + e.model.max_position_embeddings) * 4 * 2,
              "step %d uploaded %zu bytes for a %zu-byte batch", t + 1, up, batch_bytes);
       dmx_step_stats s2 = dmx_model_stats(m);
       char what[64];

@@ -139,8 +139,8 @@ static void sentence_task(void) {
   CHECKF(rc == 0 && n == 6, "6 lines: exit %d, %d output lines; stderr:\n%s", rc, n, err_text);
   rc = predict(args, "just one line without a newline at the end");
   n = split_lines(out, lines, 16);
-  CHECKF(rc == 0 && n == 1 && one_of(lines[0], sst2_labels, 2), "1 line: exit %d, %d output lines; stderr:\n%s", rc,
-         n, err_text);
+  CHECKF(rc == 0 && n == 1 && one_of(lines[0], sst2_labels, 2), "1 line: exit %d, %d output lines; stderr:\n%s", rc, n,
+         err_text);
   /* CRLF, an empty line, invalid UTF-8: still one label each */
   rc = predict(args, "windows line\r\n\ncaf\xe9 \xff\n");
   n = split_lines(out, lines, 16);

@@ -17,11 +17,11 @@ static char root[256];
 
 /* A micro model at N=2 with dropout, retrieval picks and evaluation between saves: everything a
  * resumed run must reproduce. Saves at 4 and 8; evaluations at 6 and 12. */
-#define RUN_ARGS                                                                                          \
-  "experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set model_path= "           \
-  "--batch_size 4 --max_steps 12 --set task.max_length=16 --set training.eval_interval=6 "               \
-  "--set training.save_interval=4 --set training.log_interval=3 --set task.max_train_examples=400 "     \
-  "--set task.max_eval_examples=64 --set training.time_budget_seconds=0 "                                \
+#define RUN_ARGS                                                                                    \
+  "experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set model_path= "      \
+  "--batch_size 4 --max_steps 12 --set task.max_length=16 --set training.eval_interval=6 "          \
+  "--set training.save_interval=4 --set training.log_interval=3 --set task.max_train_examples=400 " \
+  "--set task.max_eval_examples=64 --set training.time_budget_seconds=0 "                           \
   "--set training.task_loss_coeff=0.9 --set training.retrieval_loss_coeff=0.1"
 
 static int sh(const char *fmt, const char *a, const char *b) {
@@ -66,8 +66,8 @@ int main(void) {
     dmx_train_state s;
     dmx_error err;
     snprintf(f1, sizeof f1, "%s/last", b);
-    CHECKF(dmx_train_state_read(f1, &s, &err) == 0 && s.step == 4, "killed run's last checkpoint: %s, step %d",
-           err.msg, s.step);
+    CHECKF(dmx_train_state_read(f1, &s, &err) == 0 && s.step == 4, "killed run's last checkpoint: %s, step %d", err.msg,
+           s.step);
     snprintf(cmd, sizeof cmd, "%s train --resume %s", bin, b);
     rc = th_run(cmd, out, sizeof out);
     CHECKF(rc == 0 && strstr(out, "resuming after step 4"), "resume failed (%d):\n%s", rc, out);
@@ -81,13 +81,13 @@ int main(void) {
     snprintf(f1, sizeof f1, "%s/last", a);
     snprintf(f2, sizeof f2, "%s/last", b);
     CHECK(dmx_train_state_read(f1, &sa, &err) == 0 && dmx_train_state_read(f2, &sb, &err) == 0);
-    CHECKF(sa.step == 12 && sb.step == 12 && sa.rng == sb.rng && sa.epoch == sb.epoch &&
-               sa.next_row == sb.next_row && sa.best_step == sb.best_step && sa.best_metric == sb.best_metric,
+    CHECKF(sa.step == 12 && sb.step == 12 && sa.rng == sb.rng && sa.epoch == sb.epoch && sa.next_row == sb.next_row &&
+               sa.best_step == sb.best_step && sa.best_metric == sb.best_metric,
            "trainer states differ: step %d/%d rng %d epoch %d/%d row %d/%d best %d/%d", sa.step, sb.step,
            sa.rng == sb.rng, sa.epoch, sb.epoch, sa.next_row, sb.next_row, sa.best_step, sb.best_step);
     /* a mutation check: the comparison above must see a one-step difference */
-    snprintf(cmd, sizeof cmd, "%s train " RUN_ARGS " --max_steps 12 --set training.seed=43 --output_dir %s/other",
-             bin, root);
+    snprintf(cmd, sizeof cmd, "%s train " RUN_ARGS " --max_steps 12 --set training.seed=43 --output_dir %s/other", bin,
+             root);
     CHECK(th_run(cmd, out, sizeof out) == 0);
     snprintf(f1, sizeof f1, "%s/last/model.safetensors", a);
     snprintf(f2, sizeof f2, "%s/other/last/model.safetensors", root);
@@ -98,8 +98,8 @@ int main(void) {
   th_begin("resuming with a different experiment or a damaged trainer state is refused clearly");
   {
     int rc = sh("%s train " RUN_ARGS " --lr 0.5 --resume %s", bin, b);
-    CHECKF(rc == 2 && strstr(out, "differs from the run's") && strstr(out, "training.learning_rate"),
-           "exit %d:\n%s", rc, out);
+    CHECKF(rc == 2 && strstr(out, "differs from the run's") && strstr(out, "training.learning_rate"), "exit %d:\n%s",
+           rc, out);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "sed -i 's/\"next_row\": [0-9]*/\"next_row\": x/' %s/last/trainer_state.json", b);
     CHECK(th_run(cmd, out, sizeof out) == 0);
@@ -114,8 +114,10 @@ int main(void) {
   {
     char cmd[4096], conv[600], want[256] = "", got[256] = "";
     snprintf(conv, sizeof conv, "%s/released", root);
-    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/last/config.json %s/ && %s convert %s/last/model.safetensors "
-             "%s/pytorch_model.bin", conv, a, conv, bin, a, conv);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && cp %s/last/config.json %s/ && %s convert %s/last/model.safetensors "
+             "%s/pytorch_model.bin",
+             conv, a, conv, bin, a, conv);
     int rc = th_run(cmd, out, sizeof out);
     CHECKF(rc == 0, "convert failed (%d):\n%s", rc, out);
     snprintf(cmd, sizeof cmd, "%s eval " RUN_ARGS " --model_path %s/last", bin, a);
@@ -152,7 +154,8 @@ int main(void) {
     char cmd[4096];
     /* the signal arrives once the first checkpoint exists, i.e. mid-run */
     snprintf(cmd, sizeof cmd,
-             "%s train " RUN_ARGS " --max_steps 100000 --output_dir %s/term & pid=$!; "
+             "%s train " RUN_ARGS
+             " --max_steps 100000 --output_dir %s/term & pid=$!; "
              "while [ ! -f %s/term/last/trainer_state.json ]; do sleep 0.1; done; kill -TERM $pid; wait $pid; "
              "echo exit=$?",
              bin, root, root);
@@ -161,8 +164,7 @@ int main(void) {
     snprintf(f1, sizeof f1, "%s/term/last", root);
     dmx_train_state s;
     dmx_error err;
-    CHECKF(dmx_train_state_read(f1, &s, &err) == 0 && s.step >= 4 && s.step < 100000, "step %d: %s", s.step,
-           err.msg);
+    CHECKF(dmx_train_state_read(f1, &s, &err) == 0 && s.step >= 4 && s.step < 100000, "step %d: %s", s.step, err.msg);
   }
   th_end();
 

@@ -125,15 +125,21 @@ int main(void) {
       for (char *tok = strtok(names, ";"); tok; tok = strtok(NULL, ";")) {
         bool found = false;
         for (int k = 0; k < DMX_KERNEL_COUNT; k++)
-          found |= !strcmp(dmx_kernel_name((dmx_kernel_id)k), tok) && !strcmp(dmx_kernel_file((dmx_kernel_id)k), src->name);
+          found |=
+              !strcmp(dmx_kernel_name((dmx_kernel_id)k), tok) && !strcmp(dmx_kernel_file((dmx_kernel_id)k), src->name);
         if (!found) fprintf(stderr, "  cl/%s: kernel %s has no handle in kernels.def\n", src->name, tok), unlisted++;
       }
     }
     for (int k = 0; k < DMX_KERNEL_COUNT; k++) {
       cl_int st;
-      cl_kernel kk = clCreateKernel(dmx_program_of(rt, dmx_kernel_file((dmx_kernel_id)k)), dmx_kernel_name((dmx_kernel_id)k), &st);
-      if (st != CL_SUCCESS) fprintf(stderr, "  kernels.def: %s not in cl/%s\n", dmx_kernel_name((dmx_kernel_id)k), dmx_kernel_file((dmx_kernel_id)k)), missing++;
-      else clReleaseKernel(kk), listed++;
+      cl_kernel kk =
+          clCreateKernel(dmx_program_of(rt, dmx_kernel_file((dmx_kernel_id)k)), dmx_kernel_name((dmx_kernel_id)k), &st);
+      if (st != CL_SUCCESS)
+        fprintf(stderr, "  kernels.def: %s not in cl/%s\n", dmx_kernel_name((dmx_kernel_id)k),
+                dmx_kernel_file((dmx_kernel_id)k)),
+            missing++;
+      else
+        clReleaseKernel(kk), listed++;
     }
     CHECK(listed == DMX_KERNEL_COUNT && missing == 0 && unlisted == 0);
   }

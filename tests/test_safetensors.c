@@ -229,9 +229,12 @@ static void test_json_corners(void) {
   CHECKF(parse_header("{\"__metadata__\":{\"k\":\"\\u00e9\\ud83d\\ude00\\/\\b\\f\\n\\r\\t\"}}   ", 0, &e) == 0, "%s",
          e.msg);
   CHECKF(parse_header(" \t\n{ \"a\" : { \"shape\" : [ 2 ] , \"dtype\" : \"I32\" , \"data_offsets\" : [ 0 , 8 ] } } ", 8,
-                      &e) == 0, "%s", e.msg);
+                      &e) == 0,
+         "%s", e.msg);
   CHECKF(parse_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
-                      "\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}", 4, &e) == 0, "%s", e.msg);
+                      "\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}",
+                      4, &e) == 0,
+         "%s", e.msg);
   static const struct {
     const char *json, *want;
   } bad[] = {
@@ -308,8 +311,10 @@ static void test_mutations(void) {
   size_t accepted = 0, rejected = 0;
   for (size_t n = 0; n < len; n++) {
     dmx_st_file *f = dmx_st_parse(orig, n, "cut", &e);
-    if (f) accepted++;
-    else rejected++;
+    if (f)
+      accepted++;
+    else
+      rejected++;
     dmx_st_free(f);
   }
   CHECKF(accepted == 0, "%zu truncated copies were accepted", accepted);
@@ -348,10 +353,26 @@ static void test_oracle_fixtures(void) {
   th_begin("oracle fixtures parse and have the documented metadata and tensors");
   static const char *cases[] = {"gh_index_n4_sentence", "ro_mlp_n3_token", "baseline_n1", "bh_index_n2_token",
                                 "gh_mlp_n2_sentence"};
-  static const char *meta_keys[] = {"vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                                    "max_position_embeddings", "num_instances", "muxing", "demuxing", "task_type",
-                                    "num_labels", "setting", "task_loss_coeff", "retrieval_loss_coeff",
-                                    "learning_rate", "max_grad_norm", "steps", "groups", "seq_len", "learn_muxing"};
+  static const char *meta_keys[] = {"vocab_size",
+                                    "hidden_size",
+                                    "num_layers",
+                                    "num_heads",
+                                    "intermediate_size",
+                                    "max_position_embeddings",
+                                    "num_instances",
+                                    "muxing",
+                                    "demuxing",
+                                    "task_type",
+                                    "num_labels",
+                                    "setting",
+                                    "task_loss_coeff",
+                                    "retrieval_loss_coeff",
+                                    "learning_rate",
+                                    "max_grad_norm",
+                                    "steps",
+                                    "groups",
+                                    "seq_len",
+                                    "learn_muxing"};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     char path[256];
     snprintf(path, sizeof path, "tests/fixtures/oracle/%s.safetensors", cases[c]);

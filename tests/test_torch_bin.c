@@ -148,7 +148,8 @@ static void test_convert_cli(void) {
   snprintf(bin_dir, sizeof bin_dir, "%s/bin", tmpdir);
   dmx_error err;
   CHECK(dmx_mkdirs(st_dir, &err) == 0 && dmx_mkdirs(bin_dir, &err) == 0);
-  snprintf(cmd, sizeof cmd, "%s convert " FIX "/model/pytorch_model.bin %s/model.safetensors", th_datamux_bin(), st_dir);
+  snprintf(cmd, sizeof cmd, "%s convert " FIX "/model/pytorch_model.bin %s/model.safetensors", th_datamux_bin(),
+           st_dir);
   int rc = th_run(cmd, out, sizeof out);
   CHECKF(rc == 0 && strstr(out, "wrote 38 tensors"), "convert to safetensors: rc %d: %s", rc, out);
   snprintf(cmd, sizeof cmd, "%s convert %s/model.safetensors %s/pytorch_model.bin", th_datamux_bin(), st_dir, bin_dir);

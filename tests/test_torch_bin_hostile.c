@@ -60,9 +60,15 @@ static void pkl_tensor(buf *o, const char *name, const char *stype, const char *
   for (int d = 0; d < ndim; d++) small_int(o, size[d]);
   puts_(o, "t(");
   for (int d = 0; d < ndim; d++) small_int(o, stride[d]);
-  puts_(o, "t\x89" "ccollections\nOrderedDict\n)RtR");
+  puts_(o,
+        "t\x89"
+        "ccollections\nOrderedDict\n)RtR");
 }
-static void pkl_begin(buf *o) { puts_(o, "\x80\x02" "ccollections\nOrderedDict\n)R("); }
+static void pkl_begin(buf *o) {
+  puts_(o,
+        "\x80\x02"
+        "ccollections\nOrderedDict\n)R(");
+}
 static void pkl_end(buf *o) { puts_(o, "u."); }
 
 static buf one_tensor_pickle(const char *stype, unsigned numel, unsigned off, unsigned size, unsigned stride) {
@@ -221,7 +227,7 @@ static void test_hostile_zip(void) {
   expect_bin_error("zip_local_offset", &b, "is beyond the file");
   memcpy(b.b, good.b, good.n);
   b.b[central_of(&good, "archive/data.pkl") - 1] ^= 0xFF; /* the last data byte (storage 0) */
-#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* the fuzz build lets CRC mismatches through */
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION          /* the fuzz build lets CRC mismatches through */
   expect_bin_error("zip_crc", &b, "CRC-32");
 #endif
   memcpy(b.b, good.b, good.n);
@@ -316,12 +322,31 @@ static void test_hostile_storages(void) {
 static void test_hostile_pickles(void) {
   th_begin("hostile pickles: GLOBAL os.system, unknown callables and opcodes, stack/mark/memo bombs, lengths");
 #define P(name, lit, want) expect_pickle_bytes(name, lit, sizeof lit - 1, want)
-  P("global_os_system", "\x80\x02" "cos\nsystem\n(X\x02\x00\x00\x00lstR.", "GLOBAL os.system is not allowed");
-  P("stack_global_eval", "\x80\x04\x8c\x08" "builtins\x8c\x04" "eval\x93.", "GLOBAL builtins.eval is not allowed");
-  P("global_unterminated", "\x80\x02" "cos\nsys", "not terminated by a newline");
-  P("reduce_storage_type", "\x80\x02" "ctorch\nFloatStorage\n)R.", "a storage type is not callable");
-  P("reduce_string", "\x80\x02X\x01\x00\x00\x00" "a)R.", "not an allowed callable");
-  P("reduce_odict_args", "\x80\x02" "ccollections\nOrderedDict\n(NtR.", "OrderedDict called with 1 arguments");
+  P("global_os_system",
+    "\x80\x02"
+    "cos\nsystem\n(X\x02\x00\x00\x00lstR.",
+    "GLOBAL os.system is not allowed");
+  P("stack_global_eval",
+    "\x80\x04\x8c\x08"
+    "builtins\x8c\x04"
+    "eval\x93.",
+    "GLOBAL builtins.eval is not allowed");
+  P("global_unterminated",
+    "\x80\x02"
+    "cos\nsys",
+    "not terminated by a newline");
+  P("reduce_storage_type",
+    "\x80\x02"
+    "ctorch\nFloatStorage\n)R.",
+    "a storage type is not callable");
+  P("reduce_string",
+    "\x80\x02X\x01\x00\x00\x00"
+    "a)R.",
+    "not an allowed callable");
+  P("reduce_odict_args",
+    "\x80\x02"
+    "ccollections\nOrderedDict\n(NtR.",
+    "OrderedDict called with 1 arguments");
   P("unknown_opcode", "\x80\x02I1\n.", "unsupported pickle opcode 0x49");
   P("opcode_inst", "\x80\x02iex\nx\n.", "unsupported pickle opcode 0x69");
   P("protocol_1", "\x80\x01}.", "pickle protocol 1");
@@ -330,7 +355,10 @@ static void test_hostile_pickles(void) {
   P("memo_past_length", "\x80\x02Nr\x00\x01\x00\x00.",
     "memo index 256 is past the limit (1048576, and the pickle's 9 bytes)");
   P("string_huge", "\x80\x02X\xff\xff\xff\x7f", "string of 2147483647 bytes");
-  P("string_past_end", "\x80\x02X\x10\x00\x00\x00" "ab", "the pickle ends at byte");
+  P("string_past_end",
+    "\x80\x02X\x10\x00\x00\x00"
+    "ab",
+    "the pickle ends at byte");
   P("no_stop", "\x80\x02}", "the pickle ends at byte");
   P("long1_wide", "\x80\x02\x8a\xc8", "LONG1 of 200 bytes");
   P("pop_empty", "\x80\x02R", "pops an empty stack");
@@ -342,10 +370,16 @@ static void test_hostile_pickles(void) {
   P("two_values", "\x80\x02}}.", "STOP with 2 values");
   P("open_mark", "\x80\x02(}.", "STOP with 1 MARK(s) still open");
   P("top_not_dict", "\x80\x02].", "no dict at the top");
-  P("value_not_tensor", "\x80\x02}X\x01\x00\x00\x00" "aK\x01s.", "key 'a' does not hold a tensor");
+  P("value_not_tensor",
+    "\x80\x02}X\x01\x00\x00\x00"
+    "aK\x01s.",
+    "key 'a' does not hold a tensor");
   P("key_not_string", "\x80\x02}K\x01K\x01s.", "key 0 is not a non-empty string");
   /* a list that contains itself (memo): cycles are harmless, nothing walks the value graph */
-  P("self_list", "\x80\x02]q\x00h\x00" "a.", "no dict at the top");
+  P("self_list",
+    "\x80\x02]q\x00h\x00"
+    "a.",
+    "no dict at the top");
 #undef P
   buf b = {0};
   puts_(&b, "\x80\x02");

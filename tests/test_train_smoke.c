@@ -64,10 +64,11 @@ int main(void) {
   snprintf(run_root, sizeof run_root, "/tmp/datamux-smoke-%ld", (long)getpid());
 
   th_begin("retrieval warm-up lifts retrieval accuracy far above chance");
-  CHECK(train("warmup", "experiments/quickstart_warmup.yaml --config_name experiments/models/micro.yaml "
-                        "--batch_size 8 --max_steps 60 --set task.max_length=32 --set training.eval_interval=60 "
-                        "--set task.max_eval_examples=128 --set training.time_budget_seconds=0 "
-                        "--set training.retrieval_percentage=1 --set training.warmup_steps=0") == 0);
+  CHECK(train("warmup",
+              "experiments/quickstart_warmup.yaml --config_name experiments/models/micro.yaml "
+              "--batch_size 8 --max_steps 60 --set task.max_length=32 --set training.eval_interval=60 "
+              "--set task.max_eval_examples=128 --set training.time_budget_seconds=0 "
+              "--set training.retrieval_percentage=1 --set training.warmup_steps=0") == 0);
   double racc = result_number("warmup", "final", "retrieval_accuracy");
   /* chance is 1/50265; the most frequent token alone would score a few percent */
   CHECKF(racc > 0.03, "retrieval accuracy %.4f after 60 steps; chance is 0.00002", racc);

@@ -38,7 +38,9 @@ int main(void) {
       char path[128], *text;
       snprintf(path, sizeof path, "%s/vision_throughput.csv", dir);
       text = dmx_read_file(path, NULL, &err);
-      CHECKF(text && strstr(text, "N,muxing,images_per_second,plain_images_per_second_alongside,speedup") && strstr(text, "\n4,rotation,"), "%s", text ? text : err.msg);
+      CHECKF(text && strstr(text, "N,muxing,images_per_second,plain_images_per_second_alongside,speedup") &&
+                 strstr(text, "\n4,rotation,"),
+             "%s", text ? text : err.msg);
       free(text);
       snprintf(path, sizeof path, "%s/vision_throughput.json", dir);
       CHECK(access(path, R_OK) == 0);

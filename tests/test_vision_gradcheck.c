@@ -58,8 +58,9 @@ static void check_variant(dmx_vision_model_kind kind, dmx_vision_muxing mux, int
   snprintf(cfg.hidden_sizes, sizeof cfg.hidden_sizes, "7,5");
   int classes = kind == DMX_VMODEL_LENET ? 10 : 4;
   char name[160];
-  snprintf(name, sizeof name, "%s %s N=%d %s %s", kind == DMX_VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(mux), N,
-           loss == DMX_VLOSS_MSE ? "mse" : "xent", act == DMX_VACT_TANH ? "tanh" : "relu");
+  snprintf(name, sizeof name, "%s %s N=%d %s %s", kind == DMX_VMODEL_LENET ? "lenet" : "mlp",
+           dmx_vision_muxing_name(mux), N, loss == DMX_VLOSS_MSE ? "mse" : "xent",
+           act == DMX_VACT_TANH ? "tanh" : "relu");
   th_begin(name);
   dmx_error err = {{0}};
   dmx_vision_model *m = dmx_vision_model_create(rt, &cfg, N, GROUPS, classes, &err);
@@ -131,8 +132,9 @@ static void check_variant(dmx_vision_model_kind kind, dmx_vision_muxing mux, int
 
 int main(void) {
   rt = dmx_runtime_create(NULL, false, stdout);
-  const dmx_vision_muxing all[] = {DMX_VMUX_GAUSSIAN, DMX_VMUX_GRADED,      DMX_VMUX_IDENTITY,         DMX_VMUX_LEARNABLE, DMX_VMUX_SO_N,
-                                   DMX_VMUX_LEARNABLE_W, DMX_VMUX_NONLINEAR, DMX_VMUX_NONLINEAR_EXPAND, DMX_VMUX_ROTATION};
+  const dmx_vision_muxing all[] = {
+      DMX_VMUX_GAUSSIAN,    DMX_VMUX_GRADED,    DMX_VMUX_IDENTITY,         DMX_VMUX_LEARNABLE, DMX_VMUX_SO_N,
+      DMX_VMUX_LEARNABLE_W, DMX_VMUX_NONLINEAR, DMX_VMUX_NONLINEAR_EXPAND, DMX_VMUX_ROTATION};
   check_variant(DMX_VMODEL_LENET, DMX_VMUX_NONE, 1, DMX_VLOSS_MSE, DMX_VACT_TANH);
   check_variant(DMX_VMODEL_MLP, DMX_VMUX_NONE, 1, DMX_VLOSS_XENT, DMX_VACT_TANH);
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) {

@@ -135,9 +135,10 @@ static bool same_file(const char *a, const char *b) {
 static void resume_and_check(void) {
   th_begin("vision: a run killed after step 15 and resumed matches the uninterrupted run bit for bit");
   const char *bin = th_datamux_bin();
-  const char *args = "experiments/vision/cpu_fashion.yaml --set task.max_train_examples=256 "
-                     "--set task.max_eval_examples=64 --set training.max_steps=20 --set training.eval_interval=5 "
-                     "--set training.save_interval=4 --set training.log_interval=3 --set training.time_budget_seconds=0";
+  const char *args =
+      "experiments/vision/cpu_fashion.yaml --set task.max_train_examples=256 "
+      "--set task.max_eval_examples=64 --set training.max_steps=20 --set training.eval_interval=5 "
+      "--set training.save_interval=4 --set training.log_interval=3 --set training.time_budget_seconds=0";
   char cmd[2048], f1[600], f2[600];
   snprintf(cmd, sizeof cmd, "%s train %s --output_dir %s/vr_straight", bin, args, root);
   int rc = th_run(cmd, out, sizeof out);

@@ -176,4 +176,3 @@ int dmx_remove_flat_dir(const char *dir, dmx_error *err) {
   if (rc == 0 && rmdir(dir) != 0) rc = dmx_fail(err, "%s: cannot delete folder: %s", dir, strerror(errno));
   return rc;
 }
-

@@ -17,8 +17,7 @@ typedef struct {
 int dmx_fail(dmx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prints "datamux: <file>:<line>: <message>" to stderr and exits with status 1. */
-_Noreturn void dmx_die_at(const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+_Noreturn void dmx_die_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define dmx_die(...) dmx_die_at(__FILE__, __LINE__, __VA_ARGS__)
 
 void *dmx_malloc_at(size_t n, const char *file, int line);

@@ -35,8 +35,10 @@ static int jerr(jparser *p, size_t pos, const char *msg) {
                     p->o->kind ? p->o->kind : "JSON", pos, pos + p->o->header_offset, msg);
   size_t line = 1, col = 1;
   for (size_t i = 0; i < pos && i < p->n; i++) {
-    if (p->s[i] == '\n') line++, col = 1;
-    else col++;
+    if (p->s[i] == '\n')
+      line++, col = 1;
+    else
+      col++;
   }
   return dmx_fail(p->err, "%s:%zu:%zu: bad %s: %s", p->o->what, line, col, p->o->kind ? p->o->kind : "JSON", msg);
 }
@@ -48,8 +50,7 @@ static const char *noun_msg(jparser *p, const char *fmt) {
 }
 
 static void skip_ws(jparser *p) {
-  while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
-    p->i++;
+  while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
 }
 
 /* Length of a valid UTF-8 sequence starting at s (at most n bytes), 0 when invalid. */
@@ -58,10 +59,14 @@ size_t dmx_utf8_len(const unsigned char *s, size_t n) {
   if (c < 0x80) return 1;
   size_t len;
   uint32_t cp, min;
-  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
-  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
-  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, cp = c & 0x1F, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, cp = c & 0x0F, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, cp = c & 0x07, min = 0x10000;
+  else
+    return 0;
   if (n < len) return 0;
   for (size_t k = 1; k < len; k++) {
     if ((s[k] & 0xC0) != 0x80) return 0;
@@ -74,8 +79,10 @@ size_t dmx_utf8_len(const unsigned char *s, size_t n) {
 static void sb_put_utf8(dmx_buf *b, uint32_t cp) {
   unsigned char t[4];
   size_t n;
-  if (cp < 0x80) t[0] = (unsigned char)cp, n = 1;
-  else if (cp < 0x800) t[0] = (unsigned char)(0xC0 | (cp >> 6)), t[1] = (unsigned char)(0x80 | (cp & 0x3F)), n = 2;
+  if (cp < 0x80)
+    t[0] = (unsigned char)cp, n = 1;
+  else if (cp < 0x800)
+    t[0] = (unsigned char)(0xC0 | (cp >> 6)), t[1] = (unsigned char)(0x80 | (cp & 0x3F)), n = 2;
   else if (cp < 0x10000)
     t[0] = (unsigned char)(0xE0 | (cp >> 12)), t[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)),
     t[2] = (unsigned char)(0x80 | (cp & 0x3F)), n = 3;
@@ -91,10 +98,14 @@ static int hex4(jparser *p, uint32_t *out) {
   for (int k = 0; k < 4; k++) {
     unsigned c = p->s[p->i + (size_t)k];
     v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else return jerr(p, p->i + (size_t)k, "bad hex digit in \\u escape");
+    if (c >= '0' && c <= '9')
+      v |= c - '0';
+    else if (c >= 'a' && c <= 'f')
+      v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      v |= c - 'A' + 10;
+    else
+      return jerr(p, p->i + (size_t)k, "bad hex digit in \\u escape");
   }
   p->i += 4;
   *out = v;
@@ -167,9 +178,7 @@ static int parse_string(jparser *p, char **out, size_t *outlen) {
           sb_put_utf8(&b, cp);
           break;
         }
-        default:
-          free(b.b);
-          return jerr(p, esc, "invalid escape sequence");
+        default: free(b.b); return jerr(p, esc, "invalid escape sequence");
       }
       continue;
     }
@@ -294,8 +303,10 @@ static int parse_object(jparser *p, dmx_json *v, int depth) {
   for (size_t k = 1; k < v->n; k++) {
     if (r[k].len == r[k - 1].len && memcmp(r[k].k, r[k - 1].k, r[k].len) == 0) {
       char msg[400];
-      if (depth == 0 && p->o->top_key) snprintf(msg, sizeof msg, "duplicate %s '%.300s'", p->o->top_key, r[k].k);
-      else snprintf(msg, sizeof msg, "duplicate key '%.300s' in object", r[k].k);
+      if (depth == 0 && p->o->top_key)
+        snprintf(msg, sizeof msg, "duplicate %s '%.300s'", p->o->top_key, r[k].k);
+      else
+        snprintf(msg, sizeof msg, "duplicate key '%.300s' in object", r[k].k);
       size_t pos = v->keypos[r[k].idx];
       free(r);
       return jerr(p, pos, msg);
@@ -352,9 +363,7 @@ static int parse_value(jparser *p, dmx_json *v, int depth) {
   switch (c) {
     case '{': return parse_object(p, v, depth);
     case '[': return parse_array(p, v, depth);
-    case '"':
-      v->type = DMX_JSON_STRING;
-      return parse_string(p, &v->s, &v->slen);
+    case '"': v->type = DMX_JSON_STRING; return parse_string(p, &v->s, &v->slen);
     case 't': return parse_literal(p, v, "true", DMX_JSON_TRUE);
     case 'f': return parse_literal(p, v, "false", DMX_JSON_FALSE);
     case 'n': return parse_literal(p, v, "null", DMX_JSON_NULL);
@@ -362,8 +371,10 @@ static int parse_value(jparser *p, dmx_json *v, int depth) {
       if (c == '-' || is_digit(c)) return parse_number(p, v);
       {
         char msg[64];
-        if (c >= 0x20 && c < 0x7F) snprintf(msg, sizeof msg, "unexpected character '%c'", (char)c);
-        else snprintf(msg, sizeof msg, "unexpected byte 0x%02x", c);
+        if (c >= 0x20 && c < 0x7F)
+          snprintf(msg, sizeof msg, "unexpected character '%c'", (char)c);
+        else
+          snprintf(msg, sizeof msg, "unexpected byte 0x%02x", c);
         return jerr(p, p->i, msg);
       }
   }
@@ -441,9 +452,12 @@ int dmx_json_file_string(const char *path, const char *key, char *out, size_t ca
   if (dmx_json_parse_file(path, NULL, &root, err)) return -1;
   const char *s = dmx_json_string(dmx_json_member(&root, key));
   int rc = 0;
-  if (!s) rc = dmx_fail(err, "%s: no string member \"%s\"", path, key);
-  else if (strlen(s) >= cap) rc = dmx_fail(err, "%s: \"%s\" is over %zu bytes", path, key, cap - 1);
-  else memcpy(out, s, strlen(s) + 1);
+  if (!s)
+    rc = dmx_fail(err, "%s: no string member \"%s\"", path, key);
+  else if (strlen(s) >= cap)
+    rc = dmx_fail(err, "%s: \"%s\" is over %zu bytes", path, key, cap - 1);
+  else
+    memcpy(out, s, strlen(s) + 1);
   dmx_json_free(&root);
   return rc;
 }

@@ -10,8 +10,8 @@
 
 #include "host/base/common.h"
 
-#define DMX_JSON_MAX_DEPTH 64                /* nesting limit of dmx_json_parse_file */
-#define DMX_JSON_MAX_FILE (256 << 20)        /* bytes: larger JSON files are refused */
+#define DMX_JSON_MAX_DEPTH 64         /* nesting limit of dmx_json_parse_file */
+#define DMX_JSON_MAX_FILE (256 << 20) /* bytes: larger JSON files are refused */
 
 typedef enum {
   DMX_JSON_OBJECT,
@@ -25,12 +25,12 @@ typedef enum {
 
 typedef struct dmx_json {
   dmx_json_type type;
-  size_t pos;      /* byte offset where the value starts */
-  char *s;         /* STRING: decoded bytes (NUL-terminated; may hold NULs, see slen); NUMBER: raw text */
+  size_t pos; /* byte offset where the value starts */
+  char *s;    /* STRING: decoded bytes (NUL-terminated; may hold NULs, see slen); NUMBER: raw text */
   size_t slen;
-  size_t n, cap;   /* OBJECT / ARRAY: children */
+  size_t n, cap; /* OBJECT / ARRAY: children */
   struct dmx_json *kids;
-  char **keys;     /* OBJECT only: decoded keys, keylen bytes each, and their byte offsets */
+  char **keys; /* OBJECT only: decoded keys, keylen bytes each, and their byte offsets */
   size_t *keylen, *keypos;
 } dmx_json;
 
@@ -41,7 +41,7 @@ typedef struct {
   size_t header_offset; /* > 0: report byte offsets, plus this for the file offset, not line:column */
   const char *top_key;  /* what a key of the top object names, for duplicate messages ("tensor name") */
   int max_depth;
-  bool require_object;  /* the text must be one object */
+  bool require_object; /* the text must be one object */
 } dmx_json_opts;
 
 /* Parses len bytes into *root; 0, or -1 with err (and *root empty). Free with dmx_json_free. */

@@ -16,7 +16,9 @@ uint64_t dmx_rand_below(uint64_t *state, uint64_t bound) {
   return x % bound;
 }
 
-double dmx_rand_open01(uint64_t *state) { return ((double)(dmx_splitmix64(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+double dmx_rand_open01(uint64_t *state) {
+  return ((double)(dmx_splitmix64(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
 
 double dmx_rand_half_open01(uint64_t *state) {
   return ((double)(dmx_splitmix64(state) >> 11) + 1.0) * (1.0 / 9007199254740992.0);

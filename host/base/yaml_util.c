@@ -24,8 +24,8 @@ static int report_parser_error(const yaml_parser_t *p, const char *path, dmx_err
     return dmx_fail(err, "%s: invalid YAML: %s at byte %zu", path, problem, p->problem_offset);
   if (p->error == YAML_MEMORY_ERROR) return dmx_fail(err, "%s: out of memory while parsing YAML", path);
   if (p->context)
-    return dmx_yaml_fail_at(err, path, p->problem_mark, "invalid YAML: %s %s (started at line %zu, column %zu)", problem,
-                            p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+    return dmx_yaml_fail_at(err, path, p->problem_mark, "invalid YAML: %s %s (started at line %zu, column %zu)",
+                            problem, p->context, p->context_mark.line + 1, p->context_mark.column + 1);
   return dmx_yaml_fail_at(err, path, p->problem_mark, "invalid YAML: %s", problem);
 }
 
@@ -78,10 +78,10 @@ yaml_node_t *dmx_yaml_node(dmx_yaml_file *y, int id) { return yaml_document_get_
 
 const char *dmx_yaml_kind_name(const yaml_node_t *n) {
   switch (n->type) {
-  case YAML_SCALAR_NODE: return "a scalar";
-  case YAML_SEQUENCE_NODE: return "a list";
-  case YAML_MAPPING_NODE: return "a mapping";
-  default: return "nothing";
+    case YAML_SCALAR_NODE: return "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
   }
 }
 

@@ -11,25 +11,26 @@
 #include "host/config/config.h"
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: datamux bench [EXP.yaml] [--train] [--gemm] [--build] [flags]\n"
-          "  --gemm             GFLOP/s of the CLBlast wrapper at the model's GEMM shapes\n"
-          "  --build            build time of every cl/*.cl program: cold, cache write, cache hit\n"
-          "  EXP.yaml           inference throughput vs N as the paper measured it: eval mode, no retrieval head,\n"
-          "                     base_bs(N)*N instances per batch (32/24/20/16 groups), each batch timed to device\n"
-          "                     completion; the experiment's model and max_length, its dev split (else synthetic ids)\n"
-          "  EXP.yaml --train   seconds per training step (forward, backward, AdamW), tokens/s and instances/s, then an\n"
-          "                     op-level breakdown from OpenCL profiling events (run `datamux devices --peak` first\n"
-          "                     for the GEMM utilisation)\n"
-          "Common flags:\n"
-          "  --device D         index or name substring (default: DATAMUX_DEVICE, the experiment's, the first GPU)\n"
-          "  --out DIR          where CSV/JSON (and a PNG plot when gnuplot is installed) go; default runs/bench\n"
-          "                     for throughput; --gemm and --build write files only when --out is given\n"
-          "  --no-tuning        ignore the CLBlast tuner files of ~/.cache/datamux/clblast/<device>/\n"
-          "  --max-seconds S    stop timing a shape (--gemm, default 3) or an N (throughput, default none) after S s\n"
-          "GEMM flags:\n"
-          "  --repeat R         timed repetitions per shape (default 10)\n"
-          "  --shapes A,B       only these shapes:");
+  fprintf(
+      f,
+      "usage: datamux bench [EXP.yaml] [--train] [--gemm] [--build] [flags]\n"
+      "  --gemm             GFLOP/s of the CLBlast wrapper at the model's GEMM shapes\n"
+      "  --build            build time of every cl/*.cl program: cold, cache write, cache hit\n"
+      "  EXP.yaml           inference throughput vs N as the paper measured it: eval mode, no retrieval head,\n"
+      "                     base_bs(N)*N instances per batch (32/24/20/16 groups), each batch timed to device\n"
+      "                     completion; the experiment's model and max_length, its dev split (else synthetic ids)\n"
+      "  EXP.yaml --train   seconds per training step (forward, backward, AdamW), tokens/s and instances/s, then an\n"
+      "                     op-level breakdown from OpenCL profiling events (run `datamux devices --peak` first\n"
+      "                     for the GEMM utilisation)\n"
+      "Common flags:\n"
+      "  --device D         index or name substring (default: DATAMUX_DEVICE, the experiment's, the first GPU)\n"
+      "  --out DIR          where CSV/JSON (and a PNG plot when gnuplot is installed) go; default runs/bench\n"
+      "                     for throughput; --gemm and --build write files only when --out is given\n"
+      "  --no-tuning        ignore the CLBlast tuner files of ~/.cache/datamux/clblast/<device>/\n"
+      "  --max-seconds S    stop timing a shape (--gemm, default 3) or an N (throughput, default none) after S s\n"
+      "GEMM flags:\n"
+      "  --repeat R         timed repetitions per shape (default 10)\n"
+      "  --shapes A,B       only these shapes:");
   for (const char *const *n = dmx_bench_gemm_shape_names(); *n; n++) fprintf(f, " %s", *n);
   fprintf(f,
           "\nBuild flags:\n"
@@ -139,8 +140,7 @@ int dmx_cmd_bench(int argc, char **argv) {
     name[nlen] = 0;
     const char *v;
     bool is_switch = !strcmp(name, "--gemm") || !strcmp(name, "--build") || !strcmp(name, "--no-tuning") ||
-                     !strcmp(name, "--train") ||
-                     !strcmp(name, "--synthetic") || !strcmp(name, "--vanilla");
+                     !strcmp(name, "--train") || !strcmp(name, "--synthetic") || !strcmp(name, "--vanilla");
     if (is_switch && eq) {
       fprintf(stderr, "datamux bench: %s takes no value\n", name);
       rc = 2;
@@ -166,10 +166,13 @@ int dmx_cmd_bench(int argc, char **argv) {
       to.vanilla = true;
       tp_flag = "--vanilla";
     } else if (!strcmp(name, "--device")) {
-      if (!(v = flag_value(argc, argv, &i, eq))) rc = 2;
-      else device = v;
+      if (!(v = flag_value(argc, argv, &i, eq)))
+        rc = 2;
+      else
+        device = v;
     } else if (!strcmp(name, "--out")) {
-      if (!(v = flag_value(argc, argv, &i, eq))) rc = 2;
+      if (!(v = flag_value(argc, argv, &i, eq)))
+        rc = 2;
       else if (!*v) {
         fprintf(stderr, "datamux bench: --out needs a folder name\n");
         rc = 2;
@@ -178,7 +181,8 @@ int dmx_cmd_bench(int argc, char **argv) {
       }
     } else if (!strcmp(name, "--shapes")) {
       gemm_flag = "--shapes";
-      if (!(v = flag_value(argc, argv, &i, eq))) rc = 2;
+      if (!(v = flag_value(argc, argv, &i, eq)))
+        rc = 2;
       else if (dmx_bench_check_shapes(v, &err)) {
         fprintf(stderr, "datamux bench: %s\n", err.msg);
         rc = 2;
@@ -187,7 +191,8 @@ int dmx_cmd_bench(int argc, char **argv) {
       }
     } else if (!strcmp(name, "--files")) {
       build_flag = "--files";
-      if (!(v = flag_value(argc, argv, &i, eq))) rc = 2;
+      if (!(v = flag_value(argc, argv, &i, eq)))
+        rc = 2;
       else if (dmx_bench_check_files(v, &err)) {
         fprintf(stderr, "datamux bench: %s\n", err.msg);
         rc = 2;
@@ -211,7 +216,8 @@ int dmx_cmd_bench(int argc, char **argv) {
       if (!(v = flag_value(argc, argv, &i, eq)) || parse_int("--warmup", v, 0, 1000000, &to.warmup)) rc = 2;
     } else if (!strcmp(name, "-N") || !strcmp(name, "--num_instances") || !strcmp(name, "--num-instances")) {
       tp_flag = "-N";
-      if (!(v = flag_value(argc, argv, &i, eq))) rc = 2;
+      if (!(v = flag_value(argc, argv, &i, eq)))
+        rc = 2;
       else if (dmx_bench_parse_n_list(v, &to, &err)) {
         fprintf(stderr, "datamux bench: %s\n", err.msg);
         rc = 2;
@@ -224,12 +230,15 @@ int dmx_cmd_bench(int argc, char **argv) {
     if (rest[0][0] != '-')
       fprintf(stderr, "datamux bench: unexpected argument '%s' (the experiment file goes first)\n", rest[0]);
     else
-      fprintf(stderr, "datamux bench: unknown flag '%s' (see `datamux bench --help`; experiment flags need EXP.yaml "
-                      "first)\n", rest[0]);
+      fprintf(stderr,
+              "datamux bench: unknown flag '%s' (see `datamux bench --help`; experiment flags need EXP.yaml "
+              "first)\n",
+              rest[0]);
     rc = 2;
   }
   if (rc == 0 && tp_flag && !exp_path) {
-    fprintf(stderr, "datamux bench: %s is a throughput flag: give the experiment first (datamux bench EXP.yaml %s ...)\n",
+    fprintf(stderr,
+            "datamux bench: %s is a throughput flag: give the experiment first (datamux bench EXP.yaml %s ...)\n",
             tp_flag, tp_flag);
     rc = 2;
   }
@@ -241,10 +250,13 @@ int dmx_cmd_bench(int argc, char **argv) {
     fprintf(stderr, "datamux bench: %s applies to --train\n", train_flag);
     rc = 2;
   }
-  if (rc == 0 && train && tp_flag && (!strcmp(tp_flag, "-N") || !strcmp(tp_flag, "--batches") ||
-                                      !strcmp(tp_flag, "--vanilla") || !strcmp(tp_flag, "--profile-batches"))) {
-    fprintf(stderr, "datamux bench: %s is a throughput flag; --train times the experiment's own N (set it with "
-                    "--set multiplexing.num_instances=N)\n", tp_flag);
+  if (rc == 0 && train && tp_flag &&
+      (!strcmp(tp_flag, "-N") || !strcmp(tp_flag, "--batches") || !strcmp(tp_flag, "--vanilla") ||
+       !strcmp(tp_flag, "--profile-batches"))) {
+    fprintf(stderr,
+            "datamux bench: %s is a throughput flag; --train times the experiment's own N (set it with "
+            "--set multiplexing.num_instances=N)\n",
+            tp_flag);
     rc = 2;
   }
   if (rc == 0 && build_flag && !build) {
@@ -256,7 +268,8 @@ int dmx_cmd_bench(int argc, char **argv) {
     rc = 2;
   }
   if (rc == 0 && !exp_path && !gemm && !build) {
-    fprintf(stderr, "datamux bench: nothing to measure: give EXP.yaml, --gemm or --build (see `datamux bench --help`)\n");
+    fprintf(stderr,
+            "datamux bench: nothing to measure: give EXP.yaml, --gemm or --build (see `datamux bench --help`)\n");
     rc = 2;
   }
   dmx_experiment *e = NULL;

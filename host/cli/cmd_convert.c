@@ -41,12 +41,13 @@ static int write_safetensors(const dmx_st_file *f, const char *path, dmx_error *
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: datamux convert IN OUT\n"
-             "Converts a PyTorch state dict (pytorch_model.bin, .pt, .pth: what torch.save writes) to safetensors,\n"
-             "or back. The format of each file comes from its extension (.bin/.pt/.pth or .safetensors).\n"
-             "To safetensors, floating tensors become float32 (half, bfloat16 and double are converted) and\n"
-             "integer tensors keep int64/int32; to .bin, every dtype is kept. Names are kept as they are.\n"
-             "Reading a .bin never executes its pickle (see README.md, Released models).\n");
+  fprintf(f,
+          "usage: datamux convert IN OUT\n"
+          "Converts a PyTorch state dict (pytorch_model.bin, .pt, .pth: what torch.save writes) to safetensors,\n"
+          "or back. The format of each file comes from its extension (.bin/.pt/.pth or .safetensors).\n"
+          "To safetensors, floating tensors become float32 (half, bfloat16 and double are converted) and\n"
+          "integer tensors keep int64/int32; to .bin, every dtype is kept. Names are kept as they are.\n"
+          "Reading a .bin never executes its pickle (see README.md, Released models).\n");
 }
 
 int dmx_cmd_convert(int argc, char **argv) {
@@ -61,8 +62,9 @@ int dmx_cmd_convert(int argc, char **argv) {
   const char *in = argv[0], *out = argv[1];
   file_format fi = format_of(in), fo = format_of(out);
   if (fi == FMT_UNKNOWN || fo == FMT_UNKNOWN) {
-    fprintf(stderr, "datamux convert: cannot tell the format of %s from its extension: use .bin, .pt, .pth or "
-                    ".safetensors\n",
+    fprintf(stderr,
+            "datamux convert: cannot tell the format of %s from its extension: use .bin, .pt, .pth or "
+            ".safetensors\n",
             fi == FMT_UNKNOWN ? in : out);
     return 2;
   }

@@ -73,15 +73,24 @@ static int parse_args(int argc, char **argv, data_args *a) {
     }
     const char *v = argv[++i];
     int rc = 0;
-    if (!strcmp(f, "--task")) a->ds.task = v;
-    else if (!strcmp(f, "--split")) a->ds.split = v;
-    else if (!strcmp(f, "--data-dir")) a->ds.data_dir = v;
-    else if (!strcmp(f, "--tokenizer")) a->ds.tokenizer_dir = v;
-    else if (!strcmp(f, "--text-source")) a->ds.text_source = v;
-    else if (!strcmp(f, "-N") || !strcmp(f, "--num-instances")) rc = parse_int(f, v, 1, DMX_MAX_INSTANCES, &a->N);
-    else if (!strcmp(f, "--max-length")) rc = parse_int(f, v, 4, 512, &a->ds.max_length);
-    else if (!strcmp(f, "--batch-size")) rc = parse_int(f, v, 1, 1 << 20, &a->B);
-    else if (!strcmp(f, "--groups")) rc = parse_int(f, v, 1, 1 << 20, &a->groups);
+    if (!strcmp(f, "--task"))
+      a->ds.task = v;
+    else if (!strcmp(f, "--split"))
+      a->ds.split = v;
+    else if (!strcmp(f, "--data-dir"))
+      a->ds.data_dir = v;
+    else if (!strcmp(f, "--tokenizer"))
+      a->ds.tokenizer_dir = v;
+    else if (!strcmp(f, "--text-source"))
+      a->ds.text_source = v;
+    else if (!strcmp(f, "-N") || !strcmp(f, "--num-instances"))
+      rc = parse_int(f, v, 1, DMX_MAX_INSTANCES, &a->N);
+    else if (!strcmp(f, "--max-length"))
+      rc = parse_int(f, v, 4, 512, &a->ds.max_length);
+    else if (!strcmp(f, "--batch-size"))
+      rc = parse_int(f, v, 1, 1 << 20, &a->B);
+    else if (!strcmp(f, "--groups"))
+      rc = parse_int(f, v, 1, 1 << 20, &a->groups);
     else if (!strcmp(f, "--demuxing")) {
       int k = dmx_input_kind_parse(v);
       if (k != DMX_INPUT_INDEX && k != DMX_INPUT_MLP) {
@@ -119,7 +128,8 @@ static void print_group(const dmx_batch *b, const dmx_dataset *ds, int group) {
   for (int i = 0; i < b->N; i++) {
     int r = group * b->N + i;
     const int32_t *ids = b->ids + (size_t)r * (size_t)b->Lp;
-    printf("  group %d instance %d: dataset row %d%s", group, i, (int)b->source_row[r], b->scored[r] ? "" : " (padding, not scored)");
+    printf("  group %d instance %d: dataset row %d%s", group, i, (int)b->source_row[r],
+           b->scored[r] ? "" : " (padding, not scored)");
     if (b->kind == DMX_TARGET_CLASS && b->labels[r] >= 0)
       printf(", label %d (%s)", (int)b->labels[r], ds->label_names ? ds->label_names[b->labels[r]] : "dummy");
     if (b->kind == DMX_TARGET_CLASS && b->labels[r] < 0) printf(", label %d", (int)b->labels[r]);
@@ -179,9 +189,11 @@ int dmx_cmd_data(int argc, char **argv) {
   dmx_batcher_init(&truncated, &ds, b.rows, false, true, a.ds.seed);
   printf("multiplexing: N=%d, %s input, L=%d -> L'=%d, %d groups (%d instances) per step\n", a.N,
          dmx_input_kind_name(a.input), ds.L, b.Lp, a.B, b.rows);
-  printf("evaluation: %d steps scoring all %d examples (last batch padded); with drop_last as the original: %d steps, %d examples\n",
-         dmx_batcher_steps(&padded), dmx_batcher_scored_per_epoch(&padded), dmx_batcher_steps(&truncated),
-         dmx_batcher_scored_per_epoch(&truncated));
+  printf(
+      "evaluation: %d steps scoring all %d examples (last batch padded); with drop_last as the original: %d steps, %d "
+      "examples\n",
+      dmx_batcher_steps(&padded), dmx_batcher_scored_per_epoch(&padded), dmx_batcher_steps(&truncated),
+      dmx_batcher_scored_per_epoch(&truncated));
   if (dmx_batcher_next(&padded, &b))
     for (int g = 0; g < a.groups; g++) print_group(&b, &ds, g);
   dmx_batcher_free(&padded);

@@ -38,13 +38,14 @@ int dmx_cmd_devices(int argc, char **argv) {
   dmx_peak_opts po = {0};
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      printf("usage: datamux devices [--peak [--device D] [--remeasure] [--max-size N] [--max-seconds S]]\n"
-             "Lists every OpenCL platform and device. Choose one for other commands with\n"
-             "--device INDEX|NAME-SUBSTRING or DATAMUX_DEVICE; the default is the first GPU, else the first device.\n"
-             "--peak measures the chosen device's SGEMM peak through CLBlast (square sizes from 512 up to --max-size,\n"
-             "default 4096, tuned parameters applied) and its copy bandwidth (device-to-device, host<->device), caches\n"
-             "it in ~/.cache/datamux/peak/<device>.json and prints it; `bench --train` reads it for the GEMM\n"
-             "utilisation. A cached result is printed without measuring unless --remeasure.\n");
+      printf(
+          "usage: datamux devices [--peak [--device D] [--remeasure] [--max-size N] [--max-seconds S]]\n"
+          "Lists every OpenCL platform and device. Choose one for other commands with\n"
+          "--device INDEX|NAME-SUBSTRING or DATAMUX_DEVICE; the default is the first GPU, else the first device.\n"
+          "--peak measures the chosen device's SGEMM peak through CLBlast (square sizes from 512 up to --max-size,\n"
+          "default 4096, tuned parameters applied) and its copy bandwidth (device-to-device, host<->device), caches\n"
+          "it in ~/.cache/datamux/peak/<device>.json and prints it; `bench --train` reads it for the GEMM\n"
+          "utilisation. A cached result is printed without measuring unless --remeasure.\n");
       return 0;
     }
     if (!strcmp(argv[i], "--peak")) {
@@ -85,8 +86,9 @@ int dmx_cmd_devices(int argc, char **argv) {
   dmx_device_info *devs;
   int n = dmx_list_devices(&devs);
   if (n == 0) {
-    fprintf(stderr, "datamux devices: no OpenCL device found; install a driver (apt-get install pocl-opencl-icd for "
-                    "the CPU, or your GPU vendor's ICD) and check with `clinfo -l`\n");
+    fprintf(stderr,
+            "datamux devices: no OpenCL device found; install a driver (apt-get install pocl-opencl-icd for "
+            "the CPU, or your GPU vendor's ICD) and check with `clinfo -l`\n");
     return 1;
   }
   dmx_print_devices(stdout, devs, n);

@@ -60,14 +60,15 @@ static bool find_run_experiment(const char *model_path, char *out, size_t cap) {
 
 int dmx_cmd_predict(int argc, char **argv) {
   if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
-    printf("usage: datamux predict --model_path RUN [EXP.yaml] [flags] < input.txt\n"
-           "Reads one example per line from stdin and prints one label per line, in input order.\n"
-           "  pair tasks (mnli, qnli, qqp, mrpc, stsb, rte, wnli): the two sentences separated by a TAB\n"
-           "  ner: whitespace-separated words; prints one tag per word\n"
-           "The model configuration comes from RUN/experiment.yaml (written by `datamux train`), else from\n"
-           "EXP.yaml; flags (e.g. --task, --device, --data-dir) override it. RUN may also be a checkpoint\n"
-           "folder (RUN/best) or a .safetensors file. Lines are multiplexed N at a time, so a line's\n"
-           "prediction can depend on the lines grouped with it, as in the model's own evaluation.\n");
+    printf(
+        "usage: datamux predict --model_path RUN [EXP.yaml] [flags] < input.txt\n"
+        "Reads one example per line from stdin and prints one label per line, in input order.\n"
+        "  pair tasks (mnli, qnli, qqp, mrpc, stsb, rte, wnli): the two sentences separated by a TAB\n"
+        "  ner: whitespace-separated words; prints one tag per word\n"
+        "The model configuration comes from RUN/experiment.yaml (written by `datamux train`), else from\n"
+        "EXP.yaml; flags (e.g. --task, --device, --data-dir) override it. RUN may also be a checkpoint\n"
+        "folder (RUN/best) or a .safetensors file. Lines are multiplexed N at a time, so a line's\n"
+        "prediction can depend on the lines grouped with it, as in the model's own evaluation.\n");
     return 0;
   }
   /* split the arguments into the optional experiment file and the flags (with their values) */

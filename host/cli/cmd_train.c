@@ -6,7 +6,6 @@
 #include "host/run/train.h"
 #include "host/run/train_vision.h"
 
-
 int dmx_load_experiment_args(const char *cmd, int argc, char **argv, dmx_experiment *e) {
   dmx_error err;
   dmx_experiment_defaults(e);
@@ -67,19 +66,21 @@ static int resume(int argc, char **argv, const char *run_dir) {
             run_dir, saved_path, what);
     return 2;
   }
-  return dmx_task_is_vision(e.task.name) ? dmx_resume_vision_experiment(&e, run_dir) : dmx_resume_experiment(&e, run_dir);
+  return dmx_task_is_vision(e.task.name) ? dmx_resume_vision_experiment(&e, run_dir)
+                                         : dmx_resume_experiment(&e, run_dir);
 }
 
 int dmx_cmd_train(int argc, char **argv) {
   if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
-    printf("usage: datamux train EXP.yaml [flags]\n"
-           "       datamux train [EXP.yaml] --resume RUN_DIR [flags]\n"
-           "Trains the experiment's setting (retrieval_pretraining, finetuning or baseline), evaluating on the dev\n"
-           "split at the eval interval and keeping the best model. Flags as in `datamux config --help`.\n"
-           "The run directory (output_dir) receives experiment.yaml, metrics.jsonl, results.json, best/ and last/.\n"
-           "last/ is rewritten every training.save_interval steps (default: at each evaluation) with the optimizer\n"
-           "and trainer state, so --resume continues exactly where it left off. SIGINT/SIGTERM (Ctrl-C) write\n"
-           "last/ after the current step and exit with status 130/143; a second Ctrl-C stops at once.\n");
+    printf(
+        "usage: datamux train EXP.yaml [flags]\n"
+        "       datamux train [EXP.yaml] --resume RUN_DIR [flags]\n"
+        "Trains the experiment's setting (retrieval_pretraining, finetuning or baseline), evaluating on the dev\n"
+        "split at the eval interval and keeping the best model. Flags as in `datamux config --help`.\n"
+        "The run directory (output_dir) receives experiment.yaml, metrics.jsonl, results.json, best/ and last/.\n"
+        "last/ is rewritten every training.save_interval steps (default: at each evaluation) with the optimizer\n"
+        "and trainer state, so --resume continues exactly where it left off. SIGINT/SIGTERM (Ctrl-C) write\n"
+        "last/ after the current step and exit with status 130/143; a second Ctrl-C stops at once.\n");
     return 0;
   }
   /* pull --resume RUN out; the remaining arguments are the experiment and its flags */

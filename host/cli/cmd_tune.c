@@ -57,8 +57,10 @@ int dmx_cmd_tune(int argc, char **argv) {
       errno = 0;
       o.fraction = strtod(argv[++i], &end);
       if (*end || errno || !isfinite(o.fraction) || o.fraction < 1) {
-        fprintf(stderr, "datamux tune: --fraction: '%s' is not a number >= 1 (1 explores everything, 100 one "
-                        "configuration in 100)\n", argv[i]);
+        fprintf(stderr,
+                "datamux tune: --fraction: '%s' is not a number >= 1 (1 explores everything, 100 one "
+                "configuration in 100)\n",
+                argv[i]);
         free(rest);
         return 2;
       }

@@ -25,12 +25,12 @@ static const char *const muxing_names[] = {"gaussian_hadamard", "binary_hadamard
 static const char *const demuxing_names[] = {"index", "mlp", NULL};
 static const char *const setting_names[] = {"baseline", "retrieval_pretraining", "finetuning", NULL};
 static const char *const schedule_names[] = {"linear", "constant", NULL};
-static const char *const task_names[] = {"sst2", "mnli", "qnli", "qqp",  "cola",          "mrpc",  "stsb", "rte",
-                                         "wnli", "ner",  "text", "mnist", "fashion_mnist", "idx",   NULL};
+static const char *const task_names[] = {"sst2", "mnli", "qnli", "qqp",   "cola",          "mrpc", "stsb", "rte",
+                                         "wnli", "ner",  "text", "mnist", "fashion_mnist", "idx",  NULL};
 static const char *const vision_model_names[] = {"lenet", "mlp", NULL};
-static const char *const vision_muxing_names[] = {"none",        "gaussian",  "graded",           "identity",
-                                                  "learnable",   "so_n",      "learnable_w",      "nonlinear",
-                                                  "nonlinear_expand", "rotation", NULL};
+static const char *const vision_muxing_names[] = {"none", "gaussian",    "graded",    "identity",         "learnable",
+                                                  "so_n", "learnable_w", "nonlinear", "nonlinear_expand", "rotation",
+                                                  NULL};
 static const char *const vision_activation_names[] = {"tanh", "relu", NULL};
 static const char *const vision_loss_names[] = {"mse", "xent", NULL};
 static const char *const vision_optimizer_names[] = {"sgd", "adamw", NULL};
@@ -55,8 +55,9 @@ typedef struct {
 
 #define MEMBER_SIZE(m) sizeof(((dmx_experiment *)0)->m)
 #define FIELD(sec, key, type, member, choices) \
-  {sec, #key, sec "." #key, type, offsetof(dmx_experiment, member), MEMBER_SIZE(member), choices}
-#define TOP(key, type, choices) {"", #key, #key, type, offsetof(dmx_experiment, key), MEMBER_SIZE(key), choices}
+  { sec, #key, sec "." #key, type, offsetof(dmx_experiment, member), MEMBER_SIZE(member), choices }
+#define TOP(key, type, choices) \
+  { "", #key, #key, type, offsetof(dmx_experiment, key), MEMBER_SIZE(key), choices }
 #define MODEL(key, type) FIELD("model", key, type, model.key, NULL)
 #define MUX(key, type, choices) FIELD("multiplexing", key, type, mux.key, choices)
 #define TASK(key, type, choices) FIELD("task", key, type, task.key, choices)
@@ -136,9 +137,9 @@ _Static_assert(sizeof fields / sizeof *fields <= DMX_MAX_FIELDS, "raise DMX_MAX_
 
 /* Top-level keys that are not plain fields. */
 static const char *const section_names[] = {"model", "multiplexing", "task", "training", "vision"};
-static const char *const top_level_keys[] = {"name",     "setting",      "model",      "config_name", "multiplexing",
-                                             "task",     "training",     "model_path", "output_dir",  "device",
-                                             "vision"};
+static const char *const top_level_keys[] = {"name",         "setting", "model",    "config_name",
+                                             "multiplexing", "task",    "training", "model_path",
+                                             "output_dir",   "device",  "vision"};
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 
 static int find_field(const char *section, const char *key) {
@@ -229,12 +230,12 @@ static void join_choices(const char *const *choices, char *out, size_t cap) {
 
 static const char *type_description(const field_desc *f) {
   switch (f->type) {
-  case FT_INT: return "an integer";
-  case FT_FLOAT: return "a number";
-  case FT_BOOL: return "true or false";
-  case FT_STRING: return "a string";
-  case FT_ENUM:
-  case FT_CHOICE: return "one of its names";
+    case FT_INT: return "an integer";
+    case FT_FLOAT: return "a number";
+    case FT_BOOL: return "true or false";
+    case FT_STRING: return "a string";
+    case FT_ENUM:
+    case FT_CHOICE: return "one of its names";
   }
   return "a value";
 }
@@ -257,73 +258,73 @@ static int parse_field_value(dmx_experiment *e, int i, const char *text, char *w
     return -1;
   }
   switch (f->type) {
-  case FT_INT: {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (*end || end == text) {
-      snprintf(why, cap, "expected an integer, got '%s'", text);
-      return -1;
-    }
-    if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
-      snprintf(why, cap, "%s is out of range for an integer", text);
-      return -1;
-    }
-    *(int *)field_ptr(e, i) = (int)v;
-    return 0;
-  }
-  case FT_FLOAT: {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (*end || end == text || isnan(v) || isinf(v)) {
-      snprintf(why, cap, "expected a number, got '%s'", text);
-      return -1;
-    }
-    if (errno == ERANGE || fabs(v) > FLT_MAX) {
-      snprintf(why, cap, "%s is out of range for a 32-bit float", text);
-      return -1;
-    }
-    *(float *)field_ptr(e, i) = (float)v;
-    return 0;
-  }
-  case FT_BOOL: {
-    bool b;
-    if (!parse_bool_word(text, &b)) {
-      snprintf(why, cap, "expected true or false, got '%s'", text);
-      return -1;
-    }
-    *(bool *)field_ptr(e, i) = b;
-    return 0;
-  }
-  case FT_STRING:
-  case FT_CHOICE: {
-    size_t n = strlen(text);
-    if (n >= f->size) {
-      snprintf(why, cap, "value is too long (%zu bytes; at most %zu)", n, f->size - 1);
-      return -1;
-    }
-    if (f->type == FT_CHOICE) {
-      int k = 0;
-      while (f->choices[k] && strcmp(f->choices[k], text)) k++;
-      if (!f->choices[k]) goto unknown_choice;
-    }
-    memcpy(field_ptr(e, i), text, n + 1);
-    return 0;
-  }
-  case FT_ENUM: {
-    for (int k = 0; f->choices[k]; k++)
-      if (!strcmp(f->choices[k], text)) {
-        *(int *)field_ptr(e, i) = k;
-        return 0;
+    case FT_INT: {
+      char *end;
+      errno = 0;
+      long v = strtol(text, &end, 10);
+      if (*end || end == text) {
+        snprintf(why, cap, "expected an integer, got '%s'", text);
+        return -1;
       }
-    goto unknown_choice;
-  }
+      if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
+        snprintf(why, cap, "%s is out of range for an integer", text);
+        return -1;
+      }
+      *(int *)field_ptr(e, i) = (int)v;
+      return 0;
+    }
+    case FT_FLOAT: {
+      char *end;
+      errno = 0;
+      double v = strtod(text, &end);
+      if (*end || end == text || isnan(v) || isinf(v)) {
+        snprintf(why, cap, "expected a number, got '%s'", text);
+        return -1;
+      }
+      if (errno == ERANGE || fabs(v) > FLT_MAX) {
+        snprintf(why, cap, "%s is out of range for a 32-bit float", text);
+        return -1;
+      }
+      *(float *)field_ptr(e, i) = (float)v;
+      return 0;
+    }
+    case FT_BOOL: {
+      bool b;
+      if (!parse_bool_word(text, &b)) {
+        snprintf(why, cap, "expected true or false, got '%s'", text);
+        return -1;
+      }
+      *(bool *)field_ptr(e, i) = b;
+      return 0;
+    }
+    case FT_STRING:
+    case FT_CHOICE: {
+      size_t n = strlen(text);
+      if (n >= f->size) {
+        snprintf(why, cap, "value is too long (%zu bytes; at most %zu)", n, f->size - 1);
+        return -1;
+      }
+      if (f->type == FT_CHOICE) {
+        int k = 0;
+        while (f->choices[k] && strcmp(f->choices[k], text)) k++;
+        if (!f->choices[k]) goto unknown_choice;
+      }
+      memcpy(field_ptr(e, i), text, n + 1);
+      return 0;
+    }
+    case FT_ENUM: {
+      for (int k = 0; f->choices[k]; k++)
+        if (!strcmp(f->choices[k], text)) {
+          *(int *)field_ptr(e, i) = k;
+          return 0;
+        }
+      goto unknown_choice;
+    }
   }
   snprintf(why, cap, "unsupported field type");
   return -1;
 
-unknown_choice: {
+unknown_choice : {
   char list[512];
   join_choices(f->choices, list, sizeof list);
   size_t n = 0;
@@ -365,10 +366,10 @@ static dmx_field_origin flag_origin(const char *flag, const char *value) {
 static void describe_origin(const dmx_experiment *e, int i, char *out, size_t cap) {
   const dmx_field_origin *o = &e->origin[i];
   switch (o->kind) {
-  case DMX_ORIGIN_EXPERIMENT_FILE: snprintf(out, cap, "%s:%d:%d: ", e->source_path, o->line, o->column); return;
-  case DMX_ORIGIN_MODEL_FILE: snprintf(out, cap, "%s:%d:%d: ", e->model_config_file, o->line, o->column); return;
-  case DMX_ORIGIN_FLAG: snprintf(out, cap, "flag %s: ", o->flag); return;
-  case DMX_ORIGIN_DEFAULT: out[0] = 0; return;
+    case DMX_ORIGIN_EXPERIMENT_FILE: snprintf(out, cap, "%s:%d:%d: ", e->source_path, o->line, o->column); return;
+    case DMX_ORIGIN_MODEL_FILE: snprintf(out, cap, "%s:%d:%d: ", e->model_config_file, o->line, o->column); return;
+    case DMX_ORIGIN_FLAG: snprintf(out, cap, "flag %s: ", o->flag); return;
+    case DMX_ORIGIN_DEFAULT: out[0] = 0; return;
   }
   out[0] = 0;
 }
@@ -387,8 +388,10 @@ static void file_stem(const char *path, char *out, size_t cap) {
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
   size_t n = strlen(base);
-  if (n > 5 && !strcmp(base + n - 5, ".yaml")) n -= 5;
-  else if (n > 4 && !strcmp(base + n - 4, ".yml")) n -= 4;
+  if (n > 5 && !strcmp(base + n - 5, ".yaml"))
+    n -= 5;
+  else if (n > 4 && !strcmp(base + n - 4, ".yml"))
+    n -= 4;
   if (n >= cap) n = cap - 1;
   memcpy(out, base, n);
   out[n] = 0;
@@ -426,11 +429,14 @@ static void derive_defaults(dmx_experiment *e) {
     if (!user_set(e, "training.eval_interval")) t->eval_interval = 0;
     if (!user_set(e, "training.max_grad_norm")) t->max_grad_norm = 0.0f;
     if (!user_set(e, "training.schedule")) t->schedule = DMX_SCHEDULE_CONSTANT;
-    if (!user_set(e, "vision.muxing")) e->vision.muxing = e->mux.num_instances == 1 ? DMX_VMUX_NONE : DMX_VMUX_NONLINEAR_EXPAND;
+    if (!user_set(e, "vision.muxing"))
+      e->vision.muxing = e->mux.num_instances == 1 ? DMX_VMUX_NONE : DMX_VMUX_NONLINEAR_EXPAND;
   }
   if (!user_set(e, "name")) {
-    if (e->source_path[0]) file_stem(e->source_path, e->name, sizeof e->name);
-    else copy_string(e->name, sizeof e->name, "default");
+    if (e->source_path[0])
+      file_stem(e->source_path, e->name, sizeof e->name);
+    else
+      copy_string(e->name, sizeof e->name, "default");
   }
   if (!user_set(e, "output_dir")) snprintf(e->output_dir, sizeof e->output_dir, "runs/%s", e->name);
 }
@@ -463,7 +469,8 @@ void dmx_experiment_defaults(dmx_experiment *e) {
   e->mux.second_embedding_pass = true; /* the original runs the embedding module twice */
   const char *data = getenv("DATAMUX_DATA");
   if (data && *data) {
-    if (strlen(data) >= sizeof e->task.data_dir) dmx_die("$DATAMUX_DATA is longer than %zu bytes", sizeof e->task.data_dir - 1);
+    if (strlen(data) >= sizeof e->task.data_dir)
+      dmx_die("$DATAMUX_DATA is longer than %zu bytes", sizeof e->task.data_dir - 1);
     copy_string(e->task.data_dir, sizeof e->task.data_dir, data);
   } else {
     copy_string(e->task.data_dir, sizeof e->task.data_dir, "data");
@@ -524,8 +531,10 @@ static bool find_model_file(const char *name, const char *base_dir, char *out, s
   if (name[0] == '/') {
     snprintf(cands[nc++], sizeof cands[0], "%s", name);
   } else {
-    if (base_dir) snprintf(cands[nc++], sizeof cands[0], "%s/%s", base_dir, name);
-    else snprintf(cands[nc++], sizeof cands[0], "%s", name);
+    if (base_dir)
+      snprintf(cands[nc++], sizeof cands[0], "%s/%s", base_dir, name);
+    else
+      snprintf(cands[nc++], sizeof cands[0], "%s", name);
     snprintf(cands[nc++], sizeof cands[0], "experiments/%s", name);
     const char *src = source_experiments_dir();
     if (src) snprintf(cands[nc++], sizeof cands[0], "%s/%s", src, name);
@@ -559,8 +568,8 @@ static int set_field_from_node(dmx_experiment *e, int i, yaml_source *src, yaml_
   if (src->seen[i]) return dmx_yaml_fail_at(err, src->path, key->start_mark, "duplicate key '%s'", f->key);
   src->seen[i] = true;
   if (value->type != YAML_SCALAR_NODE)
-    return dmx_yaml_fail_at(err, src->path, value->start_mark, "%s: expected %s, got %s", f->path,
-                            type_description(f), dmx_yaml_kind_name(value));
+    return dmx_yaml_fail_at(err, src->path, value->start_mark, "%s: expected %s, got %s", f->path, type_description(f),
+                            dmx_yaml_kind_name(value));
   const char *text = dmx_yaml_is_null(value) ? "" : dmx_yaml_scalar(value);
   char why[700];
   if (parse_field_value(e, i, text, why, sizeof why) != 0)
@@ -574,9 +583,13 @@ static int unknown_key(yaml_source *src, yaml_node_t *key, const char *section, 
   const char *name = dmx_yaml_scalar(key);
   const char *near = dmx_closest_word(name, valid, n);
   char where[64];
-  if (*section) snprintf(where, sizeof where, " in section '%s'", section);
-  else snprintf(where, sizeof where, " at top level");
-  if (near) return dmx_yaml_fail_at(err, src->path, key->start_mark, "unknown key '%s'%s (did you mean '%s'?)", name, where, near);
+  if (*section)
+    snprintf(where, sizeof where, " in section '%s'", section);
+  else
+    snprintf(where, sizeof where, " at top level");
+  if (near)
+    return dmx_yaml_fail_at(err, src->path, key->start_mark, "unknown key '%s'%s (did you mean '%s'?)", name, where,
+                            near);
   char list[1024] = "";
   size_t used = 0;
   for (size_t k = 0; k < n; k++) {
@@ -633,15 +646,16 @@ static int load_model_file(dmx_experiment *e, const char *path, dmx_error *err) 
 static int load_config_name_node(dmx_experiment *e, yaml_source *src, yaml_node_t *node, dmx_error *err) {
   const char *name = dmx_yaml_scalar(node);
   if (!name || dmx_yaml_is_null(node))
-    return dmx_yaml_fail_at(err, src->path, node->start_mark, "config_name: expected a path to a model YAML file, got %s",
+    return dmx_yaml_fail_at(err, src->path, node->start_mark,
+                            "config_name: expected a path to a model YAML file, got %s",
                             name ? "an empty value" : dmx_yaml_kind_name(node));
   char dir[1024];
   const char *slash = strrchr(src->path, '/');
   snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - src->path) : 1, slash ? src->path : ".");
   char found[1024], tried[4096];
   if (!find_model_file(name, dir, found, sizeof found, tried, sizeof tried))
-    return dmx_yaml_fail_at(err, src->path, node->start_mark, "config_name: model file '%s' not found (looked for %s)", name,
-                            tried);
+    return dmx_yaml_fail_at(err, src->path, node->start_mark, "config_name: model file '%s' not found (looked for %s)",
+                            name, tried);
   dmx_error inner;
   if (load_model_file(e, found, &inner))
     return dmx_yaml_fail_at(err, src->path, node->start_mark, "in config_name '%s': %s", name, inner.msg);
@@ -768,8 +782,10 @@ static int next_flag(int argc, char **argv, int *i, parsed_flag *out, char *name
     out->value = eq + 1;
   } else if (d->optional_value) {
     /* Take the next word only if it reads as a boolean, so "--do_train --do_eval" works. */
-    if (*i < argc && parse_bool_word(argv[*i], &b)) out->value = argv[(*i)++];
-    else out->value = "true";
+    if (*i < argc && parse_bool_word(argv[*i], &b))
+      out->value = argv[(*i)++];
+    else
+      out->value = "true";
   } else if (*i < argc) {
     out->value = argv[(*i)++];
   } else {
@@ -795,7 +811,8 @@ static int unknown_path(const char *who, const char *path, dmx_error *err) {
     if (!strncmp(fields[i].path, path, (size_t)(dot - path) + 1)) all[n++] = fields[i].key;
   const char *near_key = n ? dmx_closest_word(dot + 1, all, (size_t)n) : NULL;
   if (near_key)
-    return dmx_fail(err, "%s: unknown key '%s' (did you mean '%.*s%s'?)", who, path, (int)(dot - path) + 1, path, near_key);
+    return dmx_fail(err, "%s: unknown key '%s' (did you mean '%.*s%s'?)", who, path, (int)(dot - path) + 1, path,
+                    near_key);
   n = 0;
   for (int i = 0; i < NUM_FIELDS; i++) all[n++] = fields[i].path;
   all[n++] = "config_name";
@@ -890,9 +907,12 @@ static void format_float(float v, char *buf, size_t cap) {
 static void print_quoted(FILE *f, const char *s) {
   fputc('"', f);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-    else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
-    else fputc(*p, f);
+    if (*p == '"' || *p == '\\')
+      fprintf(f, "\\%c", *p);
+    else if (*p < 0x20 || *p == 0x7f)
+      fprintf(f, "\\x%02x", *p);
+    else
+      fputc(*p, f);
   }
   fputc('"', f);
 }
@@ -908,20 +928,20 @@ static void print_field(FILE *f, const dmx_experiment *e, int i) {
   fprintf(f, "%s%s: ", *d->section ? "  " : "", d->key);
   char buf[64];
   switch (d->type) {
-  case FT_INT: fprintf(f, "%d", *(const int *)p); break;
-  case FT_FLOAT:
-    format_float(*(const float *)p, buf, sizeof buf);
-    fputs(buf, f);
-    break;
-  case FT_BOOL: fputs(*(const bool *)p ? "true" : "false", f); break;
-  case FT_STRING:
-  case FT_CHOICE: print_quoted(f, (const char *)p); break;
-  case FT_ENUM: {
-    int v = *(const int *)p, n = 0;
-    while (d->choices[n]) n++;
-    fputs(enum_name(d->choices, n, v), f);
-    break;
-  }
+    case FT_INT: fprintf(f, "%d", *(const int *)p); break;
+    case FT_FLOAT:
+      format_float(*(const float *)p, buf, sizeof buf);
+      fputs(buf, f);
+      break;
+    case FT_BOOL: fputs(*(const bool *)p ? "true" : "false", f); break;
+    case FT_STRING:
+    case FT_CHOICE: print_quoted(f, (const char *)p); break;
+    case FT_ENUM: {
+      int v = *(const int *)p, n = 0;
+      while (d->choices[n]) n++;
+      fputs(enum_name(d->choices, n, v), f);
+      break;
+    }
   }
   fputc('\n', f);
 }
@@ -948,12 +968,12 @@ void dmx_experiment_print_yaml(FILE *f, const dmx_experiment *e) {
 static bool field_equal(const dmx_experiment *a, const dmx_experiment *b, int i) {
   const void *pa = field_cptr(a, i), *pb = field_cptr(b, i);
   switch (fields[i].type) {
-  case FT_INT:
-  case FT_ENUM: return *(const int *)pa == *(const int *)pb;
-  case FT_FLOAT: return memcmp(pa, pb, sizeof(float)) == 0; /* bitwise: a round trip must be exact */
-  case FT_BOOL: return *(const bool *)pa == *(const bool *)pb;
-  case FT_STRING:
-  case FT_CHOICE: return strcmp((const char *)pa, (const char *)pb) == 0;
+    case FT_INT:
+    case FT_ENUM: return *(const int *)pa == *(const int *)pb;
+    case FT_FLOAT: return memcmp(pa, pb, sizeof(float)) == 0; /* bitwise: a round trip must be exact */
+    case FT_BOOL: return *(const bool *)pa == *(const bool *)pb;
+    case FT_STRING:
+    case FT_CHOICE: return strcmp((const char *)pa, (const char *)pb) == 0;
   }
   return false;
 }

@@ -14,8 +14,8 @@ typedef enum { DMX_SETTING_BASELINE, DMX_SETTING_RETRIEVAL_PRETRAINING, DMX_SETT
 typedef enum { DMX_SCHEDULE_LINEAR, DMX_SCHEDULE_CONSTANT } dmx_schedule;
 
 typedef struct {
-  int vocab_size;              /* 50265 */
-  int hidden_size;             /* d */
+  int vocab_size;  /* 50265 */
+  int hidden_size; /* d */
   int num_layers;
   int num_heads;
   int intermediate_size;
@@ -29,14 +29,14 @@ typedef struct {
 } dmx_model_config;
 
 typedef struct {
-  int num_instances;            /* N */
+  int num_instances; /* N */
   dmx_muxing muxing;
   dmx_demuxing demuxing;
   bool learn_muxing;
   float gaussian_hadamard_norm; /* 20 for retrieval warm-up, 1 otherwise */
   float binary_hadamard_epsilon;
-  bool attention_mask;          /* false: the original's quirk (no mask) */
-  bool second_embedding_pass;   /* true: the original's quirk */
+  bool attention_mask;        /* false: the original's quirk (no mask) */
+  bool second_embedding_pass; /* true: the original's quirk */
 } dmx_mux_config;
 
 typedef struct {
@@ -44,24 +44,24 @@ typedef struct {
   char data_dir[1024];   /* data root (--data-dir, $DATAMUX_DATA, default) */
   char train_file[1024]; /* optional explicit files; empty = the task's standard layout */
   char eval_file[1024];
-  char text_file[1024];  /* raw text for retrieval warm-up; empty = the task's own sentences */
-  char tokenizer[1024];  /* folder holding vocab.json + merges.txt; relative to data_dir */
-  int max_length;        /* 128 */
-  bool drop_last;        /* original's truncated evaluation */
+  char text_file[1024];   /* raw text for retrieval warm-up; empty = the task's own sentences */
+  char tokenizer[1024];   /* folder holding vocab.json + merges.txt; relative to data_dir */
+  int max_length;         /* 128 */
+  bool drop_last;         /* original's truncated evaluation */
   int max_train_examples; /* 0 = all */
   int max_eval_examples;  /* 0 = all */
 } dmx_task_config;
 
 typedef struct {
   float learning_rate;
-  int batch_size;         /* groups of N per step; 0 = by N (32/24/20/16) */
-  int max_steps;          /* 0 = use epochs */
+  int batch_size; /* groups of N per step; 0 = by N (32/24/20/16) */
+  int max_steps;  /* 0 = use epochs */
   float epochs;
-  int eval_interval;      /* steps; 0 = once per epoch */
+  int eval_interval; /* steps; 0 = once per epoch */
   int log_interval;
-  int save_interval;      /* steps between resumable checkpoints (last/); 0 = at each evaluation */
-  int seed;               /* 42 */
-  float max_grad_norm;    /* 1.0; 0 disables */
+  int save_interval;   /* steps between resumable checkpoints (last/); 0 = at each evaluation */
+  int seed;            /* 42 */
+  float max_grad_norm; /* 1.0; 0 disables */
   dmx_schedule schedule;
   int warmup_steps;
   float weight_decay;
@@ -91,15 +91,15 @@ typedef enum { DMX_VLOSS_MSE, DMX_VLOSS_XENT } dmx_vision_loss;
 typedef enum { DMX_VOPT_SGD, DMX_VOPT_ADAMW } dmx_vision_optimizer;
 
 typedef struct {
-  dmx_vision_model_kind model;    /* lenet */
-  char hidden_sizes[128];         /* mlp: comma-separated widths, "256,128" */
-  dmx_vision_muxing muxing;       /* nonlinear_expand (none forced for N = 1 unless set) */
-  int expand_channels;            /* 8 */
-  int conv1_channels;             /* 0 = 6 for the plain LeNet, 10 when muxed (the notebook) */
+  dmx_vision_model_kind model;      /* lenet */
+  char hidden_sizes[128];           /* mlp: comma-separated widths, "256,128" */
+  dmx_vision_muxing muxing;         /* nonlinear_expand (none forced for N = 1 unless set) */
+  int expand_channels;              /* 8 */
+  int conv1_channels;               /* 0 = 6 for the plain LeNet, 10 when muxed (the notebook) */
   dmx_vision_activation activation; /* tanh (LeNet is always tanh) */
-  dmx_vision_loss loss;           /* mse on +-1 targets, as the notebook */
-  dmx_vision_optimizer optimizer; /* sgd, lr 0.1 */
-  int crop;                       /* 20: centre crop of the 28x28 images */
+  dmx_vision_loss loss;             /* mse on +-1 targets, as the notebook */
+  dmx_vision_optimizer optimizer;   /* sgd, lr 0.1 */
+  int crop;                         /* 20: centre crop of the 28x28 images */
 } dmx_vision_config;
 
 /* Where a field's value came from, so validation errors can point at it and so defaults that depend on
@@ -113,7 +113,7 @@ typedef struct {
 #define DMX_MAX_FIELDS 80
 
 typedef struct dmx_experiment {
-  char source_path[1024];  /* the experiment file it came from ("" for defaults) */
+  char source_path[1024]; /* the experiment file it came from ("" for defaults) */
   char name[128];
   char model_config_file[1024]; /* config_name: where `model` came from, if separate */
   dmx_setting setting;
@@ -122,9 +122,9 @@ typedef struct dmx_experiment {
   dmx_task_config task;
   dmx_train_config train;
   dmx_vision_config vision; /* vision tasks only */
-  char model_path[1024];   /* checkpoint to start from */
+  char model_path[1024];    /* checkpoint to start from */
   char output_dir[1024];
-  char device[256];        /* index or name substring; "" = default */
+  char device[256];                        /* index or name substring; "" = default */
   dmx_field_origin origin[DMX_MAX_FIELDS]; /* per field of the table in config.c; not a setting */
 } dmx_experiment;
 

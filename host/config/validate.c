@@ -32,9 +32,9 @@ static const char *blame(const dmx_experiment *e, const char *a, const char *b, 
   return a;
 }
 
-#define REQUIRE(cond, path, ...)                                \
-  do {                                                          \
-    if (!(cond)) return fail_field(e, err, path, __VA_ARGS__);  \
+#define REQUIRE(cond, path, ...)                               \
+  do {                                                         \
+    if (!(cond)) return fail_field(e, err, path, __VA_ARGS__); \
   } while (0)
 #define REQUIRE_INT_MIN(field, path, lo) \
   REQUIRE((field) >= (lo), path, "%s must be at least %d, got %d", path, (lo), (field))
@@ -85,7 +85,8 @@ static int validate_mux(const dmx_experiment *e, dmx_error *err) {
   const dmx_mux_config *x = &e->mux;
   REQUIRE(x->num_instances >= 1 && x->num_instances <= 64, "multiplexing.num_instances",
           "multiplexing.num_instances must be between 1 and 64, got %d", x->num_instances);
-  REQUIRE(e->setting != DMX_SETTING_BASELINE || x->num_instances == 1, blame(e, "multiplexing.num_instances", "setting", NULL),
+  REQUIRE(e->setting != DMX_SETTING_BASELINE || x->num_instances == 1,
+          blame(e, "multiplexing.num_instances", "setting", NULL),
           "setting baseline does not multiplex: multiplexing.num_instances must be 1, got %d", x->num_instances);
   REQUIRE(x->gaussian_hadamard_norm > 0, "multiplexing.gaussian_hadamard_norm",
           "multiplexing.gaussian_hadamard_norm must be positive, got %g", (double)x->gaussian_hadamard_norm);
@@ -105,7 +106,8 @@ static int validate_task(const dmx_experiment *e, dmx_error *err) {
   REQUIRE_INT_MIN(t->max_eval_examples, "task.max_eval_examples", 0);
   REQUIRE(t->data_dir[0], "task.data_dir", "task.data_dir must not be empty");
   REQUIRE(t->tokenizer[0], "task.tokenizer", "task.tokenizer must not be empty");
-  REQUIRE(strcmp(t->name, "text") || e->setting == DMX_SETTING_RETRIEVAL_PRETRAINING, blame(e, "task.name", "setting", NULL),
+  REQUIRE(strcmp(t->name, "text") || e->setting == DMX_SETTING_RETRIEVAL_PRETRAINING,
+          blame(e, "task.name", "setting", NULL),
           "task text has no labels; it is only for setting retrieval_pretraining (setting is %s)",
           dmx_setting_name(e->setting));
   /* RoBERTa positions start at 2 (pad-aware ids, spec §1.5), and index demux adds N + 1 prefix ids. */
@@ -119,9 +121,10 @@ static int validate_task(const dmx_experiment *e, dmx_error *err) {
             "model.max_position_embeddings %d",
             t->max_length, prefix, needed, e->model.max_position_embeddings);
   else
-    REQUIRE(needed <= e->model.max_position_embeddings, blame(e, "task.max_length", "model.max_position_embeddings", NULL),
-            "task.max_length %d + 2 (positions start at 2) = %ld exceeds model.max_position_embeddings %d", t->max_length,
-            needed, e->model.max_position_embeddings);
+    REQUIRE(needed <= e->model.max_position_embeddings,
+            blame(e, "task.max_length", "model.max_position_embeddings", NULL),
+            "task.max_length %d + 2 (positions start at 2) = %ld exceeds model.max_position_embeddings %d",
+            t->max_length, needed, e->model.max_position_embeddings);
   return 0;
 }
 
@@ -138,17 +141,17 @@ static int validate_training(const dmx_experiment *e, dmx_error *err) {
   REQUIRE_INT_MIN(t->log_interval, "training.log_interval", 1);
   REQUIRE_INT_MIN(t->save_interval, "training.save_interval", 0);
   REQUIRE_INT_MIN(t->seed, "training.seed", 0);
-  REQUIRE(t->max_grad_norm >= 0, "training.max_grad_norm", "training.max_grad_norm must not be negative (0 disables clipping), got %g",
-          (double)t->max_grad_norm);
+  REQUIRE(t->max_grad_norm >= 0, "training.max_grad_norm",
+          "training.max_grad_norm must not be negative (0 disables clipping), got %g", (double)t->max_grad_norm);
   REQUIRE_INT_MIN(t->warmup_steps, "training.warmup_steps", 0);
   /* a warm-up longer than a (short, e.g. smoke-test) run is allowed, as in transformers: the
    * learning rate then never reaches its peak */
   REQUIRE(t->weight_decay >= 0, "training.weight_decay", "training.weight_decay must not be negative, got %g",
           (double)t->weight_decay);
-  REQUIRE(t->adam_beta1 >= 0 && t->adam_beta1 < 1, "training.adam_beta1", "training.adam_beta1 must be in [0, 1), got %g",
-          (double)t->adam_beta1);
-  REQUIRE(t->adam_beta2 >= 0 && t->adam_beta2 < 1, "training.adam_beta2", "training.adam_beta2 must be in [0, 1), got %g",
-          (double)t->adam_beta2);
+  REQUIRE(t->adam_beta1 >= 0 && t->adam_beta1 < 1, "training.adam_beta1",
+          "training.adam_beta1 must be in [0, 1), got %g", (double)t->adam_beta1);
+  REQUIRE(t->adam_beta2 >= 0 && t->adam_beta2 < 1, "training.adam_beta2",
+          "training.adam_beta2 must be in [0, 1), got %g", (double)t->adam_beta2);
   REQUIRE(t->adam_eps > 0, "training.adam_eps", "training.adam_eps must be positive, got %g", (double)t->adam_eps);
   REQUIRE(t->task_loss_coeff >= 0, "training.task_loss_coeff", "training.task_loss_coeff must not be negative, got %g",
           (double)t->task_loss_coeff);
@@ -173,8 +176,8 @@ static int lenet_final_size(int crop) {
 static int validate_vision(const dmx_experiment *e, dmx_error *err) {
   const dmx_vision_config *v = &e->vision;
   int n = e->mux.num_instances;
-  REQUIRE(v->crop >= 1 && v->crop <= 28, "vision.crop", "vision.crop must be in [1, 28] (centre crop of 28x28 images), got %d",
-          v->crop);
+  REQUIRE(v->crop >= 1 && v->crop <= 28, "vision.crop",
+          "vision.crop must be in [1, 28] (centre crop of 28x28 images), got %d", v->crop);
   if (v->model == DMX_VMODEL_LENET)
     REQUIRE(v->crop - 2 >= 2 && (v->crop - 2) / 2 >= 4 && lenet_final_size(v->crop) >= 1, "vision.crop",
             "vision.crop %d is too small for LeNet (20 -> 18 -> 9 -> 6 -> 3 -> 1 needs at least 20)", v->crop);
@@ -185,21 +188,21 @@ static int validate_vision(const dmx_experiment *e, dmx_error *err) {
           "vision.muxing none cannot combine %d instances; choose a muxing scheme or num_instances 1", n);
   REQUIRE(v->expand_channels >= 1 && v->expand_channels <= 256, "vision.expand_channels",
           "vision.expand_channels must be in [1, 256], got %d", v->expand_channels);
-  REQUIRE(v->conv1_channels >= 0, "vision.conv1_channels", "vision.conv1_channels must not be negative (0 = auto), got %d",
-          v->conv1_channels);
+  REQUIRE(v->conv1_channels >= 0, "vision.conv1_channels",
+          "vision.conv1_channels must not be negative (0 = auto), got %d", v->conv1_channels);
   if (!strcmp(e->task.name, "idx"))
-    REQUIRE(e->task.train_file[0] || !e->train.do_train, "task.train_file",
-            "task idx needs task.train_file: the images file (labels next to it as *labels-idx1*, or \"IMAGES,LABELS\")");
+    REQUIRE(
+        e->task.train_file[0] || !e->train.do_train, "task.train_file",
+        "task idx needs task.train_file: the images file (labels next to it as *labels-idx1*, or \"IMAGES,LABELS\")");
   return 0;
 }
 
 int dmx_experiment_validate(const dmx_experiment *e, dmx_error *err) {
   REQUIRE(e->name[0], "name", "name must not be empty");
   REQUIRE(e->output_dir[0], "output_dir", "output_dir must not be empty");
-  REQUIRE(e->setting >= DMX_SETTING_BASELINE && e->setting <= DMX_SETTING_FINETUNING, "setting", "setting is invalid (%d)",
-          (int)e->setting);
+  REQUIRE(e->setting >= DMX_SETTING_BASELINE && e->setting <= DMX_SETTING_FINETUNING, "setting",
+          "setting is invalid (%d)", (int)e->setting);
   if (validate_model(e, err) || validate_mux(e, err) || validate_task(e, err) || validate_training(e, err)) return -1;
   if (dmx_task_is_vision(e->task.name) && validate_vision(e, err)) return -1;
   return 0;
 }
-

@@ -94,9 +94,12 @@ static int parse_tensor(dmx_st_file *f, const char *name, const dmx_json *v, dmx
   const dmx_json *dt = NULL, *sh = NULL, *off = NULL;
   for (size_t k = 0; k < v->n; k++) {
     const char *key = v->keys[k];
-    if (strcmp(key, "dtype") == 0) dt = &v->kids[k];
-    else if (strcmp(key, "shape") == 0) sh = &v->kids[k];
-    else if (strcmp(key, "data_offsets") == 0) off = &v->kids[k];
+    if (strcmp(key, "dtype") == 0)
+      dt = &v->kids[k];
+    else if (strcmp(key, "shape") == 0)
+      sh = &v->kids[k];
+    else if (strcmp(key, "data_offsets") == 0)
+      off = &v->kids[k];
     else {
       char d[340];
       snprintf(d, sizeof d, "'%.300s'", key);
@@ -133,8 +136,10 @@ static int parse_tensor(dmx_st_file *f, const char *name, const dmx_json *v, dmx
     if (!json_uint(&sh->kids[k], &x))
       return tensor_err(f, err, name, "\"shape\" entries must be non-negative integers", NULL);
     t->shape[k] = (int64_t)x;
-    if (x != 0 && numel > SIZE_MAX / x) overflow = true;
-    else numel *= (size_t)x;
+    if (x != 0 && numel > SIZE_MAX / x)
+      overflow = true;
+    else
+      numel *= (size_t)x;
   }
   size_t esz = dmx_st_dtype_size(t->dtype);
   char shs[256];
@@ -160,8 +165,8 @@ static int parse_tensor(dmx_st_file *f, const char *name, const dmx_json *v, dmx
     return tensor_err(f, err, name, "data_offsets ", d);
   }
   if (e - b != t->nbytes) {
-    snprintf(d, sizeof d, "data_offsets [%" PRIu64 ", %" PRIu64 "] span %" PRIu64 " bytes but %s %s needs %zu",
-             b, e, e - b, dmx_st_dtype_name(t->dtype), shs, t->nbytes);
+    snprintf(d, sizeof d, "data_offsets [%" PRIu64 ", %" PRIu64 "] span %" PRIu64 " bytes but %s %s needs %zu", b, e,
+             e - b, dmx_st_dtype_name(t->dtype), shs, t->nbytes);
     return tensor_err(f, err, name, "size mismatch: ", d);
   }
   *begin = (size_t)b;
@@ -199,8 +204,11 @@ static dmx_st_file *parse_owned(unsigned char *buf, size_t len, const char *what
   uint64_t hlen = 0;
   for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | buf[k];
   if (hlen > len - 8) {
-    dmx_fail(err, "%s: bad safetensors file: header length %" PRIu64 " exceeds the %zu bytes after the length field "
-             "(truncated or not a safetensors file)", what, hlen, len - 8);
+    dmx_fail(err,
+             "%s: bad safetensors file: header length %" PRIu64
+             " exceeds the %zu bytes after the length field "
+             "(truncated or not a safetensors file)",
+             what, hlen, len - 8);
     goto fail;
   }
   if (hlen > DMX_ST_MAX_HEADER) {
@@ -208,9 +216,13 @@ static dmx_st_file *parse_owned(unsigned char *buf, size_t len, const char *what
              DMX_ST_MAX_HEADER);
     goto fail;
   }
-  dmx_json_opts jo = {.what = what, .kind = "safetensors header", .noun = "header", .header_offset = 8,
+  dmx_json_opts jo = {.what = what,
+                      .kind = "safetensors header",
+                      .noun = "header",
+                      .header_offset = 8,
                       .top_key = "tensor name",
-                      .max_depth = DMX_ST_MAX_DEPTH, .require_object = true};
+                      .max_depth = DMX_ST_MAX_DEPTH,
+                      .require_object = true};
   if (dmx_json_parse(buf + 8, (size_t)hlen, &jo, &root, err) != 0) goto fail;
   size_t data_off = 8 + (size_t)hlen, data_len = len - data_off;
   f->t = dmx_calloc(root.n ? root.n : 1, sizeof *f->t);
@@ -270,8 +282,10 @@ static dmx_st_file *parse_owned(unsigned char *buf, size_t len, const char *what
     at = sp[k].end;
   }
   if (at != data_len) {
-    dmx_fail(err, "%s: bad safetensors file: %zu bytes after the last tensor are not described by the header "
-             "(data section %zu bytes)", what, data_len - at, data_len);
+    dmx_fail(err,
+             "%s: bad safetensors file: %zu bytes after the last tensor are not described by the header "
+             "(data section %zu bytes)",
+             what, data_len - at, data_len);
     goto fail;
   }
   /* Reorder tensors into data order; build the name index. */
@@ -321,8 +335,10 @@ const dmx_st_tensor *dmx_st_find(const dmx_st_file *f, const char *name) {
     size_t mid = lo + (hi - lo) / 2;
     int c = strcmp(f->by_name[mid]->name, name);
     if (c == 0) return f->by_name[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return NULL;
 }
@@ -558,13 +574,16 @@ int dmx_st_writer_meta(dmx_st_writer *w, const char *key, const char *value, dmx
 static void sb_json_str(dmx_buf *b, const char *s) {
   dmx_buf_putc(b, '"');
   for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
-    if (*u == '"') dmx_buf_put(b, "\\\"", 2);
-    else if (*u == '\\') dmx_buf_put(b, "\\\\", 2);
+    if (*u == '"')
+      dmx_buf_put(b, "\\\"", 2);
+    else if (*u == '\\')
+      dmx_buf_put(b, "\\\\", 2);
     else if (*u < 0x20) {
       char e[8];
       snprintf(e, sizeof e, "\\u%04x", *u);
       dmx_buf_put(b, e, 6);
-    } else dmx_buf_putc(b, (char)*u);
+    } else
+      dmx_buf_putc(b, (char)*u);
   }
   dmx_buf_putc(b, '"');
 }

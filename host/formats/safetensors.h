@@ -20,7 +20,7 @@
 #include "host/base/common.h"
 
 #define DMX_ST_MAX_DIMS 8
-#define DMX_ST_MAX_DEPTH 32                /* JSON nesting limit (the format itself needs 3) */
+#define DMX_ST_MAX_DEPTH 32                   /* JSON nesting limit (the format itself needs 3) */
 #define DMX_ST_MAX_HEADER ((size_t)100000000) /* same limit as the reference implementation */
 
 typedef enum {
@@ -34,10 +34,10 @@ typedef enum {
 typedef struct {
   const char *name;
   dmx_st_dtype dtype;
-  int ndim;                        /* 0 for a scalar */
+  int ndim; /* 0 for a scalar */
   int64_t shape[DMX_ST_MAX_DIMS];
-  size_t numel;                    /* prod(shape); 1 for a scalar */
-  const void *data;                /* little-endian bytes inside the file; may be unaligned */
+  size_t numel;     /* prod(shape); 1 for a scalar */
+  const void *data; /* little-endian bytes inside the file; may be unaligned */
   size_t nbytes;
 } dmx_st_tensor;
 
@@ -68,8 +68,7 @@ int dmx_st_get_f32(const dmx_st_file *f, const char *name, float *out, size_t n,
 /* Same for int32 (I32 as is, I64 converted with a range check). */
 int dmx_st_get_i32(const dmx_st_file *f, const char *name, int32_t *out, size_t n, dmx_error *err);
 /* Checks that `name` exists with exactly this shape; error text shows both shapes. */
-int dmx_st_expect_shape(const dmx_st_file *f, const char *name, int ndim, const int64_t *shape,
-                        dmx_error *err);
+int dmx_st_expect_shape(const dmx_st_file *f, const char *name, int ndim, const int64_t *shape, dmx_error *err);
 
 const char *dmx_st_dtype_name(dmx_st_dtype t);
 /* IEEE half (binary16) bits to float, subnormals, infinities and NaNs included. */
@@ -84,8 +83,8 @@ char *dmx_st_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
  * an 8-byte aligned offset, as the reference implementation does. */
 typedef struct dmx_st_writer dmx_st_writer;
 dmx_st_writer *dmx_st_writer_new(void);
-int dmx_st_writer_add(dmx_st_writer *w, const char *name, dmx_st_dtype dtype, int ndim,
-                      const int64_t *shape, const void *data, dmx_error *err);
+int dmx_st_writer_add(dmx_st_writer *w, const char *name, dmx_st_dtype dtype, int ndim, const int64_t *shape,
+                      const void *data, dmx_error *err);
 int dmx_st_writer_meta(dmx_st_writer *w, const char *key, const char *value, dmx_error *err);
 /* Serialises to a malloc'd buffer (*out, *len); the caller frees it. */
 int dmx_st_writer_serialize(const dmx_st_writer *w, unsigned char **out, size_t *len, dmx_error *err);

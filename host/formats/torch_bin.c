@@ -9,7 +9,6 @@
 #include "host/formats/torch_pickle.h"
 #include "host/formats/zip_reader.h"
 
-
 static uint64_t le(const unsigned char *p, size_t n) {
   uint64_t x = 0;
   for (size_t k = n; k-- > 0;) x = x << 8 | p[k];
@@ -75,9 +74,12 @@ static void gather(const dmx_tp_tensor *t, dmx_tp_dtype dt, const unsigned char 
   uint64_t src = t->offset;
   size_t es = dmx_tp_dtype_size(dt);
   for (size_t k = 0; k < numel; k++) {
-    if (is_float(dt)) ((float *)out)[k] = load_float(data, dt, src);
-    else if (dt == DMX_TP_I64) ((int64_t *)out)[k] = (int64_t)le(data + 8 * src, 8);
-    else ((int32_t *)out)[k] = (int32_t)(uint32_t)le(data + es * src, es);
+    if (is_float(dt))
+      ((float *)out)[k] = load_float(data, dt, src);
+    else if (dt == DMX_TP_I64)
+      ((int64_t *)out)[k] = (int64_t)le(data + 8 * src, 8);
+    else
+      ((int32_t *)out)[k] = (int32_t)(uint32_t)le(data + es * src, es);
     for (int d = t->ndim - 1; d >= 0; d--) {
       if (++idx[d] < t->shape[d]) {
         src += (uint64_t)t->stride[d];
@@ -101,8 +103,9 @@ static int find_prefix(const dmx_zip *z, const char *what, char *prefix, size_t 
     prefix[slash - n + 1] = 0;
   }
   if (!found)
-    return dmx_fail(err, "%s: zip archive without <folder>/data.pkl: not a torch.save file (files from torch < 1.6 "
-                         "use an older format: load and re-save them with a recent torch)",
+    return dmx_fail(err,
+                    "%s: zip archive without <folder>/data.pkl: not a torch.save file (files from torch < 1.6 "
+                    "use an older format: load and re-save them with a recent torch)",
                     what);
   return 0;
 }
@@ -120,8 +123,8 @@ static const unsigned char *entry(const dmx_zip *z, const char *prefix, const ch
 }
 
 /* Checks each storage entry's byte size against numel * element size; data[i] points at it. */
-static int load_storages(const dmx_zip *z, const char *prefix, const dmx_tp_state_dict *sd,
-                         const unsigned char **data, const char *what, dmx_error *err) {
+static int load_storages(const dmx_zip *z, const char *prefix, const dmx_tp_state_dict *sd, const unsigned char **data,
+                         const char *what, dmx_error *err) {
   for (size_t i = 0; i < sd->nstorages; i++) {
     const dmx_tp_storage *s = &sd->storages[i];
     char rest[128];
@@ -131,7 +134,8 @@ static int load_storages(const dmx_zip *z, const char *prefix, const dmx_tp_stat
     if (!data[i]) return -1;
     uint64_t want = s->numel * dmx_tp_dtype_size(s->dtype);
     if (len != want)
-      return dmx_fail(err, "%s: storage '%s' (%s of %" PRIu64 " elements) needs %" PRIu64 " bytes but its entry has %zu",
+      return dmx_fail(err,
+                      "%s: storage '%s' (%s of %" PRIu64 " elements) needs %" PRIu64 " bytes but its entry has %zu",
                       what, s->key, dmx_tp_dtype_name(s->dtype), s->numel, want, len);
   }
   return 0;
@@ -156,8 +160,10 @@ static int check_output_size(const dmx_tp_state_dict *sd, size_t file_len, const
     dmx_tp_dtype dt = sd->storages[sd->tensors[i].storage].dtype;
     total += (uint64_t)tensor_numel(&sd->tensors[i]) * (dt == DMX_TP_I64 ? 8 : 4);
     if (total > limit)
-      return dmx_fail(err, "%s: the tensors up to '%.200s' would take over %" PRIu64 " bytes from a %zu-byte file "
-                           "(many keys viewing the same storage); refusing to materialise them",
+      return dmx_fail(err,
+                      "%s: the tensors up to '%.200s' would take over %" PRIu64
+                      " bytes from a %zu-byte file "
+                      "(many keys viewing the same storage); refusing to materialise them",
                       what, sd->tensors[i].name, limit, file_len);
   }
   return 0;
@@ -203,8 +209,9 @@ dmx_st_file *dmx_torch_bin_parse(const unsigned char *buf, size_t len, const cha
   if (find_prefix(z, what, prefix, sizeof prefix, err)) goto done;
   const unsigned char *order = entry(z, prefix, "byteorder", &n, false, what, err);
   if (order && !(n == 6 && !memcmp(order, "little", 6))) {
-    dmx_fail(err, "%s: the storages are not little-endian (byteorder '%.*s'): re-save the file on a little-endian "
-                  "machine",
+    dmx_fail(err,
+             "%s: the storages are not little-endian (byteorder '%.*s'): re-save the file on a little-endian "
+             "machine",
              what, (int)(n < 16 ? n : 16), (const char *)order);
     goto done;
   }

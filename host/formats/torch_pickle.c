@@ -13,8 +13,8 @@ typedef enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V
 
 typedef struct val {
   vkind k;
-  int64_t i;   /* BOOL/INT value; GLOBAL id; STORAGE and TENSOR: index into the vm's lists */
-  char *s;     /* STR: bytes, NUL-terminated */
+  int64_t i; /* BOOL/INT value; GLOBAL id; STORAGE and TENSOR: index into the vm's lists */
+  char *s;   /* STR: bytes, NUL-terminated */
   size_t slen;
   struct val **items; /* TUPLE/LIST items; DICT: key, value, key, value, ... */
   size_t n, cap;
@@ -52,7 +52,7 @@ typedef struct {
   size_t capmemo, nmemo; /* nmemo: one past the highest slot written (for MEMOIZE) */
   dmx_tp_storage *st;    /* one per BINPERSID, deduplicated by key at the end */
   size_t nst, capst;
-  dmx_tp_tensor *tt;     /* one per rebuilt tensor */
+  dmx_tp_tensor *tt; /* one per rebuilt tensor */
   size_t ntt, captt;
 } vm;
 
@@ -139,7 +139,8 @@ static val *top(vm *v) {
 }
 
 static int take(vm *v, size_t n, const unsigned char **out) {
-  if (n > v->len - v->pos) return verr(v, "needs %zu more bytes but the pickle ends at byte %zu (truncated?)", n, v->len);
+  if (n > v->len - v->pos)
+    return verr(v, "needs %zu more bytes but the pickle ends at byte %zu (truncated?)", n, v->len);
   *out = v->p + v->pos;
   v->pos += n;
   return 0;
@@ -168,7 +169,8 @@ static int op_string(vm *v, size_t lenbytes) {
   const unsigned char *b = NULL, *s = NULL;
   if (take(v, lenbytes, &b)) return -1;
   uint64_t n = le(b, lenbytes);
-  if (n > DMX_TP_MAX_STR) return verr(v, "string of %" PRIu64 " bytes (limit %d): not a state-dict key", n, DMX_TP_MAX_STR);
+  if (n > DMX_TP_MAX_STR)
+    return verr(v, "string of %" PRIu64 " bytes (limit %d): not a state-dict key", n, DMX_TP_MAX_STR);
   if (take(v, (size_t)n, &s)) return -1;
   val *x = new_val(v, V_STR);
   x->s = dmx_malloc((size_t)n + 1);
@@ -185,9 +187,10 @@ static int push_global(vm *v, const char *module, const char *name) {
       x->i = allowed_globals[g].id;
       return push(v, x);
     }
-  return verr(v, "GLOBAL %.100s.%.100s is not allowed: a state dict saved by torch.save only refers to "
-                 "collections.OrderedDict, torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch.*Storage; "
-                 "this file is not a plain state dict (nothing was executed)",
+  return verr(v,
+              "GLOBAL %.100s.%.100s is not allowed: a state dict saved by torch.save only refers to "
+              "collections.OrderedDict, torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch.*Storage; "
+              "this file is not a plain state dict (nothing was executed)",
               module, name);
 }
 
@@ -278,8 +281,8 @@ static val *rebuild_tensor(vm *v, const val *args) {
     verr(v, "_rebuild_tensor_v2: size has %d dimensions and stride %d", t.ndim, nstride);
     return NULL;
   }
-  if (!is_int(args->items[4]) || !is_empty_dict(args->items[5]) || (args->n == 7 && args->items[6]->k != V_DICT &&
-                                                                     args->items[6]->k != V_NONE)) {
+  if (!is_int(args->items[4]) || !is_empty_dict(args->items[5]) ||
+      (args->n == 7 && args->items[6]->k != V_DICT && args->items[6]->k != V_NONE)) {
     verr(v, "_rebuild_tensor_v2: requires_grad must be a bool and backward hooks an empty dict");
     return NULL;
   }
@@ -304,8 +307,7 @@ static val *call(vm *v, const val *f, const val *args) {
         return NULL;
       }
       return new_val(v, V_DICT);
-    case G_REBUILD_V2:
-      return rebuild_tensor(v, args);
+    case G_REBUILD_V2: return rebuild_tensor(v, args);
     case G_REBUILD_PARAM:
       if (args->n != 3 || args->items[0]->k != V_TENSOR || !is_int(args->items[1]) || !is_empty_dict(args->items[2])) {
         verr(v, "_rebuild_parameter takes (tensor, requires_grad, empty hooks)");
@@ -510,7 +512,8 @@ static int t_by_name(const void *a, const void *b) {
 
 /* Merges storage references with the same key into one storage each and renumbers the tensors. */
 static int dedupe_storages(vm *v, dmx_tp_state_dict *out) {
-  size_t *order = dmx_malloc((v->nst ? v->nst : 1) * sizeof *order), *map = dmx_malloc((v->nst ? v->nst : 1) * sizeof *map);
+  size_t *order = dmx_malloc((v->nst ? v->nst : 1) * sizeof *order),
+         *map = dmx_malloc((v->nst ? v->nst : 1) * sizeof *map);
   for (size_t i = 0; i < v->nst; i++) order[i] = i;
   sort_ctx = v;
   qsort(order, v->nst, sizeof *order, st_by_key);
@@ -522,7 +525,8 @@ static int dedupe_storages(vm *v, dmx_tp_state_dict *out) {
     if (last && !strcmp(last->key, s->key)) {
       if (last->dtype != s->dtype || last->numel != s->numel)
         rc = dmx_fail(v->err, "%s: storage '%s' is referenced as %s of %" PRIu64 " and as %s of %" PRIu64 " elements",
-                      v->what, s->key, dmx_tp_dtype_name(last->dtype), last->numel, dmx_tp_dtype_name(s->dtype), s->numel);
+                      v->what, s->key, dmx_tp_dtype_name(last->dtype), last->numel, dmx_tp_dtype_name(s->dtype),
+                      s->numel);
     } else {
       out->storages[out->nstorages++] = (dmx_tp_storage){dmx_strdup(s->key), s->dtype, s->numel};
     }
@@ -559,8 +563,9 @@ static bool view_fits(const dmx_tp_tensor *t, uint64_t numel) {
 
 static int extract(vm *v, val *root, dmx_tp_state_dict *out) {
   if (root->k != V_DICT)
-    return dmx_fail(v->err, "%s: data.pkl holds no dict at the top: not a state dict (a whole pickled model or "
-                            "training checkpoint cannot be loaded; save model.state_dict())",
+    return dmx_fail(v->err,
+                    "%s: data.pkl holds no dict at the top: not a state dict (a whole pickled model or "
+                    "training checkpoint cannot be loaded; save model.state_dict())",
                     v->what);
   out->tensors = dmx_calloc(root->n / 2 + 1, sizeof *out->tensors);
   for (size_t k = 0; k + 1 < root->n; k += 2) {
@@ -568,20 +573,25 @@ static int extract(vm *v, val *root, dmx_tp_state_dict *out) {
     if (key->k != V_STR || key->slen == 0 || memchr(key->s, 0, key->slen))
       return dmx_fail(v->err, "%s: state-dict key %zu is not a non-empty string", v->what, k / 2);
     if (value->k != V_TENSOR)
-      return dmx_fail(v->err, "%s: state-dict key '%.200s' does not hold a tensor: only a plain state dict of "
-                              "tensors can be loaded",
+      return dmx_fail(v->err,
+                      "%s: state-dict key '%.200s' does not hold a tensor: only a plain state dict of "
+                      "tensors can be loaded",
                       v->what, key->s);
     dmx_tp_tensor *t = &out->tensors[out->ntensors++];
     *t = v->tt[value->i];
     t->name = dmx_strdup(key->s);
     if (!view_fits(t, v->st[t->storage].numel))
-      return dmx_fail(v->err, "%s: tensor '%.200s' (offset %" PRIu64 ", %d dims) reaches past the end of storage '%s' "
-                              "of %" PRIu64 " elements",
+      return dmx_fail(v->err,
+                      "%s: tensor '%.200s' (offset %" PRIu64
+                      ", %d dims) reaches past the end of storage '%s' "
+                      "of %" PRIu64 " elements",
                       v->what, t->name, t->offset, t->ndim, v->st[t->storage].key, v->st[t->storage].numel);
     /* an expanded view (stride 0) would be materialised larger than the file: a size bomb */
     if (tensor_numel(t) > v->st[t->storage].numel)
-      return dmx_fail(v->err, "%s: tensor '%.200s' has more elements than its storage '%s' (%" PRIu64 "): an expanded "
-                              "(stride 0) view; save a contiguous copy (tensor.contiguous()) instead",
+      return dmx_fail(v->err,
+                      "%s: tensor '%.200s' has more elements than its storage '%s' (%" PRIu64
+                      "): an expanded "
+                      "(stride 0) view; save a contiguous copy (tensor.contiguous()) instead",
                       v->what, t->name, v->st[t->storage].key, v->st[t->storage].numel);
   }
   if (dedupe_storages(v, out)) return -1;

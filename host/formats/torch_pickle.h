@@ -26,15 +26,15 @@
 typedef enum { DMX_TP_F32, DMX_TP_F64, DMX_TP_F16, DMX_TP_BF16, DMX_TP_I64, DMX_TP_I32 } dmx_tp_dtype;
 
 typedef struct {
-  char *key;          /* the archive entry is <prefix>/data/<key> */
+  char *key; /* the archive entry is <prefix>/data/<key> */
   dmx_tp_dtype dtype;
-  uint64_t numel;     /* elements the storage holds */
+  uint64_t numel; /* elements the storage holds */
 } dmx_tp_storage;
 
 typedef struct {
-  char *name;          /* the state-dict key */
-  size_t storage;      /* index into dmx_tp_state_dict.storages */
-  uint64_t offset;     /* in elements */
+  char *name;      /* the state-dict key */
+  size_t storage;  /* index into dmx_tp_state_dict.storages */
+  uint64_t offset; /* in elements */
   int ndim;
   int64_t shape[DMX_TP_MAX_DIMS];
   int64_t stride[DMX_TP_MAX_DIMS]; /* in elements */
@@ -43,7 +43,7 @@ typedef struct {
 typedef struct {
   dmx_tp_storage *storages; /* one per distinct key; tensors may share one */
   size_t nstorages;
-  dmx_tp_tensor *tensors;   /* in pickle order */
+  dmx_tp_tensor *tensors; /* in pickle order */
   size_t ntensors;
 } dmx_tp_state_dict;
 

@@ -93,7 +93,8 @@ static int read_end_records(dmx_zip *z, size_t eocd, cd_info *cd, dmx_error *err
   bool saturated = cd->count == 0xFFFF || cd->cd_size == 0xFFFFFFFFu || cd->cd_off == 0xFFFFFFFFu;
   if (!saturated) return 0;
   if (eocd < 20 || rd32(z->buf + eocd - 20) != SIG_LOC64)
-    return dmx_fail(err, "%s: the end record at offset %zu needs a zip64 record, but there is no zip64 locator before it",
+    return dmx_fail(err,
+                    "%s: the end record at offset %zu needs a zip64 record, but there is no zip64 locator before it",
                     z->what, eocd);
   uint64_t rec = rd64(z->buf + eocd - 20 + 8);
   if (!fits(rec, 56, z->len) || rd32(z->buf + rec) != SIG_EOCD64)
@@ -122,8 +123,8 @@ static int apply_zip64_extra(dmx_zip *z, const unsigned char *x, size_t xlen, ui
       for (int f = 0; f < 3; f++) {
         if (*want[f] != 0xFFFFFFFFu) continue;
         if (pos + 8 > k + 4 + n)
-          return dmx_fail(err, "%s: entry '%.200s' (central record at offset %zu): zip64 extra field too short", z->what,
-                          name, at);
+          return dmx_fail(err, "%s: entry '%.200s' (central record at offset %zu): zip64 extra field too short",
+                          z->what, name, at);
         *want[f] = rd64(x + pos);
         pos += 8;
       }
@@ -145,17 +146,20 @@ static int parse_central(dmx_zip *z, size_t at, entry *e, size_t *next, dmx_erro
   if (!fits(at + 46, (uint64_t)nlen + xlen + clen, z->len))
     return dmx_fail(err, "%s: central record at offset %zu runs past the end of the file", z->what, at);
   if (nlen == 0 || nlen > DMX_ZIP_MAX_NAME || memchr(p + 46, 0, nlen))
-    return dmx_fail(err, "%s: central record at offset %zu has an empty, over-long or NUL-containing name", z->what, at);
+    return dmx_fail(err, "%s: central record at offset %zu has an empty, over-long or NUL-containing name", z->what,
+                    at);
   e->name = dmx_malloc(nlen + 1);
   memcpy(e->name, p + 46, nlen);
   e->name[nlen] = 0;
   if (flags & 0x41)
-    return dmx_fail(err, "%s: entry '%.200s' is encrypted; torch.save never encrypts, so this is not a PyTorch "
-                         "checkpoint (re-save it with torch.save)",
+    return dmx_fail(err,
+                    "%s: entry '%.200s' is encrypted; torch.save never encrypts, so this is not a PyTorch "
+                    "checkpoint (re-save it with torch.save)",
                     z->what, e->name);
   if (method != 0)
-    return dmx_fail(err, "%s: entry '%.200s' is compressed (method %u); only stored entries are supported, as "
-                         "torch.save writes them: re-save the file with torch.save rather than re-zipping it",
+    return dmx_fail(err,
+                    "%s: entry '%.200s' is compressed (method %u); only stored entries are supported, as "
+                    "torch.save writes them: re-save the file with torch.save rather than re-zipping it",
                     z->what, e->name, method);
   uint64_t usize = rd32(p + 24), csize = rd32(p + 20), off = rd32(p + 42);
   if (apply_zip64_extra(z, p + 46 + nlen, xlen, &usize, &csize, &off, e->name, at, err)) return -1;
@@ -183,8 +187,9 @@ dmx_zip *dmx_zip_open(const unsigned char *buf, size_t len, const char *what, dm
   z->what = dmx_strdup(what ? what : "(zip)");
   long eocd = find_eocd(buf, len);
   if (eocd < 0) {
-    dmx_fail(err, "%s: not a zip archive (no end-of-central-directory record; truncated file?): a PyTorch file "
-                  "saved with torch.save >= 1.6 is a zip archive",
+    dmx_fail(err,
+             "%s: not a zip archive (no end-of-central-directory record; truncated file?): a PyTorch file "
+             "saved with torch.save >= 1.6 is a zip archive",
              z->what);
     return fail_free(z);
   }
@@ -227,8 +232,10 @@ long dmx_zip_find(const dmx_zip *z, const char *name) {
     size_t mid = lo + (hi - lo) / 2;
     int c = strcmp(z->sorted[mid]->name, name);
     if (c == 0) return (long)(z->sorted[mid] - z->e);
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return -1;
 }
@@ -248,8 +255,8 @@ const unsigned char *dmx_zip_data(const dmx_zip *z, size_t i, size_t *len, dmx_e
   uint32_t nlen = rd16(p + 26), xlen = rd16(p + 28);
   if (!fits(e->local_off + 30, (uint64_t)nlen + xlen, z->len) || nlen != strlen(e->name) ||
       memcmp(p + 30, e->name, nlen)) {
-    dmx_fail(err, "%s: entry '%.200s': the local header at offset %llu does not match the central directory",
-             z->what, e->name, (unsigned long long)e->local_off);
+    dmx_fail(err, "%s: entry '%.200s': the local header at offset %llu does not match the central directory", z->what,
+             e->name, (unsigned long long)e->local_off);
     return NULL;
   }
   if ((rd16(p + 6) & 0x41) || rd16(p + 8) != 0) {
@@ -259,8 +266,9 @@ const unsigned char *dmx_zip_data(const dmx_zip *z, size_t i, size_t *len, dmx_e
   }
   uint64_t start = e->local_off + 30 + nlen + xlen;
   if (!fits(start, e->size, z->len)) {
-    dmx_fail(err, "%s: entry '%.200s': its %llu bytes at offset %llu run past the end of the file (%zu bytes; "
-                  "truncated download?)",
+    dmx_fail(err,
+             "%s: entry '%.200s': its %llu bytes at offset %llu run past the end of the file (%zu bytes; "
+             "truncated download?)",
              z->what, e->name, (unsigned long long)e->size, (unsigned long long)start, z->len);
     return NULL;
   }

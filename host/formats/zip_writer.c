@@ -51,8 +51,9 @@ int dmx_zip_writer_add(dmx_zip_writer *w, const char *name, const void *data, si
   size_t nlen = strlen(name);
   if (nlen == 0 || nlen > 0xFFFF) return dmx_fail(err, "zip writer: entry name of %zu bytes", nlen);
   if (w->n > 0xFFFFFFFFu || n > 0xFFFFFFFFu - 64 || w->ne >= 0xFFFF)
-    return dmx_fail(err, "zip writer: the archive passes 4 GiB or 65535 entries at entry '%.200s'; zip64 output is "
-                         "not supported",
+    return dmx_fail(err,
+                    "zip writer: the archive passes 4 GiB or 65535 entries at entry '%.200s'; zip64 output is "
+                    "not supported",
                     name);
   if (w->ne == w->cape) {
     w->cape = w->cape ? 2 * w->cape : 16;

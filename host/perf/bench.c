@@ -53,7 +53,6 @@ const char *const *dmx_bench_gemm_shape_names(void) {
   return names;
 }
 
-
 /* Checks every item of a comma-separated list against names[0..n); 0 or -1 naming the first unknown one. */
 static int check_list(const char *flag, const char *list, const char *const *names, int n, dmx_error *err) {
   if (!*list) return dmx_fail(err, "%s needs at least one name", flag);
@@ -115,12 +114,12 @@ static void run_gemm_case(dmx_runtime *rt, const gemm_case *c, const dmx_bench_g
   dmx_fill(rt, B, 0.02f);
   dmx_fill(rt, C, 0.0f);
   size_t lda = c->ta ? c->m : c->k, ldb = c->tb ? c->k : c->n, ldc = c->n;
-#define RUN_ONCE()                                                                                                     \
-  do {                                                                                                               \
-    if (c->batched)                                                                                                  \
+#define RUN_ONCE()                                                                                                  \
+  do {                                                                                                              \
+    if (c->batched)                                                                                                 \
       dmx_gemm_batched(rt, c->ta, c->tb, c->m, c->n, c->k, 1.0f, A, lda, c->m * c->k, B, ldb, c->k * c->n, 0.0f, C, \
-                       ldc, c->m * c->n, c->batch);                                                                  \
-    else                                                                                                             \
+                       ldc, c->m * c->n, c->batch);                                                                 \
+    else                                                                                                            \
       dmx_gemm(rt, c->ta, c->tb, c->m, c->n, c->k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);                             \
   } while (0)
   dmx_finish(rt);
@@ -175,11 +174,12 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
   char tuning[4400];
   dmx_bench_tuning_status(rt, o->no_tuning, tuning, sizeof tuning);
   printf("CLBlast tuning: %s\n", tuning);
-  printf("GEMM (row-major SGEMM through dmx_gemm / dmx_gemm_batched): first call untimed (compiles), then up to %d "
-         "timed repetition(s)%s, finished with dmx_finish\n",
-         o->repeat, o->max_seconds > 0 ? " within the time cap" : "");
-  printf("%-18s %-3s %6s %6s %6s %5s %5s %12s %10s %9s\n", "shape", "op", "m", "n", "k", "batch", "reps", "first call ms",
-         "ms", "GFLOP/s");
+  printf(
+      "GEMM (row-major SGEMM through dmx_gemm / dmx_gemm_batched): first call untimed (compiles), then up to %d "
+      "timed repetition(s)%s, finished with dmx_finish\n",
+      o->repeat, o->max_seconds > 0 ? " within the time cap" : "");
+  printf("%-18s %-3s %6s %6s %6s %5s %5s %12s %10s %9s\n", "shape", "op", "m", "n", "k", "batch", "reps",
+         "first call ms", "ms", "GFLOP/s");
   gemm_result res[N_GEMM_CASES];
   int nres = 0;
   for (int i = 0; i < N_GEMM_CASES; i++) {
@@ -207,8 +207,10 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
                 r->c->k, r->c->batched ? r->c->batch : (size_t)1, r->reps, r->first_ms, r->ms, r->gflops,
                 r->skipped ? 1 : 0);
       }
-      if (dmx_membuf_write(&csv, o->out_dir, "gemm.csv", path, sizeof path, &err) == 0) printf("wrote %s\n", path);
-      else rc = 1;
+      if (dmx_membuf_write(&csv, o->out_dir, "gemm.csv", path, sizeof path, &err) == 0)
+        printf("wrote %s\n", path);
+      else
+        rc = 1;
     } else {
       rc = 1;
     }
@@ -226,12 +228,14 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
         fprintf(js.f,
                 ", \"op\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, \"batch\": %zu, \"reps\": %d, "
                 "\"first_call_ms\": %.3f, \"ms\": %.4f, \"gflops\": %.3f, \"skipped\": %s}%s\n",
-                op_name(r->c), r->c->m, r->c->n, r->c->k, r->c->batched ? r->c->batch : (size_t)1, r->reps,
-                r->first_ms, r->ms, r->gflops, r->skipped ? "true" : "false", i + 1 < nres ? "," : "");
+                op_name(r->c), r->c->m, r->c->n, r->c->k, r->c->batched ? r->c->batch : (size_t)1, r->reps, r->first_ms,
+                r->ms, r->gflops, r->skipped ? "true" : "false", i + 1 < nres ? "," : "");
       }
       fprintf(js.f, "  ]\n}\n");
-      if (dmx_membuf_write(&js, o->out_dir, "gemm.json", path, sizeof path, &err) == 0) printf("wrote %s\n", path);
-      else rc = 1;
+      if (dmx_membuf_write(&js, o->out_dir, "gemm.json", path, sizeof path, &err) == 0)
+        printf("wrote %s\n", path);
+      else
+        rc = 1;
     } else if (rc == 0) {
       rc = 1;
     }
@@ -305,10 +309,11 @@ int dmx_bench_build(const dmx_bench_build_opts *o) {
   const char *old_xdg = getenv("XDG_CACHE_HOME"), *old_nc = getenv("DATAMUX_NO_CACHE");
   char *saved_xdg = old_xdg ? dmx_strdup(old_xdg) : NULL, *saved_nc = old_nc ? dmx_strdup(old_nc) : NULL;
   if (setenv("XDG_CACHE_HOME", tmp, 1) != 0) dmx_die("setenv failed: %s", strerror(errno));
-  printf("program builds of the embedded cl/ sources (default options): cold = DATAMUX_NO_CACHE=1 (compile "
-         "from source); write = cache on, empty cache (compile + write the binary); hit = cache on again (load the "
-         "binary); temporary cache %s/datamux\n",
-         tmp);
+  printf(
+      "program builds of the embedded cl/ sources (default options): cold = DATAMUX_NO_CACHE=1 (compile "
+      "from source); write = cache on, empty cache (compile + write the binary); hit = cache on again (load the "
+      "binary); temporary cache %s/datamux\n",
+      tmp);
   printf("%-16s %7s %9s %9s %9s\n", "file", "kernels", "cold s", "write s", "hit s");
   build_result res[64];
   int n = 0;
@@ -330,13 +335,15 @@ int dmx_bench_build(const dmx_bench_build_opts *o) {
     tot_write += r->write_s;
     tot_hit += r->hit_s;
     printf("%-16s %7u %9.3f %9.3f %9.3f%s%s\n", r->file, r->kernels, r->cold_s, r->write_s, r->hit_s,
-           r->wrote ? "" : "  (no binary written: the driver gives none)", r->hit || !r->wrote ? "" : "  (no cache hit)");
+           r->wrote ? "" : "  (no binary written: the driver gives none)",
+           r->hit || !r->wrote ? "" : "  (no cache hit)");
     fflush(stdout);
   }
   printf("%-16s %7s %9.3f %9.3f %9.3f\n", "total", "", tot_cold, tot_write, tot_hit);
   if (strstr(rt->info.platform_name, "Portable Computing Language"))
-    printf("note: PoCL generates machine code lazily (at a kernel's first launch, or when the program binary is "
-           "requested), so on PoCL 'cold' is the front end only and 'write' includes machine code for every kernel\n");
+    printf(
+        "note: PoCL generates machine code lazily (at a kernel's first launch, or when the program binary is "
+        "requested), so on PoCL 'cold' is the front end only and 'write' includes machine code for every kernel\n");
   int rc = (saved_xdg ? setenv("XDG_CACHE_HOME", saved_xdg, 1) : unsetenv("XDG_CACHE_HOME")) |
            (saved_nc ? setenv("DATAMUX_NO_CACHE", saved_nc, 1) : unsetenv("DATAMUX_NO_CACHE"));
   if (rc != 0) dmx_die("restoring the environment failed: %s", strerror(errno));
@@ -352,8 +359,10 @@ int dmx_bench_build(const dmx_bench_build_opts *o) {
         fprintf(csv.f, "%s,%u,%.4f,%.4f,%.4f,%d,%d\n", res[i].file, res[i].kernels, res[i].cold_s, res[i].write_s,
                 res[i].hit_s, res[i].wrote, res[i].hit);
       fprintf(csv.f, "total,,%.4f,%.4f,%.4f,,\n", tot_cold, tot_write, tot_hit);
-      if (dmx_membuf_write(&csv, o->out_dir, "build.csv", path, sizeof path, &err) == 0) printf("wrote %s\n", path);
-      else rc = 1;
+      if (dmx_membuf_write(&csv, o->out_dir, "build.csv", path, sizeof path, &err) == 0)
+        printf("wrote %s\n", path);
+      else
+        rc = 1;
     } else {
       rc = 1;
     }
@@ -367,12 +376,14 @@ int dmx_bench_build(const dmx_bench_build_opts *o) {
         fprintf(js.f,
                 "    {\"file\": \"%s\", \"kernels\": %u, \"cold_s\": %.4f, \"write_s\": %.4f, \"hit_s\": %.4f, "
                 "\"cache_written\": %s, \"cache_hit\": %s}%s\n",
-                res[i].file, res[i].kernels, res[i].cold_s, res[i].write_s, res[i].hit_s, res[i].wrote ? "true" : "false",
-                res[i].hit ? "true" : "false", i + 1 < n ? "," : "");
-      fprintf(js.f, "  ],\n  \"total\": {\"cold_s\": %.4f, \"write_s\": %.4f, \"hit_s\": %.4f}\n}\n", tot_cold, tot_write,
-              tot_hit);
-      if (dmx_membuf_write(&js, o->out_dir, "build.json", path, sizeof path, &err) == 0) printf("wrote %s\n", path);
-      else rc = 1;
+                res[i].file, res[i].kernels, res[i].cold_s, res[i].write_s, res[i].hit_s,
+                res[i].wrote ? "true" : "false", res[i].hit ? "true" : "false", i + 1 < n ? "," : "");
+      fprintf(js.f, "  ],\n  \"total\": {\"cold_s\": %.4f, \"write_s\": %.4f, \"hit_s\": %.4f}\n}\n", tot_cold,
+              tot_write, tot_hit);
+      if (dmx_membuf_write(&js, o->out_dir, "build.json", path, sizeof path, &err) == 0)
+        printf("wrote %s\n", path);
+      else
+        rc = 1;
     } else if (rc == 0) {
       rc = 1;
     }

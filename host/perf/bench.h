@@ -10,12 +10,12 @@
 #include "host/config/config.h"
 
 typedef struct {
-  const char *device;   /* index or name substring; NULL/"" = default */
-  int repeat;           /* timed repetitions per shape (>= 1) */
-  double max_seconds;   /* stop a shape's repetitions once this much was timed (> 0), after at least one */
-  bool no_tuning;       /* do not apply the tuner files of the cache dir */
-  const char *shapes;   /* comma-separated shape names to run; NULL = all */
-  const char *out_dir;  /* gemm.csv / gemm.json go there; NULL = print only */
+  const char *device;  /* index or name substring; NULL/"" = default */
+  int repeat;          /* timed repetitions per shape (>= 1) */
+  double max_seconds;  /* stop a shape's repetitions once this much was timed (> 0), after at least one */
+  bool no_tuning;      /* do not apply the tuner files of the cache dir */
+  const char *shapes;  /* comma-separated shape names to run; NULL = all */
+  const char *out_dir; /* gemm.csv / gemm.json go there; NULL = print only */
 } dmx_bench_gemm_opts;
 
 typedef struct {
@@ -26,7 +26,7 @@ typedef struct {
 
 #define DMX_BENCH_MAX_N 16
 typedef struct {
-  const char *device;  /* overrides the experiment's device when non-empty */
+  const char *device; /* overrides the experiment's device when non-empty */
   int n_list[DMX_BENCH_MAX_N];
   int n_count;         /* 0 = default list: 1,2,5,10,20,40 */
   int batches;         /* timed batches per N (>= 1) */
@@ -40,14 +40,14 @@ typedef struct {
 } dmx_bench_tp_opts;
 
 typedef struct {
-  const char *device;   /* overrides the experiment's device when non-empty */
-  int steps;            /* timed training steps, no profiling (>= 1) */
-  int warmup;           /* untimed steps first: kernel builds, CLBlast compiles (>= 0) */
-  int profile_steps;    /* steps recorded with events after the timed ones (0 = no breakdown) */
-  double max_seconds;   /* 0 = none; else the timed and the profiled steps each stop after this much */
-  bool synthetic;       /* synthetic ids even when the data is there */
+  const char *device; /* overrides the experiment's device when non-empty */
+  int steps;          /* timed training steps, no profiling (>= 1) */
+  int warmup;         /* untimed steps first: kernel builds, CLBlast compiles (>= 0) */
+  int profile_steps;  /* steps recorded with events after the timed ones (0 = no breakdown) */
+  double max_seconds; /* 0 = none; else the timed and the profiled steps each stop after this much */
+  bool synthetic;     /* synthetic ids even when the data is there */
   bool no_tuning;
-  const char *out_dir;  /* train.csv / train.json; NULL = print only */
+  const char *out_dir; /* train.csv / train.json; NULL = print only */
 } dmx_bench_train_opts;
 
 /* Names of the GEMM shapes, NULL-terminated (for help and --shapes). */

@@ -13,9 +13,12 @@ void dmx_bench_json_str(FILE *f, const char *s) {
   fputc('"', f);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-    else if (c < 0x20) fprintf(f, "\\u%04x", c);
-    else fputc(c, f);
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
   }
   fputc('"', f);
 }
@@ -72,7 +75,8 @@ void dmx_bench_tuning_status(const dmx_runtime *rt, bool no_tuning, char *out, s
 /* The runtime, optionally without the tuned CLBlast parameters (DATAMUX_NO_TUNING=1 makes
  * dmx_runtime_create skip the tuner files). */
 dmx_runtime *dmx_bench_runtime(const char *device, bool no_tuning, bool profiling) {
-  if (no_tuning && setenv("DATAMUX_NO_TUNING", "1", 1) != 0) dmx_die("setenv(DATAMUX_NO_TUNING) failed: %s", strerror(errno));
+  if (no_tuning && setenv("DATAMUX_NO_TUNING", "1", 1) != 0)
+    dmx_die("setenv(DATAMUX_NO_TUNING) failed: %s", strerror(errno));
   return dmx_runtime_create(device, profiling, stdout);
 }
 

@@ -44,8 +44,8 @@ typedef struct {
   double seconds, ms_mean, ms_median, inst_per_s, speedup;
   double ref_inst_per_s; /* the speedup reference's instances/s measured alongside (0: this row is the reference) */
   size_t device_bytes;
-  int profiled;          /* batches recorded with events after the timed ones */
-  double profiled_s;     /* their wall time */
+  int profiled;      /* batches recorded with events after the timed ones */
+  double profiled_s; /* their wall time */
   dmx_prof_totals prof;
   bool failed;
   char why[DMX_ERRMSG];
@@ -78,9 +78,9 @@ static bool runner_open(runner *r, dmx_runtime *rt, const dmx_experiment *e, con
   memset(r, 0, sizeof *r);
   int N = e->setting == DMX_SETTING_BASELINE ? 1 : e->mux.num_instances;
   int B = dmx_base_batch_size(N);
-  dmx_input_kind kind = e->setting == DMX_SETTING_BASELINE ? DMX_INPUT_PLAIN
+  dmx_input_kind kind = e->setting == DMX_SETTING_BASELINE   ? DMX_INPUT_PLAIN
                         : e->mux.demuxing == DMX_DEMUX_INDEX ? DMX_INPUT_INDEX
-                                                         : DMX_INPUT_MLP;
+                                                             : DMX_INPUT_MLP;
   row->N = N;
   row->groups = B;
   row->instances = B * N;
@@ -245,15 +245,18 @@ static void print_breakdown(dmx_runtime *rt, const tp_row *rows, int n) {
         sum += r->prof.seconds[c];
         if (dmx_prof_cat_is_gemm(c)) gs += r->prof.seconds[c], gf += r->prof.flops[c];
       }
-      double vals[6] = {sum / r->profiled * 1e3, r->profiled_s / r->profiled * 1e3, 100.0 * sum / r->profiled_s,
-                        sum > 0 ? 100.0 * gs / sum : 0, gs > 0 ? gf / gs / 1e9 : 0,
-                        gs > 0 && peak > 0 ? 100.0 * gf / gs / 1e9 / peak : 0};
+      double vals[6] = {sum / r->profiled * 1e3,     r->profiled_s / r->profiled * 1e3,
+                        100.0 * sum / r->profiled_s, sum > 0 ? 100.0 * gs / sum : 0,
+                        gs > 0 ? gf / gs / 1e9 : 0,  gs > 0 && peak > 0 ? 100.0 * gf / gs / 1e9 / peak : 0};
       printf(" %14.2f", vals[l]);
     }
     printf("\n");
   }
-  if (peak <= 0) printf("GEMM utilisation unknown: %s\n", err.msg);
-  else printf("peak: %.1f GFLOP/s SGEMM at %d^3, measured right after the profiled batches", pk.sgemm_gflops, pk.sgemm_size);
+  if (peak <= 0)
+    printf("GEMM utilisation unknown: %s\n", err.msg);
+  else
+    printf("peak: %.1f GFLOP/s SGEMM at %d^3, measured right after the profiled batches", pk.sgemm_gflops,
+           pk.sgemm_size);
   if (have_cached)
     printf("%s(cached peak: %.1f GFLOP/s at %d^3, %s)\n", peak > 0 ? " " : "", cached.sgemm_gflops, cached.sgemm_size,
            cached.measured_at);
@@ -302,17 +305,21 @@ static void plot(const char *dir) {
   }
   snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
   int rc = system(cmd);
-  if (rc == 0) printf("wrote %s\n", png);
-  else printf("plot: gnuplot failed (status %d); the CSV has the numbers\n", rc);
+  if (rc == 0)
+    printf("wrote %s\n", png);
+  else
+    printf("plot: gnuplot failed (status %d); the CSV has the numbers\n", rc);
 }
 
-static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx_bench_tp_opts *o, const tp_row *rows,
-                          int n, const char *data_desc, const char *tuning, const char *ref, dmx_error *err) {
+static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx_bench_tp_opts *o,
+                          const tp_row *rows, int n, const char *data_desc, const char *tuning, const char *ref,
+                          dmx_error *err) {
   dmx_membuf csv, js;
   char path[4200];
   if (dmx_membuf_open(&csv, err)) return -1;
-  fprintf(csv.f, "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,ms_per_batch_median,"
-                 "instances_per_s,reference_instances_per_s_alongside,speedup,device_mib_allocated\n");
+  fprintf(csv.f,
+          "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,ms_per_batch_median,"
+          "instances_per_s,reference_instances_per_s_alongside,speedup,device_mib_allocated\n");
   for (int i = 0; i < n; i++) {
     const tp_row *r = &rows[i];
     if (r->failed) continue;
@@ -329,8 +336,9 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
   dmx_bench_json_device(js.f, rt);
   fprintf(js.f, "  \"experiment\": ");
   dmx_bench_json_str(js.f, e->source_path);
-  fprintf(js.f, ",\n  \"setting\": \"%s\",\n  \"model\": {\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, "
-                "\"intermediate_size\": %d, \"vocab_size\": %d},\n",
+  fprintf(js.f,
+          ",\n  \"setting\": \"%s\",\n  \"model\": {\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, "
+          "\"intermediate_size\": %d, \"vocab_size\": %d},\n",
           dmx_setting_name(e->setting), e->model.num_layers, e->model.hidden_size, e->model.num_heads,
           e->model.intermediate_size, e->model.vocab_size);
   fprintf(js.f, "  \"muxing\": \"%s\",\n  \"demuxing\": \"%s\",\n  \"max_length\": %d,\n  \"data\": ",
@@ -339,16 +347,19 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
   fprintf(js.f, ",\n  \"tuning\": ");
   dmx_bench_json_str(js.f, tuning);
   fprintf(js.f, ",\n  \"method\": ");
-  dmx_bench_json_str(js.f, "eval mode (dmx_model_step train=false), no labels and no retrieval targets; base_bs(N)*N instances "
-                 "per batch; warm-up batches excluded; each batch timed to dmx_finish; instances_per_s = sum of "
-                 "instances / sum of batch times; the speedup reference is timed on its own first, then a second "
-                 "model of it runs alongside every other row (alternate batches) and speedup = instances_per_s / "
-                 "reference_instances_per_s_alongside");
+  dmx_bench_json_str(
+      js.f,
+      "eval mode (dmx_model_step train=false), no labels and no retrieval targets; base_bs(N)*N instances "
+      "per batch; warm-up batches excluded; each batch timed to dmx_finish; instances_per_s = sum of "
+      "instances / sum of batch times; the speedup reference is timed on its own first, then a second "
+      "model of it runs alongside every other row (alternate batches) and speedup = instances_per_s / "
+      "reference_instances_per_s_alongside");
   fprintf(js.f, ",\n  \"speedup_reference\": ");
   dmx_bench_json_str(js.f, ref);
   fprintf(js.f, ",\n  \"device_memory_note\": ");
-  dmx_bench_json_str(js.f, "device_mib_allocated is everything dmx_model_create allocates, training buffers (gradients, Adam "
-                 "moments, backward activations) included; CLBlast temporaries are not counted");
+  dmx_bench_json_str(js.f,
+                     "device_mib_allocated is everything dmx_model_create allocates, training buffers (gradients, Adam "
+                     "moments, backward activations) included; CLBlast temporaries are not counted");
   fprintf(js.f, ",\n  \"rows\": [\n");
   for (int i = 0; i < n; i++) {
     const tp_row *r = &rows[i];
@@ -365,8 +376,8 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
               r->speedup, r->device_bytes);
       if (r->ref_inst_per_s > 0) fprintf(js.f, ", \"reference_instances_per_s_alongside\": %.2f", r->ref_inst_per_s);
       if (r->profiled) {
-        fprintf(js.f, ",\n      \"profile\": {\"batches\": %d, \"seconds_per_batch\": %.6f, \"categories\": {", r->profiled,
-                r->profiled_s / r->profiled);
+        fprintf(js.f, ",\n      \"profile\": {\"batches\": %d, \"seconds_per_batch\": %.6f, \"categories\": {",
+                r->profiled, r->profiled_s / r->profiled);
         bool first = true;
         for (int c = 0; c < DMX_PROF_N; c++) {
           if (!r->prof.count[c]) continue;
@@ -464,15 +475,17 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
     snprintf(data_desc, sizeof data_desc, "synthetic: %s", ds.summary);
   }
   printf("data: %s\n", data_desc);
-  printf("model: %d layers, hidden %d, %d heads, FFN %d (%s); %s / %s; max_length %d; parameters randomly initialised "
-         "(throughput does not depend on their values)\n",
-         base->model.num_layers, base->model.hidden_size, base->model.num_heads, base->model.intermediate_size,
-         base->model_config_file[0] ? base->model_config_file : "experiment", dmx_muxing_name(base->mux.muxing),
-         dmx_demuxing_name(base->mux.demuxing), base->task.max_length);
-  printf("method: eval mode, no labels, no retrieval targets; base_bs(N)*N instances per batch; %d warm-up batch(es) "
-         "excluded, %d timed batch(es)%s, each timed to dmx_finish; the speedup reference runs alongside every row "
-         "(alternate batches)\n",
-         o.warmup, o.batches, o.max_seconds > 0 ? " or the time cap" : "");
+  printf(
+      "model: %d layers, hidden %d, %d heads, FFN %d (%s); %s / %s; max_length %d; parameters randomly initialised "
+      "(throughput does not depend on their values)\n",
+      base->model.num_layers, base->model.hidden_size, base->model.num_heads, base->model.intermediate_size,
+      base->model_config_file[0] ? base->model_config_file : "experiment", dmx_muxing_name(base->mux.muxing),
+      dmx_demuxing_name(base->mux.demuxing), base->task.max_length);
+  printf(
+      "method: eval mode, no labels, no retrieval targets; base_bs(N)*N instances per batch; %d warm-up batch(es) "
+      "excluded, %d timed batch(es)%s, each timed to dmx_finish; the speedup reference runs alongside every row "
+      "(alternate batches)\n",
+      o.warmup, o.batches, o.max_seconds > 0 ? " or the time cap" : "");
   if (o.warmup == 0) printf("note: --warmup 0 times the first batch, which builds the kernels\n");
   /* the speedup reference: the vanilla model, else N=1, else the first row; timed first on its own,
    * then alongside every other row */
@@ -499,10 +512,11 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
     }
     ok++;
     r->speedup = r->inst_per_s / (r->ref_inst_per_s > 0 ? r->ref_inst_per_s : rows[ref_i].inst_per_s);
-    printf("%-8s %3d groups x N=%-2d = %4d instances/batch, T=%3d: %3d batches in %7.2f s: %9.*f instances/s, "
-           "%8.2f ms/batch (median %.2f), %.1f MiB device memory allocated",
-           r->label, r->groups, r->N, r->instances, r->T, r->batches, r->seconds, digits(r->inst_per_s), r->inst_per_s,
-           r->ms_mean, r->ms_median, r->device_bytes / 1048576.0);
+    printf(
+        "%-8s %3d groups x N=%-2d = %4d instances/batch, T=%3d: %3d batches in %7.2f s: %9.*f instances/s, "
+        "%8.2f ms/batch (median %.2f), %.1f MiB device memory allocated",
+        r->label, r->groups, r->N, r->instances, r->T, r->batches, r->seconds, digits(r->inst_per_s), r->inst_per_s,
+        r->ms_mean, r->ms_median, r->device_bytes / 1048576.0);
     if (r->ref_inst_per_s > 0)
       printf("; %s alongside: %.*f instances/s", ref_desc, digits(r->ref_inst_per_s), r->ref_inst_per_s);
     printf("\n");
@@ -521,8 +535,7 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
              r->inst_per_s, alongside, r->speedup, r->ms_mean);
     }
     printf("speedup: instances/s over %s, each row against a %s model timed alongside it (alternate batches)%s\n",
-           ref_desc, ref_desc,
-           strcmp(ref_desc, "vanilla") && strcmp(ref_desc, "N=1") ? " (no N=1 in the list)" : "");
+           ref_desc, ref_desc, strcmp(ref_desc, "vanilla") && strcmp(ref_desc, "N=1") ? " (no N=1 in the list)" : "");
   }
   if (o.profile_batches > 0 && ok > 0) print_breakdown(rt, rows, nconf);
   if (ok > 0) {

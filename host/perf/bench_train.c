@@ -42,10 +42,11 @@ static void print_result(const train_result *r) {
   double step = r->profiled_s / r->profiled;
   printf("\nstep: %d groups x N=%d = %d instances of %d tokens (T=%d as the encoder sees it)\n", r->B, r->N,
          r->instances, r->L, r->T);
-  printf("timed (no profiling): %d steps, %.4f s/step (median %.4f), %.1f instances/s, %.0f tokens/s (B*N*L input "
-         "tokens, padding included)\n",
-         r->timed, r->timed_s / r->timed, r->timed_median_s, r->instances * r->timed / r->timed_s,
-         (double)r->tokens * r->timed / r->timed_s);
+  printf(
+      "timed (no profiling): %d steps, %.4f s/step (median %.4f), %.1f instances/s, %.0f tokens/s (B*N*L input "
+      "tokens, padding included)\n",
+      r->timed, r->timed_s / r->timed, r->timed_median_s, r->instances * r->timed / r->timed_s,
+      (double)r->tokens * r->timed / r->timed_s);
   if (r->profiled == 0) return;
   printf("profiled: %d more steps with an event per command: %.4f s/step (%+.1f%% against the timed steps)\n",
          r->profiled, step, 100.0 * (step / (r->timed_s / r->timed) - 1.0));
@@ -72,8 +73,8 @@ static void print_result(const train_result *r) {
          100.0 * sum / step);
   dmx_prof_print_top(stdout, &r->prof, r->profiled, step, 15);
   if (r->prof.unavailable)
-    printf("warning: %ld of %ld events had no timestamps from the driver; their time is missing\n",
-           r->prof.unavailable, r->prof.records);
+    printf("warning: %ld of %ld events had no timestamps from the driver; their time is missing\n", r->prof.unavailable,
+           r->prof.records);
   double gemm_rate = gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0;
   printf("GEMMs: %.3f ms/step, %.1f%% of the step, %.2f GFLOP/s achieved over %.3f GFLOP/step", gemm_s * 1e3,
          100.0 * gemm_s / step, gemm_rate, gemm_f / 1e9);
@@ -116,45 +117,53 @@ static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx
   dmx_bench_json_device(f, rt);
   fprintf(f, "  \"experiment\": ");
   dmx_bench_json_str(f, e->source_path);
-  fprintf(f, ",\n  \"setting\": \"%s\",\n  \"model\": {\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, "
-             "\"intermediate_size\": %d, \"vocab_size\": %d},\n",
+  fprintf(f,
+          ",\n  \"setting\": \"%s\",\n  \"model\": {\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, "
+          "\"intermediate_size\": %d, \"vocab_size\": %d},\n",
           dmx_setting_name(e->setting), e->model.num_layers, e->model.hidden_size, e->model.num_heads,
           e->model.intermediate_size, e->model.vocab_size);
   fprintf(f, "  \"data\": ");
   dmx_bench_json_str(f, r->data_desc);
   fprintf(f, ",\n  \"tuning\": ");
   dmx_bench_json_str(f, r->tuning);
-  fprintf(f, ",\n  \"groups\": %d,\n  \"N\": %d,\n  \"max_length\": %d,\n  \"seq_len\": %d,\n  \"instances_per_step\": %d,\n"
-             "  \"tokens_per_step\": %d,\n  \"warmup_steps\": %d,\n  \"timed_steps\": %d,\n",
-          r->B, r->N, r->L, r->T, r->instances, r->tokens, o->warmup, r->timed);
-  fprintf(f, "  \"seconds_per_step\": %.6f,\n  \"seconds_per_step_median\": %.6f,\n  \"instances_per_s\": %.3f,\n"
-             "  \"tokens_per_s\": %.1f,\n",
+  fprintf(
+      f,
+      ",\n  \"groups\": %d,\n  \"N\": %d,\n  \"max_length\": %d,\n  \"seq_len\": %d,\n  \"instances_per_step\": %d,\n"
+      "  \"tokens_per_step\": %d,\n  \"warmup_steps\": %d,\n  \"timed_steps\": %d,\n",
+      r->B, r->N, r->L, r->T, r->instances, r->tokens, o->warmup, r->timed);
+  fprintf(f,
+          "  \"seconds_per_step\": %.6f,\n  \"seconds_per_step_median\": %.6f,\n  \"instances_per_s\": %.3f,\n"
+          "  \"tokens_per_s\": %.1f,\n",
           r->timed_s / r->timed, r->timed_median_s, r->instances * r->timed / r->timed_s,
           (double)r->tokens * r->timed / r->timed_s);
   fprintf(f, "  \"method\": ");
-  dmx_bench_json_str(f, "dmx_model_step(train) + dmx_model_update (AdamW) per step, constant learning rate; warm-up "
-                        "steps excluded; timed steps each timed to dmx_finish with no profiling event; profiled steps "
-                        "after them: an OpenCL event per kernel, fill and upload (START..END) and two markers around "
-                        "every CLBlast call (END..END); tokens = B*N*L input tokens, padding included");
+  dmx_bench_json_str(f,
+                     "dmx_model_step(train) + dmx_model_update (AdamW) per step, constant learning rate; warm-up "
+                     "steps excluded; timed steps each timed to dmx_finish with no profiling event; profiled steps "
+                     "after them: an OpenCL event per kernel, fill and upload (START..END) and two markers around "
+                     "every CLBlast call (END..END); tokens = B*N*L input tokens, padding included");
   fprintf(f, ",\n  \"profile\": {\n    \"steps\": %d,\n    \"seconds_per_step\": %.6f,\n    \"categories\": [\n",
           r->profiled, step);
   bool first = true;
   for (int c = 0; c < DMX_PROF_N && r->profiled; c++) {
     if (!r->prof.count[c]) continue;
     double s = r->prof.seconds[c] / r->profiled, fl = r->prof.flops[c] / r->profiled;
-    fprintf(f, "%s      {\"name\": \"%s\", \"kind\": \"%s\", \"seconds_per_step\": %.6f, \"share\": %.5f, "
-               "\"count_per_step\": %.2f",
-            first ? "" : ",\n", dmx_prof_cat_name(c), dmx_prof_cat_is_gemm(c) ? "gemm" : "op", s, step > 0 ? s / step : 0,
-            (double)r->prof.count[c] / r->profiled);
-    if (dmx_prof_cat_is_gemm(c)) fprintf(f, ", \"gflop_per_step\": %.5f, \"gflops\": %.3f", fl / 1e9, s > 0 ? fl / s / 1e9 : 0);
+    fprintf(f,
+            "%s      {\"name\": \"%s\", \"kind\": \"%s\", \"seconds_per_step\": %.6f, \"share\": %.5f, "
+            "\"count_per_step\": %.2f",
+            first ? "" : ",\n", dmx_prof_cat_name(c), dmx_prof_cat_is_gemm(c) ? "gemm" : "op", s,
+            step > 0 ? s / step : 0, (double)r->prof.count[c] / r->profiled);
+    if (dmx_prof_cat_is_gemm(c))
+      fprintf(f, ", \"gflop_per_step\": %.5f, \"gflops\": %.3f", fl / 1e9, s > 0 ? fl / s / 1e9 : 0);
     fprintf(f, "}");
     first = false;
   }
   double gemm_rate = gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0;
   fprintf(f, "\n    ],\n    \"commands\": ");
   dmx_prof_json_commands(f, &r->prof, r->profiled, "    ");
-  fprintf(f, ",\n    \"sum_seconds_per_step\": %.6f,\n    \"coverage\": %.5f,\n    \"events\": %ld,\n"
-             "    \"events_without_timestamps\": %ld,\n",
+  fprintf(f,
+          ",\n    \"sum_seconds_per_step\": %.6f,\n    \"coverage\": %.5f,\n    \"events\": %ld,\n"
+          "    \"events_without_timestamps\": %ld,\n",
           sum, step > 0 ? sum / step : 0, r->prof.records, r->prof.unavailable);
   fprintf(f, "    \"gemm\": {\"seconds_per_step\": %.6f, \"share\": %.5f, \"gflop_per_step\": %.5f, \"gflops\": %.3f, ",
           gemm_s, step > 0 ? gemm_s / step : 0, gemm_f / 1e9, gemm_rate);
@@ -165,7 +174,9 @@ static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx
   else
     fprintf(f, "\"peak_gflops\": null, \"utilisation\": null, ");
   if (r->have_peak)
-    fprintf(f, "\"cached_peak_gflops\": %.3f, \"cached_peak_measured_at\": \"%s\", \"utilisation_of_cached_peak\": %.5f}\n  }\n}\n",
+    fprintf(f,
+            "\"cached_peak_gflops\": %.3f, \"cached_peak_measured_at\": \"%s\", \"utilisation_of_cached_peak\": "
+            "%.5f}\n  }\n}\n",
             r->peak.sgemm_gflops, r->peak.measured_at, gemm_rate / r->peak.sgemm_gflops);
   else
     fprintf(f, "\"cached_peak_gflops\": null, \"utilisation_of_cached_peak\": null}\n  }\n}\n");
@@ -199,7 +210,9 @@ int dmx_bench_train(const dmx_experiment *e, const dmx_bench_train_opts *o) {
   r->N = baseline ? 1 : e->mux.num_instances;
   r->B = e->train.batch_size > 0 ? e->train.batch_size : dmx_base_batch_size(r->N);
   r->L = e->task.max_length;
-  dmx_input_kind kind = baseline ? DMX_INPUT_PLAIN : e->mux.demuxing == DMX_DEMUX_INDEX ? DMX_INPUT_INDEX : DMX_INPUT_MLP;
+  dmx_input_kind kind = baseline                             ? DMX_INPUT_PLAIN
+                        : e->mux.demuxing == DMX_DEMUX_INDEX ? DMX_INPUT_INDEX
+                                                             : DMX_INPUT_MLP;
   dmx_dataset ds;
   bool loaded = false;
   /* the dev split: a step costs the same whichever rows it holds (the retrieval head scores the
@@ -214,7 +227,8 @@ int dmx_bench_train(const dmx_experiment *e, const dmx_bench_train_opts *o) {
         dmx_dataset_free(&ds);
       }
     }
-    if (!loaded) printf("data: the %s dev split is not usable (%s); using synthetic ids instead\n", e->task.name, err.msg);
+    if (!loaded)
+      printf("data: the %s dev split is not usable (%s); using synthetic ids instead\n", e->task.name, err.msg);
   }
   if (!loaded) {
     dmx_bench_synthetic_rows(e, r->B * r->N * 4, &ds);
@@ -248,10 +262,11 @@ int dmx_bench_train(const dmx_experiment *e, const dmx_bench_train_opts *o) {
     dmx_batcher_init(&bt, &ds, r->instances, true, true, (uint64_t)e->train.seed);
     int epoch = 0;
     dmx_batcher_begin_epoch(&bt, epoch);
-    printf("method: training steps (forward, backward, AdamW) of %s at N=%d, %d warm-up step(s) excluded, %d timed "
-           "step(s)%s with no profiling, then %d profiled step(s)\n",
-           e->model_config_file[0] ? e->model_config_file : "the experiment's model", r->N, o->warmup, o->steps,
-           o->max_seconds > 0 ? " (or the time cap)" : "", o->profile_steps);
+    printf(
+        "method: training steps (forward, backward, AdamW) of %s at N=%d, %d warm-up step(s) excluded, %d timed "
+        "step(s)%s with no profiling, then %d profiled step(s)\n",
+        e->model_config_file[0] ? e->model_config_file : "the experiment's model", r->N, o->warmup, o->steps,
+        o->max_seconds > 0 ? " (or the time cap)" : "", o->profile_steps);
     int total = o->warmup + o->steps + o->profile_steps;
     double *times = dmx_calloc((size_t)o->steps, sizeof(double));
     for (int i = 0; i < total && rc == 0; i++) {

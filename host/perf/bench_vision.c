@@ -53,8 +53,9 @@ static void vrun_close(vrun *r) {
 
 /* Times the model of cfg at N; with plain (the vanilla configuration), a plain model runs alongside
  * in alternate batches, and the row's speedup is over it (the same stretch of time: clocks drift). */
-static int bench_one(dmx_runtime *rt, const dmx_experiment *e, dmx_vision_config cfg, int N, const dmx_vision_config *plain,
-                     int warmup, int batches, dmx_vision_bench_row *row, dmx_error *err) {
+static int bench_one(dmx_runtime *rt, const dmx_experiment *e, dmx_vision_config cfg, int N,
+                     const dmx_vision_config *plain, int warmup, int batches, dmx_vision_bench_row *row,
+                     dmx_error *err) {
   vrun r, ref;
   if (vrun_open(&r, rt, e, cfg, N, err)) return -1;
   if (plain && vrun_open(&ref, rt, e, *plain, 1, err)) {
@@ -126,8 +127,9 @@ int dmx_bench_vision_write(const char *dir, const dmx_vision_bench_row *rows, in
     if (r->ref_images_per_second > 0) snprintf(along, sizeof along, "%.2f", r->ref_images_per_second);
     fprintf(c, "%d,%s,%.2f,%s,%.4f,%.4f,%zu\n", r->N, r->muxing, r->images_per_second, along, r->speedup,
             r->ms_per_batch, r->device_bytes);
-    fprintf(j, "  {\"N\": %d, \"muxing\": \"%s\", \"images_per_second\": %.2f, \"speedup\": %.4f, \"ms_per_batch\": %.4f, "
-               "\"device_bytes\": %zu",
+    fprintf(j,
+            "  {\"N\": %d, \"muxing\": \"%s\", \"images_per_second\": %.2f, \"speedup\": %.4f, \"ms_per_batch\": %.4f, "
+            "\"device_bytes\": %zu",
             r->N, r->muxing, r->images_per_second, r->speedup, r->ms_per_batch, r->device_bytes);
     if (r->ref_images_per_second > 0)
       fprintf(j, ", \"plain_images_per_second_alongside\": %.2f", r->ref_images_per_second);

@@ -9,7 +9,7 @@
 #include "host/runtime/runtime.h"
 
 typedef struct {
-  int N;                 /* 1 with muxing none = the plain (vanilla) model */
+  int N; /* 1 with muxing none = the plain (vanilla) model */
   const char *muxing;
   double images_per_second, ms_per_batch;
   double ref_images_per_second; /* the plain model's, timed alongside this row (0 for the plain row itself) */

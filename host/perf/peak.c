@@ -148,8 +148,9 @@ int dmx_peak_measure(dmx_runtime *rt, const dmx_peak_opts *o0, dmx_peak *p, FILE
   s = time_op(rt, op_d2h, &c, o.max_seconds, NULL);
   p->d2h_gbps = bytes / s / 1e9;
   if (log)
-    fprintf(log, "  copies of %.0f MiB: device-to-device %.2f GB/s (read + write), host-to-device %.2f GB/s, "
-                 "device-to-host %.2f GB/s\n",
+    fprintf(log,
+            "  copies of %.0f MiB: device-to-device %.2f GB/s (read + write), host-to-device %.2f GB/s, "
+            "device-to-host %.2f GB/s\n",
             bytes / 1048576.0, p->d2d_gbps, p->h2d_gbps, p->d2h_gbps);
   free(c.host);
   dmx_buffer_release(c.a);
@@ -231,11 +232,12 @@ int dmx_peak_load(const char *path, dmx_peak *p, dmx_error *err) {
 }
 
 void dmx_peak_print(FILE *f, const dmx_peak *p) {
-  fprintf(f, "peak of %s (%s, driver %s), measured %s in %.0f s:\n", p->device, p->platform, p->driver,
-          p->measured_at, p->seconds);
+  fprintf(f, "peak of %s (%s, driver %s), measured %s in %.0f s:\n", p->device, p->platform, p->driver, p->measured_at,
+          p->seconds);
   fprintf(f, "  SGEMM (CLBlast, %s): %.2f GFLOP/s at %d^3\n",
           p->tuned ? "tuned parameters applied" : "CLBlast's built-in parameters", p->sgemm_gflops, p->sgemm_size);
-  fprintf(f, "  copy bandwidth: device-to-device %.2f GB/s (read + write), host-to-device %.2f GB/s, device-to-host "
-             "%.2f GB/s\n",
+  fprintf(f,
+          "  copy bandwidth: device-to-device %.2f GB/s (read + write), host-to-device %.2f GB/s, device-to-host "
+          "%.2f GB/s\n",
           p->d2d_gbps, p->h2d_gbps, p->d2h_gbps);
 }

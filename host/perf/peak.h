@@ -13,19 +13,19 @@
 
 typedef struct {
   char device[256], platform[256], driver[128];
-  double sgemm_gflops;     /* the best over the sizes tried */
-  int sgemm_size;          /* the square size (m = n = k) that gave it */
-  bool tuned;              /* CLBlast tuner files were applied */
-  double d2d_gbps;         /* clEnqueueCopyBuffer, counting bytes read + written */
+  double sgemm_gflops;       /* the best over the sizes tried */
+  int sgemm_size;            /* the square size (m = n = k) that gave it */
+  bool tuned;                /* CLBlast tuner files were applied */
+  double d2d_gbps;           /* clEnqueueCopyBuffer, counting bytes read + written */
   double h2d_gbps, d2h_gbps; /* clEnqueueWriteBuffer / clEnqueueReadBuffer, blocking, from pageable memory */
-  double seconds;          /* how long the measurement took */
-  char measured_at[32];    /* UTC, ISO 8601 */
+  double seconds;            /* how long the measurement took */
+  char measured_at[32];      /* UTC, ISO 8601 */
 } dmx_peak;
 
 typedef struct {
-  int max_size;        /* largest square SGEMM size tried (default 4096; capped by memory) */
-  double max_seconds;  /* per size: timed repetitions stop after this much (default 2) */
-  size_t copy_bytes;   /* buffer size of the copy tests (default 256 MiB; capped by the device) */
+  int max_size;       /* largest square SGEMM size tried (default 4096; capped by memory) */
+  double max_seconds; /* per size: timed repetitions stop after this much (default 2) */
+  size_t copy_bytes;  /* buffer size of the copy tests (default 256 MiB; capped by the device) */
 } dmx_peak_opts;
 
 /* <cache>/peak/<device>.json for this device. */

@@ -17,8 +17,8 @@
 
 /* ------------------------------------------------------------------ the experiment's GEMMs */
 
-static void add(tune_shape *s, int *n, const char *role, bool batched, bool ta, bool tb, size_t m, size_t nn,
-                size_t k, size_t batch, double count) {
+static void add(tune_shape *s, int *n, const char *role, bool batched, bool ta, bool tb, size_t m, size_t nn, size_t k,
+                size_t batch, double count) {
   if (*n == TUNE_MAX_SHAPES) return;
   s[(*n)++] = (tune_shape){role, batched, ta, tb, m, nn, k, batch ? batch : 1, count};
 }
@@ -148,8 +148,9 @@ static int run_tuner(const dmx_runtime *rt, const tune_item *it, const char *tun
   /* the tuners write their JSON into the current folder, hence the cd; into a pipe their printf
    * output would be block-buffered and the progress would arrive at the end: stdbuf -oL when there */
   bool line_buffered = system("command -v stdbuf >/dev/null 2>&1") == 0;
-  snprintf(cmd, sizeof cmd, "cd '%s' && exec %s'%s' -precision 32 -m %zu -n %zu -k %zu -fraction %g -platform %d "
-                            "-device %d 2>&1",
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && exec %s'%s' -precision 32 -m %zu -n %zu -k %zu -fraction %g -platform %d "
+           "-device %d 2>&1",
            scratch, line_buffered ? "stdbuf -oL " : "", bin, it->m, it->n, it->k, fraction, plat, dev);
   FILE *log = fopen(log_path, "w");
   if (!log) return dmx_fail(err, "cannot write %s: %s", log_path, strerror(errno));
@@ -248,7 +249,8 @@ static int plan_kernel(const tune_shape *s, int ns, bool direct, unsigned long l
      * whatever the threshold, which the routine step may move */
     if (direct ? mnk >= thr3 : s[i].batched) continue;
     /* the indirect kernel runs on operands padded to its tile, and its tuner needs multiples of 128 */
-    size_t m = direct ? s[i].m : up128(s[i].m), n = direct ? s[i].n : up128(s[i].n), k = direct ? s[i].k : up128(s[i].k);
+    size_t m = direct ? s[i].m : up128(s[i].m), n = direct ? s[i].n : up128(s[i].n),
+           k = direct ? s[i].k : up128(s[i].k);
     double fl = 2.0 * s[i].m * (double)s[i].n * s[i].k * s[i].batch * s[i].count;
     int j = 0;
     while (j < nc && !(cand[j].m == m && cand[j].n == n && cand[j].k == k)) j++;
@@ -291,9 +293,10 @@ int dmx_tune(const dmx_experiment *e, const dmx_tune_opts *o0) {
   tune_item items[2 * TUNE_MAX_SHAPES];
   int ni = plan_kernel(shapes, ns, false, thr3, o.max_shapes, tuning, items, 0);
   ni = plan_kernel(shapes, ns, true, thr3, o.max_shapes, tuning, items, ni);
-  printf("tuning CLBlast for %s at the GEMM shapes of %s (%d shapes per step; XGEMM_MIN_INDIRECT_SIZE now %d: "
-         "m*n*k below %d^3 runs the direct kernel)\n",
-         rt->info.name, e->source_path, ns, thr, thr);
+  printf(
+      "tuning CLBlast for %s at the GEMM shapes of %s (%d shapes per step; XGEMM_MIN_INDIRECT_SIZE now %d: "
+      "m*n*k below %d^3 runs the direct kernel)\n",
+      rt->info.name, e->source_path, ns, thr, thr);
   printf("results: %s (a shape with a result is skipped: stop with Ctrl-C and run again to resume)\n", tuning);
   int todo = 0;
   for (int i = 0; i < ni; i++) {

@@ -18,11 +18,11 @@
 
 typedef struct {
   const char *device;
-  double fraction;  /* the tuners' -fraction: each explores 1/fraction of its search space (default 100) */
-  int max_shapes;   /* per kernel, tune the shapes with the most FLOPs per step (default 3) */
-  bool no_routine;  /* keep XGEMM_MIN_INDIRECT_SIZE as it is */
-  bool force;       /* tune again shapes that have a result */
-  bool dry_run;     /* print the plan and stop */
+  double fraction; /* the tuners' -fraction: each explores 1/fraction of its search space (default 100) */
+  int max_shapes;  /* per kernel, tune the shapes with the most FLOPs per step (default 3) */
+  bool no_routine; /* keep XGEMM_MIN_INDIRECT_SIZE as it is */
+  bool force;      /* tune again shapes that have a result */
+  bool dry_run;    /* print the plan and stop */
 } dmx_tune_opts;
 
 /* Returns the exit status: 0, or 1 with a message on stderr. */

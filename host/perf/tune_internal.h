@@ -38,10 +38,10 @@ int dmx_tune_current_threshold(const dmx_runtime *rt, const char *devdir);
 /* Picks, per kernel, the result of the shape that costs the step most time, and installs it as
  * devdir/clblast_<kernel>_32.json (older files for the same kernel move to tuning/previous/). */
 int dmx_tune_install(const dmx_runtime *rt, const tune_item *items, int n, const char *devdir, const char *tuning,
-                 dmx_error *err);
+                     dmx_error *err);
 /* Times every shape on the direct and the indirect path and installs the XGEMM_MIN_INDIRECT_SIZE that
  * minimises the step's GEMM time as devdir/gemm_routine_32.json. */
 int dmx_tune_routine(const dmx_experiment *e, const char *device, const tune_shape *s, int n, const char *devdir,
-                 const char *tuning, bool force, dmx_error *err);
+                     const char *tuning, bool force, dmx_error *err);
 
 #endif

@@ -73,7 +73,7 @@ static int retire(const char *devdir, const char *tuning, const char *kernel, dm
 }
 
 int dmx_tune_install(const dmx_runtime *rt, const tune_item *items, int n, const char *devdir, const char *tuning,
-                 dmx_error *err) {
+                     dmx_error *err) {
   (void)rt;
   for (int direct = 0; direct < 2; direct++) {
     const tune_item *best = NULL;
@@ -98,9 +98,10 @@ int dmx_tune_install(const dmx_runtime *rt, const tune_item *items, int n, const
     const char *kernel = direct ? "XgemmDirect" : "Xgemm";
     char dst[4400];
     snprintf(dst, sizeof dst, "%s/clblast_%s_32.json", devdir, direct ? "xgemm_direct" : "xgemm");
-    printf("%s: the parameters tuned at %zu x %zu x %zu (%.2f GFLOP/s there; the shape that costs the step most "
-           "GEMM time) -> %s\n",
-           kernel, best->m, best->n, best->k, 2.0 * best->m * (double)best->n * best->k / (best_ms * 1e-3) / 1e9, dst);
+    printf(
+        "%s: the parameters tuned at %zu x %zu x %zu (%.2f GFLOP/s there; the shape that costs the step most "
+        "GEMM time) -> %s\n",
+        kernel, best->m, best->n, best->k, 2.0 * best->m * (double)best->n * best->k / (best_ms * 1e-3) / 1e9, dst);
     int rc = retire(devdir, tuning, kernel, err);
     if (rc == 0) rc = dmx_write_file_atomic(dst, json, len, err);
     free(json);
@@ -114,8 +115,8 @@ int dmx_tune_install(const dmx_runtime *rt, const tune_item *items, int n, const
 static void set_threshold(dmx_runtime *rt, size_t v) {
   const char *names[1] = {"XGEMM_MIN_INDIRECT_SIZE"};
   size_t values[1] = {v};
-  CLBlastStatusCode st = CLBlastOverrideParameters(rt->info.device, "GemmRoutine", CLBlastPrecisionSingle, 1, names,
-                                                   values);
+  CLBlastStatusCode st =
+      CLBlastOverrideParameters(rt->info.device, "GemmRoutine", CLBlastPrecisionSingle, 1, names, values);
   if (st != CLBlastSuccess)
     dmx_die("CLBlastOverrideParameters(GemmRoutine, XGEMM_MIN_INDIRECT_SIZE=%zu) failed: %s", v,
             dmx_clblast_status_name(st));
@@ -147,7 +148,7 @@ static double time_shape(dmx_runtime *rt, const tune_shape *s, dmx_tensor A, dmx
 }
 
 int dmx_tune_routine(const dmx_experiment *e, const char *device, const tune_shape *s, int n, const char *devdir,
-                 const char *tuning, bool force, dmx_error *err) {
+                     const char *tuning, bool force, dmx_error *err) {
   char record[4400], dst[4400];
   snprintf(record, sizeof record, "%s/routine.json", tuning);
   if (!force && access(record, R_OK) == 0) {

@@ -30,8 +30,9 @@ static int write_config_json(const dmx_model *m, const dmx_experiment *e, const 
       "  \"muxing_variant\": \"%s\",\n  \"demuxing_variant\": \"%s\",\n  \"gaussian_hadamard_norm\": %g,\n"
       "  \"binary_hadamard_epsilon\": %g,\n  \"learn_muxing\": %d,\n  \"retrieval_percentage\": %g,\n"
       "  \"retrieval_loss_coeff\": %g,\n  \"task_loss_coeff\": %g,\n  \"should_mux\": %d\n}\n",
-      baseline ? "RobertaForSequenceClassification"
-               : (!strcmp(e->task.name, "ner") ? "RobertaTokenClassificationMuxed" : "RobertaSequenceClassificationMuxed"),
+      baseline
+          ? "RobertaForSequenceClassification"
+          : (!strcmp(e->task.name, "ner") ? "RobertaTokenClassificationMuxed" : "RobertaSequenceClassificationMuxed"),
       mc->vocab_size, mc->hidden_size, mc->num_layers, mc->num_heads, mc->intermediate_size, mc->hidden_dropout,
       mc->attention_dropout, mc->max_position_embeddings, mc->type_vocab_size, mc->initializer_range,
       mc->layer_norm_eps, mc->pad_token_id, dmx_model_num_labels(m), e->task.name, dmx_model_N(m),
@@ -87,8 +88,10 @@ int dmx_checkpoint_resolve(const char *path, char *out, size_t cap, dmx_error *e
     if (snprintf(out, cap, tries[i], path) >= (int)cap) return dmx_fail(err, "%s: path too long", path);
     if (is_file(out)) return 0;
   }
-  return dmx_fail(err, "%s: no checkpoint there (looked for the file itself, model.safetensors, pytorch_model.bin, "
-                  "best/ and last/)", path);
+  return dmx_fail(err,
+                  "%s: no checkpoint there (looked for the file itself, model.safetensors, pytorch_model.bin, "
+                  "best/ and last/)",
+                  path);
 }
 
 /* A zip archive (torch.save) starts with a local file header; safetensors with a length. */
@@ -148,8 +151,10 @@ static const dmx_st_tensor *find_tensor(const dmx_st_file *f, const dmx_param *p
 
 static void append_name(char *list, size_t cap, const char *name) {
   size_t l = strlen(list);
-  if (l + strlen(name) + 8 < cap) snprintf(list + l, cap - l, "%s%s", l ? ", " : "", name);
-  else if (l + 5 < cap && strcmp(list + l - 3, "...")) snprintf(list + l, cap - l, ", ...");
+  if (l + strlen(name) + 8 < cap)
+    snprintf(list + l, cap - l, "%s%s", l ? ", " : "", name);
+  else if (l + 5 < cap && strcmp(list + l - 3, "..."))
+    snprintf(list + l, cap - l, ", ...");
 }
 
 /* Checks the architecture in the config.json beside `file` (when there is one) against m. */
@@ -207,8 +212,9 @@ int dmx_checkpoint_load(dmx_model *m, const char *path, dmx_error *err) {
                have, want);
         continue;
       }
-      rc = dmx_fail(err, "%s: tensor %s has shape %s but this model needs %s (check the model config against the "
-                         "checkpoint's config.json)",
+      rc = dmx_fail(err,
+                    "%s: tensor %s has shape %s but this model needs %s (check the model config against the "
+                    "checkpoint's config.json)",
                     file, t->name, have, want);
       break;
     }

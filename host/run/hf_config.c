@@ -62,9 +62,12 @@ static int read_model(reader *r, dmx_model_config *m) {
   const struct {
     const char *key;
     int *v;
-  } ints[] = {{"vocab_size", &m->vocab_size},         {"hidden_size", &m->hidden_size},
-              {"num_hidden_layers", &m->num_layers},   {"num_attention_heads", &m->num_heads},
-              {"intermediate_size", &m->intermediate_size}, {"max_position_embeddings", &m->max_position_embeddings},
+  } ints[] = {{"vocab_size", &m->vocab_size},
+              {"hidden_size", &m->hidden_size},
+              {"num_hidden_layers", &m->num_layers},
+              {"num_attention_heads", &m->num_heads},
+              {"intermediate_size", &m->intermediate_size},
+              {"max_position_embeddings", &m->max_position_embeddings},
               {"type_vocab_size", &m->type_vocab_size}};
   for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
     if (get_int(r, ints[i].key, ints[i].v, true)) return -1;
@@ -108,8 +111,8 @@ static int read_mux(reader *r, dmx_hf_config *c) {
   x->demuxing = DMX_DEMUX_INDEX;
   x->gaussian_hadamard_norm = 1.0f;
   x->binary_hadamard_epsilon = 0.0f;
-  x->attention_mask = false;        /* the original's behaviour (spec §1.8) */
-  x->second_embedding_pass = true;  /* likewise (§1.7) */
+  x->attention_mask = false;       /* the original's behaviour (spec §1.8) */
+  x->second_embedding_pass = true; /* likewise (§1.7) */
   int learn = 0, should_mux = -1, mux = 0, demux = 0;
   static const char *const muxes[] = {"gaussian_hadamard", "binary_hadamard", "random_ortho"};
   static const char *const demuxes[] = {"index", "mlp"};
@@ -133,9 +136,12 @@ static int read_mux(reader *r, dmx_hf_config *c) {
   }
   c->token_task = strstr(arch, "TokenClassification") != NULL || !strcmp(c->task, "ner");
   bool plain = !strcmp(arch, "RobertaForSequenceClassification") || !strcmp(arch, "RobertaForTokenClassification");
-  if (!has_n || should_mux == 0 || plain) c->setting = DMX_SETTING_BASELINE;
-  else if (c->task_loss_coeff == 0.0f) c->setting = DMX_SETTING_RETRIEVAL_PRETRAINING;
-  else c->setting = DMX_SETTING_FINETUNING;
+  if (!has_n || should_mux == 0 || plain)
+    c->setting = DMX_SETTING_BASELINE;
+  else if (c->task_loss_coeff == 0.0f)
+    c->setting = DMX_SETTING_RETRIEVAL_PRETRAINING;
+  else
+    c->setting = DMX_SETTING_FINETUNING;
   return 0;
 }
 
@@ -145,7 +151,9 @@ int dmx_hf_config_load(const char *path, dmx_hf_config *c, dmx_error *err) {
   char *text = dmx_read_file(path, &len, err);
   if (!text) return -1;
   dmx_json root;
-  dmx_json_opts o = {.what = path, .kind = "config.json (it must be one JSON object)", .max_depth = DMX_JSON_MAX_DEPTH,
+  dmx_json_opts o = {.what = path,
+                     .kind = "config.json (it must be one JSON object)",
+                     .max_depth = DMX_JSON_MAX_DEPTH,
                      .require_object = true};
   if (dmx_json_parse(text, len, &o, &root, err)) {
     free(text);
@@ -215,13 +223,15 @@ int dmx_hf_config_check_model(const dmx_hf_config *c, const dmx_model *m, const 
     return mismatch(err, path, "num_instances", c->mux.num_instances, dmx_model_N(m), "run with -N <that value>");
   const dmx_param *ie = dmx_model_find_param(m, "instance_embedding");
   if (ie && (ie->ndim == 3) != (c->mux.muxing == DMX_MUX_RANDOM_ORTHO))
-    return dmx_fail(err, "%s: the checkpoint's config.json has muxing_variant %s but this model uses %s: run with -m %s",
+    return dmx_fail(err,
+                    "%s: the checkpoint's config.json has muxing_variant %s but this model uses %s: run with -m %s",
                     path, dmx_muxing_name(c->mux.muxing), ie->ndim == 3 ? "random_ortho" : "a Hadamard variant",
                     dmx_muxing_name(c->mux.muxing));
   bool mlp = dmx_model_find_param(m, "demultiplexer.demux_module.dense_0.weight") ||
              dmx_model_find_param(m, "retrieval_head.demux_module.dense_0.weight");
   if (mlp != (c->mux.demuxing == DMX_DEMUX_MLP))
-    return dmx_fail(err, "%s: the checkpoint's config.json has demuxing_variant %s but this model uses %s: run with -d %s",
-                    path, dmx_demuxing_name(c->mux.demuxing), mlp ? "mlp" : "index", dmx_demuxing_name(c->mux.demuxing));
+    return dmx_fail(
+        err, "%s: the checkpoint's config.json has demuxing_variant %s but this model uses %s: run with -d %s", path,
+        dmx_demuxing_name(c->mux.demuxing), mlp ? "mlp" : "index", dmx_demuxing_name(c->mux.demuxing));
   return 0;
 }

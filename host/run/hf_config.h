@@ -14,12 +14,12 @@
 
 typedef struct {
   dmx_model_config model;
-  dmx_mux_config mux;      /* num_instances 1 and defaults for a plain RoBERTa (baseline) */
-  dmx_setting setting;     /* baseline (no num_instances, should_mux 0 or a plain Roberta architecture),
+  dmx_mux_config mux;  /* num_instances 1 and defaults for a plain RoBERTa (baseline) */
+  dmx_setting setting; /* baseline (no num_instances, should_mux 0 or a plain Roberta architecture),
                               retrieval_pretraining (task_loss_coeff 0) or finetuning */
-  bool token_task;         /* a *TokenClassification* architecture or finetuning_task "ner" */
-  int num_labels;          /* len(id2label), else num_labels, else Hugging Face's default 2 */
-  char task[32];           /* finetuning_task, or "" */
+  bool token_task;     /* a *TokenClassification* architecture or finetuning_task "ner" */
+  int num_labels;      /* len(id2label), else num_labels, else Hugging Face's default 2 */
+  char task[32];       /* finetuning_task, or "" */
   float task_loss_coeff, retrieval_loss_coeff; /* -1 when absent */
 } dmx_hf_config;
 

@@ -75,8 +75,9 @@ static int read_lines(FILE *in, bool pair, const char *task, lines *l, dmx_error
       char *tab = strchr(copy, '\t');
       if (!tab || strchr(tab + 1, '\t')) {
         free(buf);
-        return dmx_fail(err, "%s:%d: task %s takes a pair of sentences: write them on one line separated by one TAB "
-                             "(found %s)",
+        return dmx_fail(err,
+                        "%s:%d: task %s takes a pair of sentences: write them on one line separated by one TAB "
+                        "(found %s)",
                         WHAT, l->n, task, tab ? "more than one TAB" : "no TAB");
       }
       *tab = 0;
@@ -124,15 +125,17 @@ static int check_head(const dmx_model *m, const char *path, const char *task, dm
     const dmx_st_tensor *t = dmx_st_find(f, p->name);
     if (!t && p->alias[0]) t = dmx_st_find(f, p->alias);
     if (!t) {
-      rc = dmx_fail(err, "%s: the checkpoint has no %s: its task head is not this model's (trained for another kind "
-                         "of task, demuxing or setting, or a retrieval warm-up), so it cannot predict task %s",
+      rc = dmx_fail(err,
+                    "%s: the checkpoint has no %s: its task head is not this model's (trained for another kind "
+                    "of task, demuxing or setting, or a retrieval warm-up), so it cannot predict task %s",
                     file, p->name, task);
       break;
     }
     char have[96], want[96];
     if (!dmx_checkpoint_shape_matches(t, p, have, want, sizeof have)) {
-      rc = dmx_fail(err, "%s: %s has shape %s but task %s needs %s: the checkpoint's head was trained for another "
-                         "task (check --task)",
+      rc = dmx_fail(err,
+                    "%s: %s has shape %s but task %s needs %s: the checkpoint's head was trained for another "
+                    "task (check --task)",
                     file, p->name, have, task, want);
     }
   }
@@ -220,9 +223,9 @@ static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_error *err)
   if (B > groups_needed) B = groups_needed; /* the same groups of N, fewer padding groups */
   int L = e->task.max_length;
   int per_step = B * N;
-  dmx_input_kind input = e->setting == DMX_SETTING_BASELINE ? DMX_INPUT_PLAIN
+  dmx_input_kind input = e->setting == DMX_SETTING_BASELINE   ? DMX_INPUT_PLAIN
                          : e->mux.demuxing == DMX_DEMUX_INDEX ? DMX_INPUT_INDEX
-                                                          : DMX_INPUT_MLP;
+                                                              : DMX_INPUT_MLP;
   dmx_target_kind kind = token ? DMX_TARGET_TOKENS : DMX_TARGET_CLASS;
   int rc = 0;
   dmx_runtime *rt = NULL;

@@ -31,7 +31,8 @@ int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **
  * lambda(t - 1). */
 float dmx_learning_rate(const dmx_train_config *tc, int t, int total) {
   int s = t - 1;
-  if (tc->schedule == DMX_SCHEDULE_CONSTANT) return s < tc->warmup_steps ? tc->learning_rate * (float)s / (float)tc->warmup_steps : tc->learning_rate;
+  if (tc->schedule == DMX_SCHEDULE_CONSTANT)
+    return s < tc->warmup_steps ? tc->learning_rate * (float)s / (float)tc->warmup_steps : tc->learning_rate;
   if (s < tc->warmup_steps) return tc->learning_rate * (float)s / (float)(tc->warmup_steps > 0 ? tc->warmup_steps : 1);
   double frac = (double)(total - s) / (double)(total - tc->warmup_steps > 0 ? total - tc->warmup_steps : 1);
   return (float)(tc->learning_rate * (frac > 0 ? frac : 0));
@@ -70,6 +71,5 @@ int dmx_kill_at_step(void) {
   const char *s = getenv("DATAMUX_KILL_AT_STEP");
   return s && *s ? atoi(s) : -1;
 }
-
 
 int dmx_stop_signal(void) { return (int)stop_signal; }

@@ -64,15 +64,19 @@ int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out,
   /* warm-up text: the train split reads text_file; dev reads eval_file, or the dev split of the
    * GLUE task named by text_file, or WikiText's validation file */
   const char *src = e->task.text_file;
-  if (strcmp(split, "train") != 0 && e->task.eval_file[0]) src = e->task.eval_file;
-  else if (strcmp(split, "train") != 0 && (strchr(src, '/') || strchr(src, '.'))) src = "";
+  if (strcmp(split, "train") != 0 && e->task.eval_file[0])
+    src = e->task.eval_file;
+  else if (strcmp(split, "train") != 0 && (strchr(src, '/') || strchr(src, '.')))
+    src = "";
   o.text_source = src[0] ? src : NULL;
   if (strcmp(e->task.name, "text") != 0) o.file = strcmp(split, "train") ? e->task.eval_file : e->task.train_file;
   o.seed = (uint64_t)e->train.seed;
   if (dmx_dataset_load(&o, out, err) != 0) return -1;
   if (max_rows > 0 && out->n > max_rows) {
     out->n = max_rows; /* the first rows, in file order: a stated cap, not a silent drop */
-    if (log) fprintf(log, "  using the first %d rows (max_%s_examples)\n", max_rows, strcmp(split, "train") ? "eval" : "train");
+    if (log)
+      fprintf(log, "  using the first %d rows (max_%s_examples)\n", max_rows,
+              strcmp(split, "train") ? "eval" : "train");
   }
   return 0;
 }
@@ -189,8 +193,10 @@ static eval_result evaluate(trainer *t) {
 
 /* A JSON number, or null for values JSON cannot hold (F1 of a task without one is NaN). */
 static const char *json_number(char *buf, size_t cap, double v) {
-  if (isfinite(v)) snprintf(buf, cap, "%.6f", v);
-  else snprintf(buf, cap, "null");
+  if (isfinite(v))
+    snprintf(buf, cap, "%.6f", v);
+  else
+    snprintf(buf, cap, "null");
   return buf;
 }
 
@@ -210,7 +216,8 @@ static void eval_json(char *out, size_t cap, const eval_result *r, int step) {
 static void log_eval(trainer *t, int step, double epoch, const eval_result *r) {
   printf("eval step %d: %s %.4f (accuracy %.4f", step, r->metric_name, r->metric, r->accuracy);
   if (t->token) printf(", precision %.4f, recall %.4f, f1 %.4f", r->precision, r->recall, r->f1);
-  if (r->retrieval_loss > 0) printf(", retrieval accuracy %.4f, retrieval loss %.4f", r->retrieval_accuracy, r->retrieval_loss);
+  if (r->retrieval_loss > 0)
+    printf(", retrieval accuracy %.4f, retrieval loss %.4f", r->retrieval_accuracy, r->retrieval_loss);
   printf(") over %d examples\n", r->examples);
   fflush(stdout);
   if (t->metrics) {
@@ -223,7 +230,6 @@ static void log_eval(trainer *t, int step, double epoch, const eval_result *r) {
 }
 
 /* ------------------------------------------------------------------ schedule */
-
 
 /* ------------------------------------------------------------------ the run */
 
@@ -306,11 +312,11 @@ static void progress(int step, int total, float loss, double ips, double elapsed
 /* ------------------------------------------------------------------ training */
 
 typedef struct {
-  int step;              /* steps completed */
+  int step; /* steps completed */
   int best_step;
   eval_result best, final;
   double train_seconds;
-  int exit_code;         /* 0, or 128 + signal when interrupted */
+  int exit_code; /* 0, or 128 + signal when interrupted */
 } train_outcome;
 
 static void log_step(trainer *t, int step, int per_epoch, float lr, double ips) {
@@ -326,8 +332,7 @@ static void log_step(trainer *t, int step, int per_epoch, float lr, double ips) 
   t->last_loss = st.loss;
 }
 
-static int save_last(trainer *t, const dmx_batcher *bt, int step, int total, const train_outcome *o,
-                     dmx_error *err) {
+static int save_last(trainer *t, const dmx_batcher *bt, int step, int total, const train_outcome *o, dmx_error *err) {
   dmx_train_state s = {.step = step,
                        .total_steps = total,
                        .epoch = bt->epoch,
@@ -360,8 +365,9 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
   if (resume) {
     if (resume->total_steps != total) {
       dmx_batcher_free(&bt);
-      return dmx_fail(err, "the run was planned for %d steps but this experiment makes it %d (max_steps, epochs, "
-                           "batch size or data changed): resume with the run's own experiment.yaml",
+      return dmx_fail(err,
+                      "the run was planned for %d steps but this experiment makes it %d (max_steps, epochs, "
+                      "batch size or data changed): resume with the run's own experiment.yaml",
                       resume->total_steps, total);
     }
     first = resume->step + 1;
@@ -371,8 +377,8 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
     o->best.metric = resume->best_metric;
     o->train_seconds = resume->train_seconds;
   }
-  printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d instances, lr %g, eval every %d steps%s\n",
-         total, per_epoch, t->B, t->N, per_step, e->train.learning_rate, eval_every,
+  printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d instances, lr %g, eval every %d steps%s\n", total,
+         per_epoch, t->B, t->N, per_step, e->train.learning_rate, eval_every,
          e->train.time_budget_seconds > 0 ? ", with a time budget" : "");
   if (resume) printf("resuming after step %d (epoch %d)\n", resume->step, epoch);
   dmx_batcher_begin_epoch(&bt, epoch);
@@ -430,8 +436,8 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
     if (step == kill_step) raise(SIGKILL);
     if (dmx_stop_signal()) {
       printf("\n%s: checkpoint written after step %d. Resume with:\n  datamux train %s --resume %s\n",
-             dmx_stop_signal() == SIGINT ? "interrupted" : "terminated", step,
-             e->source_path[0] ? e->source_path : "", t->run_dir);
+             dmx_stop_signal() == SIGINT ? "interrupted" : "terminated", step, e->source_path[0] ? e->source_path : "",
+             t->run_dir);
       o->exit_code = 128 + dmx_stop_signal();
       break;
     }
@@ -516,8 +522,10 @@ int dmx_run_eval(const dmx_experiment *e) {
   dmx_error err = {{0}};
   trainer t;
   if (dmx_task_is_vision(e->task.name)) {
-    fprintf(stderr, "datamux eval: vision task %s: evaluate with `datamux train EXP.yaml --set training.do_train=false "
-                    "--model_path RUN --output_dir NEW_DIR` (it writes results.json there)\n", e->task.name);
+    fprintf(stderr,
+            "datamux eval: vision task %s: evaluate with `datamux train EXP.yaml --set training.do_train=false "
+            "--model_path RUN --output_dir NEW_DIR` (it writes results.json there)\n",
+            e->task.name);
     return 2;
   }
   if (!e->model_path[0]) {

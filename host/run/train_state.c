@@ -66,8 +66,9 @@ int dmx_moments_load(dmx_runtime *rt, const dmx_arena *adam_m, const dmx_arena *
   if (!f) return -1;
   const char *saved = dmx_st_meta(f, "step");
   if (!saved || atoi(saved) != step) {
-    dmx_fail(err, "%s: optimizer state is from step %s but trainer_state.json says %d (a mixed checkpoint: resume "
-                  "from another run directory or start over)",
+    dmx_fail(err,
+             "%s: optimizer state is from step %s but trainer_state.json says %d (a mixed checkpoint: resume "
+             "from another run directory or start over)",
              path, saved ? saved : "(none)", step);
     dmx_st_free(f);
     return -1;
@@ -96,28 +97,29 @@ int dmx_train_state_write(const char *dir, const dmx_train_state *s, dmx_error *
   char path[4200], buf[1024];
   snprintf(path, sizeof path, "%s/trainer_state.json", dir);
   /* %.17g: doubles round-trip exactly, so a resumed run compares best metrics bit for bit */
-  int n = snprintf(buf, sizeof buf,
-                   "{\n  \"step\": %d,\n  \"total_steps\": %d,\n  \"epoch\": %d,\n  \"next_row\": %d,\n"
-                   "  \"rng\": \"%016" PRIx64 "\",\n  \"best_step\": %d,\n  \"best_metric\": %.17g,\n"
-                   "  \"train_seconds\": %.17g\n}\n",
-                   s->step, s->total_steps, s->epoch, s->next_row, s->rng, s->best_step, s->best_metric,
-                   s->train_seconds);
+  int n =
+      snprintf(buf, sizeof buf,
+               "{\n  \"step\": %d,\n  \"total_steps\": %d,\n  \"epoch\": %d,\n  \"next_row\": %d,\n"
+               "  \"rng\": \"%016" PRIx64
+               "\",\n  \"best_step\": %d,\n  \"best_metric\": %.17g,\n"
+               "  \"train_seconds\": %.17g\n}\n",
+               s->step, s->total_steps, s->epoch, s->next_row, s->rng, s->best_step, s->best_metric, s->train_seconds);
   return dmx_write_file_atomic(path, buf, (size_t)n, err);
 }
 
 static int read_long(const dmx_json *root, const char *path, const char *key, long *out, dmx_error *err) {
   long long v;
   if (!dmx_json_integer(dmx_json_member(root, key), -1000000000000LL, 1000000000000LL, &v))
-    return dmx_fail(err, "%s: missing or malformed \"%s\" (the file is damaged: resume from another checkpoint)",
-                    path, key);
+    return dmx_fail(err, "%s: missing or malformed \"%s\" (the file is damaged: resume from another checkpoint)", path,
+                    key);
   *out = (long)v;
   return 0;
 }
 
 static int read_double(const dmx_json *root, const char *path, const char *key, double *out, dmx_error *err) {
   if (!dmx_json_number(dmx_json_member(root, key), out))
-    return dmx_fail(err, "%s: missing or malformed \"%s\" (the file is damaged: resume from another checkpoint)",
-                    path, key);
+    return dmx_fail(err, "%s: missing or malformed \"%s\" (the file is damaged: resume from another checkpoint)", path,
+                    key);
   return 0;
 }
 
@@ -140,8 +142,7 @@ int dmx_train_state_read(const char *dir, dmx_train_state *s, dmx_error *err) {
     errno = 0;
     s->rng = (uint64_t)strtoull(r, &end, 16);
   }
-  if (!rc && (!r || strlen(r) != 16 || errno || *end))
-    rc = dmx_fail(err, "%s: missing or malformed \"rng\"", path);
+  if (!rc && (!r || strlen(r) != 16 || errno || *end)) rc = dmx_fail(err, "%s: missing or malformed \"rng\"", path);
   dmx_json_free(&root);
   if (rc) return -1;
   if (step < 0 || total < 1 || step > total || epoch < 0 || next < 0 || best_step < -1 || best_step > step ||

@@ -16,12 +16,12 @@
 #include "host/runtime/runtime.h"
 
 typedef struct dmx_train_state {
-  int step;          /* steps completed */
-  int total_steps;   /* the schedule's length: a resumed run must use the same */
-  int epoch;         /* data order: epoch number and position of the next row in that epoch */
+  int step;        /* steps completed */
+  int total_steps; /* the schedule's length: a resumed run must use the same */
+  int epoch;       /* data order: epoch number and position of the next row in that epoch */
   int next_row;
-  uint64_t rng;      /* host RNG of the retrieval picks */
-  int best_step;     /* -1 when no evaluation happened yet */
+  uint64_t rng;  /* host RNG of the retrieval picks */
+  int best_step; /* -1 when no evaluation happened yet */
   double best_metric;
   double train_seconds; /* training time so far (for the time budget) */
 } dmx_train_state;

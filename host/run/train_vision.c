@@ -30,10 +30,10 @@ typedef struct {
   int n_train, n_test;
   float *train_x, *test_x; /* (n, S*S) crops in [0, 1] */
   uint8_t *train_y, *test_y;
-  float *bx;               /* (N*B, S*S) the step's images */
-  int32_t *by, *pred;      /* (N*B) */
-  uint32_t **perm;         /* per instance: training order of the epoch */
-  uint32_t **test_perm;    /* per instance: test order */
+  float *bx;            /* (N*B, S*S) the step's images */
+  int32_t *by, *pred;   /* (N*B) */
+  uint32_t **perm;      /* per instance: training order of the epoch */
+  uint32_t **test_perm; /* per instance: test order */
   FILE *metrics;
   char run_dir[1024];
 } vtrainer;
@@ -67,16 +67,20 @@ int dmx_vision_split_paths(const dmx_experiment *e, const char *split, char *ima
     } else {
       snprintf(images, cap, "%s", given);
       if (dmx_idx_labels_path(images, labels, cap))
-        return dmx_fail(err, "%s: cannot tell the labels file from this name (no 'images-idx3' in it); give "
-                             "task.%s as \"IMAGES,LABELS\"", given, train ? "train_file" : "eval_file");
+        return dmx_fail(err,
+                        "%s: cannot tell the labels file from this name (no 'images-idx3' in it); give "
+                        "task.%s as \"IMAGES,LABELS\"",
+                        given, train ? "train_file" : "eval_file");
     }
     return 0;
   }
   const char *t = e->task.name;
   char dirs[2][1100];
   int nd = 0;
-  if (!strcmp(t, "idx")) snprintf(dirs[nd++], sizeof dirs[0], "%s", e->task.data_dir);
-  else snprintf(dirs[nd++], sizeof dirs[0], "%s/%s", e->task.data_dir, !strcmp(t, "mnist") ? "mnist" : "fashion-mnist");
+  if (!strcmp(t, "idx"))
+    snprintf(dirs[nd++], sizeof dirs[0], "%s", e->task.data_dir);
+  else
+    snprintf(dirs[nd++], sizeof dirs[0], "%s/%s", e->task.data_dir, !strcmp(t, "mnist") ? "mnist" : "fashion-mnist");
   if (!strcmp(t, "fashion_mnist")) snprintf(dirs[nd++], sizeof dirs[0], "%s", FASHION_SYSTEM_DIR);
   const char *pre = train ? "train" : "t10k";
   char ib[64], lb[64];
@@ -84,11 +88,11 @@ int dmx_vision_split_paths(const dmx_experiment *e, const char *split, char *ima
   snprintf(lb, sizeof lb, "%s-labels-idx1-ubyte", pre);
   for (int d = 0; d < nd; d++)
     if (find_in(dirs[d], ib, images, cap) && find_in(dirs[d], lb, labels, cap)) return 0;
-  return dmx_fail(err, "%s %s split not found: looked for %s(.gz) and %s(.gz) in %s%s%s (%s)", t, split, ib, lb, dirs[0],
-                  nd > 1 ? " and " : "", nd > 1 ? dirs[1] : "",
-                  !strcmp(t, "mnist")            ? "data/fetch.sh --only mnist downloads MNIST"
+  return dmx_fail(err, "%s %s split not found: looked for %s(.gz) and %s(.gz) in %s%s%s (%s)", t, split, ib, lb,
+                  dirs[0], nd > 1 ? " and " : "", nd > 1 ? dirs[1] : "",
+                  !strcmp(t, "mnist")           ? "data/fetch.sh --only mnist downloads MNIST"
                   : !strcmp(t, "fashion_mnist") ? "Debian: apt-get install dataset-fashion-mnist"
-                                                 : "set task.train_file / task.eval_file");
+                                                : "set task.train_file / task.eval_file");
 }
 
 /* Loads a split, keeps the first max_rows, and centre-crops to S x S floats in [0, 1]. */
@@ -111,8 +115,7 @@ static int load_split(vtrainer *t, const char *split, int max_rows, float **x, u
   for (int i = 0; i < *n; i++) {
     const uint8_t *img = s.pixels + (size_t)i * s.rows * s.cols;
     for (int r = 0; r < t->S; r++)
-      for (int c = 0; c < t->S; c++)
-        (*x)[(size_t)i * t->P + r * t->S + c] = img[(r + r0) * s.cols + c + c0] / 255.0f;
+      for (int c = 0; c < t->S; c++) (*x)[(size_t)i * t->P + r * t->S + c] = img[(r + r0) * s.cols + c + c0] / 255.0f;
     (*y)[i] = s.labels[i];
   }
   printf("%s: %d of %d images (%dx%d, centre crop %d), %d classes, from %s\n", split, *n, s.n, s.rows, s.cols, t->S,
@@ -141,8 +144,10 @@ static int load_checkpoint(vtrainer *t, const char *model_path, dmx_error *err) 
   if (!file_exists(path)) snprintf(path, sizeof path, "%s/model.safetensors", model_path);
   if (!file_exists(path)) snprintf(path, sizeof path, "%s/best/model.safetensors", model_path);
   if (!file_exists(path))
-    return dmx_fail(err, "%s: no vision checkpoint there (looked for the file, model.safetensors and "
-                         "best/model.safetensors)", model_path);
+    return dmx_fail(err,
+                    "%s: no vision checkpoint there (looked for the file, model.safetensors and "
+                    "best/model.safetensors)",
+                    model_path);
   dmx_st_file *f = dmx_st_load(path, err);
   if (!f) return -1;
   int rc = 0;
@@ -170,8 +175,8 @@ static int setup(vtrainer *t, const dmx_experiment *e, dmx_error *err) {
   t->S = e->vision.crop;
   t->P = t->S * t->S;
   int ctrain = 0, ctest = 0;
-  if (e->train.do_train && load_split(t, "train", e->task.max_train_examples, &t->train_x, &t->train_y, &t->n_train,
-                                      &ctrain, err))
+  if (e->train.do_train &&
+      load_split(t, "train", e->task.max_train_examples, &t->train_x, &t->train_y, &t->n_train, &ctrain, err))
     return -1;
   if (load_split(t, "test", e->task.max_eval_examples, &t->test_x, &t->test_y, &t->n_test, &ctest, err)) return -1;
   t->classes = ctrain > ctest ? ctrain : ctest;
@@ -198,11 +203,12 @@ static int setup(vtrainer *t, const dmx_experiment *e, dmx_error *err) {
   if (!t->m) return -1;
   dmx_vision_model_init(t->m, (uint64_t)e->train.seed);
   if (e->model_path[0] && load_checkpoint(t, e->model_path, err)) return -1;
-  printf("model: %s, muxing %s, N=%d, %d groups per step, loss %s, optimizer %s, %zu trainable parameters, %.1f MiB "
-         "on the device\n",
-         e->vision.model == DMX_VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(e->vision.muxing), t->N, t->B,
-         e->vision.loss == DMX_VLOSS_MSE ? "mse" : "xent", e->vision.optimizer == DMX_VOPT_SGD ? "sgd" : "adamw",
-         dmx_vision_model_trainable_floats(t->m), dmx_vision_model_device_bytes(t->m) / 1048576.0);
+  printf(
+      "model: %s, muxing %s, N=%d, %d groups per step, loss %s, optimizer %s, %zu trainable parameters, %.1f MiB "
+      "on the device\n",
+      e->vision.model == DMX_VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(e->vision.muxing), t->N, t->B,
+      e->vision.loss == DMX_VLOSS_MSE ? "mse" : "xent", e->vision.optimizer == DMX_VOPT_SGD ? "sgd" : "adamw",
+      dmx_vision_model_trainable_floats(t->m), dmx_vision_model_device_bytes(t->m) / 1048576.0);
   return 0;
 }
 
@@ -275,12 +281,14 @@ static void json_accs(FILE *f, const veval *r, int N) {
 }
 
 static void log_eval(vtrainer *t, int step, double epoch, const veval *r) {
-  printf("eval step %d (epoch %.2f): mean accuracy %.4f, loss %.4f, per instance", step, epoch, r->mean_accuracy, r->loss);
+  printf("eval step %d (epoch %.2f): mean accuracy %.4f, loss %.4f, per instance", step, epoch, r->mean_accuracy,
+         r->loss);
   for (int i = 0; i < t->N; i++) printf(" %.4f", r->acc[i]);
   printf(" (%d test images per instance, %.1f s)\n", r->examples, r->seconds);
   fflush(stdout);
-  fprintf(t->metrics, "{\"event\": \"eval\", \"step\": %d, \"epoch\": %.4f, \"eval_mean_accuracy\": %.6f, "
-                      "\"eval_loss\": %.6f, \"eval_accuracy_per_instance\": ",
+  fprintf(t->metrics,
+          "{\"event\": \"eval\", \"step\": %d, \"epoch\": %.4f, \"eval_mean_accuracy\": %.6f, "
+          "\"eval_loss\": %.6f, \"eval_accuracy_per_instance\": ",
           step, epoch, r->mean_accuracy, r->loss);
   json_accs(t->metrics, r, t->N);
   fprintf(t->metrics, ", \"eval_examples\": %d}\n", r->examples);
@@ -322,8 +330,8 @@ static int fill_checkpoint(void *p, const char *dir, dmx_error *err) {
   vcommit *c = p;
   if (write_params(c->t, dir, err)) return -1;
   if (!c->state) return 0;
-  if (dmx_moments_save(c->t->rt, dmx_vision_model_adam_state(c->t->m, 0), dmx_vision_model_adam_state(c->t->m, 1),
-                       dir, c->state->step, err))
+  if (dmx_moments_save(c->t->rt, dmx_vision_model_adam_state(c->t->m, 0), dmx_vision_model_adam_state(c->t->m, 1), dir,
+                       c->state->step, err))
     return -1;
   return dmx_train_state_write(dir, c->state, err);
 }
@@ -343,8 +351,9 @@ static int write_results(vtrainer *t, const veval *final, const veval *best, int
   FILE *f = open_memstream(&text, &len);
   if (!f) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
   const dmx_experiment *e = t->e;
-  fprintf(f, "{\n  \"task\": \"%s\",\n  \"model\": \"%s\",\n  \"muxing\": \"%s\",\n  \"num_instances\": %d,\n", e->task.name,
-          e->vision.model == DMX_VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(e->vision.muxing), t->N);
+  fprintf(f, "{\n  \"task\": \"%s\",\n  \"model\": \"%s\",\n  \"muxing\": \"%s\",\n  \"num_instances\": %d,\n",
+          e->task.name, e->vision.model == DMX_VMODEL_LENET ? "lenet" : "mlp", dmx_vision_muxing_name(e->vision.muxing),
+          t->N);
   fprintf(f, "  \"groups_per_step\": %d,\n  \"steps\": %d,\n  \"train_seconds\": %.2f,\n", t->B, steps, secs);
   fprintf(f, "  \"train_images_per_second\": %.2f,\n  \"eval_images_per_second\": %.2f,\n", ips, eval_ips);
   fprintf(f, "  \"final\": {\"mean_accuracy\": %.6f, \"loss\": %.6f, \"examples\": %d, \"accuracy_per_instance\": ",
@@ -381,8 +390,9 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
   if (resume_dir) snprintf(ex.model_path, sizeof ex.model_path, "%s/model.safetensors", ckpt);
   int rc = setup(&t, &ex, &err);
   t.e = e; /* the run's own experiment from here on (model_path pointed setup at the checkpoint) */
-  if (rc || (resume_dir && dmx_moments_load(t.rt, dmx_vision_model_adam_state(t.m, 0),
-                                            dmx_vision_model_adam_state(t.m, 1), ckpt, state.step, &err)) ||
+  if (rc ||
+      (resume_dir && dmx_moments_load(t.rt, dmx_vision_model_adam_state(t.m, 0), dmx_vision_model_adam_state(t.m, 1),
+                                      ckpt, state.step, &err)) ||
       open_run_dir(&t, &err)) {
     fprintf(stderr, "datamux train: %s\n", err.msg);
     teardown(&t);
@@ -524,7 +534,7 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
     best = final;
     best_step = 0;
   }
-  double eval_ips = final.seconds > 0 ? (double)final.examples * N / final.seconds : 0;
+  double eval_ips = final.seconds > 0 ? (double) final.examples * N / final.seconds : 0;
   printf("final test mean accuracy %.4f (best %.4f at step %d); evaluation %.1f images/s\n", final.mean_accuracy,
          best.mean_accuracy, best_step, eval_ips);
   if (write_results(&t, &final, &best, best_step, step, secs, ips, eval_ips, &err))

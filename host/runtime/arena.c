@@ -17,9 +17,10 @@ void dmx_arena_add(dmx_arena *a, dmx_tensor *t, size_t n) {
   if (a->committed) dmx_die("arena '%s': tensor added after commit (a program bug)", a->name);
   size_t aligned = (n + DMX_ALIGN - 1) / DMX_ALIGN * DMX_ALIGN;
   if (aligned > a->max_floats_per_buffer)
-    dmx_die("arena '%s': one tensor of %zu bytes exceeds the device's max allocation of %zu bytes; use a smaller "
-            "model or batch",
-            a->name, n * sizeof(float), a->max_floats_per_buffer * sizeof(float));
+    dmx_die(
+        "arena '%s': one tensor of %zu bytes exceeds the device's max allocation of %zu bytes; use a smaller "
+        "model or batch",
+        a->name, n * sizeof(float), a->max_floats_per_buffer * sizeof(float));
   if (a->n_buffers == 0 || a->used[a->n_buffers - 1] + aligned > a->max_floats_per_buffer) {
     a->bufs = dmx_realloc(a->bufs, (size_t)(a->n_buffers + 1) * sizeof *a->bufs);
     a->used = dmx_realloc(a->used, (size_t)(a->n_buffers + 1) * sizeof *a->used);
@@ -50,14 +51,16 @@ size_t dmx_arena_bytes(const dmx_arena *a) {
 int dmx_arena_commit(dmx_arena *a, dmx_error *err) {
   size_t need = dmx_arena_bytes(a);
   if (need > a->rt->info.global_mem)
-    return dmx_fail(err, "arena '%s' needs %.1f MiB but %s has %.1f MiB of global memory; use a smaller model, batch "
+    return dmx_fail(err,
+                    "arena '%s' needs %.1f MiB but %s has %.1f MiB of global memory; use a smaller model, batch "
                     "or sequence length",
                     a->name, need / 1048576.0, a->rt->info.name, a->rt->info.global_mem / 1048576.0);
   for (int i = 0; i < a->n_buffers; i++) {
     cl_int st;
     a->bufs[i] = clCreateBuffer(a->rt->ctx, CL_MEM_READ_WRITE, a->used[i] * sizeof(float), NULL, &st);
     if (st != CL_SUCCESS)
-      return dmx_fail(err, "arena '%s': clCreateBuffer of %.1f MiB failed: %s (device memory is %.1f MiB); use a "
+      return dmx_fail(err,
+                      "arena '%s': clCreateBuffer of %.1f MiB failed: %s (device memory is %.1f MiB); use a "
                       "smaller model or batch",
                       a->name, a->used[i] * sizeof(float) / 1048576.0, dmx_cl_status_name(st),
                       a->rt->info.global_mem / 1048576.0);
@@ -97,7 +100,8 @@ void dmx_upload_async(dmx_runtime *rt, dmx_tensor t, const void *src, size_t byt
   rt->stat_uploads++;
   rt->stat_upload_bytes += bytes;
   cl_event ev = NULL;
-  DMX_CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, src, 0, NULL, rt->observer ? &ev : NULL));
+  DMX_CL_CHECK(
+      clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, src, 0, NULL, rt->observer ? &ev : NULL));
   if (rt->observer) dmx_observe(rt, ev, DMX_KERNEL_COUNT, NULL);
 }
 
@@ -140,7 +144,8 @@ void dmx_stager_upload(dmx_runtime *rt, dmx_stager *s, dmx_tensor t, const void 
   rt->stat_upload_bytes += bytes;
   s->used += aligned;
   cl_event ev = NULL;
-  DMX_CL_CHECK(clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, dst, 0, NULL, rt->observer ? &ev : NULL));
+  DMX_CL_CHECK(
+      clEnqueueWriteBuffer(rt->queue, t.buf, CL_FALSE, t.off * 4, bytes, dst, 0, NULL, rt->observer ? &ev : NULL));
   if (rt->observer) dmx_observe(rt, ev, DMX_KERNEL_COUNT, NULL);
 }
 
@@ -170,4 +175,3 @@ dmx_tensor dmx_buffer_create(dmx_runtime *rt, size_t n_floats) {
 void dmx_buffer_release(dmx_tensor t) {
   if (t.buf) clReleaseMemObject(t.buf);
 }
-

@@ -33,7 +33,7 @@ static void fill_device_info(dmx_device_info *di, cl_platform_id p, cl_device_id
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof di->max_alloc, &di->max_alloc, NULL));
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof di->max_work_group, &di->max_work_group, NULL));
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof di->mem_base_addr_align_bits,
-                           &di->mem_base_addr_align_bits, NULL));
+                               &di->mem_base_addr_align_bits, NULL));
   size_t ext_len = 0;
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &ext_len));
   char *ext = dmx_malloc(ext_len + 1);
@@ -132,6 +132,7 @@ int dmx_choose_device(const dmx_device_info *devs, int n, const char *sel, const
 void dmx_device_folder_name(const char *in, char *out, size_t cap) {
   size_t n = 0;
   for (; *in && n + 1 < cap; in++)
-    out[n++] = (char)((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') || (*in >= '0' && *in <= '9') ? *in : '_');
+    out[n++] =
+        (char)((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') || (*in >= '0' && *in <= '9') ? *in : '_');
   out[n] = 0;
 }

@@ -53,29 +53,33 @@ static gemm_state *state(dmx_runtime *rt) { return dmx_ext_get(rt, DMX_EXT_GEMM,
 const char *dmx_clblast_status_name(int s) {
   switch (s) {
 #define C(x) \
-  case x:    \
-    return #x;
-    C(CLBlastSuccess) C(CLBlastOpenCLCompilerNotAvailable) C(CLBlastTempBufferAllocFailure)
-    C(CLBlastOpenCLOutOfResources) C(CLBlastOpenCLOutOfHostMemory) C(CLBlastOpenCLBuildProgramFailure)
-    C(CLBlastInvalidValue) C(CLBlastInvalidCommandQueue) C(CLBlastInvalidMemObject) C(CLBlastInvalidBinary)
-    C(CLBlastInvalidBuildOptions) C(CLBlastInvalidProgram) C(CLBlastInvalidProgramExecutable)
-    C(CLBlastInvalidKernelName) C(CLBlastInvalidKernelDefinition) C(CLBlastInvalidKernel)
-    C(CLBlastInvalidArgIndex) C(CLBlastInvalidArgValue) C(CLBlastInvalidArgSize) C(CLBlastInvalidKernelArgs)
-    C(CLBlastInvalidLocalNumDimensions) C(CLBlastInvalidLocalThreadsTotal) C(CLBlastInvalidLocalThreadsDim)
-    C(CLBlastInvalidGlobalOffset) C(CLBlastInvalidEventWaitList) C(CLBlastInvalidEvent)
-    C(CLBlastInvalidOperation) C(CLBlastInvalidBufferSize) C(CLBlastInvalidGlobalWorkSize)
-    C(CLBlastNotImplemented) C(CLBlastInvalidMatrixA) C(CLBlastInvalidMatrixB) C(CLBlastInvalidMatrixC)
-    C(CLBlastInvalidVectorX) C(CLBlastInvalidVectorY) C(CLBlastInvalidDimension) C(CLBlastInvalidLeadDimA)
-    C(CLBlastInvalidLeadDimB) C(CLBlastInvalidLeadDimC) C(CLBlastInvalidIncrementX) C(CLBlastInvalidIncrementY)
-    C(CLBlastInsufficientMemoryA) C(CLBlastInsufficientMemoryB) C(CLBlastInsufficientMemoryC)
-    C(CLBlastInsufficientMemoryX) C(CLBlastInsufficientMemoryY) C(CLBlastInsufficientMemoryTemp)
-    C(CLBlastInvalidBatchCount) C(CLBlastInvalidOverrideKernel) C(CLBlastMissingOverrideParameter)
-    C(CLBlastInvalidLocalMemUsage) C(CLBlastNoHalfPrecision) C(CLBlastNoDoublePrecision)
-    C(CLBlastInvalidVectorScalar) C(CLBlastInsufficientMemoryScalar) C(CLBlastDatabaseError)
-    C(CLBlastUnknownError) C(CLBlastUnexpectedError)
+  case x: return #x;
+    C(CLBlastSuccess)
+    C(CLBlastOpenCLCompilerNotAvailable) C(CLBlastTempBufferAllocFailure) C(CLBlastOpenCLOutOfResources) C(
+        CLBlastOpenCLOutOfHostMemory) C(CLBlastOpenCLBuildProgramFailure) C(CLBlastInvalidValue)
+        C(CLBlastInvalidCommandQueue) C(CLBlastInvalidMemObject) C(CLBlastInvalidBinary) C(
+            CLBlastInvalidBuildOptions) C(CLBlastInvalidProgram) C(CLBlastInvalidProgramExecutable)
+            C(CLBlastInvalidKernelName) C(CLBlastInvalidKernelDefinition) C(CLBlastInvalidKernel) C(
+                CLBlastInvalidArgIndex) C(CLBlastInvalidArgValue) C(CLBlastInvalidArgSize) C(CLBlastInvalidKernelArgs)
+                C(CLBlastInvalidLocalNumDimensions) C(CLBlastInvalidLocalThreadsTotal) C(CLBlastInvalidLocalThreadsDim)
+                    C(CLBlastInvalidGlobalOffset) C(CLBlastInvalidEventWaitList) C(CLBlastInvalidEvent)
+                        C(CLBlastInvalidOperation) C(CLBlastInvalidBufferSize) C(CLBlastInvalidGlobalWorkSize)
+                            C(CLBlastNotImplemented) C(CLBlastInvalidMatrixA) C(CLBlastInvalidMatrixB)
+                                C(CLBlastInvalidMatrixC) C(CLBlastInvalidVectorX) C(CLBlastInvalidVectorY)
+                                    C(CLBlastInvalidDimension) C(CLBlastInvalidLeadDimA) C(CLBlastInvalidLeadDimB) C(
+                                        CLBlastInvalidLeadDimC) C(CLBlastInvalidIncrementX) C(CLBlastInvalidIncrementY)
+                                        C(CLBlastInsufficientMemoryA) C(CLBlastInsufficientMemoryB)
+                                            C(CLBlastInsufficientMemoryC) C(CLBlastInsufficientMemoryX)
+                                                C(CLBlastInsufficientMemoryY) C(CLBlastInsufficientMemoryTemp)
+                                                    C(CLBlastInvalidBatchCount) C(CLBlastInvalidOverrideKernel) C(
+                                                        CLBlastMissingOverrideParameter) C(CLBlastInvalidLocalMemUsage)
+                                                        C(CLBlastNoHalfPrecision) C(CLBlastNoDoublePrecision)
+                                                            C(CLBlastInvalidVectorScalar)
+                                                                C(CLBlastInsufficientMemoryScalar)
+                                                                    C(CLBlastDatabaseError) C(CLBlastUnknownError)
+                                                                        C(CLBlastUnexpectedError)
 #undef C
-    default:
-      return dmx_cl_status_name(s);
+                                                                            default : return dmx_cl_status_name(s);
   }
 }
 
@@ -103,8 +107,8 @@ static void sync_account(dmx_runtime *rt, double t0) {
   gs->gemm_seconds += dmx_now_seconds() - t0;
 }
 
-void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, dmx_tensor A,
-              size_t lda, dmx_tensor B, size_t ldb, float beta, dmx_tensor C, size_t ldc) {
+void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, dmx_tensor A, size_t lda,
+              dmx_tensor B, size_t ldb, float beta, dmx_tensor C, size_t ldc) {
   gemm_state *gs = state(rt);
   double ts = sync_mark(rt);
   double t0 = dmx_now_seconds();
@@ -133,8 +137,8 @@ void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, f
   check_blast(st, "CLBlastSgemmWithTempBuffer", m, n, k, ta, tb);
   if (before) {
     char label[64];
-    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c", rt->scope ? rt->scope : "gemm", m, n, k,
-             ta ? 'T' : 'N', tb ? 'T' : 'N');
+    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c", rt->scope ? rt->scope : "gemm", m, n, k, ta ? 'T' : 'N',
+             tb ? 'T' : 'N');
     dmx_span_end(rt, before, 2.0 * (double)m * (double)n * (double)k, label);
   }
   gs->stats.calls++;
@@ -143,8 +147,8 @@ void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, f
 }
 
 void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, dmx_tensor A,
-                      size_t lda, size_t stride_a, dmx_tensor B, size_t ldb, size_t stride_b, float beta,
-                      dmx_tensor C, size_t ldc, size_t stride_c, size_t batch) {
+                      size_t lda, size_t stride_a, dmx_tensor B, size_t ldb, size_t stride_b, float beta, dmx_tensor C,
+                      size_t ldc, size_t stride_c, size_t batch) {
   gemm_state *gs = state(rt);
   double t0 = dmx_now_seconds();
   if (batch == 1) {
@@ -153,14 +157,14 @@ void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, siz
   }
   double ts = sync_mark(rt);
   cl_event before = dmx_span_begin(rt);
-  CLBlastStatusCode st =
-      CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off, lda, stride_a,
-                                 B.buf, B.off, ldb, stride_b, beta, C.buf, C.off, ldc, stride_c, batch, &rt->queue, NULL);
+  CLBlastStatusCode st = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A.buf, A.off,
+                                                    lda, stride_a, B.buf, B.off, ldb, stride_b, beta, C.buf, C.off, ldc,
+                                                    stride_c, batch, &rt->queue, NULL);
   check_blast(st, "CLBlastSgemmStridedBatched", m, n, k, ta, tb);
   if (before) {
     char label[64];
-    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c x%zu", rt->scope ? rt->scope : "gemm", m, n, k,
-             ta ? 'T' : 'N', tb ? 'T' : 'N', batch);
+    snprintf(label, sizeof label, "%s %zux%zux%zu %c%c x%zu", rt->scope ? rt->scope : "gemm", m, n, k, ta ? 'T' : 'N',
+             tb ? 'T' : 'N', batch);
     dmx_span_end(rt, before, 2.0 * (double)m * (double)n * (double)k * (double)batch, label);
   }
   gs->stats.calls++;
@@ -272,8 +276,10 @@ int dmx_gemm_load_tuning(dmx_runtime *rt, const char *dir, dmx_error *err) {
     snprintf(file, sizeof file, "%s/%s", path, names[i]);
     if (rc == 0) {
       int r = dmx_gemm_apply_tuning_file(rt, file, err);
-      if (r < 0) rc = -1;
-      else applied += r;
+      if (r < 0)
+        rc = -1;
+      else
+        applied += r;
     }
     free(names[i]);
   }

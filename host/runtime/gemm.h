@@ -9,15 +9,13 @@
 
 #include "host/runtime/runtime.h"
 
-void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
-              dmx_tensor A, size_t lda, dmx_tensor B, size_t ldb, float beta, dmx_tensor C,
-              size_t ldc);
+void dmx_gemm(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, dmx_tensor A, size_t lda,
+              dmx_tensor B, size_t ldb, float beta, dmx_tensor C, size_t ldc);
 
 /* batch independent GEMMs; operand i starts at A.off + i*stride_a (likewise B, C). */
-void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
-                      dmx_tensor A, size_t lda, size_t stride_a, dmx_tensor B, size_t ldb,
-                      size_t stride_b, float beta, dmx_tensor C, size_t ldc, size_t stride_c,
-                      size_t batch);
+void dmx_gemm_batched(dmx_runtime *rt, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, dmx_tensor A,
+                      size_t lda, size_t stride_a, dmx_tensor B, size_t ldb, size_t stride_b, float beta, dmx_tensor C,
+                      size_t ldc, size_t stride_c, size_t batch);
 
 typedef struct {
   bool batched, ta, tb;

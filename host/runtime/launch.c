@@ -15,18 +15,10 @@ static void set_args(cl_kernel k, int nargs, const dmx_karg *args, const char *f
         if (st == CL_SUCCESS) st = clSetKernelArg(k, idx++, sizeof off, &off);
         break;
       }
-      case DMX_KA_INT:
-        st = clSetKernelArg(k, idx++, sizeof(cl_int), &a->i);
-        break;
-      case DMX_KA_FLOAT:
-        st = clSetKernelArg(k, idx++, sizeof(cl_float), &a->f);
-        break;
-      case DMX_KA_MEM:
-        st = clSetKernelArg(k, idx++, sizeof(cl_mem), &a->m);
-        break;
-      case DMX_KA_LOCAL:
-        st = clSetKernelArg(k, idx++, a->bytes, NULL);
-        break;
+      case DMX_KA_INT: st = clSetKernelArg(k, idx++, sizeof(cl_int), &a->i); break;
+      case DMX_KA_FLOAT: st = clSetKernelArg(k, idx++, sizeof(cl_float), &a->f); break;
+      case DMX_KA_MEM: st = clSetKernelArg(k, idx++, sizeof(cl_mem), &a->m); break;
+      case DMX_KA_LOCAL: st = clSetKernelArg(k, idx++, a->bytes, NULL); break;
       case DMX_KA_ULONG: {
         cl_ulong v = a->bytes;
         st = clSetKernelArg(k, idx++, sizeof v, &v);
@@ -41,8 +33,8 @@ static void set_args(cl_kernel k, int nargs, const dmx_karg *args, const char *f
   }
 }
 
-static void enqueue_range(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *offset, const size_t *global,
-                          const size_t *local, const char *file, int line) {
+static void enqueue_range(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *offset,
+                          const size_t *global, const size_t *local, const char *file, int line) {
   /* an event only while the op-level profile records: none otherwise */
   cl_event ev = NULL;
   cl_int st =
@@ -55,8 +47,8 @@ static void enqueue_range(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int di
   if (rt->observer) dmx_observe(rt, ev, id, id < DMX_KERNEL_COUNT ? dmx_kernel_name(id) : NULL);
 }
 
-void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local, int nargs,
-                   const dmx_karg *args, const char *file, int line) {
+void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local,
+                   int nargs, const dmx_karg *args, const char *file, int line) {
   set_args(k, nargs, args, file, line);
   size_t g[3];
   for (int d = 0; d < dims; d++) {
@@ -66,8 +58,8 @@ void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, con
   enqueue_range(rt, k, id, dims, NULL, g, local, file, line);
 }
 
-void dmx_launch_exact_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local, int nargs,
-                         const dmx_karg *args, const char *file, int line) {
+void dmx_launch_exact_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global,
+                         const size_t *local, int nargs, const dmx_karg *args, const char *file, int line) {
   if (dims < 1 || dims > 3) dmx_die_at(file, line, "dmx_launch_exact: %d dimensions (1 to 3 supported)", dims);
   for (int d = 0; d < dims; d++)
     if (global[d] == 0) return; /* nothing to run */

@@ -21,20 +21,20 @@ typedef struct {
 #define KA_MEM(x) ((dmx_karg){.kind = DMX_KA_MEM, .m = (x)})
 #define KA_LOCAL(b) ((dmx_karg){.kind = DMX_KA_LOCAL, .bytes = (b)})
 #define KA_UL(x) ((dmx_karg){.kind = DMX_KA_ULONG, .bytes = (size_t)(x)})
-#define DMX_KARGS(...) (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]) { __VA_ARGS__ }
+#define DMX_KARGS(...) \
+  (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]) { __VA_ARGS__ }
 
 /* Enqueues kernel k (handle id, or DMX_KERNEL_COUNT for a kernel from outside kernels.def) over a
  * 1-, 2- or 3-D global size (rounded up to the local size; kernels guard their bounds). local
  * may be NULL (the runtime picks). Never waits. */
-void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global,
-                   const size_t *local, int nargs, const dmx_karg *args, const char *file, int line);
-#define dmx_launch(rt, id, dims, global, local, ...)                                                     \
-  dmx_launch_at((rt), dmx_kernel((rt), (id)), (id), (dims), (global), (local), DMX_KARGS(__VA_ARGS__), \
-                __FILE__, __LINE__)
-/* The same for a kernel the caller created itself (tests, tools). */
-#define dmx_launch_cl(rt, k, dims, global, local, ...)                                                 \
-  dmx_launch_at((rt), (k), DMX_KERNEL_COUNT, (dims), (global), (local), DMX_KARGS(__VA_ARGS__), __FILE__, \
+void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local,
+                   int nargs, const dmx_karg *args, const char *file, int line);
+#define dmx_launch(rt, id, dims, global, local, ...)                                                             \
+  dmx_launch_at((rt), dmx_kernel((rt), (id)), (id), (dims), (global), (local), DMX_KARGS(__VA_ARGS__), __FILE__, \
                 __LINE__)
+/* The same for a kernel the caller created itself (tests, tools). */
+#define dmx_launch_cl(rt, k, dims, global, local, ...) \
+  dmx_launch_at((rt), (k), DMX_KERNEL_COUNT, (dims), (global), (local), DMX_KARGS(__VA_ARGS__), __FILE__, __LINE__)
 
 /* Enqueues over exactly `global` work-items: the kernel has no bounds guard, because on PoCL
  * an early `if (i >= n) return` stops the work-group vectoriser (elementwise kernels ran 2.5-3.5x
@@ -43,9 +43,9 @@ void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, con
  * divide global[d]. Never waits. */
 void dmx_launch_exact_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global,
                          const size_t *local, int nargs, const dmx_karg *args, const char *file, int line);
-#define dmx_launch_exact(rt, id, dims, global, local, ...)                                                     \
-  dmx_launch_exact_at((rt), dmx_kernel((rt), (id)), (id), (dims), (global), (local), DMX_KARGS(__VA_ARGS__), \
-                      __FILE__, __LINE__)
+#define dmx_launch_exact(rt, id, dims, global, local, ...)                                                             \
+  dmx_launch_exact_at((rt), dmx_kernel((rt), (id)), (id), (dims), (global), (local), DMX_KARGS(__VA_ARGS__), __FILE__, \
+                      __LINE__)
 
 /* Enqueues zeroing (or any value) of t's n floats, as a kernel: 2-3x faster than
  * clEnqueueFillBuffer on PoCL. */

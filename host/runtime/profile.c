@@ -61,10 +61,10 @@ int dmx_prof_gemm_category(const char *scope) {
   static const struct {
     const char *scope;
     int cat;
-  } map[] = {{"qkv", DMX_PROF_GEMM_QKV},         {"attn_out", DMX_PROF_GEMM_ATTN_OUT},
-             {"ffn_up", DMX_PROF_GEMM_FFN_UP},   {"ffn_down", DMX_PROF_GEMM_FFN_DOWN},
-             {"attention", DMX_PROF_GEMM_ATTENTION}, {"mux", DMX_PROF_GEMM_MUX},
-             {"heads", DMX_PROF_GEMM_HEADS},     {"vocab", DMX_PROF_GEMM_VOCAB}};
+  } map[] = {
+      {"qkv", DMX_PROF_GEMM_QKV},           {"attn_out", DMX_PROF_GEMM_ATTN_OUT},   {"ffn_up", DMX_PROF_GEMM_FFN_UP},
+      {"ffn_down", DMX_PROF_GEMM_FFN_DOWN}, {"attention", DMX_PROF_GEMM_ATTENTION}, {"mux", DMX_PROF_GEMM_MUX},
+      {"heads", DMX_PROF_GEMM_HEADS},       {"vocab", DMX_PROF_GEMM_VOCAB}};
   if (!scope) return DMX_PROF_GEMM_OTHER;
   for (size_t i = 0; i < sizeof map / sizeof *map; i++)
     if (!strcmp(scope, map[i].scope)) return map[i].cat;
@@ -101,8 +101,9 @@ bool dmx_prof_active(const dmx_runtime *rt) { return attached(rt) != NULL; }
 
 void dmx_prof_start(dmx_runtime *rt) {
   if (!rt->profiling)
-    dmx_die("op-level profiling needs a queue created with profiling (dmx_runtime_create(..., true, ...)): a "
-            "program bug");
+    dmx_die(
+        "op-level profiling needs a queue created with profiling (dmx_runtime_create(..., true, ...)): a "
+        "program bug");
   if (attached(rt)) return;
   if (rt->observer) dmx_die("op-level profiling: the runtime has another observer attached (a program bug)");
   recorder *p = dmx_calloc(1, sizeof *p);
@@ -206,14 +207,16 @@ int dmx_prof_collect(dmx_runtime *rt, dmx_prof_totals *t, dmx_error *err) {
     cl_int status = CL_COMPLETE;
     DMX_CL_CHECK(clGetEventInfo(r->after, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL));
     if (status != CL_COMPLETE) {
-      rc = dmx_fail(err, "profile: a %s command had not completed when its events were read (status %d): finish "
-                         "the queue before dmx_prof_collect",
+      rc = dmx_fail(err,
+                    "profile: a %s command had not completed when its events were read (status %d): finish "
+                    "the queue before dmx_prof_collect",
                     dmx_prof_cat_name(r->cat), (int)status);
       break;
     }
     cl_ulong a = 0, b = 0;
-    bool ok = r->before ? stamp(r->before, CL_PROFILING_COMMAND_END, &a) && stamp(r->after, CL_PROFILING_COMMAND_END, &b)
-                        : stamp(r->after, CL_PROFILING_COMMAND_START, &a) && stamp(r->after, CL_PROFILING_COMMAND_END, &b);
+    bool ok = r->before
+                  ? stamp(r->before, CL_PROFILING_COMMAND_END, &a) && stamp(r->after, CL_PROFILING_COMMAND_END, &b)
+                  : stamp(r->after, CL_PROFILING_COMMAND_START, &a) && stamp(r->after, CL_PROFILING_COMMAND_END, &b);
     t->records++;
     if (!ok || b < a) {
       t->unavailable++;
@@ -255,8 +258,10 @@ void dmx_prof_json_commands(FILE *f, const dmx_prof_totals *t, int steps, const 
     const dmx_prof_item *it = order[i];
     fprintf(f, "%s\n%s  {\"command\": \"", i ? "," : "", indent);
     for (const char *c = it->label; *c; c++) /* labels are kernel names and shapes; escape anyway */
-      if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-      else if ((unsigned char)*c >= 0x20) fputc(*c, f);
+      if (*c == '"' || *c == '\\')
+        fprintf(f, "\\%c", *c);
+      else if ((unsigned char)*c >= 0x20)
+        fputc(*c, f);
     fprintf(f, "\", \"category\": \"%s\", \"seconds_per_step\": %.6f, \"count_per_step\": %.2f",
             dmx_prof_cat_name(it->cat), it->seconds / steps, (double)it->count / steps);
     if (it->flops > 0 && it->seconds > 0) fprintf(f, ", \"gflops\": %.3f", it->flops / it->seconds / 1e9);

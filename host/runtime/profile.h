@@ -68,10 +68,10 @@ typedef struct {
 
 /* Sums over the collected steps. */
 typedef struct {
-  double seconds[DMX_PROF_N]; /* device time attributed to each category */
-  long count[DMX_PROF_N];     /* commands (a GEMM counts once) */
-  double flops[DMX_PROF_N];   /* GEMM floating-point operations (2mnk per product) */
-  long records, unavailable;  /* events read; events whose timestamps the driver did not give */
+  double seconds[DMX_PROF_N];              /* device time attributed to each category */
+  long count[DMX_PROF_N];                  /* commands (a GEMM counts once) */
+  double flops[DMX_PROF_N];                /* GEMM floating-point operations (2mnk per product) */
+  long records, unavailable;               /* events read; events whose timestamps the driver did not give */
   dmx_prof_item items[DMX_PROF_MAX_ITEMS]; /* per kind of command; beyond the cap the rest go to "(more)" */
   int n_items;
 } dmx_prof_totals;

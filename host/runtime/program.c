@@ -76,8 +76,8 @@ static void print_build_log(dmx_runtime *rt, cl_program prog, const char *name) 
   logtxt[0] = 0;
   clGetProgramBuildInfo(prog, rt->info.device, CL_PROGRAM_BUILD_LOG, n, logtxt, NULL);
   logtxt[n] = 0;
-  fprintf(stderr, "datamux: building cl/%s failed on %s. Compiler log (line numbers are lines of cl/%s):\n%s\n",
-          name, rt->info.name, name, logtxt);
+  fprintf(stderr, "datamux: building cl/%s failed on %s. Compiler log (line numbers are lines of cl/%s):\n%s\n", name,
+          rt->info.name, name, logtxt);
   free(logtxt);
 }
 

@@ -18,8 +18,7 @@ const char *dmx_kernel_file(dmx_kernel_id k);
 cl_program dmx_program_of(dmx_runtime *rt, const char *file);
 
 /* Builds a program from explicit source (tests, tools). Cached like the embedded ones. */
-cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src, size_t len,
-                             const char *options);
+cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src, size_t len, const char *options);
 
 /* Releases every kernel and program (dmx_runtime_destroy). */
 void dmx_programs_release(dmx_runtime *rt);

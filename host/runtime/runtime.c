@@ -8,8 +8,9 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
   dmx_device_info *devs;
   int n = dmx_list_devices(&devs);
   if (n == 0)
-    dmx_die("no OpenCL device found: install an OpenCL driver (on Debian: apt-get install pocl-opencl-icd "
-            "for the CPU, or your GPU vendor's ICD) and check with `clinfo -l`");
+    dmx_die(
+        "no OpenCL device found: install an OpenCL driver (on Debian: apt-get install pocl-opencl-icd "
+        "for the CPU, or your GPU vendor's ICD) and check with `clinfo -l`");
   const char *sel = selector && *selector ? selector : getenv("DATAMUX_DEVICE");
   const char *why = "";
   int idx = dmx_choose_device(devs, n, sel, &why);
@@ -42,7 +43,6 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
             rt->info.platform_name, why);
   return rt;
 }
-
 
 void dmx_runtime_destroy(dmx_runtime *rt) {
   if (!rt) return;
