@@ -30,6 +30,9 @@ static dmx_tensor mask_arg(dmx_tensor mask, dmx_tensor fallback) { return mask.b
 void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask,
                            int B, int T, int d, int H, float p, uint32_t seed, uint32_t stream) {
   check_shape(B, T, d, H);
+  DMX_NEED(qkv, (size_t)B * T * 3 * d);
+  DMX_NEED(out, (size_t)B * T * d);
+  DMX_NEED(acts->att, (size_t)B * H * T * T);
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
   dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE, 2, global, local, KA_T(acts->q), KA_T(acts->k), KA_T(acts->v),

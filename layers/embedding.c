@@ -10,6 +10,9 @@
 void dmx_embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
                            dmx_tensor pos, dmx_tensor type, int R, int d) {
   if (R <= 0 || d <= 0) return;
+  DMX_NEED(out, (size_t)R * d);
+  DMX_NEED(ids, R);
+  DMX_NEED(pos_ids, R);
   size_t global[2] = {(size_t)d, (size_t)R}, local[2] = {32, 4};
   dmx_launch(rt, DMX_K_EMBEDDING_FORWARD, 2, global, local, KA_T(out), KA_T(ids), KA_T(pos_ids), KA_T(word), KA_T(pos),
              KA_T(type), KA_I(R), KA_I(d));

@@ -15,6 +15,11 @@ static size_t row_local(const dmx_runtime *rt, int C) {
 void dmx_layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx_tensor rstd, dmx_tensor x,
                            dmx_tensor g, dmx_tensor b, int R, int C, float eps) {
   if (R <= 0 || C <= 0) return;
+  DMX_NEED(out, (size_t)R * C);
+  DMX_NEED(x, (size_t)R * C);
+  DMX_NEED(mean, R);
+  DMX_NEED(rstd, R);
+  DMX_NEED(g, C);
   if (rt->serial_reductions) {
     size_t gr = (size_t)R, lr = 16;
     dmx_launch_exact(rt, DMX_K_LAYERNORM_FWD_ROWS, 1, &gr, &lr, KA_T(out), KA_T(mean), KA_T(rstd), KA_T(x), KA_T(g),
@@ -29,6 +34,9 @@ void dmx_layernorm_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor mean, dmx
 void dmx_layernorm_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dg, dmx_tensor db, dmx_tensor dout, dmx_tensor x,
                             dmx_tensor mean, dmx_tensor rstd, dmx_tensor g, int R, int C) {
   if (R <= 0 || C <= 0) return;
+  DMX_NEED(dout, (size_t)R * C);
+  DMX_NEED(x, (size_t)R * C);
+  DMX_NEED(dg, C);
   if (rt->serial_reductions) {
     size_t gr = (size_t)R, lr = 16, gc = (size_t)C, lc = 16;
     dmx_launch_exact(rt, DMX_K_LAYERNORM_BWD_DX_ROWS, 1, &gr, &lr, KA_T(dx), KA_T(dout), KA_T(x), KA_T(mean),

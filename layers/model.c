@@ -141,15 +141,15 @@ static void instance_mlp_params(dmx_model *m, const char *prefix, instance_mlp *
 static void register_params(dmx_model *m) {
   int d = m->d, V = m->V;
   dmx_param *p =
-      param(m, "roberta.embeddings.word_embeddings.weight", &m->p.word, &m->g.word, 2, V, d, 0, DMX_INIT_NORMAL);
+      param(m, "roberta.embeddings.word_embeddings.weight", &m->p.emb.word, &m->g.emb.word, 2, V, d, 0, DMX_INIT_NORMAL);
   p->padding_row = m->e.model.pad_token_id;
-  p = param(m, "roberta.embeddings.position_embeddings.weight", &m->p.pos, &m->g.pos, 2, m->P, d, 0, DMX_INIT_NORMAL);
+  p = param(m, "roberta.embeddings.position_embeddings.weight", &m->p.emb.pos, &m->g.emb.pos, 2, m->P, d, 0, DMX_INIT_NORMAL);
   p->padding_row = m->e.model.pad_token_id;
-  param(m, "roberta.embeddings.token_type_embeddings.weight", &m->p.type, &m->g.type, 2, 1, d, 0, DMX_INIT_NORMAL);
-  ln_params(m, "roberta.embeddings.LayerNorm", &m->p.eln_g, &m->g.eln_g, &m->p.eln_b, &m->g.eln_b, d);
+  param(m, "roberta.embeddings.token_type_embeddings.weight", &m->p.emb.type, &m->g.emb.type, 2, 1, d, 0, DMX_INIT_NORMAL);
+  ln_params(m, "roberta.embeddings.LayerNorm", &m->p.emb.ln_g, &m->g.emb.ln_g, &m->p.emb.ln_b, &m->g.emb.ln_b, d);
   char name[160];
   for (int l = 0; l < m->nl; l++) {
-    layer_params *P = &m->p.L[l], *G = &m->g.L[l];
+    layer_params *P = &m->p.layers[l], *G = &m->g.layers[l];
     /* Q, K and V are one (3d, d) tensor so the projection is one GEMM; the registry exposes the
      * original three names as views. */
     reserve(m, &P->qkv_w, &G->qkv_w, (size_t)3 * d * d);
@@ -176,54 +176,54 @@ static void register_params(dmx_model *m) {
   /* task head */
   if (m->baseline) {
     if (m->token) {
-      linear_params(m, "classifier", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
+      linear_params(m, "classifier", &m->p.task.out_w, &m->g.task.out_w, &m->p.task.out_b, &m->g.task.out_b, m->C, d);
     } else {
-      linear_params(m, "classifier.dense", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d, d);
-      linear_params(m, "classifier.out_proj", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
+      linear_params(m, "classifier.dense", &m->p.task.pre_w, &m->g.task.pre_w, &m->p.task.pre_b, &m->g.task.pre_b, d, d);
+      linear_params(m, "classifier.out_proj", &m->p.task.out_w, &m->g.task.out_w, &m->p.task.out_b, &m->g.task.out_b, m->C, d);
     }
   } else if (m->index_demux) {
-    linear_params(m, "demultiplexer.dense", &m->p.dense_w, &m->g.dense_w, &m->p.dense_b, &m->g.dense_b, d, 2 * d);
-    ln_params(m, "demultiplexer.layer_norm", &m->p.hln_g, &m->g.hln_g, &m->p.hln_b, &m->g.hln_b, d);
+    linear_params(m, "demultiplexer.dense", &m->p.task.dense_w, &m->g.task.dense_w, &m->p.task.dense_b, &m->g.task.dense_b, d, 2 * d);
+    ln_params(m, "demultiplexer.layer_norm", &m->p.task.hln_g, &m->g.task.hln_g, &m->p.task.hln_b, &m->g.task.hln_b, d);
     if (m->token) {
-      param(m, "demultiplexer.decoder.weight", &m->p.out_w, &m->g.out_w, 2, m->C, d, 0, DMX_INIT_NORMAL);
-      p = param(m, "demultiplexer.decoder.bias", &m->p.out_b, &m->g.out_b, 1, m->C, 0, 0, DMX_INIT_ZEROS);
+      param(m, "demultiplexer.decoder.weight", &m->p.task.out_w, &m->g.task.out_w, 2, m->C, d, 0, DMX_INIT_NORMAL);
+      p = param(m, "demultiplexer.decoder.bias", &m->p.task.out_b, &m->g.task.out_b, 1, m->C, 0, 0, DMX_INIT_ZEROS);
       snprintf(p->alias, sizeof p->alias, "demultiplexer.bias");
     } else {
-      linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d, d);
-      linear_params(m, "demultiplexer.out_proj", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
+      linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.task.pre_w, &m->g.task.pre_w, &m->p.task.pre_b, &m->g.task.pre_b, d, d);
+      linear_params(m, "demultiplexer.out_proj", &m->p.task.out_w, &m->g.task.out_w, &m->p.task.out_b, &m->g.task.out_b, m->C, d);
     }
   } else {
-    instance_mlp_params(m, "demultiplexer", &m->p.mlp, &m->g.mlp);
-    linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.pre_w, &m->g.pre_w, &m->p.pre_b, &m->g.pre_b, d, d);
-    ln_params(m, "demultiplexer.layernorm_presoftmax", &m->p.pre_ln_g, &m->g.pre_ln_g, &m->p.pre_ln_b, &m->g.pre_ln_b,
+    instance_mlp_params(m, "demultiplexer", &m->p.task.mlp, &m->g.task.mlp);
+    linear_params(m, "demultiplexer.dense_before_out_proj", &m->p.task.pre_w, &m->g.task.pre_w, &m->p.task.pre_b, &m->g.task.pre_b, d, d);
+    ln_params(m, "demultiplexer.layernorm_presoftmax", &m->p.task.pre_ln_g, &m->g.task.pre_ln_g, &m->p.task.pre_ln_b, &m->g.task.pre_ln_b,
               d);
-    linear_params(m, "demultiplexer.out_proj", &m->p.out_w, &m->g.out_w, &m->p.out_b, &m->g.out_b, m->C, d);
+    linear_params(m, "demultiplexer.out_proj", &m->p.task.out_w, &m->g.task.out_w, &m->p.task.out_b, &m->g.task.out_b, m->C, d);
   }
 
   /* retrieval head: present in every muxed model (and its checkpoints), computed only when used */
   if (!m->baseline) {
     if (m->index_demux) {
-      linear_params(m, "retrieval_head.dense", &m->p.r_dense_w, &m->g.r_dense_w, &m->p.r_dense_b, &m->g.r_dense_b, d,
+      linear_params(m, "retrieval_head.dense", &m->p.retr.dense_w, &m->g.retr.dense_w, &m->p.retr.dense_b, &m->g.retr.dense_b, d,
                     2 * d);
-      ln_params(m, "retrieval_head.layer_norm", &m->p.r_ln_g, &m->g.r_ln_g, &m->p.r_ln_b, &m->g.r_ln_b, d);
+      ln_params(m, "retrieval_head.layer_norm", &m->p.retr.ln_g, &m->g.retr.ln_g, &m->p.retr.ln_b, &m->g.retr.ln_b, d);
     } else {
-      instance_mlp_params(m, "retrieval_head", &m->p.r_mlp, &m->g.r_mlp);
-      linear_params(m, "retrieval_head.dense_pre_vocab", &m->p.r_pre_w, &m->g.r_pre_w, &m->p.r_pre_b, &m->g.r_pre_b, d,
+      instance_mlp_params(m, "retrieval_head", &m->p.retr.mlp, &m->g.retr.mlp);
+      linear_params(m, "retrieval_head.dense_pre_vocab", &m->p.retr.pre_w, &m->g.retr.pre_w, &m->p.retr.pre_b, &m->g.retr.pre_b, d,
                     d);
-      ln_params(m, "retrieval_head.layer_norm_pre_vocab", &m->p.r_pre_ln_g, &m->g.r_pre_ln_g, &m->p.r_pre_ln_b,
-                &m->g.r_pre_ln_b, d);
+      ln_params(m, "retrieval_head.layer_norm_pre_vocab", &m->p.retr.pre_ln_g, &m->g.retr.pre_ln_g, &m->p.retr.pre_ln_b,
+                &m->g.retr.pre_ln_b, d);
     }
-    param(m, "retrieval_head.decoder.weight", &m->p.r_dec_w, &m->g.r_dec_w, 2, V, d, 0, DMX_INIT_NORMAL);
-    p = param(m, "retrieval_head.decoder.bias", &m->p.r_dec_b, &m->g.r_dec_b, 1, V, 0, 0, DMX_INIT_ZEROS);
+    param(m, "retrieval_head.decoder.weight", &m->p.retr.dec_w, &m->g.retr.dec_w, 2, V, d, 0, DMX_INIT_NORMAL);
+    p = param(m, "retrieval_head.decoder.bias", &m->p.retr.dec_b, &m->g.retr.dec_b, 1, V, 0, 0, DMX_INIT_ZEROS);
     snprintf(p->alias, sizeof p->alias, "retrieval_head.bias");
 
     /* instance vectors last: frozen ones sit after every trainable tensor, outside AdamW's range */
     size_t n_inst = dmx_mux_instance_floats(m->e.mux.muxing, m->N, d);
     bool learn = m->e.mux.learn_muxing;
     if (m->e.mux.muxing == DMX_MUX_RANDOM_ORTHO)
-      param(m, "instance_embedding", &m->p.inst, learn ? &m->g.inst : NULL, 3, m->N, d, d, DMX_INIT_INSTANCES);
+      param(m, "instance_embedding", &m->p.mux.inst, learn ? &m->g.mux.inst : NULL, 3, m->N, d, d, DMX_INIT_INSTANCES);
     else
-      param(m, "instance_embedding", &m->p.inst, learn ? &m->g.inst : NULL, 2, m->N, d, 0, DMX_INIT_INSTANCES);
+      param(m, "instance_embedding", &m->p.mux.inst, learn ? &m->g.mux.inst : NULL, 2, m->N, d, 0, DMX_INIT_INSTANCES);
     (void)n_inst;
   }
 }
@@ -334,8 +334,8 @@ static void register_activations(dmx_model *m) {
   size_t hin = m->token ? BT : B; /* rows of the shared input side */
   act(m, &m->hp, B * N * d);
   act(m, &m->hc, hin * d);
-  size_t hq_rows = hin > B * N ? hin : B * N; /* hq also holds the prefix side P (B*N, d) */
-  act(m, &m->hq, hq_rows * d);
+  size_t hq_rows = hin > B * N ? hin : B * N; /* hP: the prefix side P (B*N, d); its gradient also serves hin rows */
+  act(m, &m->hP, hq_rows * d);
   act(m, &m->ha, hrows * d);
   act(m, &m->hg, hrows * d);
   act(m, &m->hmean, hrows);
@@ -352,7 +352,7 @@ static void register_activations(dmx_model *m) {
   act(m, &m->task_sum, 1);
   dact(m, &m->da.hp, B * N * d);
   dact(m, &m->da.hc, hin * d);
-  dact(m, &m->da.hq, hq_rows * d);
+  dact(m, &m->da.hP, hq_rows * d);
   dact(m, &m->da.ha, hrows * d);
   dact(m, &m->da.hg, hrows * d);
   dact(m, &m->da.hu, hrows * d);
@@ -434,12 +434,15 @@ dmx_model *dmx_model_create(dmx_runtime *rt, const dmx_experiment *e, int B, int
   const char *prof = getenv("DATAMUX_PROFILE");
   m->profile = prof && *prof && strcmp(prof, "0") != 0;
   dmx_gemm_set_timing(rt, m->profile);
-  if (m->nl > MAX_LAYERS || m->N > MAX_INSTANCES) {
-    dmx_fail(err, "%d layers and N = %d: at most %d layers and %d instances are supported", m->nl, m->N, MAX_LAYERS,
-             MAX_INSTANCES);
+  if (m->N > MAX_INSTANCES) {
+    dmx_fail(err, "N = %d: at most %d instances are supported", m->N, MAX_INSTANCES);
     free(m);
     return NULL;
   }
+  /* the encoder's blocks, one per layer: allocated once, before any tensor is registered */
+  m->p.layers = dmx_calloc((size_t)(m->nl ? m->nl : 1), sizeof *m->p.layers);
+  m->g.layers = dmx_calloc((size_t)(m->nl ? m->nl : 1), sizeof *m->g.layers);
+  m->la = dmx_calloc((size_t)(m->nl ? m->nl : 1), sizeof *m->la);
   dmx_arena_init(&m->params, rt, "parameters");
   dmx_arena_init(&m->grads, rt, "gradients");
   dmx_arena_init(&m->adam_m, rt, "adam first moments");
@@ -510,6 +513,9 @@ void dmx_model_free(dmx_model *m) {
   dmx_arena *arenas[] = {&m->params, &m->grads, &m->adam_m, &m->adam_v, &m->decay, &m->acts, &m->dacts, &m->ints};
   for (size_t i = 0; i < sizeof arenas / sizeof *arenas; i++) dmx_arena_release(arenas[i]);
   dmx_stager_free(&m->stager);
+  free(m->p.layers);
+  free(m->g.layers);
+  free(m->la);
   dmx_embedding_buckets_free(&m->bk_word);
   dmx_embedding_buckets_free(&m->bk_pos);
   dmx_embedding_buckets_free(&m->bk_rp);
@@ -666,27 +672,27 @@ static void embed_forward(dmx_model *m, bool train) {
       !train && !m->baseline && m->e.mux.muxing != DMX_MUX_RANDOM_ORTHO && dmx_embed_ln_mux_hadamard_fits(rt, d);
   if (fused) {
     dmx_scope(rt, "mux");
-    dmx_embed_ln_mux_hadamard_forward(rt, m->x, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->p.eln_g,
-                                      m->p.eln_b, m->p.inst, m->B, m->N, m->T, d, m->eps);
+    dmx_embed_ln_mux_hadamard_forward(rt, m->x, m->ids, m->pos_ids, m->p.emb.word, m->p.emb.pos, m->p.emb.type, m->p.emb.ln_g,
+                                      m->p.emb.ln_b, m->p.mux.inst, m->B, m->N, m->T, d, m->eps);
   } else {
-    dmx_embedding_forward(rt, m->e1_pre, m->ids, m->pos_ids, m->p.word, m->p.pos, m->p.type, m->R1, d);
-    dmx_layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.eln_g, m->p.eln_b, m->R1, d, m->eps);
+    dmx_embedding_forward(rt, m->e1_pre, m->ids, m->pos_ids, m->p.emb.word, m->p.emb.pos, m->p.emb.type, m->R1, d);
+    dmx_layernorm_forward(rt, m->e1, m->e1_mean, m->e1_rstd, m->e1_pre, m->p.emb.ln_g, m->p.emb.ln_b, m->R1, d, m->eps);
     dmx_dropout_forward(rt, m->e1, m->e1, m->R1 * d, ph, m->seed, stream(m, DMX_STREAM_EMB1));
   }
   if (m->baseline) return; /* e1 is the encoder input */
   dmx_scope(rt, "mux");
   if (!fused && m->e.mux.muxing == DMX_MUX_RANDOM_ORTHO)
-    dmx_mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.inst, m->B, m->N, m->T, d);
+    dmx_mux_ortho_forward(rt, m->x, m->mux_perm, m->mux_y, m->e1, m->p.mux.inst, m->B, m->N, m->T, d);
   else if (!fused)
-    dmx_mux_hadamard_forward(rt, m->x, m->e1, m->p.inst, m->B, m->N, m->T, d);
+    dmx_mux_hadamard_forward(rt, m->x, m->e1, m->p.mux.inst, m->B, m->N, m->T, d);
   /* The original runs the embedding module again on the muxed vectors (spec §1.7): type and
    * sequential positions are added a second time before its LayerNorm. The clean variant
    * (second_embedding_pass: false) only normalises: positions were added once, per instance. */
   if (m->second_pass)
-    dmx_embedding_pass2_forward(rt, m->e2_pre, m->x, m->p.pos, m->p.type, m->B, m->T, d, m->e.model.pad_token_id + 1);
+    dmx_embedding_pass2_forward(rt, m->e2_pre, m->x, m->p.emb.pos, m->p.emb.type, m->B, m->T, d, m->e.model.pad_token_id + 1);
   else
     dmx_copy_forward(rt, m->e2_pre, m->x, m->BT * d);
-  dmx_layernorm_forward(rt, m->e2, m->e2_mean, m->e2_rstd, m->e2_pre, m->p.eln_g, m->p.eln_b, m->BT, d, m->eps);
+  dmx_layernorm_forward(rt, m->e2, m->e2_mean, m->e2_rstd, m->e2_pre, m->p.emb.ln_g, m->p.emb.ln_b, m->BT, d, m->eps);
   dmx_dropout_forward(rt, m->e2, m->e2, m->BT * d, ph, m->seed, stream(m, DMX_STREAM_EMB2));
 }
 
@@ -699,18 +705,18 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
   dmx_tensor de1 = m->da.e1;
   if (!m->baseline) {
     dmx_dropout_backward(rt, m->da.e2, dz0, m->BT * d, ph, m->seed, stream(m, DMX_STREAM_EMB2));
-    dmx_layernorm_backward(rt, m->da.e2_pre, m->g.eln_g, m->g.eln_b, m->da.e2, m->e2_pre, m->e2_mean, m->e2_rstd,
-                           m->p.eln_g, m->BT, d);
+    dmx_layernorm_backward(rt, m->da.e2_pre, m->g.emb.ln_g, m->g.emb.ln_b, m->da.e2, m->e2_pre, m->e2_mean, m->e2_rstd,
+                           m->p.emb.ln_g, m->BT, d);
     if (m->second_pass)
-      dmx_embedding_pass2_backward(rt, m->g.pos, m->g.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
+      dmx_embedding_pass2_backward(rt, m->g.emb.pos, m->g.emb.type, m->da.e2_pre, m->B, m->T, d, m->e.model.pad_token_id + 1);
     dmx_axpy(rt, m->da.x, m->da.e2_pre, 1.0f, m->BT * d);
-    dmx_tensor dinst = m->e.mux.learn_muxing ? m->g.inst : none();
+    dmx_tensor dinst = m->e.mux.learn_muxing ? m->g.mux.inst : none();
     dmx_scope(rt, "mux");
     if (m->e.mux.muxing == DMX_MUX_RANDOM_ORTHO)
-      dmx_mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.inst, m->B, m->N,
+      dmx_mux_ortho_backward(rt, de1, dinst, m->da.mux_perm, m->da.mux_y, m->da.x, m->mux_perm, m->p.mux.inst, m->B, m->N,
                              m->T, d);
     else
-      dmx_mux_hadamard_backward(rt, de1, dinst, m->da.x, m->e1, m->p.inst, m->B, m->N, m->T, d);
+      dmx_mux_hadamard_backward(rt, de1, dinst, m->da.x, m->e1, m->p.mux.inst, m->B, m->N, m->T, d);
   } else {
     dmx_axpy(rt, de1, dz0, 1.0f, m->R1 * d);
   }
@@ -718,11 +724,11 @@ static void embed_backward(dmx_model *m, dmx_tensor dz0, bool train) {
   dmx_dropout_backward(rt, m->da.e1_pre, de1, m->R1 * d, ph, m->seed, stream(m, DMX_STREAM_EMB1));
   /* da.e1_pre now holds d(LN output); run the LN backward into de1 (reused, zeroed first) */
   dmx_fill(rt, de1, 0.0f);
-  dmx_layernorm_backward(rt, de1, m->g.eln_g, m->g.eln_b, m->da.e1_pre, m->e1_pre, m->e1_mean, m->e1_rstd, m->p.eln_g,
+  dmx_layernorm_backward(rt, de1, m->g.emb.ln_g, m->g.emb.ln_b, m->da.e1_pre, m->e1_pre, m->e1_mean, m->e1_rstd, m->p.emb.ln_g,
                          m->R1, d);
-  dmx_embedding_table_backward(rt, m->g.word, de1, &m->bkd_word, m->bk_word.n_unique, d);
-  dmx_embedding_table_backward(rt, m->g.pos, de1, &m->bkd_pos, m->bk_pos.n_unique, d);
-  dmx_embedding_type_backward(rt, m->g.type, de1, m->R1, d);
+  dmx_embedding_table_backward(rt, m->g.emb.word, de1, &m->bkd_word, m->bk_word.n_unique, d);
+  dmx_embedding_table_backward(rt, m->g.emb.pos, de1, &m->bkd_pos, m->bk_pos.n_unique, d);
+  dmx_embedding_type_backward(rt, m->g.emb.type, de1, m->R1, d);
 }
 
 /* ------------------------------------------------------------------ encoder */
@@ -734,7 +740,7 @@ static void encoder_forward(dmx_model *m, bool train) {
   dmx_tensor z = encoder_input(m);
   dmx_tensor mask = m->use_mask ? m->mask : none();
   for (int l = 0; l < m->nl; l++) {
-    layer_params *P = &m->p.L[l];
+    layer_params *P = &m->p.layers[l];
     layer_acts *a = &m->la[l];
     uint32_t s0 = stream(m, DMX_STREAM_LAYER0 + 4 * l);
     dmx_scope(rt, "qkv");
@@ -768,7 +774,7 @@ static dmx_tensor encoder_backward(dmx_model *m, dmx_tensor dz, bool train) {
   dmx_tensor mask = m->use_mask ? m->mask : none();
   dmx_tensor dz_in = dz.off == m->da.z_a.off && dz.buf == m->da.z_a.buf ? m->da.z_b : m->da.z_a;
   for (int l = m->nl - 1; l >= 0; l--) {
-    layer_params *P = &m->p.L[l], *G = &m->g.L[l];
+    layer_params *P = &m->p.layers[l], *G = &m->g.layers[l];
     layer_acts *a = &m->la[l];
     dmx_tensor z_in = l ? m->la[l - 1].z : encoder_input(m);
     uint32_t s0 = stream(m, DMX_STREAM_LAYER0 + 4 * l);

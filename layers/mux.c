@@ -122,6 +122,9 @@ static size_t local_1d(dmx_runtime *rt) {
 
 /* x (B, T, d) = (1/N) sum_i v_i ⊙ e[b*N+i]; e (B*N, T, d), v (N, d) */
 void dmx_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor e, dmx_tensor v, int B, int N, int T, int d) {
+  DMX_NEED(x, (size_t)B * T * d);
+  DMX_NEED(e, (size_t)B * N * T * d);
+  DMX_NEED(v, (size_t)N * d);
   size_t loc = local_1d(rt), glob = (size_t)B * T * d;
   dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_FWD, 1, &glob, &loc, KA_T(x), KA_T(e), KA_T(v), KA_I(B), KA_I(N), KA_I(T),
                    KA_I(d), KA_F(1.0f / N));

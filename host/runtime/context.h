@@ -79,6 +79,17 @@ typedef struct dmx_runtime {
  * A pointer store: free when profiling is off. The string must be a literal (kept, not copied). */
 static inline void dmx_scope(dmx_runtime *rt, const char *scope) { rt->scope = scope; }
 
+/* The cheap size check at a layer's entry: tensor t must hold at least `count` elements (a program
+ * bug otherwise, named with the call site). n == 0 means a hand-made view of unknown size, which
+ * passes. */
+#define DMX_NEED(t, count)                                                                            \
+  do {                                                                                                \
+    size_t dmx_need_ = (size_t)(count);                                                               \
+    if ((t).n != 0 && (t).n < dmx_need_)                                                              \
+      dmx_die_at(__FILE__, __LINE__, "%s holds %zu elements but %zu are needed here (a program bug)", #t, \
+                 (size_t)(t).n, dmx_need_);                                                           \
+  } while (0)
+
 /* Attaches (iface non-NULL) or detaches (NULL) the observer. */
 void dmx_observer_set(dmx_runtime *rt, const dmx_observer_iface *iface, void *ctx);
 static inline bool dmx_observed(const dmx_runtime *rt) { return rt->observer != NULL; }
