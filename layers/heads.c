@@ -101,8 +101,8 @@ void dmx_task_head_forward(dmx_model *m, dmx_tensor H, bool train) {
     w1_left(m, m->hP, m->hp, m->p.task.dense_w, B * N); /* P (B*N, d) */
     if (m->token) {
       w1_right(m, m->hc, H, m->p.task.dense_w, m->BT); /* Q (B*T, d) */
-      LAUNCH2(m, DMX_K_PAIR_BROADCAST_ADD, d, rows, KA_T(m->ha), KA_T(m->hP), KA_T(m->hc), KA_T(m->p.task.dense_b), KA_I(B),
-              KA_I(N), KA_I(T), KA_I(d));
+      LAUNCH2(m, DMX_K_PAIR_BROADCAST_ADD, d, rows, KA_T(m->ha), KA_T(m->hP), KA_T(m->hc), KA_T(m->p.task.dense_b),
+              KA_I(B), KA_I(N), KA_I(T), KA_I(d));
     } else {
       dmx_gather_rows_forward(rt, m->hperm, H, m->head_c_idx, B, d);
       w1_right(m, m->hc, m->hperm, m->p.task.dense_w, B);
@@ -132,7 +132,8 @@ void dmx_task_head_forward(dmx_model *m, dmx_tensor H, bool train) {
   instance_mlp_forward(m, m->hu, m->ha, m->hg, m->hmean, m->hrstd, m->hc, &m->p.task.mlp, in_rows);
   dmx_linear_forward(rt, m->ht_pre, m->hu, m->p.task.pre_w, m->p.task.pre_b, rows, d, d, 0.0f);
   dmx_gelu_forward(rt, m->ht, m->ht_pre, rows * d);
-  dmx_layernorm_forward(rt, m->hu2, m->hmean2, m->hrstd2, m->ht, m->p.task.pre_ln_g, m->p.task.pre_ln_b, rows, d, m->eps);
+  dmx_layernorm_forward(rt, m->hu2, m->hmean2, m->hrstd2, m->ht, m->p.task.pre_ln_g, m->p.task.pre_ln_b, rows, d,
+                        m->eps);
   dmx_linear_forward(rt, m->hperm, m->hu2, m->p.task.out_w, m->p.task.out_b, rows, d, C, 0.0f); /* (N, B, [T,] C) */
   swap01(m, m->logits, m->hperm, N, B, (m->token ? T : 1) * C, false);
 }
@@ -151,7 +152,8 @@ void dmx_task_head_backward(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool trai
       dmx_linear_backward(rt, m->da.hu, m->g.task.out_w, m->g.task.out_b, dlog, m->hu, m->p.task.out_w, B, d, C);
       dmx_dropout_backward(rt, m->da.ht, m->da.hu, B * d, ph, m->seed, stream(m, DMX_STREAM_HEAD_MID));
       dmx_tanh_backward(rt, m->da.ht_pre, m->ht, m->da.ht, B * d);
-      dmx_linear_backward(rt, m->da.hc, m->g.task.pre_w, m->g.task.pre_b, m->da.ht_pre, m->hc, m->p.task.pre_w, B, d, d);
+      dmx_linear_backward(rt, m->da.hc, m->g.task.pre_w, m->g.task.pre_b, m->da.ht_pre, m->hc, m->p.task.pre_w, B, d,
+                          d);
       dmx_tensor d_cls = m->da.hP; /* alias: the gradient of the <s> rows before dropout (no P here) */
       dmx_dropout_backward(rt, d_cls, m->da.hc, B * d, ph, m->seed, stream(m, DMX_STREAM_HEAD_IN));
       dmx_gather_rows_backward(rt, dH, d_cls, m->head_c_idx, B, d);
@@ -164,10 +166,11 @@ void dmx_task_head_backward(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool trai
     } else {
       dmx_linear_backward(rt, m->da.ht, m->g.task.out_w, m->g.task.out_b, dlog, m->ht, m->p.task.out_w, rows, d, C);
       dmx_gelu_backward(rt, m->da.ht_pre, m->ht_pre, m->da.ht, rows * d);
-      dmx_linear_backward(rt, m->da.hu, m->g.task.pre_w, m->g.task.pre_b, m->da.ht_pre, m->hu, m->p.task.pre_w, rows, d, d);
+      dmx_linear_backward(rt, m->da.hu, m->g.task.pre_w, m->g.task.pre_b, m->da.ht_pre, m->hu, m->p.task.pre_w, rows, d,
+                          d);
     }
-    dmx_layernorm_backward(rt, m->da.hg, m->g.task.hln_g, m->g.task.hln_b, m->da.hu, m->hg, m->hmean, m->hrstd, m->p.task.hln_g, rows,
-                           d);
+    dmx_layernorm_backward(rt, m->da.hg, m->g.task.hln_g, m->g.task.hln_b, m->da.hu, m->hg, m->hmean, m->hrstd,
+                           m->p.task.hln_g, rows, d);
     dmx_gelu_backward(rt, m->da.ha, m->ha, m->da.hg, rows * d);
     dmx_bias_add_backward(rt, m->g.task.dense_b, m->da.ha, rows, d);
     /* da.hP = dP (B*N, d); da.hc = dQ (B or B*T, d) */
@@ -189,13 +192,14 @@ void dmx_task_head_backward(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool trai
   }
   int in_rows = m->token ? m->BT : B;
   swap01(m, m->da.hperm, dlog, B, N, (m->token ? T : 1) * C, false);
-  dmx_linear_backward(rt, m->da.hu2, m->g.task.out_w, m->g.task.out_b, m->da.hperm, m->hu2, m->p.task.out_w, rows, d, C);
+  dmx_linear_backward(rt, m->da.hu2, m->g.task.out_w, m->g.task.out_b, m->da.hperm, m->hu2, m->p.task.out_w, rows, d,
+                      C);
   dmx_layernorm_backward(rt, m->da.ht, m->g.task.pre_ln_g, m->g.task.pre_ln_b, m->da.hu2, m->ht, m->hmean2, m->hrstd2,
                          m->p.task.pre_ln_g, rows, d);
   dmx_gelu_backward(rt, m->da.ht_pre, m->ht_pre, m->da.ht, rows * d);
   dmx_linear_backward(rt, m->da.hu, m->g.task.pre_w, m->g.task.pre_b, m->da.ht_pre, m->hu, m->p.task.pre_w, rows, d, d);
-  instance_mlp_backward(m, m->da.hc, &m->g.task.mlp, m->da.ha, m->da.hg, m->da.hu, m->ha, m->hg, m->hmean, m->hrstd, m->hc,
-                        &m->p.task.mlp, in_rows);
+  instance_mlp_backward(m, m->da.hc, &m->g.task.mlp, m->da.ha, m->da.hg, m->da.hu, m->ha, m->hg, m->hmean, m->hrstd,
+                        m->hc, &m->p.task.mlp, in_rows);
   if (m->token) {
     dmx_dropout_backward(rt, dH, m->da.hc, in_rows * d, ph, m->seed, stream(m, DMX_STREAM_HEAD_IN));
   } else {
@@ -231,7 +235,8 @@ void dmx_retrieval_head(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool train) {
     dmx_gather_rows_forward(rt, m->ru, m->rsel_all, m->r_sel, S, d); /* instance k_s of row s */
     dmx_linear_forward(rt, m->rpre, m->ru, m->p.retr.pre_w, m->p.retr.pre_b, S, d, d, 0.0f);
     dmx_gelu_forward(rt, m->rpre_g, m->rpre, S * d);
-    dmx_layernorm_forward(rt, m->ru2, m->rmean2, m->rrstd2, m->rpre_g, m->p.retr.pre_ln_g, m->p.retr.pre_ln_b, S, d, m->eps);
+    dmx_layernorm_forward(rt, m->ru2, m->rmean2, m->rrstd2, m->rpre_g, m->p.retr.pre_ln_g, m->p.retr.pre_ln_b, S, d,
+                          m->eps);
     u = m->ru2;
   }
   dmx_tensor du = m->index_demux ? m->da.ru : m->da.ru2;
@@ -245,15 +250,15 @@ void dmx_retrieval_head(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool train) {
                                       train ? m->rdlogits : none(), m->rlogits, sub(m->r_targets, s0, rows), rows, V,
                                       scale);
     if (train)
-      dmx_linear_backward(rt, sub(du, (size_t)s0 * d, (size_t)rows * d), m->g.retr.dec_w, m->g.retr.dec_b, m->rdlogits, ub,
-                          m->p.retr.dec_w, rows, d, V);
+      dmx_linear_backward(rt, sub(du, (size_t)s0 * d, (size_t)rows * d), m->g.retr.dec_w, m->g.retr.dec_b, m->rdlogits,
+                          ub, m->p.retr.dec_w, rows, d, V);
   }
   dmx_scope(rt, "heads");
   dmx_reduce_sum(rt, m->r_sum, m->r_losses, S);
   if (!train) return;
   if (m->index_demux) {
-    dmx_layernorm_backward(rt, m->da.rg, m->g.retr.ln_g, m->g.retr.ln_b, m->da.ru, m->rg, m->rmean, m->rrstd, m->p.retr.ln_g, S,
-                           d);
+    dmx_layernorm_backward(rt, m->da.rg, m->g.retr.ln_g, m->g.retr.ln_b, m->da.ru, m->rg, m->rmean, m->rrstd,
+                           m->p.retr.ln_g, S, d);
     dmx_gelu_backward(rt, m->da.ra, m->ra, m->da.rg, S * d);
     dmx_bias_add_backward(rt, m->g.retr.dense_b, m->da.ra, S, d);
     /* dP rows collide (several positions pick the same instance): bucketed sum, no atomics */

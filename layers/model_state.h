@@ -9,7 +9,7 @@
 #include "host/config/config.h"
 #include "layers/model_types.h"
 
-#define MAX_INSTANCES 64 /* a sanity bound on N (the paper goes to 40); nothing is sized by it */
+#define MAX_INSTANCES 64         /* a sanity bound on N (the paper goes to 40); nothing is sized by it */
 #define RETRIEVAL_BLOCK_ROWS 512 /* rows of vocabulary logits held at once */
 
 /* Dropout streams: one per dropout site, so masks never repeat within a step. */
@@ -29,25 +29,25 @@ enum {
 
 /* One encoder layer (RobertaLayer). */
 typedef struct {
-  dmx_tensor qkv_w;        /* (3d, d): query, key, value stacked, one GEMM */
-  dmx_tensor qkv_b;        /* (3d) */
-  dmx_tensor ao_w, ao_b;   /* (d, d), (d): attention output dense */
-  dmx_tensor ln1_g, ln1_b; /* (d): attention output LayerNorm */
-  dmx_tensor fc_w, fc_b;   /* (I, d), (I): intermediate dense */
+  dmx_tensor qkv_w;          /* (3d, d): query, key, value stacked, one GEMM */
+  dmx_tensor qkv_b;          /* (3d) */
+  dmx_tensor ao_w, ao_b;     /* (d, d), (d): attention output dense */
+  dmx_tensor ln1_g, ln1_b;   /* (d): attention output LayerNorm */
+  dmx_tensor fc_w, fc_b;     /* (I, d), (I): intermediate dense */
   dmx_tensor proj_w, proj_b; /* (d, I), (d): output dense */
-  dmx_tensor ln2_g, ln2_b; /* (d): output LayerNorm */
+  dmx_tensor ln2_g, ln2_b;   /* (d): output LayerNorm */
 } layer_params;
 
 /* One encoder layer's activations (B*T rows). */
 typedef struct {
-  dmx_tensor qkv;                    /* (BT, 3d) */
-  dmx_tensor attn_out;               /* (BT, d) attention output before its dense */
-  dmx_tensor ao;                     /* (BT, d) after the dense (and dropout) */
+  dmx_tensor qkv;                          /* (BT, 3d) */
+  dmx_tensor attn_out;                     /* (BT, d) attention output before its dense */
+  dmx_tensor ao;                           /* (BT, d) after the dense (and dropout) */
   dmx_tensor h1_pre, h1_mean, h1_rstd, h1; /* (BT, d), (BT), (BT), (BT, d): residual + LayerNorm 1 */
-  dmx_tensor f_pre, f;               /* (BT, I): intermediate before and after GELU */
-  dmx_tensor f2;                     /* (BT, d) output dense (and dropout) */
+  dmx_tensor f_pre, f;                     /* (BT, I): intermediate before and after GELU */
+  dmx_tensor f2;                           /* (BT, d) output dense (and dropout) */
   dmx_tensor z_pre, z_mean, z_rstd, z; /* (BT, d), (BT), (BT), (BT, d): residual + LayerNorm 2 = the layer's output */
-  attention_acts att;                /* q, k, v, att of this layer; att_drop and y alias the model's shared scratch */
+  attention_acts att;                  /* q, k, v, att of this layer; att_drop and y alias the model's shared scratch */
 } layer_acts;
 
 /* A demux MLP (mlp variant): N dense layers d->d and N layer norms, instance-major. */
@@ -125,15 +125,15 @@ struct dmx_model {
   model_params p, g; /* parameters and their gradient mirrors (same layout) */
 
   /* inputs (int32 tensors) */
-  dmx_tensor ids, pos_ids;       /* (R1): embedding pass 1 ids (prefix applied) and pad-aware positions */
-  dmx_tensor labels, preds;      /* (B*N) sentence or (R1) token: targets (-100 ignored), argmax predictions */
-  dmx_tensor mask;               /* (BT) attention mask, 1 = attend (only with attention_mask) */
-  dmx_tensor head_p_idx;         /* (B*N) index demux: encoder row of instance i's prefix slot */
-  dmx_tensor head_c_idx;         /* (B) encoder row of each group's <s> */
-  dmx_tensor r_pidx, r_hidx;     /* (BT) retrieval: prefix row and encoder row of each scored position */
-  dmx_tensor r_targets, r_sel;   /* (BT) retrieval targets, and the instance row each one selects (mlp) */
-  dmx_tensor r_preds;            /* (BT) retrieval argmax predictions */
-  embedding_buckets bk_word, bk_pos, bk_rp;          /* host side of the sorted-gradient buckets */
+  dmx_tensor ids, pos_ids;     /* (R1): embedding pass 1 ids (prefix applied) and pad-aware positions */
+  dmx_tensor labels, preds;    /* (B*N) sentence or (R1) token: targets (-100 ignored), argmax predictions */
+  dmx_tensor mask;             /* (BT) attention mask, 1 = attend (only with attention_mask) */
+  dmx_tensor head_p_idx;       /* (B*N) index demux: encoder row of instance i's prefix slot */
+  dmx_tensor head_c_idx;       /* (B) encoder row of each group's <s> */
+  dmx_tensor r_pidx, r_hidx;   /* (BT) retrieval: prefix row and encoder row of each scored position */
+  dmx_tensor r_targets, r_sel; /* (BT) retrieval targets, and the instance row each one selects (mlp) */
+  dmx_tensor r_preds;          /* (BT) retrieval argmax predictions */
+  embedding_buckets bk_word, bk_pos, bk_rp;        /* host side of the sorted-gradient buckets */
   embedding_buckets_dev bkd_word, bkd_pos, bkd_rp; /* their device tensors (in `ints`) */
   dmx_stager stager; /* per-step inputs go through here: no host array is read after it returns */
 
@@ -144,18 +144,18 @@ struct dmx_model {
   dmx_tensor mux_perm, mux_y;              /* (R1, d) random_ortho: instance-major input and its product */
   dmx_tensor e2_pre, e2_mean, e2_rstd, e2; /* (BT, d), (BT), (BT), (BT, d): the encoder input */
   /* encoder */
-  layer_acts *la;            /* nl of them */
+  layer_acts *la;             /* nl of them */
   dmx_tensor att_drop, att_y; /* (B, H, T, T), (B, H, T, d/H): attention scratch every layer aliases (la[l].att) */
   /* task head; hrows = B*N (sentence) or R1 (token); hin = B or BT (the shared input side) */
-  dmx_tensor hp;                   /* (B*N, d) index: each instance's prefix row p_i */
-  dmx_tensor hc;                   /* (hin, d) the shared side: <s> rows (sentence) or every row (token) */
-  dmx_tensor hP;                   /* (max(hin, B*N), d) index: P = W1p p_i, the prefix side of the first dense */
-  dmx_tensor ha, hg;               /* (hrows, d) first dense output, after GELU */
-  dmx_tensor hmean, hrstd, hu;     /* (hrows), (hrows), (hrows, d) its LayerNorm */
-  dmx_tensor ht_pre, ht;           /* (hrows, d) dense before out_proj, after tanh (or GELU) */
-  dmx_tensor hmean2, hrstd2, hu2;  /* (hrows), (hrows), (hrows, d) mlp: LayerNorm before out_proj */
-  dmx_tensor hperm;                /* (hrows, d) mlp: (N, rows, d) instance-major scratch */
-  dmx_tensor logits;               /* (hrows, C) */
+  dmx_tensor hp;                    /* (B*N, d) index: each instance's prefix row p_i */
+  dmx_tensor hc;                    /* (hin, d) the shared side: <s> rows (sentence) or every row (token) */
+  dmx_tensor hP;                    /* (max(hin, B*N), d) index: P = W1p p_i, the prefix side of the first dense */
+  dmx_tensor ha, hg;                /* (hrows, d) first dense output, after GELU */
+  dmx_tensor hmean, hrstd, hu;      /* (hrows), (hrows), (hrows, d) its LayerNorm */
+  dmx_tensor ht_pre, ht;            /* (hrows, d) dense before out_proj, after tanh (or GELU) */
+  dmx_tensor hmean2, hrstd2, hu2;   /* (hrows), (hrows), (hrows, d) mlp: LayerNorm before out_proj */
+  dmx_tensor hperm;                 /* (hrows, d) mlp: (N, rows, d) instance-major scratch */
+  dmx_tensor logits;                /* (hrows, C) */
   dmx_tensor task_losses, task_sum; /* (hrows), (1) */
   /* retrieval head; S = BT scored rows at most, rrows = S (index) or N*S (mlp) */
   dmx_tensor rs_h, rq;             /* (S, d) the scored positions' encoder rows; Q = W1h h */

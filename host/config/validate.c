@@ -1,4 +1,4 @@
-/* Experiment validation: every rule on a field's value, or on fields together, with a message that
+/* Experiment validation: every rule on a field's value, or on dmx_cfg_fields together, with a message that
  * starts where the offending value came from (file:line:col, or the flag). */
 #include <math.h>
 #include <stdarg.h>
@@ -24,7 +24,7 @@ static int fail_field(const dmx_experiment *e, dmx_error *err, const char *path,
   return dmx_fail(err, "%s%s%s", where, msg, is_default ? " (default value)" : "");
 }
 
-/* Of fields that together break a rule, the one to point at: the first the user set, else the first. */
+/* Of dmx_cfg_fields that together break a rule, the one to point at: the first the user set, else the first. */
 static const char *blame(const dmx_experiment *e, const char *a, const char *b, const char *c) {
   if (dmx_experiment_is_explicit(e, a)) return a;
   if (b && dmx_experiment_is_explicit(e, b)) return b;

@@ -82,12 +82,12 @@ static inline void dmx_scope(dmx_runtime *rt, const char *scope) { rt->scope = s
 /* The cheap size check at a layer's entry: tensor t must hold at least `count` elements (a program
  * bug otherwise, named with the call site). n == 0 means a hand-made view of unknown size, which
  * passes. */
-#define DMX_NEED(t, count)                                                                            \
-  do {                                                                                                \
-    size_t dmx_need_ = (size_t)(count);                                                               \
-    if ((t).n != 0 && (t).n < dmx_need_)                                                              \
+#define DMX_NEED(t, count)                                                                                \
+  do {                                                                                                    \
+    size_t dmx_need_ = (size_t)(count);                                                                   \
+    if ((t).n != 0 && (t).n < dmx_need_)                                                                  \
       dmx_die_at(__FILE__, __LINE__, "%s holds %zu elements but %zu are needed here (a program bug)", #t, \
-                 (size_t)(t).n, dmx_need_);                                                           \
+                 (size_t)(t).n, dmx_need_);                                                               \
   } while (0)
 
 /* Attaches (iface non-NULL) or detaches (NULL) the observer. */

@@ -1,7 +1,9 @@
-/* Experiments: defaults, YAML loading, command-line flags, validation and printing.
- * Everything is driven by one table of fields (section, key, type, where it lives in the struct), so
+/* Experiments: the field table, parsing one value, origins, defaults and YAML loading (flags.c,
+ * validate.c and print.c do the rest of host/config/config.h).
+ * Everything is driven by one table of dmx_cfg_fields (section, key, type, where it lives in the struct), so
  * the YAML reader, `--set`, the printer and the comparison can never disagree about a field. */
 #include "host/config/config.h"
+#include "host/config/fields.h"
 
 #include <errno.h>
 #include <float.h>
@@ -18,8 +20,6 @@
 
 /* ---------------------------------------------------------------------------------------------- */
 /* The field table                                                                                 */
-
-typedef enum { FT_INT, FT_FLOAT, FT_BOOL, FT_STRING, FT_ENUM, FT_CHOICE } field_type;
 
 static const char *const muxing_names[] = {"gaussian_hadamard", "binary_hadamard", "random_ortho", NULL};
 static const char *const demuxing_names[] = {"index", "mlp", NULL};
@@ -43,16 +43,6 @@ _Static_assert(sizeof(dmx_muxing) == sizeof(int) && sizeof(dmx_demuxing) == size
                    sizeof(dmx_setting) == sizeof(int) && sizeof(dmx_schedule) == sizeof(int),
                "enum fields are read and written as int");
 
-typedef struct {
-  const char *section; /* "" for top-level keys */
-  const char *key;     /* = the struct member's name */
-  const char *path;    /* "section.key", or key at top level */
-  field_type type;
-  size_t offset;
-  size_t size;
-  const char *const *choices; /* FT_ENUM, FT_CHOICE: NULL-terminated valid values */
-} field_desc;
-
 #define MEMBER_SIZE(m) sizeof(((dmx_experiment *)0)->m)
 #define FIELD(sec, key, type, member, choices) \
   { sec, #key, sec "." #key, type, offsetof(dmx_experiment, member), MEMBER_SIZE(member), choices }
@@ -65,128 +55,127 @@ typedef struct {
 #define VISION(key, type, choices) FIELD("vision", key, type, vision.key, choices)
 
 /* Table order is print order. */
-static const field_desc fields[] = {
-    TOP(name, FT_STRING, NULL),
-    TOP(setting, FT_ENUM, setting_names),
-    MODEL(vocab_size, FT_INT),
-    MODEL(hidden_size, FT_INT),
-    MODEL(num_layers, FT_INT),
-    MODEL(num_heads, FT_INT),
-    MODEL(intermediate_size, FT_INT),
-    MODEL(max_position_embeddings, FT_INT),
-    MODEL(type_vocab_size, FT_INT),
-    MODEL(pad_token_id, FT_INT),
-    MODEL(hidden_dropout, FT_FLOAT),
-    MODEL(attention_dropout, FT_FLOAT),
-    MODEL(layer_norm_eps, FT_FLOAT),
-    MODEL(initializer_range, FT_FLOAT),
-    MUX(num_instances, FT_INT, NULL),
-    MUX(muxing, FT_ENUM, muxing_names),
-    MUX(demuxing, FT_ENUM, demuxing_names),
-    MUX(learn_muxing, FT_BOOL, NULL),
-    MUX(gaussian_hadamard_norm, FT_FLOAT, NULL),
-    MUX(binary_hadamard_epsilon, FT_FLOAT, NULL),
-    MUX(attention_mask, FT_BOOL, NULL),
-    MUX(second_embedding_pass, FT_BOOL, NULL),
-    TASK(name, FT_CHOICE, task_names),
-    TASK(data_dir, FT_STRING, NULL),
-    TASK(train_file, FT_STRING, NULL),
-    TASK(eval_file, FT_STRING, NULL),
-    TASK(text_file, FT_STRING, NULL),
-    TASK(tokenizer, FT_STRING, NULL),
-    TASK(max_length, FT_INT, NULL),
-    TASK(drop_last, FT_BOOL, NULL),
-    TASK(max_train_examples, FT_INT, NULL),
-    TASK(max_eval_examples, FT_INT, NULL),
-    TRAIN(learning_rate, FT_FLOAT, NULL),
-    TRAIN(batch_size, FT_INT, NULL),
-    TRAIN(max_steps, FT_INT, NULL),
-    TRAIN(epochs, FT_FLOAT, NULL),
-    TRAIN(eval_interval, FT_INT, NULL),
-    TRAIN(log_interval, FT_INT, NULL),
-    TRAIN(save_interval, FT_INT, NULL),
-    TRAIN(seed, FT_INT, NULL),
-    TRAIN(max_grad_norm, FT_FLOAT, NULL),
-    TRAIN(schedule, FT_ENUM, schedule_names),
-    TRAIN(warmup_steps, FT_INT, NULL),
-    TRAIN(weight_decay, FT_FLOAT, NULL),
-    TRAIN(adam_beta1, FT_FLOAT, NULL),
-    TRAIN(adam_beta2, FT_FLOAT, NULL),
-    TRAIN(adam_eps, FT_FLOAT, NULL),
-    TRAIN(task_loss_coeff, FT_FLOAT, NULL),
-    TRAIN(retrieval_loss_coeff, FT_FLOAT, NULL),
-    TRAIN(retrieval_percentage, FT_FLOAT, NULL),
-    TRAIN(time_budget_seconds, FT_FLOAT, NULL),
-    TRAIN(do_train, FT_BOOL, NULL),
-    TRAIN(do_eval, FT_BOOL, NULL),
-    VISION(model, FT_ENUM, vision_model_names),
-    VISION(hidden_sizes, FT_STRING, NULL),
-    VISION(muxing, FT_ENUM, vision_muxing_names),
-    VISION(expand_channels, FT_INT, NULL),
-    VISION(conv1_channels, FT_INT, NULL),
-    VISION(activation, FT_ENUM, vision_activation_names),
-    VISION(loss, FT_ENUM, vision_loss_names),
-    VISION(optimizer, FT_ENUM, vision_optimizer_names),
-    VISION(crop, FT_INT, NULL),
-    TOP(model_path, FT_STRING, NULL),
-    TOP(output_dir, FT_STRING, NULL),
-    TOP(device, FT_STRING, NULL),
+const dmx_cfg_field dmx_cfg_fields[] = {
+    TOP(name, DMX_FT_STRING, NULL),
+    TOP(setting, DMX_FT_ENUM, setting_names),
+    MODEL(vocab_size, DMX_FT_INT),
+    MODEL(hidden_size, DMX_FT_INT),
+    MODEL(num_layers, DMX_FT_INT),
+    MODEL(num_heads, DMX_FT_INT),
+    MODEL(intermediate_size, DMX_FT_INT),
+    MODEL(max_position_embeddings, DMX_FT_INT),
+    MODEL(type_vocab_size, DMX_FT_INT),
+    MODEL(pad_token_id, DMX_FT_INT),
+    MODEL(hidden_dropout, DMX_FT_FLOAT),
+    MODEL(attention_dropout, DMX_FT_FLOAT),
+    MODEL(layer_norm_eps, DMX_FT_FLOAT),
+    MODEL(initializer_range, DMX_FT_FLOAT),
+    MUX(num_instances, DMX_FT_INT, NULL),
+    MUX(muxing, DMX_FT_ENUM, muxing_names),
+    MUX(demuxing, DMX_FT_ENUM, demuxing_names),
+    MUX(learn_muxing, DMX_FT_BOOL, NULL),
+    MUX(gaussian_hadamard_norm, DMX_FT_FLOAT, NULL),
+    MUX(binary_hadamard_epsilon, DMX_FT_FLOAT, NULL),
+    MUX(attention_mask, DMX_FT_BOOL, NULL),
+    MUX(second_embedding_pass, DMX_FT_BOOL, NULL),
+    TASK(name, DMX_FT_CHOICE, task_names),
+    TASK(data_dir, DMX_FT_STRING, NULL),
+    TASK(train_file, DMX_FT_STRING, NULL),
+    TASK(eval_file, DMX_FT_STRING, NULL),
+    TASK(text_file, DMX_FT_STRING, NULL),
+    TASK(tokenizer, DMX_FT_STRING, NULL),
+    TASK(max_length, DMX_FT_INT, NULL),
+    TASK(drop_last, DMX_FT_BOOL, NULL),
+    TASK(max_train_examples, DMX_FT_INT, NULL),
+    TASK(max_eval_examples, DMX_FT_INT, NULL),
+    TRAIN(learning_rate, DMX_FT_FLOAT, NULL),
+    TRAIN(batch_size, DMX_FT_INT, NULL),
+    TRAIN(max_steps, DMX_FT_INT, NULL),
+    TRAIN(epochs, DMX_FT_FLOAT, NULL),
+    TRAIN(eval_interval, DMX_FT_INT, NULL),
+    TRAIN(log_interval, DMX_FT_INT, NULL),
+    TRAIN(save_interval, DMX_FT_INT, NULL),
+    TRAIN(seed, DMX_FT_INT, NULL),
+    TRAIN(max_grad_norm, DMX_FT_FLOAT, NULL),
+    TRAIN(schedule, DMX_FT_ENUM, schedule_names),
+    TRAIN(warmup_steps, DMX_FT_INT, NULL),
+    TRAIN(weight_decay, DMX_FT_FLOAT, NULL),
+    TRAIN(adam_beta1, DMX_FT_FLOAT, NULL),
+    TRAIN(adam_beta2, DMX_FT_FLOAT, NULL),
+    TRAIN(adam_eps, DMX_FT_FLOAT, NULL),
+    TRAIN(task_loss_coeff, DMX_FT_FLOAT, NULL),
+    TRAIN(retrieval_loss_coeff, DMX_FT_FLOAT, NULL),
+    TRAIN(retrieval_percentage, DMX_FT_FLOAT, NULL),
+    TRAIN(time_budget_seconds, DMX_FT_FLOAT, NULL),
+    TRAIN(do_train, DMX_FT_BOOL, NULL),
+    TRAIN(do_eval, DMX_FT_BOOL, NULL),
+    VISION(model, DMX_FT_ENUM, vision_model_names),
+    VISION(hidden_sizes, DMX_FT_STRING, NULL),
+    VISION(muxing, DMX_FT_ENUM, vision_muxing_names),
+    VISION(expand_channels, DMX_FT_INT, NULL),
+    VISION(conv1_channels, DMX_FT_INT, NULL),
+    VISION(activation, DMX_FT_ENUM, vision_activation_names),
+    VISION(loss, DMX_FT_ENUM, vision_loss_names),
+    VISION(optimizer, DMX_FT_ENUM, vision_optimizer_names),
+    VISION(crop, DMX_FT_INT, NULL),
+    TOP(model_path, DMX_FT_STRING, NULL),
+    TOP(output_dir, DMX_FT_STRING, NULL),
+    TOP(device, DMX_FT_STRING, NULL),
 };
-#define NUM_FIELDS ((int)(sizeof fields / sizeof *fields))
-_Static_assert(sizeof fields / sizeof *fields <= DMX_MAX_FIELDS, "raise DMX_MAX_FIELDS in config.h");
+const int dmx_cfg_num_fields = (int)(sizeof dmx_cfg_fields / sizeof *dmx_cfg_fields);
+_Static_assert(sizeof dmx_cfg_fields / sizeof *dmx_cfg_fields <= DMX_MAX_FIELDS, "raise DMX_MAX_FIELDS in config.h");
 
-/* Top-level keys that are not plain fields. */
-static const char *const section_names[] = {"model", "multiplexing", "task", "training", "vision"};
-static const char *const top_level_keys[] = {"name",         "setting", "model",    "config_name",
-                                             "multiplexing", "task",    "training", "model_path",
-                                             "output_dir",   "device",  "vision"};
-#define COUNT(a) (sizeof(a) / sizeof *(a))
+/* Top-level keys that are not plain dmx_cfg_fields. */
+const char *const dmx_cfg_section_names[] = {"model", "multiplexing", "task", "training", "vision"};
+const char *const dmx_cfg_top_level_keys[] = {"name",         "setting", "model",    "config_name",
+                                              "multiplexing", "task",    "training", "model_path",
+                                              "output_dir",   "device",  "vision"};
 
-static int find_field(const char *section, const char *key) {
-  for (int i = 0; i < NUM_FIELDS; i++)
-    if (!strcmp(fields[i].section, section) && !strcmp(fields[i].key, key)) return i;
+int dmx_cfg_find_field(const char *section, const char *key) {
+  for (int i = 0; i < DMX_CFG_NUM_FIELDS; i++)
+    if (!strcmp(dmx_cfg_fields[i].section, section) && !strcmp(dmx_cfg_fields[i].key, key)) return i;
   return -1;
 }
 
-static int find_field_path(const char *path) {
-  for (int i = 0; i < NUM_FIELDS; i++)
-    if (!strcmp(fields[i].path, path)) return i;
+int dmx_cfg_find_field_path(const char *path) {
+  for (int i = 0; i < DMX_CFG_NUM_FIELDS; i++)
+    if (!strcmp(dmx_cfg_fields[i].path, path)) return i;
   return -1;
 }
 
 /* Internal lookups name paths literally; an unknown one is a bug in this file. */
-static int field_index(const char *path) {
-  int i = find_field_path(path);
+int dmx_cfg_field_index(const char *path) {
+  int i = dmx_cfg_find_field_path(path);
   if (i < 0) dmx_die("no experiment field '%s'", path);
   return i;
 }
 
-static void *field_ptr(dmx_experiment *e, int i) { return (char *)e + fields[i].offset; }
-static const void *field_cptr(const dmx_experiment *e, int i) { return (const char *)e + fields[i].offset; }
+void *dmx_cfg_field_ptr(dmx_experiment *e, int i) { return (char *)e + dmx_cfg_fields[i].offset; }
+const void *dmx_cfg_field_cptr(const dmx_experiment *e, int i) { return (const char *)e + dmx_cfg_fields[i].offset; }
 
 const char *const *dmx_experiment_field_paths(void) {
   static const char *paths[DMX_MAX_FIELDS + 1];
-  for (int i = 0; i < NUM_FIELDS; i++) paths[i] = fields[i].path;
-  paths[NUM_FIELDS] = NULL;
+  for (int i = 0; i < DMX_CFG_NUM_FIELDS; i++) paths[i] = dmx_cfg_fields[i].path;
+  paths[DMX_CFG_NUM_FIELDS] = NULL;
   return paths;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Names                                                                                           */
 
-static const char *enum_name(const char *const *names, int count, int v) {
+const char *dmx_cfg_enum_name(const char *const *names, int count, int v) {
   return v >= 0 && v < count ? names[v] : "(invalid)";
 }
-const char *dmx_muxing_name(dmx_muxing m) { return enum_name(muxing_names, 3, (int)m); }
-const char *dmx_demuxing_name(dmx_demuxing d) { return enum_name(demuxing_names, 2, (int)d); }
-const char *dmx_setting_name(dmx_setting s) { return enum_name(setting_names, 3, (int)s); }
-const char *dmx_schedule_name(dmx_schedule s) { return enum_name(schedule_names, 2, (int)s); }
+const char *dmx_muxing_name(dmx_muxing m) { return dmx_cfg_enum_name(muxing_names, 3, (int)m); }
+const char *dmx_demuxing_name(dmx_demuxing d) { return dmx_cfg_enum_name(demuxing_names, 2, (int)d); }
+const char *dmx_setting_name(dmx_setting s) { return dmx_cfg_enum_name(setting_names, 3, (int)s); }
+const char *dmx_schedule_name(dmx_schedule s) { return dmx_cfg_enum_name(schedule_names, 2, (int)s); }
 
 bool dmx_task_is_vision(const char *task_name) {
   return !strcmp(task_name, "mnist") || !strcmp(task_name, "fashion_mnist") || !strcmp(task_name, "idx");
 }
 const char *dmx_vision_muxing_name(dmx_vision_muxing m) {
-  return enum_name(vision_muxing_names, (int)COUNT(vision_muxing_names) - 1, (int)m);
+  return dmx_cfg_enum_name(vision_muxing_names, (int)DMX_CFG_COUNT(vision_muxing_names) - 1, (int)m);
 }
 
 int dmx_vision_hidden_sizes(const char *text, int *sizes, int max) {
@@ -228,22 +217,22 @@ static void join_choices(const char *const *choices, char *out, size_t cap) {
   }
 }
 
-static const char *type_description(const field_desc *f) {
+const char *dmx_cfg_type_description(const dmx_cfg_field *f) {
   switch (f->type) {
-    case FT_INT: return "an integer";
-    case FT_FLOAT: return "a number";
-    case FT_BOOL: return "true or false";
-    case FT_STRING: return "a string";
-    case FT_ENUM:
-    case FT_CHOICE: return "one of its names";
+    case DMX_FT_INT: return "an integer";
+    case DMX_FT_FLOAT: return "a number";
+    case DMX_FT_BOOL: return "true or false";
+    case DMX_FT_STRING: return "a string";
+    case DMX_FT_ENUM:
+    case DMX_FT_CHOICE: return "one of its names";
   }
   return "a value";
 }
 
-static bool parse_bool_word(const char *s, bool *out) {
+bool dmx_cfg_parse_bool(const char *s, bool *out) {
   static const char *const yes[] = {"true", "yes", "on", "1"};
   static const char *const no[] = {"false", "no", "off", "0"};
-  for (size_t i = 0; i < COUNT(yes); i++) {
+  for (size_t i = 0; i < DMX_CFG_COUNT(yes); i++) {
     if (!strcasecmp(s, yes[i])) return *out = true, true;
     if (!strcasecmp(s, no[i])) return *out = false, true;
   }
@@ -251,14 +240,14 @@ static bool parse_bool_word(const char *s, bool *out) {
 }
 
 /* Parses text into the field's slot of e. On failure writes the reason to why and leaves e alone. */
-static int parse_field_value(dmx_experiment *e, int i, const char *text, char *why, size_t cap) {
-  const field_desc *f = &fields[i];
-  if (!*text && f->type != FT_STRING) {
-    snprintf(why, cap, "expected %s, got an empty value", type_description(f));
+int dmx_cfg_parse_value(dmx_experiment *e, int i, const char *text, char *why, size_t cap) {
+  const dmx_cfg_field *f = &dmx_cfg_fields[i];
+  if (!*text && f->type != DMX_FT_STRING) {
+    snprintf(why, cap, "expected %s, got an empty value", dmx_cfg_type_description(f));
     return -1;
   }
   switch (f->type) {
-    case FT_INT: {
+    case DMX_FT_INT: {
       char *end;
       errno = 0;
       long v = strtol(text, &end, 10);
@@ -270,10 +259,10 @@ static int parse_field_value(dmx_experiment *e, int i, const char *text, char *w
         snprintf(why, cap, "%s is out of range for an integer", text);
         return -1;
       }
-      *(int *)field_ptr(e, i) = (int)v;
+      *(int *)dmx_cfg_field_ptr(e, i) = (int)v;
       return 0;
     }
-    case FT_FLOAT: {
+    case DMX_FT_FLOAT: {
       char *end;
       errno = 0;
       double v = strtod(text, &end);
@@ -285,37 +274,37 @@ static int parse_field_value(dmx_experiment *e, int i, const char *text, char *w
         snprintf(why, cap, "%s is out of range for a 32-bit float", text);
         return -1;
       }
-      *(float *)field_ptr(e, i) = (float)v;
+      *(float *)dmx_cfg_field_ptr(e, i) = (float)v;
       return 0;
     }
-    case FT_BOOL: {
+    case DMX_FT_BOOL: {
       bool b;
-      if (!parse_bool_word(text, &b)) {
+      if (!dmx_cfg_parse_bool(text, &b)) {
         snprintf(why, cap, "expected true or false, got '%s'", text);
         return -1;
       }
-      *(bool *)field_ptr(e, i) = b;
+      *(bool *)dmx_cfg_field_ptr(e, i) = b;
       return 0;
     }
-    case FT_STRING:
-    case FT_CHOICE: {
+    case DMX_FT_STRING:
+    case DMX_FT_CHOICE: {
       size_t n = strlen(text);
       if (n >= f->size) {
         snprintf(why, cap, "value is too long (%zu bytes; at most %zu)", n, f->size - 1);
         return -1;
       }
-      if (f->type == FT_CHOICE) {
+      if (f->type == DMX_FT_CHOICE) {
         int k = 0;
         while (f->choices[k] && strcmp(f->choices[k], text)) k++;
         if (!f->choices[k]) goto unknown_choice;
       }
-      memcpy(field_ptr(e, i), text, n + 1);
+      memcpy(dmx_cfg_field_ptr(e, i), text, n + 1);
       return 0;
     }
-    case FT_ENUM: {
+    case DMX_FT_ENUM: {
       for (int k = 0; f->choices[k]; k++)
         if (!strcmp(f->choices[k], text)) {
-          *(int *)field_ptr(e, i) = k;
+          *(int *)dmx_cfg_field_ptr(e, i) = k;
           return 0;
         }
       goto unknown_choice;
@@ -342,11 +331,11 @@ unknown_choice : {
 /* Origins: what the user set, and where                                                           */
 
 static bool user_set(const dmx_experiment *e, const char *path) {
-  return e->origin[field_index(path)].kind != DMX_ORIGIN_DEFAULT;
+  return e->origin[dmx_cfg_field_index(path)].kind != DMX_ORIGIN_DEFAULT;
 }
 
 bool dmx_experiment_is_explicit(const dmx_experiment *e, const char *path) {
-  int i = find_field_path(path);
+  int i = dmx_cfg_find_field_path(path);
   return i >= 0 && e->origin[i].kind != DMX_ORIGIN_DEFAULT;
 }
 
@@ -355,7 +344,7 @@ static dmx_field_origin file_origin(dmx_origin_kind kind, yaml_mark_t mark) {
   return o;
 }
 
-static dmx_field_origin flag_origin(const char *flag, const char *value) {
+dmx_field_origin dmx_cfg_flag_origin(const char *flag, const char *value) {
   dmx_field_origin o = {.kind = DMX_ORIGIN_FLAG};
   /* Bounded so a long path value cannot crowd out the flag's name in messages. */
   snprintf(o.flag, sizeof o.flag, "%.40s%s%.50s", flag, value ? " " : "", value ? value : "");
@@ -363,7 +352,7 @@ static dmx_field_origin flag_origin(const char *flag, const char *value) {
 }
 
 /* "file:line:col: " or "flag -N 5: " or "" for a default: the start of a message about field i. */
-static void describe_origin(const dmx_experiment *e, int i, char *out, size_t cap) {
+void dmx_cfg_describe_origin(const dmx_experiment *e, int i, char *out, size_t cap) {
   const dmx_field_origin *o = &e->origin[i];
   switch (o->kind) {
     case DMX_ORIGIN_EXPERIMENT_FILE: snprintf(out, cap, "%s:%d:%d: ", e->source_path, o->line, o->column); return;
@@ -399,7 +388,7 @@ static void file_stem(const char *path, char *out, size_t cap) {
 
 /* Defaults that depend on the setting, N or the file name. Re-run after every change (YAML, flags,
  * --set) so that switching `-s` re-derives whatever the user did not choose. */
-static void derive_defaults(dmx_experiment *e) {
+void dmx_cfg_derive_defaults(dmx_experiment *e) {
   dmx_setting s = e->setting;
   dmx_train_config *t = &e->train;
   if (!user_set(e, "training.task_loss_coeff"))
@@ -418,7 +407,7 @@ static void derive_defaults(dmx_experiment *e) {
   if (!user_set(e, "task.name"))
     copy_string(e->task.name, sizeof e->task.name, s == DMX_SETTING_RETRIEVAL_PRETRAINING ? "text" : "mnli");
   /* batch_size 0 means "by N" wherever it came from, so it must follow later changes of N. */
-  if (t->batch_size == 0) e->origin[field_index("training.batch_size")].kind = DMX_ORIGIN_DEFAULT;
+  if (t->batch_size == 0) e->origin[dmx_cfg_field_index("training.batch_size")].kind = DMX_ORIGIN_DEFAULT;
   if (!user_set(e, "training.batch_size")) t->batch_size = dmx_base_batch_size(e->mux.num_instances);
   /* Vision tasks follow the notebook: SGD lr 0.1 (AdamW 1e-3), 32 groups, epochs with an
    * evaluation after each, no clipping; one instance means the plain model unless set. */
@@ -495,14 +484,14 @@ void dmx_experiment_defaults(dmx_experiment *e) {
   e->vision.muxing = DMX_VMUX_NONE;
   e->vision.expand_channels = 8;
   e->vision.crop = 20;
-  derive_defaults(e);
+  dmx_cfg_derive_defaults(e);
 }
 
-/* Resets the model fields to defaults (and their origins), before a model file replaces them. */
+/* Resets the model dmx_cfg_fields to defaults (and their origins), before a model file replaces them. */
 static void reset_model(dmx_experiment *e) {
   model_defaults(&e->model);
-  for (int i = 0; i < NUM_FIELDS; i++)
-    if (!strcmp(fields[i].section, "model")) e->origin[i].kind = DMX_ORIGIN_DEFAULT;
+  for (int i = 0; i < DMX_CFG_NUM_FIELDS; i++)
+    if (!strcmp(dmx_cfg_fields[i].section, "model")) e->origin[i].kind = DMX_ORIGIN_DEFAULT;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -525,7 +514,7 @@ static bool is_regular_file(const char *path) {
 
 /* Looks for name relative to base_dir (the experiment's folder; NULL for the working directory), then
  * ./experiments/, then the source tree's experiments/. tried lists the candidates for the message. */
-static bool find_model_file(const char *name, const char *base_dir, char *out, size_t cap, char *tried, size_t tcap) {
+bool dmx_cfg_find_model_file(const char *name, const char *base_dir, char *out, size_t cap, char *tried, size_t tcap) {
   char cands[3][2048];
   int nc = 0;
   if (name[0] == '/') {
@@ -564,15 +553,15 @@ typedef struct {
 
 static int set_field_from_node(dmx_experiment *e, int i, yaml_source *src, yaml_node_t *key, yaml_node_t *value,
                                dmx_error *err) {
-  const field_desc *f = &fields[i];
+  const dmx_cfg_field *f = &dmx_cfg_fields[i];
   if (src->seen[i]) return dmx_yaml_fail_at(err, src->path, key->start_mark, "duplicate key '%s'", f->key);
   src->seen[i] = true;
   if (value->type != YAML_SCALAR_NODE)
-    return dmx_yaml_fail_at(err, src->path, value->start_mark, "%s: expected %s, got %s", f->path, type_description(f),
-                            dmx_yaml_kind_name(value));
+    return dmx_yaml_fail_at(err, src->path, value->start_mark, "%s: expected %s, got %s", f->path,
+                            dmx_cfg_type_description(f), dmx_yaml_kind_name(value));
   const char *text = dmx_yaml_is_null(value) ? "" : dmx_yaml_scalar(value);
   char why[700];
-  if (parse_field_value(e, i, text, why, sizeof why) != 0)
+  if (dmx_cfg_parse_value(e, i, text, why, sizeof why) != 0)
     return dmx_yaml_fail_at(err, src->path, value->start_mark, "%s: %s", f->path, why);
   e->origin[i] = file_origin(src->kind, value->start_mark);
   return 0;
@@ -604,7 +593,7 @@ static int require_scalar_key(yaml_source *src, yaml_node_t *key, dmx_error *err
   return dmx_yaml_fail_at(err, src->path, key->start_mark, "keys must be plain names, got %s", dmx_yaml_kind_name(key));
 }
 
-/* Reads the keys of one section (a mapping whose keys are that section's fields). */
+/* Reads the keys of one section (a mapping whose keys are that section's dmx_cfg_fields). */
 static int load_section(dmx_experiment *e, yaml_source *src, const char *section, yaml_node_t *map, dmx_error *err) {
   if (dmx_yaml_is_null(map)) return 0; /* "training:" with nothing under it */
   if (map->type != YAML_MAPPING_NODE)
@@ -612,20 +601,20 @@ static int load_section(dmx_experiment *e, yaml_source *src, const char *section
                             *section ? section : "the file", dmx_yaml_kind_name(map));
   const char *valid[DMX_MAX_FIELDS];
   size_t nvalid = 0;
-  for (int i = 0; i < NUM_FIELDS; i++)
-    if (!strcmp(fields[i].section, section)) valid[nvalid++] = fields[i].key;
+  for (int i = 0; i < DMX_CFG_NUM_FIELDS; i++)
+    if (!strcmp(dmx_cfg_fields[i].section, section)) valid[nvalid++] = dmx_cfg_fields[i].key;
   for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
     yaml_node_t *key = dmx_yaml_node(src->y, p->key), *value = dmx_yaml_node(src->y, p->value);
     if (require_scalar_key(src, key, err)) return -1;
-    int i = find_field(section, dmx_yaml_scalar(key));
+    int i = dmx_cfg_find_field(section, dmx_yaml_scalar(key));
     if (i < 0) return unknown_key(src, key, section, valid, nvalid, err);
     if (set_field_from_node(e, i, src, key, value, err)) return -1;
   }
   return 0;
 }
 
-/* Replaces e's model with the one in a model file (whose keys are the model fields). */
-static int load_model_file(dmx_experiment *e, const char *path, dmx_error *err) {
+/* Replaces e's model with the one in a model file (whose keys are the model dmx_cfg_fields). */
+int dmx_cfg_load_model_file(dmx_experiment *e, const char *path, dmx_error *err) {
   if (strlen(path) >= sizeof e->model_config_file) return dmx_fail(err, "%s: path too long", path);
   reset_model(e);
   memcpy(e->model_config_file, path, strlen(path) + 1);
@@ -653,11 +642,11 @@ static int load_config_name_node(dmx_experiment *e, yaml_source *src, yaml_node_
   const char *slash = strrchr(src->path, '/');
   snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - src->path) : 1, slash ? src->path : ".");
   char found[1024], tried[4096];
-  if (!find_model_file(name, dir, found, sizeof found, tried, sizeof tried))
+  if (!dmx_cfg_find_model_file(name, dir, found, sizeof found, tried, sizeof tried))
     return dmx_yaml_fail_at(err, src->path, node->start_mark, "config_name: model file '%s' not found (looked for %s)",
                             name, tried);
   dmx_error inner;
-  if (load_model_file(e, found, &inner))
+  if (dmx_cfg_load_model_file(e, found, &inner))
     return dmx_yaml_fail_at(err, src->path, node->start_mark, "in config_name '%s': %s", name, inner.msg);
   return 0;
 }
@@ -667,7 +656,7 @@ static int load_top_level(dmx_experiment *e, yaml_source *src, yaml_node_t *root
     return dmx_yaml_fail_at(err, src->path, root->start_mark, "an experiment must be a mapping of keys, got %s",
                             dmx_yaml_kind_name(root));
   yaml_node_t *model = NULL, *config_name = NULL;
-  bool section_seen[COUNT(section_names)] = {false};
+  bool section_seen[DMX_CFG_COUNT(dmx_cfg_section_names)] = {false};
   for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
     yaml_node_t *key = dmx_yaml_node(src->y, p->key), *value = dmx_yaml_node(src->y, p->value);
     if (require_scalar_key(src, key, err)) return -1;
@@ -678,16 +667,16 @@ static int load_top_level(dmx_experiment *e, yaml_source *src, yaml_node_t *root
       continue;
     }
     size_t s = 0;
-    while (s < COUNT(section_names) && strcmp(section_names[s], k)) s++;
-    if (s < COUNT(section_names)) {
+    while (s < DMX_CFG_COUNT(dmx_cfg_section_names) && strcmp(dmx_cfg_section_names[s], k)) s++;
+    if (s < DMX_CFG_COUNT(dmx_cfg_section_names)) {
       if (section_seen[s]) return dmx_yaml_fail_at(err, src->path, key->start_mark, "duplicate key '%s'", k);
       section_seen[s] = true;
       if (!strcmp(k, "model")) model = value;
       if (load_section(e, src, k, value, err)) return -1;
       continue;
     }
-    int i = find_field("", k);
-    if (i < 0) return unknown_key(src, key, "", top_level_keys, COUNT(top_level_keys), err);
+    int i = dmx_cfg_find_field("", k);
+    if (i < 0) return unknown_key(src, key, "", dmx_cfg_top_level_keys, DMX_CFG_COUNT(dmx_cfg_top_level_keys), err);
     if (set_field_from_node(e, i, src, key, value, err)) return -1;
   }
   if (model && config_name)
@@ -706,284 +695,6 @@ int dmx_experiment_load(dmx_experiment *e, const char *path, dmx_error *err) {
   yaml_source src = {.y = &y, .path = e->source_path, .kind = DMX_ORIGIN_EXPERIMENT_FILE};
   int rc = load_top_level(e, &src, dmx_yaml_root(&y), err);
   dmx_yaml_free(&y);
-  if (rc == 0) derive_defaults(e);
+  if (rc == 0) dmx_cfg_derive_defaults(e);
   return rc;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Flags                                                                                           */
-
-typedef struct {
-  const char *names[3];
-  const char *path;    /* field path, "config_name" or "set" */
-  bool optional_value; /* boolean flags: bare means true */
-} flag_desc;
-
-static const flag_desc flag_table[] = {
-    {{"-N", "--num_instances", "--num-instances"}, "multiplexing.num_instances", false},
-    {{"-d", "--demuxing"}, "multiplexing.demuxing", false},
-    {{"-m", "--muxing"}, "multiplexing.muxing", false},
-    {{"-s", "--setting"}, "setting", false},
-    {{"--task"}, "task.name", false},
-    {{"--lr", "--learning_rate"}, "training.learning_rate", false},
-    {{"--batch_size"}, "training.batch_size", false},
-    {{"--config_name"}, "config_name", false},
-    {{"--model_path"}, "model_path", false},
-    {{"--learn_muxing"}, "multiplexing.learn_muxing", true},
-    {{"--do_train"}, "training.do_train", true},
-    {{"--do_eval"}, "training.do_eval", true},
-    {{"--output_dir"}, "output_dir", false},
-    {{"--device"}, "device", false},
-    {{"--data-dir", "--data_dir"}, "task.data_dir", false},
-    {{"--seed"}, "training.seed", false},
-    {{"--max_steps"}, "training.max_steps", false},
-    {{"--set"}, "set", false},
-};
-
-typedef struct {
-  const flag_desc *desc;
-  const char *name;  /* as typed, without any "=value" */
-  const char *value; /* NULL only if missing */
-} parsed_flag;
-
-static int unknown_flag(const char *name, dmx_error *err) {
-  const char *all[COUNT(flag_table) * 3];
-  size_t n = 0;
-  for (size_t k = 0; k < COUNT(flag_table); k++)
-    for (int j = 0; j < 3 && flag_table[k].names[j]; j++) all[n++] = flag_table[k].names[j];
-  const char *near = dmx_closest_word(name, all, n);
-  if (near) return dmx_fail(err, "unknown flag '%s' (did you mean '%s'?)", name, near);
-  return dmx_fail(err, "unknown flag '%s' (see `datamux config --help`)", name);
-}
-
-/* Reads the flag at argv[*i] (and its value), advancing *i past what it used. name_buf holds the
- * flag's name when it was given as --flag=value. */
-static int next_flag(int argc, char **argv, int *i, parsed_flag *out, char *name_buf, size_t cap, dmx_error *err) {
-  const char *arg = argv[*i];
-  if (arg[0] != '-' || !arg[1])
-    return dmx_fail(err, "unexpected argument '%s' (the experiment file goes first; flags start with '-')", arg);
-  const char *eq = !strncmp(arg, "--", 2) ? strchr(arg, '=') : NULL;
-  const char *name = arg;
-  if (eq) {
-    if ((size_t)(eq - arg) >= cap) return dmx_fail(err, "flag '%.40s...' is too long", arg);
-    snprintf(name_buf, cap, "%.*s", (int)(eq - arg), arg);
-    name = name_buf;
-  }
-  const flag_desc *d = NULL;
-  for (size_t k = 0; k < COUNT(flag_table) && !d; k++)
-    for (int j = 0; j < 3 && flag_table[k].names[j]; j++)
-      if (!strcmp(flag_table[k].names[j], name)) d = &flag_table[k];
-  if (!d) return unknown_flag(name, err);
-  out->desc = d;
-  out->name = name;
-  (*i)++;
-  bool b;
-  if (eq) {
-    out->value = eq + 1;
-  } else if (d->optional_value) {
-    /* Take the next word only if it reads as a boolean, so "--do_train --do_eval" works. */
-    if (*i < argc && parse_bool_word(argv[*i], &b))
-      out->value = argv[(*i)++];
-    else
-      out->value = "true";
-  } else if (*i < argc) {
-    out->value = argv[(*i)++];
-  } else {
-    return dmx_fail(err, "flag %s needs a value", name);
-  }
-  return 0;
-}
-
-static int set_field_text(dmx_experiment *e, int i, const char *value, dmx_field_origin origin, const char *who,
-                          dmx_error *err) {
-  char why[700];
-  if (parse_field_value(e, i, value, why, sizeof why)) return dmx_fail(err, "%s: %s", who, why);
-  e->origin[i] = origin;
-  return 0;
-}
-
-static int unknown_path(const char *who, const char *path, dmx_error *err) {
-  const char *all[DMX_MAX_FIELDS + 1];
-  int n = 0;
-  /* When the section is right, match the key among that section's keys (so "lr" finds learning_rate). */
-  const char *dot = strchr(path, '.');
-  for (int i = 0; dot && i < NUM_FIELDS; i++)
-    if (!strncmp(fields[i].path, path, (size_t)(dot - path) + 1)) all[n++] = fields[i].key;
-  const char *near_key = n ? dmx_closest_word(dot + 1, all, (size_t)n) : NULL;
-  if (near_key)
-    return dmx_fail(err, "%s: unknown key '%s' (did you mean '%.*s%s'?)", who, path, (int)(dot - path) + 1, path,
-                    near_key);
-  n = 0;
-  for (int i = 0; i < NUM_FIELDS; i++) all[n++] = fields[i].path;
-  all[n++] = "config_name";
-  const char *near = dmx_closest_word(path, all, (size_t)n);
-  if (near) return dmx_fail(err, "%s: unknown key '%s' (did you mean '%s'?)", who, path, near);
-  return dmx_fail(err, "%s: unknown key '%s' (keys look like training.learning_rate or model.hidden_size)", who, path);
-}
-
-static int apply_config_name_flag(dmx_experiment *e, const char *who, const char *name, dmx_error *err) {
-  if (!*name) return dmx_fail(err, "%s: expected a path to a model YAML file, got an empty value", who);
-  char found[1024], tried[4096];
-  if (!find_model_file(name, NULL, found, sizeof found, tried, sizeof tried))
-    return dmx_fail(err, "%s: model file '%s' not found (looked for %s)", who, name, tried);
-  dmx_error inner;
-  if (load_model_file(e, found, &inner)) return dmx_fail(err, "%s: %s", who, inner.msg);
-  return 0;
-}
-
-/* Applies one parsed flag; config_only selects the first pass (model files) or the second (the rest). */
-static int apply_flag(dmx_experiment *e, const parsed_flag *f, bool config_only, dmx_error *err) {
-  char who[160];
-  snprintf(who, sizeof who, "flag %s", f->name);
-  const char *path = f->desc->path, *value = f->value;
-  char set_path[128];
-  if (!strcmp(path, "set")) {
-    const char *eq = strchr(value, '=');
-    if (!eq) return dmx_fail(err, "flag --set expects key.path=value, got '%s'", value);
-    if ((size_t)(eq - value) >= sizeof set_path) return dmx_fail(err, "flag --set: key '%.40s...' is too long", value);
-    snprintf(set_path, sizeof set_path, "%.*s", (int)(eq - value), value);
-    snprintf(who, sizeof who, "flag --set %s", set_path);
-    path = set_path;
-    value = eq + 1;
-  }
-  bool is_config = !strcmp(path, "config_name");
-  if (is_config != config_only) return 0;
-  if (is_config) return apply_config_name_flag(e, who, value, err);
-  int i = find_field_path(path);
-  if (i < 0) return unknown_path(who, path, err);
-  /* For --set, f->value is the whole "path=value", which is what the message should quote. */
-  bool via_set = !strcmp(f->desc->path, "set");
-  dmx_field_origin o = flag_origin(via_set ? "--set" : f->name, f->value);
-  return set_field_text(e, i, value, o, who, err);
-}
-
-int dmx_experiment_apply_flags(dmx_experiment *e, int argc, char **argv, dmx_error *err) {
-  /* Two passes: a model file (--config_name) replaces the whole model, so it goes first and a
-   * --set model.* anywhere on the line still wins over it. */
-  for (int pass = 0; pass < 2; pass++) {
-    for (int i = 0; i < argc;) {
-      parsed_flag f = {0};
-      char name_buf[128];
-      if (next_flag(argc, argv, &i, &f, name_buf, sizeof name_buf, err)) return -1;
-      if (apply_flag(e, &f, pass == 0, err)) return -1;
-    }
-  }
-  derive_defaults(e);
-  return 0;
-}
-
-int dmx_experiment_set(dmx_experiment *e, const char *path, const char *value, dmx_error *err) {
-  char who[160];
-  snprintf(who, sizeof who, "--set %s", path);
-  if (!strcmp(path, "config_name")) {
-    if (apply_config_name_flag(e, who, value, err)) return -1;
-  } else {
-    int i = find_field_path(path);
-    if (i < 0) return unknown_path(who, path, err);
-    char text[256];
-    snprintf(text, sizeof text, "%s=%s", path, value);
-    if (set_field_text(e, i, value, flag_origin("--set", text), who, err)) return -1;
-  }
-  derive_defaults(e);
-  return 0;
-}
-
-void dmx_experiment_describe_origin(const dmx_experiment *e, const char *path, char *out, size_t cap) {
-  describe_origin(e, field_index(path), out, cap);
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Printing and comparing                                                                          */
-
-/* The shortest %g form that reads back (through the loader's strtod-then-float) as the same float. */
-static void format_float(float v, char *buf, size_t cap) {
-  for (int prec = 6; prec <= 9; prec++) {
-    snprintf(buf, cap, "%.*g", prec, (double)v);
-    if ((float)strtod(buf, NULL) == v) return;
-  }
-}
-
-/* Double-quoted YAML scalar, so any text (colons, '#', leading spaces, "true") stays a string. */
-static void print_quoted(FILE *f, const char *s) {
-  fputc('"', f);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\')
-      fprintf(f, "\\%c", *p);
-    else if (*p < 0x20 || *p == 0x7f)
-      fprintf(f, "\\x%02x", *p);
-    else
-      fputc(*p, f);
-  }
-  fputc('"', f);
-}
-
-/* For comments: one line, no control characters. */
-static void print_comment_text(FILE *f, const char *s) {
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) fputc(*p < 0x20 ? '?' : *p, f);
-}
-
-static void print_field(FILE *f, const dmx_experiment *e, int i) {
-  const field_desc *d = &fields[i];
-  const void *p = field_cptr(e, i);
-  fprintf(f, "%s%s: ", *d->section ? "  " : "", d->key);
-  char buf[64];
-  switch (d->type) {
-    case FT_INT: fprintf(f, "%d", *(const int *)p); break;
-    case FT_FLOAT:
-      format_float(*(const float *)p, buf, sizeof buf);
-      fputs(buf, f);
-      break;
-    case FT_BOOL: fputs(*(const bool *)p ? "true" : "false", f); break;
-    case FT_STRING:
-    case FT_CHOICE: print_quoted(f, (const char *)p); break;
-    case FT_ENUM: {
-      int v = *(const int *)p, n = 0;
-      while (d->choices[n]) n++;
-      fputs(enum_name(d->choices, n, v), f);
-      break;
-    }
-  }
-  fputc('\n', f);
-}
-
-void dmx_experiment_print_yaml(FILE *f, const dmx_experiment *e) {
-  fprintf(f, "# DataMUX-CL experiment, fully resolved from ");
-  print_comment_text(f, e->source_path[0] ? e->source_path : "the defaults");
-  fputc('\n', f);
-  if (e->model_config_file[0]) {
-    fprintf(f, "# model from config_name ");
-    print_comment_text(f, e->model_config_file);
-    fprintf(f, ", shown inline\n");
-  }
-  const char *section = "";
-  for (int i = 0; i < NUM_FIELDS; i++) {
-    if (strcmp(fields[i].section, section)) {
-      section = fields[i].section;
-      if (*section) fprintf(f, "%s:\n", section);
-    }
-    print_field(f, e, i);
-  }
-}
-
-static bool field_equal(const dmx_experiment *a, const dmx_experiment *b, int i) {
-  const void *pa = field_cptr(a, i), *pb = field_cptr(b, i);
-  switch (fields[i].type) {
-    case FT_INT:
-    case FT_ENUM: return *(const int *)pa == *(const int *)pb;
-    case FT_FLOAT: return memcmp(pa, pb, sizeof(float)) == 0; /* bitwise: a round trip must be exact */
-    case FT_BOOL: return *(const bool *)pa == *(const bool *)pb;
-    case FT_STRING:
-    case FT_CHOICE: return strcmp((const char *)pa, (const char *)pb) == 0;
-  }
-  return false;
-}
-
-int dmx_experiment_diff(const dmx_experiment *a, const dmx_experiment *b, char *what, size_t cap) {
-  int n = 0;
-  if (what && cap) what[0] = 0;
-  for (int i = 0; i < NUM_FIELDS; i++) {
-    if (field_equal(a, b, i)) continue;
-    if (n++ == 0 && what && cap) snprintf(what, cap, "%s", fields[i].path);
-  }
-  return n;
 }
