@@ -50,38 +50,37 @@ static void *make_state(dmx_runtime *rt) {
 
 static gemm_state *state(dmx_runtime *rt) { return dmx_ext_get(rt, DMX_EXT_GEMM, make_state, release_state); }
 
+/* CLBlast's status names; the OpenCL codes it passes through go to dmx_cl_status_name. */
+/* clang-format off */
 const char *dmx_clblast_status_name(int s) {
   switch (s) {
 #define C(x) \
-  case x: return #x;
-    C(CLBlastSuccess)
-    C(CLBlastOpenCLCompilerNotAvailable) C(CLBlastTempBufferAllocFailure) C(CLBlastOpenCLOutOfResources) C(
-        CLBlastOpenCLOutOfHostMemory) C(CLBlastOpenCLBuildProgramFailure) C(CLBlastInvalidValue)
-        C(CLBlastInvalidCommandQueue) C(CLBlastInvalidMemObject) C(CLBlastInvalidBinary) C(
-            CLBlastInvalidBuildOptions) C(CLBlastInvalidProgram) C(CLBlastInvalidProgramExecutable)
-            C(CLBlastInvalidKernelName) C(CLBlastInvalidKernelDefinition) C(CLBlastInvalidKernel) C(
-                CLBlastInvalidArgIndex) C(CLBlastInvalidArgValue) C(CLBlastInvalidArgSize) C(CLBlastInvalidKernelArgs)
-                C(CLBlastInvalidLocalNumDimensions) C(CLBlastInvalidLocalThreadsTotal) C(CLBlastInvalidLocalThreadsDim)
-                    C(CLBlastInvalidGlobalOffset) C(CLBlastInvalidEventWaitList) C(CLBlastInvalidEvent)
-                        C(CLBlastInvalidOperation) C(CLBlastInvalidBufferSize) C(CLBlastInvalidGlobalWorkSize)
-                            C(CLBlastNotImplemented) C(CLBlastInvalidMatrixA) C(CLBlastInvalidMatrixB)
-                                C(CLBlastInvalidMatrixC) C(CLBlastInvalidVectorX) C(CLBlastInvalidVectorY)
-                                    C(CLBlastInvalidDimension) C(CLBlastInvalidLeadDimA) C(CLBlastInvalidLeadDimB) C(
-                                        CLBlastInvalidLeadDimC) C(CLBlastInvalidIncrementX) C(CLBlastInvalidIncrementY)
-                                        C(CLBlastInsufficientMemoryA) C(CLBlastInsufficientMemoryB)
-                                            C(CLBlastInsufficientMemoryC) C(CLBlastInsufficientMemoryX)
-                                                C(CLBlastInsufficientMemoryY) C(CLBlastInsufficientMemoryTemp)
-                                                    C(CLBlastInvalidBatchCount) C(CLBlastInvalidOverrideKernel) C(
-                                                        CLBlastMissingOverrideParameter) C(CLBlastInvalidLocalMemUsage)
-                                                        C(CLBlastNoHalfPrecision) C(CLBlastNoDoublePrecision)
-                                                            C(CLBlastInvalidVectorScalar)
-                                                                C(CLBlastInsufficientMemoryScalar)
-                                                                    C(CLBlastDatabaseError) C(CLBlastUnknownError)
-                                                                        C(CLBlastUnexpectedError)
+  case x:    \
+    return #x;
+    C(CLBlastSuccess) C(CLBlastOpenCLCompilerNotAvailable) C(CLBlastTempBufferAllocFailure)
+    C(CLBlastOpenCLOutOfResources) C(CLBlastOpenCLOutOfHostMemory) C(CLBlastOpenCLBuildProgramFailure)
+    C(CLBlastInvalidValue) C(CLBlastInvalidCommandQueue) C(CLBlastInvalidMemObject) C(CLBlastInvalidBinary)
+    C(CLBlastInvalidBuildOptions) C(CLBlastInvalidProgram) C(CLBlastInvalidProgramExecutable)
+    C(CLBlastInvalidKernelName) C(CLBlastInvalidKernelDefinition) C(CLBlastInvalidKernel)
+    C(CLBlastInvalidArgIndex) C(CLBlastInvalidArgValue) C(CLBlastInvalidArgSize) C(CLBlastInvalidKernelArgs)
+    C(CLBlastInvalidLocalNumDimensions) C(CLBlastInvalidLocalThreadsTotal) C(CLBlastInvalidLocalThreadsDim)
+    C(CLBlastInvalidGlobalOffset) C(CLBlastInvalidEventWaitList) C(CLBlastInvalidEvent)
+    C(CLBlastInvalidOperation) C(CLBlastInvalidBufferSize) C(CLBlastInvalidGlobalWorkSize)
+    C(CLBlastNotImplemented) C(CLBlastInvalidMatrixA) C(CLBlastInvalidMatrixB) C(CLBlastInvalidMatrixC)
+    C(CLBlastInvalidVectorX) C(CLBlastInvalidVectorY) C(CLBlastInvalidDimension) C(CLBlastInvalidLeadDimA)
+    C(CLBlastInvalidLeadDimB) C(CLBlastInvalidLeadDimC) C(CLBlastInvalidIncrementX) C(CLBlastInvalidIncrementY)
+    C(CLBlastInsufficientMemoryA) C(CLBlastInsufficientMemoryB) C(CLBlastInsufficientMemoryC)
+    C(CLBlastInsufficientMemoryX) C(CLBlastInsufficientMemoryY) C(CLBlastInsufficientMemoryTemp)
+    C(CLBlastInvalidBatchCount) C(CLBlastInvalidOverrideKernel) C(CLBlastMissingOverrideParameter)
+    C(CLBlastInvalidLocalMemUsage) C(CLBlastNoHalfPrecision) C(CLBlastNoDoublePrecision)
+    C(CLBlastInvalidVectorScalar) C(CLBlastInsufficientMemoryScalar) C(CLBlastDatabaseError)
+    C(CLBlastUnknownError) C(CLBlastUnexpectedError)
 #undef C
-                                                                            default : return dmx_cl_status_name(s);
+    default:
+      return dmx_cl_status_name(s);
   }
 }
+/* clang-format on */
 
 static void check_blast(CLBlastStatusCode st, const char *what, size_t m, size_t n, size_t k, bool ta, bool tb) {
   if (st == CLBlastSuccess) return;
