@@ -387,7 +387,14 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
     }
   }
   dmx_experiment ex = *e;
-  if (resume_dir) snprintf(ex.model_path, sizeof ex.model_path, "%s/model.safetensors", ckpt);
+  if (resume_dir) {
+    int n = snprintf(ex.model_path, sizeof ex.model_path, "%s/model.safetensors", ckpt);
+    if (n < 0 || (size_t)n >= sizeof ex.model_path) {
+      fprintf(stderr, "datamux train: cannot resume: the path %s/model.safetensors is over %zu bytes\n", ckpt,
+              sizeof ex.model_path - 1);
+      return 1;
+    }
+  }
   int rc = setup(&t, &ex, &err);
   t.e = e; /* the run's own experiment from here on (model_path pointed setup at the checkpoint) */
   if (rc ||
