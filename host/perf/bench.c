@@ -198,7 +198,6 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
   int rc = 0;
   if (o->out_dir) {
     dmx_membuf csv, js;
-    char path[4200];
     if (dmx_membuf_open(&csv, &err) == 0) {
       fprintf(csv.f, "shape,op,m,n,k,batch,reps,first_call_ms,ms,gflops,skipped\n");
       for (int i = 0; i < nres; i++) {
@@ -207,10 +206,7 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
                 r->c->k, r->c->batched ? r->c->batch : (size_t)1, r->reps, r->first_ms, r->ms, r->gflops,
                 r->skipped ? 1 : 0);
       }
-      if (dmx_membuf_write(&csv, o->out_dir, "gemm.csv", path, sizeof path, &err) == 0)
-        printf("wrote %s\n", path);
-      else
-        rc = 1;
+      if (dmx_membuf_commit(&csv, o->out_dir, "gemm.csv", &err)) rc = 1;
     } else {
       rc = 1;
     }
@@ -232,10 +228,7 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
                 r->ms, r->gflops, r->skipped ? "true" : "false", i + 1 < nres ? "," : "");
       }
       fprintf(js.f, "  ]\n}\n");
-      if (dmx_membuf_write(&js, o->out_dir, "gemm.json", path, sizeof path, &err) == 0)
-        printf("wrote %s\n", path);
-      else
-        rc = 1;
+      if (dmx_membuf_commit(&js, o->out_dir, "gemm.json", &err)) rc = 1;
     } else if (rc == 0) {
       rc = 1;
     }
@@ -352,17 +345,13 @@ int dmx_bench_build(const dmx_bench_build_opts *o) {
   remove_temp_cache(tmp);
   if (o->out_dir) {
     dmx_membuf csv, js;
-    char path[4200];
     if (dmx_membuf_open(&csv, &err) == 0) {
       fprintf(csv.f, "file,kernels,cold_s,write_s,hit_s,cache_written,cache_hit\n");
       for (int i = 0; i < n; i++)
         fprintf(csv.f, "%s,%u,%.4f,%.4f,%.4f,%d,%d\n", res[i].file, res[i].kernels, res[i].cold_s, res[i].write_s,
                 res[i].hit_s, res[i].wrote, res[i].hit);
       fprintf(csv.f, "total,,%.4f,%.4f,%.4f,,\n", tot_cold, tot_write, tot_hit);
-      if (dmx_membuf_write(&csv, o->out_dir, "build.csv", path, sizeof path, &err) == 0)
-        printf("wrote %s\n", path);
-      else
-        rc = 1;
+      if (dmx_membuf_commit(&csv, o->out_dir, "build.csv", &err)) rc = 1;
     } else {
       rc = 1;
     }
@@ -380,10 +369,7 @@ int dmx_bench_build(const dmx_bench_build_opts *o) {
                 res[i].wrote ? "true" : "false", res[i].hit ? "true" : "false", i + 1 < n ? "," : "");
       fprintf(js.f, "  ],\n  \"total\": {\"cold_s\": %.4f, \"write_s\": %.4f, \"hit_s\": %.4f}\n}\n", tot_cold,
               tot_write, tot_hit);
-      if (dmx_membuf_write(&js, o->out_dir, "build.json", path, sizeof path, &err) == 0)
-        printf("wrote %s\n", path);
-      else
-        rc = 1;
+      if (dmx_membuf_commit(&js, o->out_dir, "build.json", &err)) rc = 1;
     } else if (rc == 0) {
       rc = 1;
     }

@@ -133,3 +133,10 @@ void dmx_bench_synthetic_rows(const dmx_experiment *e, int n, dmx_dataset *out) 
   }
   snprintf(out->summary, sizeof out->summary, "%d synthetic rows of %d ids", n, L);
 }
+
+int dmx_membuf_commit(dmx_membuf *m, const char *dir, const char *name, dmx_error *err) {
+  char path[4200];
+  if (dmx_membuf_write(m, dir, name, path, sizeof path, err)) return -1;
+  printf("wrote %s\n", path);
+  return 0;
+}

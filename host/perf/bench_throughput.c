@@ -315,7 +315,6 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
                           const tp_row *rows, int n, const char *data_desc, const char *tuning, const char *ref,
                           dmx_error *err) {
   dmx_membuf csv, js;
-  char path[4200];
   if (dmx_membuf_open(&csv, err)) return -1;
   fprintf(csv.f,
           "label,N,groups,instances_per_batch,seq_len,batches,warmup,seconds,ms_per_batch,ms_per_batch_median,"
@@ -329,8 +328,7 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
             r->T, r->batches, r->warmup, r->seconds, r->ms_mean, r->ms_median, r->inst_per_s, alongside, r->speedup,
             r->device_bytes / 1048576.0);
   }
-  if (dmx_membuf_write(&csv, o->out_dir, "throughput.csv", path, sizeof path, err)) return -1;
-  printf("wrote %s\n", path);
+  if (dmx_membuf_commit(&csv, o->out_dir, "throughput.csv", err)) return -1;
   if (dmx_membuf_open(&js, err)) return -1;
   fprintf(js.f, "{\n  \"benchmark\": \"throughput\",\n");
   dmx_bench_json_device(js.f, rt);
@@ -392,8 +390,7 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
     fprintf(js.f, "}%s\n", i + 1 < n ? "," : "");
   }
   fprintf(js.f, "  ]\n}\n");
-  if (dmx_membuf_write(&js, o->out_dir, "throughput.json", path, sizeof path, err)) return -1;
-  printf("wrote %s\n", path);
+  if (dmx_membuf_commit(&js, o->out_dir, "throughput.json", err)) return -1;
   return 0;
 }
 

@@ -91,7 +91,6 @@ static void print_result(const train_result *r) {
 static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx_bench_train_opts *o,
                        const train_result *r, dmx_error *err) {
   dmx_membuf csv, js;
-  char path[4200];
   double step = r->profiled ? r->profiled_s / r->profiled : 0, sum = 0, gemm_s = 0, gemm_f = 0;
   if (dmx_membuf_open(&csv, err)) return -1;
   fprintf(csv.f, "category,kind,ms_per_step,share_of_step,count_per_step,gflop_per_step,gflops\n");
@@ -108,8 +107,7 @@ static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx
   }
   fprintf(csv.f, "sum,total,%.4f,%.5f,,,\n", sum * 1e3, step > 0 ? sum / step : 0);
   fprintf(csv.f, "step,wall,%.4f,1,,%.5f,%.3f\n", step * 1e3, gemm_f / 1e9, gemm_s > 0 ? gemm_f / gemm_s / 1e9 : 0.0);
-  if (dmx_membuf_write(&csv, o->out_dir, "train.csv", path, sizeof path, err)) return -1;
-  printf("wrote %s\n", path);
+  if (dmx_membuf_commit(&csv, o->out_dir, "train.csv", err)) return -1;
 
   if (dmx_membuf_open(&js, err)) return -1;
   FILE *f = js.f;
@@ -180,8 +178,7 @@ static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx
             r->peak.sgemm_gflops, r->peak.measured_at, gemm_rate / r->peak.sgemm_gflops);
   else
     fprintf(f, "\"cached_peak_gflops\": null, \"utilisation_of_cached_peak\": null}\n  }\n}\n");
-  if (dmx_membuf_write(&js, o->out_dir, "train.json", path, sizeof path, err)) return -1;
-  printf("wrote %s\n", path);
+  if (dmx_membuf_commit(&js, o->out_dir, "train.json", err)) return -1;
   return 0;
 }
 

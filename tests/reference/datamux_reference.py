@@ -156,6 +156,9 @@ class RobertaSelfAttention(nn.Module):
         return ctx
 
 
+# RobertaSelfOutput and RobertaOutput (and the other small modules here) look alike on purpose: the module
+# tree spells Hugging Face's parameter names (attention.output.dense, output.dense, ...), which the
+# fixtures and the C loader match by name.
 class RobertaSelfOutput(nn.Module):
     def __init__(self, c):
         super().__init__()
