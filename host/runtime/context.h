@@ -30,7 +30,9 @@ typedef struct {
   size_t n;
 } dmx_tensor;
 
-/* What an observer sees. A kernel launch names its handle; an upload has none (DMX_KERNEL_COUNT).
+/* What an observer sees. A kernel launch names its handle and the kernel (a kernel from outside
+ * kernels.def has handle DMX_KERNEL_COUNT and a generic label); an upload has DMX_KERNEL_COUNT and
+ * label NULL.
  * A span brackets commands the runtime did not enqueue itself (a CLBlast call): span_begin
  * enqueues a marker before them, span_end one after, and the span's time is END(after) - END(before). */
 typedef struct {

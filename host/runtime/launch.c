@@ -44,7 +44,8 @@ static void enqueue_range(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int di
     clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof kname, kname, NULL);
     dmx_die_at(file, line, "clEnqueueNDRangeKernel(%s) failed: %s", kname, dmx_cl_status_name(st));
   }
-  if (rt->observer) dmx_observe(rt, ev, id, id < DMX_KERNEL_COUNT ? dmx_kernel_name(id) : NULL);
+  if (rt->observer)
+    dmx_observe(rt, ev, id, id < DMX_KERNEL_COUNT ? dmx_kernel_name(id) : "(kernel outside kernels.def)");
 }
 
 void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local,
