@@ -1,4 +1,4 @@
-/* Convolution as im2col + GEMM (host/gemm.h), NHWC. The output of a GEMM whose rows are output
+/* Convolution as im2col + GEMM (host/runtime/gemm.h), NHWC. The output of a GEMM whose rows are output
  * pixels and columns output channels is already NHWC, so no transposes are needed. */
 #include "layers/conv.h"
 

@@ -1,5 +1,5 @@
 /* Checkpoint round trip of every model variant: each mux x demux x head, the baselines and a learned
- * muxing, saved as a run checkpoint (host/train_state.h's commit: model.safetensors + config.json)
+ * muxing, saved as a run checkpoint (host/run/checkpoint.h's commit: model.safetensors + config.json)
  * and, converted, as a released-format pytorch_model.bin, then loaded into a model initialised
  * from another seed. Every parameter (frozen instance vectors included) must come back bit for bit.
  * A model that loads nothing must differ, so the comparison can fail. */

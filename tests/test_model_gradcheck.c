@@ -114,7 +114,7 @@ static void build_batch(hand_batch *hb, const variant *v, int N, int T, int C) {
     for (int r = 0; r < rows; r++) hb->labels[r] = rnd_below(C);
     if (rows > 2) hb->labels[rows - 1] = DMX_IGNORE_LABEL;
   }
-  /* retrieval picks as host/train.c draws them: instance k per muxed position, its token there */
+  /* retrieval picks as dmx_draw_retrieval (data/batch.c) draws them: instance k per muxed position, its token there */
   int first = prefix ? prefix : (v->token ? 0 : 1);
   for (int b = 0; b < GROUPS; b++)
     for (int j = 0; j < T; j++) {

@@ -1,4 +1,4 @@
-/* host/bench_vision.c: the vision throughput table (vanilla row plus one per N) is filled with
+/* host/perf/bench_vision.c: the vision throughput table (vanilla row plus one per N) is filled with
  * positive numbers and written as CSV and JSON. Tiny: two timed batches per row. */
 #include <math.h>
 #include <stdlib.h>
