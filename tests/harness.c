@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "host/base/common.h"
+
 int th_checks_failed_in_case;
 static const char *current = "(no case)";
 static int passed, failed;
@@ -119,4 +121,15 @@ float *th_rand_vec(size_t n, float scale) {
   }
   for (size_t i = 0; i < n; i++) v[i] = scale * th_frand();
   return v;
+}
+
+bool th_same_file(const char *a, const char *b) {
+  dmx_error err;
+  size_t la = 0, lb = 0;
+  char *x = dmx_read_file(a, &la, &err), *y = x ? dmx_read_file(b, &lb, &err) : NULL;
+  bool same = x && y && la == lb && memcmp(x, y, la) == 0;
+  if (!x || !y) printf("  %s\n", err.msg);
+  free(x);
+  free(y);
+  return same;
 }

@@ -34,6 +34,9 @@ int th_run(const char *cmd, char *out, size_t cap);
 /* The datamux binary under test ($DATAMUX_BIN, set by ctest). */
 const char *th_datamux_bin(void);
 
+/* Whether two files have the same bytes (a missing one prints its error and counts as different). */
+bool th_same_file(const char *a, const char *b);
+
 /* Test data: one xorshift64 stream per test process, seeded with th_seed (each test keeps its own
  * seed so its cases see the same numbers run to run). */
 void th_seed(uint64_t seed);

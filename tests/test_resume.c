@@ -30,17 +30,6 @@ static int sh(const char *fmt, const char *a, const char *b) {
   return th_run(cmd, out, sizeof out);
 }
 
-static bool same_file(const char *a, const char *b) {
-  dmx_error err;
-  size_t la = 0, lb = 0;
-  char *x = dmx_read_file(a, &la, &err), *y = x ? dmx_read_file(b, &lb, &err) : NULL;
-  bool same = x && y && la == lb && memcmp(x, y, la) == 0;
-  if (!x || !y) printf("  %s\n", err.msg);
-  free(x);
-  free(y);
-  return same;
-}
-
 int main(void) {
   if (!getenv("DATAMUX_DATA")) {
     th_begin("resume tests need DATAMUX_DATA (the shared data folder)");
@@ -75,7 +64,7 @@ int main(void) {
     for (int i = 0; i < 2; i++) {
       snprintf(f1, sizeof f1, "%s/last/%s", a, files[i]);
       snprintf(f2, sizeof f2, "%s/last/%s", b, files[i]);
-      CHECKF(same_file(f1, f2), "%s differs between the uninterrupted and the resumed run", files[i]);
+      CHECKF(th_same_file(f1, f2), "%s differs between the uninterrupted and the resumed run", files[i]);
     }
     dmx_train_state sa, sb;
     snprintf(f1, sizeof f1, "%s/last", a);
@@ -91,7 +80,7 @@ int main(void) {
     CHECK(th_run(cmd, out, sizeof out) == 0);
     snprintf(f1, sizeof f1, "%s/last/model.safetensors", a);
     snprintf(f2, sizeof f2, "%s/other/last/model.safetensors", root);
-    CHECKF(!same_file(f1, f2), "another seed gave identical parameters: the comparison cannot fail");
+    CHECKF(!th_same_file(f1, f2), "another seed gave identical parameters: the comparison cannot fail");
   }
   th_end();
 

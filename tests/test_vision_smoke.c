@@ -118,16 +118,6 @@ static void config_errors(void) {
   th_end();
 }
 
-static bool same_file(const char *a, const char *b) {
-  dmx_error err;
-  size_t la = 0, lb = 0;
-  char *x = dmx_read_file(a, &la, &err), *y = x ? dmx_read_file(b, &lb, &err) : NULL;
-  bool same = x && y && la == lb && memcmp(x, y, la) == 0;
-  free(x);
-  free(y);
-  return same;
-}
-
 /* A vision run killed by SIGKILL after step 15 (last/ written at 12, mid-way through the second
  * epoch of 8 steps, so the data order depends on the saved RNG state)
  * and resumed ends with the parameters and AdamW moments of the uninterrupted run, bit for bit;
@@ -153,13 +143,13 @@ static void resume_and_check(void) {
   for (int i = 0; i < 2; i++) {
     snprintf(f1, sizeof f1, "%s/vr_straight/last/%s", root, files[i]);
     snprintf(f2, sizeof f2, "%s/vr_killed/last/%s", root, files[i]);
-    CHECKF(same_file(f1, f2), "%s differs between the uninterrupted and the resumed run", files[i]);
+    CHECKF(th_same_file(f1, f2), "%s differs between the uninterrupted and the resumed run", files[i]);
   }
   snprintf(cmd, sizeof cmd, "%s train %s --set training.seed=43 --output_dir %s/vr_other", bin, args, root);
   CHECK(th_run(cmd, out, sizeof out) == 0);
   snprintf(f1, sizeof f1, "%s/vr_straight/last/model.safetensors", root);
   snprintf(f2, sizeof f2, "%s/vr_other/last/model.safetensors", root);
-  CHECKF(!same_file(f1, f2), "another seed gave identical parameters: the comparison cannot fail");
+  CHECKF(!th_same_file(f1, f2), "another seed gave identical parameters: the comparison cannot fail");
   th_end();
 
   th_begin("vision: SIGTERM writes last/ and exits 143 with a resume hint");

@@ -445,19 +445,22 @@ const char *dmx_json_string(const dmx_json *v) {
   return v && v->type == DMX_JSON_STRING && strlen(v->s) == v->slen ? v->s : NULL;
 }
 
+int dmx_json_copy_string(const dmx_json *obj, const char *what, const char *key, char *out, size_t cap,
+                         dmx_error *err) {
+  const char *s = dmx_json_string(dmx_json_member(obj, key));
+  if (!s) return dmx_fail(err, "%s: no string member \"%s\"", what, key);
+  size_t n = strlen(s);
+  if (n >= cap) return dmx_fail(err, "%s: \"%s\" is over %zu bytes", what, key, cap - 1);
+  memcpy(out, s, n + 1);
+  return 0;
+}
+
 int dmx_json_file_string(const char *path, const char *key, char *out, size_t cap, dmx_error *err) {
   dmx_error local;
   if (!err) err = &local;
   dmx_json root;
   if (dmx_json_parse_file(path, NULL, &root, err)) return -1;
-  const char *s = dmx_json_string(dmx_json_member(&root, key));
-  int rc = 0;
-  if (!s)
-    rc = dmx_fail(err, "%s: no string member \"%s\"", path, key);
-  else if (strlen(s) >= cap)
-    rc = dmx_fail(err, "%s: \"%s\" is over %zu bytes", path, key, cap - 1);
-  else
-    memcpy(out, s, strlen(s) + 1);
+  int rc = dmx_json_copy_string(&root, path, key, out, cap, err);
   dmx_json_free(&root);
   return rc;
 }

@@ -57,8 +57,11 @@ bool dmx_json_number(const dmx_json *v, double *out);
 bool dmx_json_integer(const dmx_json *v, long long lo, long long hi, long long *out);
 const char *dmx_json_string(const dmx_json *v);
 
-/* The string member `key` of the object in file `path` into out[cap]: 0, or -1 (err, when
- * non-NULL, says why: unreadable, not JSON, no such string, too long). */
+/* The string member `key` of obj into out[cap]: 0, or -1 with err naming `what` (the file). */
+int dmx_json_copy_string(const dmx_json *obj, const char *what, const char *key, char *out, size_t cap, dmx_error *err);
+/* The same for one member of the object in file `path`: 0, or -1 (err, when non-NULL, says why:
+ * unreadable, not JSON, no such string, too long). It parses the file, so for several members parse
+ * once with dmx_json_parse_file and copy each. */
 int dmx_json_file_string(const char *path, const char *key, char *out, size_t cap, dmx_error *err);
 
 /* The line (from 1) of byte offset pos in text: for messages about a value (v->pos). */

@@ -269,8 +269,11 @@ static void remove_temp_cache(const char *tmp) {
 
 static double timed_build(dmx_runtime *rt, const dmx_cl_source *s, cl_uint *kernels) {
   double t0 = dmx_now_seconds();
-  cl_program p = dmx_build_program(rt, s->name, s->text, s->len, NULL);
+  size_t len = 0;
+  char *src = dmx_program_source(s->name, &len);
+  cl_program p = dmx_build_program(rt, s->name, src, len, NULL);
   double dt = dmx_now_seconds() - t0;
+  free(src);
   if (kernels) DMX_CL_CHECK(clCreateKernelsInProgram(p, 0, NULL, kernels));
   DMX_CL_CHECK(clReleaseProgram(p));
   return dt;

@@ -31,12 +31,16 @@ int dmx_tune_current_threshold(const dmx_runtime *rt, const char *devdir) {
     if (l < 6 || strcmp(e->d_name + l - 5, ".json")) continue;
     char path[4400], fam[64], params[512];
     snprintf(path, sizeof path, "%s/%s", devdir, e->d_name);
-    if (dmx_json_file_string(path, "kernel_family", fam, sizeof fam, NULL) == 0 && family_kernel(fam) &&
+    dmx_json root;
+    dmx_error why;
+    if (dmx_json_parse_file(path, NULL, &root, &why)) continue; /* not a tuner result: not ours to read */
+    if (dmx_json_copy_string(&root, path, "kernel_family", fam, sizeof fam, &why) == 0 && family_kernel(fam) &&
         !strcmp(family_kernel(fam), "GemmRoutine") &&
-        dmx_json_file_string(path, "best_parameters", params, sizeof params, NULL) == 0) {
+        dmx_json_copy_string(&root, path, "best_parameters", params, sizeof params, &why) == 0) {
       const char *p = strstr(params, "XGEMM_MIN_INDIRECT_SIZE=");
       if (p) thr = atoi(p + 24);
     }
+    dmx_json_free(&root);
   }
   if (d) closedir(d);
   if (thr > 0) return thr;

@@ -142,7 +142,7 @@ int dmx_train_state_read(const char *dir, dmx_train_state *s, dmx_error *err) {
     errno = 0;
     s->rng = (uint64_t)strtoull(r, &end, 16);
   }
-  if (!rc && (!r || strlen(r) != 16 || errno || *end)) rc = dmx_fail(err, "%s: missing or malformed \"rng\"", path);
+  if (!rc && (!r || strlen(r) != 16 || strspn(r, "0123456789abcdefABCDEF") != 16 || errno || *end)) rc = dmx_fail(err, "%s: missing or malformed \"rng\"", path);
   dmx_json_free(&root);
   if (rc) return -1;
   if (step < 0 || total < 1 || step > total || epoch < 0 || next < 0 || best_step < -1 || best_step > step ||

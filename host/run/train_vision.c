@@ -529,7 +529,8 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
     if (step > total) step = total;
     dmx_finish(t.rt);
     secs = dmx_now_seconds() - t0;
-    ips = secs > 0 ? (double)(step - first + 1) * N * B / (secs - prior_seconds) : 0;
+    double run_secs = secs - prior_seconds; /* this process's share: a resumed run's own throughput */
+    ips = run_secs > 0 ? (double)(step - first + 1) * N * B / run_secs : 0;
     printf("trained %d steps in %.1f s: %.1f images/s\n", step, secs, ips);
     if (exit_code) {
       teardown(&t);

@@ -203,9 +203,15 @@ void dmx_gemm_warmup(dmx_runtime *rt, const dmx_gemm_shape *shapes, int n) {
 int dmx_gemm_apply_tuning_file(dmx_runtime *rt, const char *path, dmx_error *err) {
   char family[64], precision[16], params[1024];
   dmx_error why;
-  if (dmx_json_file_string(path, "kernel_family", family, sizeof family, &why) ||
-      dmx_json_file_string(path, "precision", precision, sizeof precision, &why) ||
-      dmx_json_file_string(path, "best_parameters", params, sizeof params, &why))
+  dmx_json root;
+  if (dmx_json_parse_file(path, "CLBlast tuner file", &root, &why))
+    return dmx_fail(err, "%s (not a CLBlast tuner result: it needs kernel_family, precision and best_parameters)",
+                    why.msg);
+  int bad = dmx_json_copy_string(&root, path, "kernel_family", family, sizeof family, &why) ||
+            dmx_json_copy_string(&root, path, "precision", precision, sizeof precision, &why) ||
+            dmx_json_copy_string(&root, path, "best_parameters", params, sizeof params, &why);
+  dmx_json_free(&root);
+  if (bad)
     return dmx_fail(err, "%s (not a CLBlast tuner result: it needs kernel_family, precision and best_parameters)",
                     why.msg);
   if (strcmp(precision, "32") != 0) return 0; /* only single precision is used */

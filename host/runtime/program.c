@@ -166,18 +166,19 @@ cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src,
   return prog;
 }
 
-/* The program of cl/<file>: built once per process (from the embedded source, or
- * $DATAMUX_CL_DIR/<file> when set) through the binary cache. */
-static cl_program program_for(dmx_runtime *rt, const char *file) {
-  int index = -1, n_sources = 0;
-  for (const dmx_cl_source *s = dmx_cl_sources; s->name; s++, n_sources++)
-    if (!strcmp(s->name, file)) index = n_sources;
+/* Index of cl/<file> in dmx_cl_sources (the process ends when it is not embedded); *count gets the
+ * number of embedded files. */
+static int source_index(const char *file, int *count) {
+  int index = -1, n = 0;
+  for (const dmx_cl_source *s = dmx_cl_sources; s->name; s++, n++)
+    if (!strcmp(s->name, file)) index = n;
   if (index < 0) dmx_die("no kernel file cl/%s is embedded in this binary (a build problem: re-run cmake)", file);
-  if (!rt->programs) {
-    rt->programs = dmx_calloc((size_t)n_sources, sizeof *rt->programs);
-    rt->n_programs = n_sources;
-  }
-  if (rt->programs[index]) return rt->programs[index];
+  *count = n;
+  return index;
+}
+
+char *dmx_program_source(const char *file, size_t *out_len) {
+  int n_sources, index = source_index(file, &n_sources);
   char *body = NULL, *prelude = NULL;
   size_t body_len = 0, prelude_len = 0;
   const char *dir = getenv("DATAMUX_CL_DIR");
@@ -206,6 +207,20 @@ static cl_program program_for(dmx_runtime *rt, const char *file) {
   src[len] = 0;
   free(body);
   free(prelude);
+  *out_len = len;
+  return src;
+}
+
+/* The program of cl/<file>: built once per process through the binary cache. */
+static cl_program program_for(dmx_runtime *rt, const char *file) {
+  int n_sources, index = source_index(file, &n_sources);
+  if (!rt->programs) {
+    rt->programs = dmx_calloc((size_t)n_sources, sizeof *rt->programs);
+    rt->n_programs = n_sources;
+  }
+  if (rt->programs[index]) return rt->programs[index];
+  size_t len = 0;
+  char *src = dmx_program_source(file, &len);
   rt->programs[index] = dmx_build_program(rt, file, src, len, NULL);
   free(src);
   return rt->programs[index];

@@ -17,6 +17,10 @@ const char *dmx_kernel_file(dmx_kernel_id k);
 /* The program of cl/<file>, built on first use (tests compare its kernels with kernels.def). */
 cl_program dmx_program_of(dmx_runtime *rt, const char *file);
 
+/* The source the runtime builds for cl/<file>: cl/prelude.h, `#line 1`, then the file (embedded, or
+ * from $DATAMUX_CL_DIR when set); malloc'd and NUL-terminated, its length in *len. */
+char *dmx_program_source(const char *file, size_t *len);
+
 /* Builds a program from explicit source (tests, tools). Cached like the embedded ones. */
 cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src, size_t len, const char *options);
 
