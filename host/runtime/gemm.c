@@ -40,15 +40,17 @@ static void load_default_tuning(dmx_runtime *rt) {
             applied, dir);
 }
 
-static void *make_state(dmx_runtime *rt) {
-  gemm_state *gs = dmx_calloc(1, sizeof(gemm_state));
-  rt->ext[DMX_EXT_GEMM].state = gs; /* set before the tuning load, which asks for the state again */
-  rt->ext[DMX_EXT_GEMM].release = release_state;
+static void *make_state(dmx_runtime *rt) { return dmx_calloc(1, sizeof(gemm_state)); }
+
+/* The GEMM state of rt; the first call creates it and then applies the device's tuned parameters
+ * (which asks for the state again and finds it). */
+static gemm_state *state(dmx_runtime *rt) {
+  gemm_state *gs = rt->ext[DMX_EXT_GEMM].state;
+  if (gs) return gs;
+  gs = dmx_ext_get(rt, DMX_EXT_GEMM, make_state, release_state);
   load_default_tuning(rt);
   return gs;
 }
-
-static gemm_state *state(dmx_runtime *rt) { return dmx_ext_get(rt, DMX_EXT_GEMM, make_state, release_state); }
 
 /* CLBlast's status names; the OpenCL codes it passes through go to dmx_cl_status_name. */
 /* clang-format off */
