@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages DataMUX-CL needs, only those that are missing.
 set -eu
-pkgs="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev clblast-utils libyaml-dev zlib1g-dev dataset-fashion-mnist clinfo"
+pkgs="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev clblast-utils libyaml-dev zlib1g-dev libopenblas-dev dataset-fashion-mnist clinfo"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

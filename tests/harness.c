@@ -9,11 +9,13 @@
 #include "host/base/common.h"
 
 int th_checks_failed_in_case;
-static const char *current = "(no case)";
-static int passed, failed;
+/* the case's name is copied: callers may build it in a buffer they reuse */
+static char current[256] = "(outside a case)";
+static int passed, failed, failed_outside;
 
 void th_begin(const char *case_name) {
-  current = case_name;
+  failed_outside += th_checks_failed_in_case; /* checks since the last th_end */
+  snprintf(current, sizeof current, "%s", case_name);
   th_checks_failed_in_case = 0;
 }
 
@@ -25,10 +27,18 @@ void th_end(void) {
     passed++;
     printf("ok   %s\n", current);
   }
+  snprintf(current, sizeof current, "(outside a case)");
+  th_checks_failed_in_case = 0;
   fflush(stdout);
 }
 
 int th_finish(void) {
+  /* a check that failed between cases fails the run too */
+  failed_outside += th_checks_failed_in_case;
+  if (failed_outside) {
+    failed++;
+    printf("FAIL %d check(s) outside a case\n", failed_outside);
+  }
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

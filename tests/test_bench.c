@@ -12,6 +12,7 @@
 
 #include "host/base/common.h"
 #include "host/perf/peak.h"
+#include "host/runtime/gemm.h"
 #include "tests/harness.h"
 
 static char out[1 << 16];
@@ -158,16 +159,20 @@ int main(void) {
   CHECKF(strstr(out, "CLBlast tuning: ") != NULL, "no tuning line:\n%s", out);
   snprintf(path, sizeof path, "%s/g/gemm.csv", dir);
   int n = read_csv(path, header, sizeof header, rows, 8);
-  CHECKF(!strcmp(header, "shape,op,m,n,k,batch,reps,first_call_ms,ms,gflops,skipped"), "header '%s'", header);
+  CHECKF(!strcmp(header, "shape,op,m,n,k,batch,reps,first_call_ms,ms,gflops,blas_gflops,skipped"), "header '%s'",
+         header);
   CHECKF(n == 2, "%d rows, want 2", n);
   for (int i = 0; i < n && i < 2; i++) {
     CHECKF(!strncmp(rows[i], i ? "attn_scores,NT,67,67,32,96," : "tiny_qkv_fwd,NT,1608,384,128,1,", 20), "row '%s'",
            rows[i]);
-    CHECKF(field(rows[i], 6) >= 1 && field(rows[i], 8) > 0 && field(rows[i], 9) > 0 && field(rows[i], 10) == 0,
-           "row '%s': reps, ms and GFLOP/s must be positive", rows[i]);
+    /* the direct-BLAS column is 0 only in a build without a BLAS */
+    CHECKF(field(rows[i], 6) >= 1 && field(rows[i], 8) > 0 && field(rows[i], 9) > 0 &&
+               (field(rows[i], 10) > 0) == dmx_host_blas_built() && field(rows[i], 11) == 0,
+           "row '%s': reps, ms, GFLOP/s (and BLAS GFLOP/s) must be positive", rows[i]);
   }
   snprintf(path, sizeof path, "%s/g/gemm.json", dir);
-  CHECK(file_has(path, "\"tuning_applied\": ") && file_has(path, "\"gflops\": ") && file_has(path, "\"device\": "));
+  CHECK(file_has(path, "\"tuning_applied\": ") && file_has(path, "\"gflops\": ") && file_has(path, "\"device\": ") &&
+        file_has(path, "\"gemm_backend\": ") && file_has(path, "\"blas_gflops\": "));
   th_end();
 
   th_begin("--build writes build.csv and build.json, building each file as the runtime does (prelude first)");

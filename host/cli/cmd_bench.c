@@ -9,12 +9,14 @@
 #include "host/perf/bench_vision.h"
 #include "host/cli/commands.h"
 #include "host/config/config.h"
+#include "host/run/experiment_runtime.h"
 
 static void usage(FILE *f) {
   fprintf(
       f,
       "usage: datamux bench [EXP.yaml] [--train] [--gemm] [--build] [flags]\n"
-      "  --gemm             GFLOP/s of the CLBlast wrapper at the model's GEMM shapes\n"
+      "  --gemm             GFLOP/s of dmx_gemm (the GEMM backend in use) at the model's GEMM shapes, beside the host\n"
+      "                     BLAS called directly on host arrays (backend: DATAMUX_GEMM_BACKEND=clblast|host_blas)\n"
       "  --build            build time of every cl/*.cl program: cold, cache write, cache hit\n"
       "  EXP.yaml           inference throughput vs N as the paper measured it: eval mode, no retrieval head,\n"
       "                     base_bs(N)*N instances per batch (32/24/20/16 groups), each batch timed to device\n"
@@ -26,7 +28,8 @@ static void usage(FILE *f) {
       "  --device D         index or name substring (default: DATAMUX_DEVICE, the experiment's, the first GPU)\n"
       "  --out DIR          where CSV/JSON (and a PNG plot when gnuplot is installed) go; default runs/bench\n"
       "                     for throughput; --gemm and --build write files only when --out is given\n"
-      "  --no-tuning        ignore the CLBlast tuner files of ~/.cache/datamux/clblast/<device>/\n"
+      "  --no-tuning        ignore the CLBlast tuner files of ~/.cache/datamux/clblast/<device>/ (and the built-in\n"
+      "                     PoCL CPU parameters)\n"
       "  --max-seconds S    stop timing a shape (--gemm, default 3) or an N (throughput, default none) after S s\n"
       "GEMM flags:\n"
       "  --repeat R         timed repetitions per shape (default 10)\n"
@@ -93,7 +96,7 @@ static int bench_vision(const dmx_experiment *e, const dmx_bench_tp_opts *o) {
   const int *ns = o->n_count ? o->n_list : notebook_ns;
   int n = o->n_count ? o->n_count : 5;
   dmx_error err = {{0}};
-  dmx_runtime *rt = dmx_runtime_create(o->device && *o->device ? o->device : e->device, false, stdout);
+  dmx_runtime *rt = dmx_experiment_runtime(e, o->device, false, stdout);
   dmx_vision_bench_row rows[DMX_BENCH_MAX_N + 1];
   int count = dmx_bench_vision(rt, e, ns, n, o->warmup, o->batches, rows, stdout, &err);
   int rc = count < 0 ? 1 : 0;

@@ -5,6 +5,7 @@
 
 #include "host/cli/commands.h"
 #include "host/perf/peak.h"
+#include "host/runtime/gemm.h"
 #include "host/runtime/runtime.h"
 
 /* `devices --peak`: the cached peak of one device, measured first when missing (or --remeasure). */
@@ -18,7 +19,7 @@ static int peak(const char *device, bool remeasure, const dmx_peak_opts *o) {
   if (!remeasure && dmx_peak_load(path, &p, &err) == 0) {
     printf("cached in %s (--remeasure measures again)\n", path);
   } else {
-    printf("measuring the peak of %s (SGEMM through CLBlast, then buffer copies)...\n", rt->info.name);
+    printf("measuring the peak of %s (SGEMM through the GEMM backend, then buffer copies)...\n", rt->info.name);
     fflush(stdout);
     if (dmx_peak_measure(rt, o, &p, stdout, &err) || dmx_peak_save(&p, path, &err)) {
       fprintf(stderr, "datamux devices --peak: %s\n", err.msg);
@@ -91,7 +92,14 @@ int dmx_cmd_devices(int argc, char **argv) {
             "the CPU, or your GPU vendor's ICD) and check with `clinfo -l`\n");
     return 1;
   }
-  dmx_print_devices(stdout, devs, n);
+  const char *forced = getenv("DATAMUX_GEMM_BACKEND");
+  for (int i = 0; i < n; i++) {
+    dmx_print_device(stdout, i, &devs[i]);
+    const char *why;
+    dmx_gemm_backend b = dmx_gemm_auto_backend(&devs[i], &why);
+    printf("    GEMM backend:    %s (auto: %s%s%s)\n", dmx_gemm_backend_names[b], why,
+           forced && *forced ? "; DATAMUX_GEMM_BACKEND=" : "", forced && *forced ? forced : "");
+  }
   free(devs);
   return 0;
 }

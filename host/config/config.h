@@ -12,6 +12,8 @@ typedef enum { DMX_MUX_GAUSSIAN_HADAMARD, DMX_MUX_BINARY_HADAMARD, DMX_MUX_RANDO
 typedef enum { DMX_DEMUX_INDEX, DMX_DEMUX_MLP } dmx_demuxing;
 typedef enum { DMX_SETTING_BASELINE, DMX_SETTING_RETRIEVAL_PRETRAINING, DMX_SETTING_FINETUNING } dmx_setting;
 typedef enum { DMX_SCHEDULE_LINEAR, DMX_SCHEDULE_CONSTANT } dmx_schedule;
+/* the GEMM backend asked for: in the order of host/runtime/gemm.h's dmx_gemm_backend */
+typedef enum { DMX_CFG_GEMM_AUTO, DMX_CFG_GEMM_CLBLAST, DMX_CFG_GEMM_HOST_BLAS } dmx_cfg_gemm_backend;
 
 typedef struct {
   int vocab_size;  /* 50265 */
@@ -125,6 +127,7 @@ typedef struct dmx_experiment {
   char model_path[1024];    /* checkpoint to start from */
   char output_dir[1024];
   char device[256];                        /* index or name substring; "" = default */
+  dmx_cfg_gemm_backend gemm_backend;       /* auto: host BLAS on CPU devices with native kernels */
   dmx_field_origin origin[DMX_MAX_FIELDS]; /* per field of the table in config.c; not a setting */
 } dmx_experiment;
 

@@ -34,13 +34,15 @@ static const char *const vision_muxing_names[] = {"none", "gaussian",    "graded
 static const char *const vision_activation_names[] = {"tanh", "relu", NULL};
 static const char *const vision_loss_names[] = {"mse", "xent", NULL};
 static const char *const vision_optimizer_names[] = {"sgd", "adamw", NULL};
+static const char *const gemm_backend_names[] = {"auto", "clblast", "host_blas", NULL};
 
 _Static_assert(sizeof(dmx_vision_model_kind) == sizeof(int) && sizeof(dmx_vision_muxing) == sizeof(int) &&
                    sizeof(dmx_vision_activation) == sizeof(int) && sizeof(dmx_vision_loss) == sizeof(int) &&
                    sizeof(dmx_vision_optimizer) == sizeof(int),
                "vision enum fields are read and written as int");
 _Static_assert(sizeof(dmx_muxing) == sizeof(int) && sizeof(dmx_demuxing) == sizeof(int) &&
-                   sizeof(dmx_setting) == sizeof(int) && sizeof(dmx_schedule) == sizeof(int),
+                   sizeof(dmx_setting) == sizeof(int) && sizeof(dmx_schedule) == sizeof(int) &&
+                   sizeof(dmx_cfg_gemm_backend) == sizeof(int),
                "enum fields are read and written as int");
 
 #define MEMBER_SIZE(m) sizeof(((dmx_experiment *)0)->m)
@@ -121,6 +123,7 @@ const dmx_cfg_field dmx_cfg_fields[] = {
     TOP(model_path, DMX_FT_STRING, NULL),
     TOP(output_dir, DMX_FT_STRING, NULL),
     TOP(device, DMX_FT_STRING, NULL),
+    TOP(gemm_backend, DMX_FT_ENUM, gemm_backend_names),
 };
 const int dmx_cfg_num_fields = (int)(sizeof dmx_cfg_fields / sizeof *dmx_cfg_fields);
 _Static_assert(sizeof dmx_cfg_fields / sizeof *dmx_cfg_fields <= DMX_MAX_FIELDS, "raise DMX_MAX_FIELDS in config.h");
@@ -129,7 +132,7 @@ _Static_assert(sizeof dmx_cfg_fields / sizeof *dmx_cfg_fields <= DMX_MAX_FIELDS,
 const char *const dmx_cfg_section_names[] = {"model", "multiplexing", "task", "training", "vision"};
 const char *const dmx_cfg_top_level_keys[] = {"name",         "setting", "model",    "config_name",
                                               "multiplexing", "task",    "training", "model_path",
-                                              "output_dir",   "device",  "vision"};
+                                              "output_dir",   "device",  "vision",   "gemm_backend"};
 
 int dmx_cfg_find_field(const char *section, const char *key) {
   for (int i = 0; i < DMX_CFG_NUM_FIELDS; i++)

@@ -37,6 +37,7 @@ static const flag_desc flag_table[] = {
     {{"--do_eval"}, "training.do_eval", true},
     {{"--output_dir"}, "output_dir", false},
     {{"--device"}, "device", false},
+    {{"--gemm-backend", "--gemm_backend"}, "gemm_backend", false},
     {{"--data-dir", "--data_dir"}, "task.data_dir", false},
     {{"--seed"}, "training.seed", false},
     {{"--max_steps"}, "training.max_steps", false},

@@ -92,7 +92,49 @@ typedef struct {
   char why[160];
   int reps;
   double first_ms, ms, gflops;
+  double blas_gflops; /* the host BLAS called directly on host arrays; 0 without one */
 } gemm_result;
+
+#ifdef DATAMUX_HAVE_HOST_BLAS
+#include <cblas.h>
+/* The yardstick: the same shape through cblas_sgemm on host memory, with no OpenCL in between
+ * (a batched case is a loop, as the host-BLAS backend runs it), timed like the device side. */
+static double direct_blas_gflops(const gemm_case *c, const dmx_bench_gemm_opts *o) {
+  size_t b = c->batched ? c->batch : 1;
+  size_t na = b * c->m * c->k, nb = b * c->k * c->n, nc = b * c->m * c->n;
+  float *A = dmx_malloc(na * sizeof(float)), *B = dmx_malloc(nb * sizeof(float)), *C = dmx_malloc(nc * sizeof(float));
+  for (size_t i = 0; i < na; i++) A[i] = 0.01f;
+  for (size_t i = 0; i < nb; i++) B[i] = 0.02f;
+  memset(C, 0, nc * sizeof(float));
+  size_t lda = c->ta ? c->m : c->k, ldb = c->tb ? c->k : c->n, ldc = c->n;
+#define BLAS_ONCE()                                                                                               \
+  for (size_t q = 0; q < b; q++)                                                                                  \
+  cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, (blasint)c->m, \
+              (blasint)c->n, (blasint)c->k, 1.0f, A + q * c->m * c->k, (blasint)lda, B + q * c->k * c->n,         \
+              (blasint)ldb, 0.0f, C + q * c->m * c->n, (blasint)ldc)
+  BLAS_ONCE();
+  double t0 = dmx_now_seconds();
+  BLAS_ONCE();
+  double pilot = dmx_now_seconds() - t0;
+  int reps = o->repeat;
+  if (o->max_seconds > 0 && pilot > 0 && pilot * reps > o->max_seconds) {
+    double fit = floor(o->max_seconds / pilot);
+    reps = fit < 1 ? 1 : (int)fit;
+  }
+  t0 = dmx_now_seconds();
+  for (int i = 0; i < reps; i++) BLAS_ONCE();
+  double dt = dmx_now_seconds() - t0;
+#undef BLAS_ONCE
+  free(A);
+  free(B);
+  free(C);
+  return 2.0 * (double)c->m * (double)c->n * (double)c->k * (double)b * reps / dt / 1e9;
+}
+static int blas_threads_now(void) { return openblas_get_num_threads(); }
+#else
+static double direct_blas_gflops(const gemm_case *c, const dmx_bench_gemm_opts *o) { return 0; }
+static int blas_threads_now(void) { return 0; }
+#endif
 
 static void run_gemm_case(dmx_runtime *rt, const gemm_case *c, const dmx_bench_gemm_opts *o, gemm_result *r) {
   memset(r, 0, sizeof *r);
@@ -174,12 +216,20 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
   char tuning[4400];
   dmx_bench_tuning_status(rt, o->no_tuning, tuning, sizeof tuning);
   printf("CLBlast tuning: %s\n", tuning);
+  char backend[600];
+  dmx_gemm_describe(rt, backend, sizeof backend);
   printf(
-      "GEMM (row-major SGEMM through dmx_gemm / dmx_gemm_batched): first call untimed (compiles), then up to %d "
-      "timed repetition(s)%s, finished with dmx_finish\n",
-      o->repeat, o->max_seconds > 0 ? " within the time cap" : "");
-  printf("%-18s %-3s %6s %6s %6s %5s %5s %12s %10s %9s\n", "shape", "op", "m", "n", "k", "batch", "reps",
-         "first call ms", "ms", "GFLOP/s");
+      "GEMM (row-major SGEMM through dmx_gemm / dmx_gemm_batched, backend %s): first call untimed (compiles), then "
+      "up to %d timed repetition(s)%s, finished with dmx_finish\n",
+      dmx_gemm_backend_names[dmx_gemm_backend_of(rt)], o->repeat, o->max_seconds > 0 ? " within the time cap" : "");
+  printf("backend: %s\n", backend);
+  if (dmx_host_blas_built())
+    printf(
+        "BLAS GFLOP/s: cblas_sgemm called directly on host arrays (%d thread(s)), the same shapes and repetitions; "
+        "ratio = GFLOP/s / BLAS GFLOP/s\n",
+        blas_threads_now());
+  printf("%-18s %-3s %6s %6s %6s %5s %5s %12s %10s %9s %12s %6s\n", "shape", "op", "m", "n", "k", "batch", "reps",
+         "first call ms", "ms", "GFLOP/s", "BLAS GFLOP/s", "ratio");
   gemm_result res[N_GEMM_CASES];
   int nres = 0;
   for (int i = 0; i < N_GEMM_CASES; i++) {
@@ -187,24 +237,26 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
     if (o->shapes && !dmx_bench_in_list(o->shapes, c->name)) continue;
     gemm_result *r = &res[nres++];
     run_gemm_case(rt, c, o, r);
+    if (!r->skipped && dmx_host_blas_built()) r->blas_gflops = direct_blas_gflops(c, o);
     if (r->skipped)
       printf("%-18s %-3s %6zu %6zu %6zu %5zu skipped: %s\n", c->name, op_name(c), c->m, c->n, c->k,
              c->batched ? c->batch : (size_t)1, r->why);
     else
-      printf("%-18s %-3s %6zu %6zu %6zu %5zu %5d %12.1f %10.3f %9.1f\n", c->name, op_name(c), c->m, c->n, c->k,
-             c->batched ? c->batch : (size_t)1, r->reps, r->first_ms, r->ms, r->gflops);
+      printf("%-18s %-3s %6zu %6zu %6zu %5zu %5d %12.1f %10.3f %9.1f %12.1f %6.2f\n", c->name, op_name(c), c->m, c->n,
+             c->k, c->batched ? c->batch : (size_t)1, r->reps, r->first_ms, r->ms, r->gflops, r->blas_gflops,
+             r->blas_gflops > 0 ? r->gflops / r->blas_gflops : 0.0);
     fflush(stdout);
   }
   int rc = 0;
   if (o->out_dir) {
     dmx_membuf csv, js;
     if (dmx_membuf_open(&csv, &err) == 0) {
-      fprintf(csv.f, "shape,op,m,n,k,batch,reps,first_call_ms,ms,gflops,skipped\n");
+      fprintf(csv.f, "shape,op,m,n,k,batch,reps,first_call_ms,ms,gflops,blas_gflops,skipped\n");
       for (int i = 0; i < nres; i++) {
         const gemm_result *r = &res[i];
-        fprintf(csv.f, "%s,%s,%zu,%zu,%zu,%zu,%d,%.3f,%.4f,%.3f,%d\n", r->c->name, op_name(r->c), r->c->m, r->c->n,
+        fprintf(csv.f, "%s,%s,%zu,%zu,%zu,%zu,%d,%.3f,%.4f,%.3f,%.3f,%d\n", r->c->name, op_name(r->c), r->c->m, r->c->n,
                 r->c->k, r->c->batched ? r->c->batch : (size_t)1, r->reps, r->first_ms, r->ms, r->gflops,
-                r->skipped ? 1 : 0);
+                r->blas_gflops, r->skipped ? 1 : 0);
       }
       if (dmx_membuf_commit(&csv, o->out_dir, "gemm.csv", &err)) rc = 1;
     } else {
@@ -215,6 +267,9 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
       dmx_bench_json_device(js.f, rt);
       fprintf(js.f, "  \"tuning\": ");
       dmx_bench_json_str(js.f, tuning);
+      fprintf(js.f, ",\n  \"gemm_backend\": \"%s\",\n  \"gemm_backend_detail\": ",
+              dmx_gemm_backend_names[dmx_gemm_backend_of(rt)]);
+      dmx_bench_json_str(js.f, backend);
       fprintf(js.f, ",\n  \"tuning_applied\": %s,\n  \"repeat\": %d,\n  \"max_seconds\": %g,\n  \"shapes\": [\n",
               !o->no_tuning && strncmp(tuning, "applied", 7) == 0 ? "true" : "false", o->repeat, o->max_seconds);
       for (int i = 0; i < nres; i++) {
@@ -223,9 +278,9 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
         dmx_bench_json_str(js.f, r->c->what);
         fprintf(js.f,
                 ", \"op\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, \"batch\": %zu, \"reps\": %d, "
-                "\"first_call_ms\": %.3f, \"ms\": %.4f, \"gflops\": %.3f, \"skipped\": %s}%s\n",
+                "\"first_call_ms\": %.3f, \"ms\": %.4f, \"gflops\": %.3f, \"blas_gflops\": %.3f, \"skipped\": %s}%s\n",
                 op_name(r->c), r->c->m, r->c->n, r->c->k, r->c->batched ? r->c->batch : (size_t)1, r->reps, r->first_ms,
-                r->ms, r->gflops, r->skipped ? "true" : "false", i + 1 < nres ? "," : "");
+                r->ms, r->gflops, r->blas_gflops, r->skipped ? "true" : "false", i + 1 < nres ? "," : "");
       }
       fprintf(js.f, "  ]\n}\n");
       if (dmx_membuf_commit(&js, o->out_dir, "gemm.json", &err)) rc = 1;

@@ -2,6 +2,8 @@
  * atomically, the device block of the JSON files, synthetic data, the tuning status line). */
 #include "host/perf/bench_common.h"
 
+#include "host/runtime/gemm.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -77,7 +79,10 @@ void dmx_bench_tuning_status(const dmx_runtime *rt, bool no_tuning, char *out, s
 dmx_runtime *dmx_bench_runtime(const char *device, bool no_tuning, bool profiling) {
   if (no_tuning && setenv("DATAMUX_NO_TUNING", "1", 1) != 0)
     dmx_die("setenv(DATAMUX_NO_TUNING) failed: %s", strerror(errno));
-  return dmx_runtime_create(device, profiling, stdout);
+  dmx_runtime *rt = dmx_runtime_create(device, profiling, stdout);
+  dmx_error err;
+  if (dmx_gemm_select(rt, DMX_GEMM_AUTO, NULL, &err)) dmx_die("%s", err.msg);
+  return rt;
 }
 
 void dmx_bench_json_device(FILE *f, const dmx_runtime *rt) {

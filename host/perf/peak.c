@@ -13,10 +13,11 @@
 #include "host/perf/bench_common.h"
 #include "host/runtime/gemm.h"
 
-void dmx_peak_path(const dmx_runtime *rt, char *out, size_t cap) {
+void dmx_peak_path(dmx_runtime *rt, char *out, size_t cap) {
   char dev[256];
   dmx_device_folder_name(rt->info.name, dev, sizeof dev);
-  snprintf(out, cap, "%s/peak/%s.json", dmx_cache_dir(), dev);
+  /* one peak per GEMM backend: the host BLAS and CLBlast reach different rates on one device */
+  snprintf(out, cap, "%s/peak/%s-%s.json", dmx_cache_dir(), dev, dmx_gemm_backend_names[dmx_gemm_backend_of(rt)]);
 }
 
 /* Repeats fn until about max_seconds were spent (at least once, at most 100 times) after one

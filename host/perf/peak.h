@@ -28,8 +28,8 @@ typedef struct {
   size_t copy_bytes;  /* buffer size of the copy tests (default 256 MiB; capped by the device) */
 } dmx_peak_opts;
 
-/* <cache>/peak/<device>.json for this device. */
-void dmx_peak_path(const dmx_runtime *rt, char *out, size_t cap);
+/* <cache>/peak/<device>-<gemm backend>.json for this runtime. */
+void dmx_peak_path(dmx_runtime *rt, char *out, size_t cap);
 /* Measures (progress lines to log when non-NULL). 0, or -1 with err. */
 int dmx_peak_measure(dmx_runtime *rt, const dmx_peak_opts *o, dmx_peak *p, FILE *log, dmx_error *err);
 /* Writes p as JSON atomically (folders created); 0 or -1 with err. */

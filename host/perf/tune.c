@@ -14,6 +14,7 @@
 #include "host/perf/bench_common.h"
 #include "host/runtime/runtime.h"
 #include "host/perf/tune_internal.h"
+#include "host/runtime/gemm.h"
 
 /* ------------------------------------------------------------------ the experiment's GEMMs */
 
@@ -283,6 +284,7 @@ int dmx_tune(const dmx_experiment *e, const dmx_tune_opts *o0) {
   /* tuner files are not applied here: the tuners and the threshold timing start from CLBlast's own */
   if (setenv("DATAMUX_NO_TUNING", "1", 1) != 0) dmx_die("setenv(DATAMUX_NO_TUNING) failed: %s", strerror(errno));
   dmx_runtime *rt = dmx_runtime_create(device, false, stdout);
+  if (dmx_gemm_use(rt, DMX_GEMM_CLBLAST, &err)) dmx_die("%s", err.msg); /* CLBlast is what is tuned */
   char devdir[4096], tuning[4200];
   dmx_tune_device_dir(rt, devdir, sizeof devdir);
   snprintf(tuning, sizeof tuning, "%s/tuning", devdir);

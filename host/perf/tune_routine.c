@@ -162,6 +162,11 @@ int dmx_tune_routine(const dmx_experiment *e, const char *device, const tune_sha
   /* the runtime applies the kernels just installed: the threshold is chosen for them */
   if (unsetenv("DATAMUX_NO_TUNING") != 0) return dmx_fail(err, "unsetenv failed: %s", strerror(errno));
   dmx_runtime *rt = dmx_runtime_create(device, false, NULL);
+  /* the tuner tunes CLBlast's kernels, whatever backend the device would get */
+  if (dmx_gemm_use(rt, DMX_GEMM_CLBLAST, err)) {
+    dmx_runtime_destroy(rt);
+    return -1;
+  }
   printf("XGEMM_MIN_INDIRECT_SIZE: timing every shape on the direct and on the indirect path\n");
   double direct[TUNE_MAX_SHAPES], indirect[TUNE_MAX_SHAPES];
   for (int i = 0; i < n; i++) {

@@ -26,6 +26,7 @@
 #include "host/runtime/runtime.h"
 #include "host/formats/safetensors.h"
 #include "host/run/train.h"
+#include "host/run/experiment_runtime.h"
 #include "layers/model.h"
 
 #define WHAT "<stdin>"
@@ -250,7 +251,7 @@ static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_error *err)
   }
   have_batch = true;
   int T = batch.Lp, prefix = input == DMX_INPUT_INDEX ? N + 1 : 0;
-  rt = dmx_runtime_create(e->device, false, stderr);
+  rt = dmx_experiment_runtime(e, NULL, false, stderr);
   m = dmx_model_create(rt, e, B, T, C, token, err);
   if (!m) {
     rc = -1;

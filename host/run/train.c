@@ -19,6 +19,7 @@
 #include "host/run/train_state.h"
 #include "layers/model.h"
 #include "host/run/rundir.h"
+#include "host/run/experiment_runtime.h"
 
 typedef struct {
   const dmx_experiment *e;
@@ -254,7 +255,7 @@ static int setup(trainer *t, const dmx_experiment *e, bool need_train, dmx_error
   t->T = t->batch.Lp;
   t->r_inst = dmx_calloc((size_t)t->B * t->T, sizeof(int32_t));
   t->r_targets = dmx_calloc((size_t)t->B * t->T, sizeof(int32_t));
-  t->rt = dmx_runtime_create(e->device, false, stdout);
+  t->rt = dmx_experiment_runtime(e, NULL, false, stdout);
   t->model = dmx_model_create(t->rt, e, t->B, t->T, ref->num_labels, t->token, err);
   if (!t->model) return -1;
   dmx_model_init_params(t->model, (uint64_t)e->train.seed);

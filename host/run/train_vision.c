@@ -18,6 +18,7 @@
 #include "data/idx.h"
 #include "host/runtime/runtime.h"
 #include "host/formats/safetensors.h"
+#include "host/run/experiment_runtime.h"
 #include "layers/vision_model.h"
 
 #define FASHION_SYSTEM_DIR "/usr/share/datasets/fashion-mnist"
@@ -198,7 +199,7 @@ static int setup(vtrainer *t, const dmx_experiment *e, dmx_error *err) {
       for (int k = 0; k < t->n_test; k++) t->test_perm[0][k] = (uint32_t)k; /* slot 0: file order */
     if (t->n_train) t->perm[i] = dmx_malloc((size_t)t->n_train * sizeof(uint32_t));
   }
-  t->rt = dmx_runtime_create(e->device, false, stdout);
+  t->rt = dmx_experiment_runtime(e, NULL, false, stdout);
   t->m = dmx_vision_model_create(t->rt, &e->vision, t->N, t->B, t->classes, err);
   if (!t->m) return -1;
   dmx_vision_model_init(t->m, (uint64_t)e->train.seed);

@@ -1,6 +1,7 @@
 /* Arenas (llm.c's malloc_and_point on the device), copies and the two-slot stager. */
 #include "host/runtime/arena.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,7 +58,7 @@ int dmx_arena_commit(dmx_arena *a, dmx_error *err) {
                     a->name, need / 1048576.0, a->rt->info.name, a->rt->info.global_mem / 1048576.0);
   for (int i = 0; i < a->n_buffers; i++) {
     cl_int st;
-    a->bufs[i] = clCreateBuffer(a->rt->ctx, CL_MEM_READ_WRITE, a->used[i] * sizeof(float), NULL, &st);
+    a->bufs[i] = dmx_mem_create(a->rt, a->used[i] * sizeof(float), &st);
     if (st != CL_SUCCESS)
       return dmx_fail(err,
                       "arena '%s': clCreateBuffer of %.1f MiB failed: %s (device memory is %.1f MiB); use a "
@@ -165,9 +166,32 @@ void dmx_stager_free(dmx_stager *s) {
   memset(s, 0, sizeof *s);
 }
 
+cl_mem dmx_mem_create(dmx_runtime *rt, size_t bytes, cl_int *status) {
+  cl_mem m = clCreateBuffer(rt->ctx, CL_MEM_READ_WRITE, bytes, NULL, status);
+  if (*status != CL_SUCCESS) return NULL;
+  /* A released buffer's handle may come back for a new one: the old entry goes, so each live
+   * handle appears once. Dead entries of other handles stay (a few per run) and never match. */
+  size_t keep = 0;
+  for (size_t i = 0; i < rt->n_created; i++)
+    if (rt->created[i] != m) rt->created[keep++] = rt->created[i];
+  rt->n_created = keep;
+  if (rt->n_created == rt->cap_created) {
+    rt->cap_created = rt->cap_created ? 2 * rt->cap_created : 64;
+    rt->created = dmx_realloc(rt->created, rt->cap_created * sizeof *rt->created);
+  }
+  rt->created[rt->n_created++] = m;
+  return m;
+}
+
+size_t dmx_mem_rank(const dmx_runtime *rt, cl_mem m) {
+  for (size_t i = rt->n_created; i-- > 0;)
+    if (rt->created[i] == m) return i;
+  return SIZE_MAX;
+}
+
 dmx_tensor dmx_buffer_create(dmx_runtime *rt, size_t n_floats) {
   cl_int st;
-  cl_mem m = clCreateBuffer(rt->ctx, CL_MEM_READ_WRITE, (n_floats ? n_floats : 1) * sizeof(float), NULL, &st);
+  cl_mem m = dmx_mem_create(rt, (n_floats ? n_floats : 1) * sizeof(float), &st);
   DMX_CL_CHECK(st);
   return (dmx_tensor){m, 0, n_floats};
 }

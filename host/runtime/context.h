@@ -73,6 +73,11 @@ typedef struct dmx_runtime {
   const dmx_observer_iface *observer;
   void *observer_ctx;
   const char *scope; /* the layer role of the next GEMMs (see dmx_scope) */
+  /* every buffer created through the runtime, oldest first (host/runtime/arena.c). A native kernel
+   * gets its buffers in this order, because PoCL sorts a command's buffers by creation before it
+   * writes their pointers into the caller's slots (host/runtime/gemm_host.c). */
+  cl_mem *created;
+  size_t n_created, cap_created;
   dmx_extension ext[DMX_EXT_COUNT];
 } dmx_runtime;
 

@@ -31,6 +31,9 @@ static void fill_device_info(dmx_device_info *di, cl_platform_id p, cl_device_id
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof di->global_mem, &di->global_mem, NULL));
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof di->local_mem, &di->local_mem, NULL));
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof di->max_alloc, &di->max_alloc, NULL));
+  cl_device_exec_capabilities exec = 0;
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_EXECUTION_CAPABILITIES, sizeof exec, &exec, NULL));
+  di->native_kernels = (exec & CL_EXEC_NATIVE_KERNEL) != 0;
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof di->max_work_group, &di->max_work_group, NULL));
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof di->mem_base_addr_align_bits,
                                &di->mem_base_addr_align_bits, NULL));
@@ -83,8 +86,11 @@ const char *dmx_device_type_name(cl_device_type t) {
 }
 
 void dmx_print_devices(FILE *f, const dmx_device_info *devs, int n) {
-  for (int i = 0; i < n; i++) {
-    const dmx_device_info *d = &devs[i];
+  for (int i = 0; i < n; i++) dmx_print_device(f, i, &devs[i]);
+}
+
+void dmx_print_device(FILE *f, int i, const dmx_device_info *d) {
+  {
     fprintf(f, "[%d] %s (%s)\n", i, d->name, dmx_device_type_name(d->type));
     fprintf(f, "    platform:        %s (%s)\n", d->platform_name, d->platform_version);
     fprintf(f, "    vendor:          %s\n", d->vendor);
@@ -95,7 +101,8 @@ void dmx_print_devices(FILE *f, const dmx_device_info *devs, int n) {
     fprintf(f, "    local memory:    %.1f KiB\n", (double)d->local_mem / 1024.0);
     fprintf(f, "    max allocation:  %.1f MiB\n", (double)d->max_alloc / 1048576.0);
     fprintf(f, "    max work group:  %zu\n", d->max_work_group);
-    fprintf(f, "    fp16: %s, fp64: %s\n", d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no");
+    fprintf(f, "    fp16: %s, fp64: %s, native kernels: %s\n", d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no",
+            d->native_kernels ? "yes" : "no");
   }
 }
 

@@ -17,11 +17,14 @@ typedef struct {
   size_t max_work_group;
   cl_uint mem_base_addr_align_bits;
   bool fp16, fp64;
+  bool native_kernels; /* CL_EXEC_NATIVE_KERNEL: clEnqueueNativeKernel runs host functions in the queue */
 } dmx_device_info;
 
 /* Every device of every platform, in platform order. Returns the count; *out is malloc'd. */
 int dmx_list_devices(dmx_device_info **out);
 void dmx_print_devices(FILE *f, const dmx_device_info *devs, int n);
+/* One device's block, under index i. */
+void dmx_print_device(FILE *f, int i, const dmx_device_info *d);
 /* "GPU", "CPU", "accelerator" or "other". */
 const char *dmx_device_type_name(cl_device_type t);
 /* The device `sel` names (an index, or a case-insensitive substring of the device or platform

@@ -152,14 +152,33 @@ cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src,
       return p;
     }
   }
+  /* On a cold cache PoCL spends seconds to a minute per program: say what is happening rather
+   * than go silent for minutes on a new user's first run. */
+  double t0 = dmx_now_seconds();
+  if (rt->log) {
+    int total = 0;
+    for (const dmx_cl_source *c = dmx_cl_sources; c->name; c++) total++;
+    if (rt->stat_source_builds == 0)
+      fprintf(rt->log,
+              "compiling OpenCL programs for %s: they are not in the program cache (%s/programs) yet; this "
+              "happens once per device and driver%s\n",
+              rt->info.name, dmx_cache_dir(), use_cache ? "" : " (DATAMUX_NO_CACHE is set: every run)");
+    fprintf(rt->log, "  compiling cl/%s (program %d of at most %d)...", name, rt->stat_source_builds + 1, total);
+    fflush(rt->log);
+  }
   cl_int st;
   cl_program prog = clCreateProgramWithSource(rt->ctx, 1, &src, &len, &st);
   DMX_CL_CHECK(st);
   st = clBuildProgram(prog, 1, &rt->info.device, options, NULL, NULL);
   if (st != CL_SUCCESS) {
+    if (rt->log) fprintf(rt->log, " failed\n");
     print_build_log(rt, prog, name);
     dmx_die("clBuildProgram(cl/%s) failed: %s; fix the kernel source (see the log above)", name,
             dmx_cl_status_name(st));
+  }
+  if (rt->log) {
+    fprintf(rt->log, " %.1f s\n", dmx_now_seconds() - t0);
+    fflush(rt->log);
   }
   rt->stat_source_builds++;
   if (use_cache) write_cache(rt, prog, path, key);

@@ -52,5 +52,6 @@ void dmx_runtime_destroy(dmx_runtime *rt) {
   dmx_programs_release(rt);
   clReleaseCommandQueue(rt->queue);
   clReleaseContext(rt->ctx);
+  free(rt->created);
   free(rt);
 }
