@@ -83,33 +83,7 @@ __kernel void tanh_bwd(__global float *dx, ulong dx_off, __global const float *y
 
 /* ---------------------------------------------------------------- dropout */
 
-/* Philox4x32-10 (Salmon et al. 2011) with key (seed, stream) and counter (q, 0, 0, 0). One call
- * gives four words: element i uses word i % 4 of counter i / 4, and its top 24 bits give u in
- * [0,1). Integer-only, so layers/common_ops.c reproduces it bit for bit on the host. */
-static uint4 philox4(uint seed, uint stream, uint q) {
-  uint c0 = q, c1 = 0, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
-  for (int r = 0; r < 10; r++) {
-    /* 64-bit products, not mul_hi: PoCL calls mul_hi per element, which stopped this vectorising
-     * (dropout ran 3.4x slower) */
-    ulong p0 = (ulong)0xD2511F53u * c0, p1 = (ulong)0xCD9E8D57u * c2;
-    uint lo0 = (uint)p0, hi0 = (uint)(p0 >> 32);
-    uint lo1 = (uint)p1, hi1 = (uint)(p1 >> 32);
-    uint n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-    c0 = n0;
-    c1 = lo1;
-    c2 = n2;
-    c3 = lo0;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return (uint4)(c0, c1, c2, c3);
-}
-
-/* keep factors (scale or 0) of elements 4q .. 4q+3 */
-static float4 dropout_keep4(uint seed, uint stream, uint q, float p, float scale) {
-  float4 u = convert_float4(philox4(seed, stream, q) >> 8) * (1.0f / 16777216.0f);
-  return select((float4)(0.0f), (float4)(scale), u >= (float4)(p));
-}
+/* Philox and the keep factors: cl/prelude.h (the fused attention kernels draw the same mask). */
 
 /* One work-item per 4 elements (one Philox call each), over the n / 4 whole quads; the last n % 4
  * elements go to the *_tail kernels. scale = 1/(1-p), computed once on the host so forward and
@@ -117,14 +91,14 @@ static float4 dropout_keep4(uint seed, uint stream, uint q, float p, float scale
 __kernel void dropout_fwd(__global float *out, ulong out_off, __global const float *x, ulong x_off, float p,
                           float scale, uint seed, uint stream) {
   uint q = get_global_id(0);
-  float4 keep = dropout_keep4(seed, stream, q, p, scale);
+  float4 keep = dmx_dropout_keep4(seed, stream, q, p, scale);
   vstore4(vload4(q, x + x_off) * keep, q, out + out_off);
 }
 
 __kernel void dropout_bwd(__global float *dx, ulong dx_off, __global const float *dout, ulong dout_off, float p,
                           float scale, uint seed, uint stream) {
   uint q = get_global_id(0);
-  float4 keep = dropout_keep4(seed, stream, q, p, scale);
+  float4 keep = dmx_dropout_keep4(seed, stream, q, p, scale);
   __global float *d = dx + dx_off;
   vstore4(vload4(q, d) + vload4(q, dout + dout_off) * keep, q, d);
 }
@@ -133,7 +107,7 @@ __kernel void dropout_bwd(__global float *dx, ulong dx_off, __global const float
 __kernel void dropout_fwd_tail(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n,
                                float p, float scale, uint seed, uint stream) {
   int q = n / 4;
-  float4 keep = dropout_keep4(seed, stream, (uint)q, p, scale);
+  float4 keep = dmx_dropout_keep4(seed, stream, (uint)q, p, scale);
   float k[4] = {keep.s0, keep.s1, keep.s2, keep.s3};
   for (int j = 0; 4 * q + j < n; j++) out[out_off + 4 * q + j] = x[x_off + 4 * q + j] * k[j];
 }
@@ -141,7 +115,7 @@ __kernel void dropout_fwd_tail(__global float *out, ulong out_off, __global cons
 __kernel void dropout_bwd_tail(__global float *dx, ulong dx_off, __global const float *dout, ulong dout_off, int n,
                                float p, float scale, uint seed, uint stream) {
   int q = n / 4;
-  float4 keep = dropout_keep4(seed, stream, (uint)q, p, scale);
+  float4 keep = dmx_dropout_keep4(seed, stream, (uint)q, p, scale);
   float k[4] = {keep.s0, keep.s1, keep.s2, keep.s3};
   for (int j = 0; 4 * q + j < n; j++) dx[dx_off + 4 * q + j] += dout[dout_off + 4 * q + j] * k[j];
 }

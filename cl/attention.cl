@@ -176,3 +176,348 @@ __kernel void attention_softmax_backward_rows(__global float *datt, ulong datt_o
     g[j] = (has_mask && m[j] == 0) ? 0.0f : v;
   }
 }
+
+/* ---------------------------------------------------------------- fused attention */
+
+/* Flash-attention style (ggml's flash_attn_f32.cl forward; the backward recomputes the
+ * probabilities from the saved log-sum-exp): scores, mask, online softmax, dropout and P.V in one
+ * pass over the keys, straight from the fused QKV rows (B, T, 3d) into the output rows (B, T, d),
+ * so neither the (B, H, T, T) scores nor the permuted copies exist. Same scores (q * scale) . k,
+ * the same -1e9 for masked keys and the same Philox element numbering (b, h, i, j) as the GEMM
+ * path, so the two agree up to summation order. Head size at most DMX_ATT_HD (host checks).
+ * Two layouts of the same arithmetic: *_rows, one work-item per query row with no local memory
+ * (CPU devices: PoCL vectorises across the work-items and a barrier costs a pass); *_tiles, a
+ * work-group of rows that stages each key tile (K and V, or Q and dO) in local memory (GPUs).
+ * Rows are numbered r = (b * H + h) * T + i; dsum is (B, H, T) and lse (B, H, T, 2): each row's
+ * running max m and log of its sum, apart, since m + log(l) rounds the log away when m is the
+ * -1e9 of a fully masked row. P_ij = exp((s_ij - m_i) - log l_i). */
+#define DMX_ATT_HD 64
+
+typedef struct {
+  int b, h, i, hd;
+  size_t rs;                 /* floats per qkv row: 3d */
+  __global const float *qkv; /* this (b, h)'s column block: row t's q at qkv + t * rs */
+} att_row;
+
+static att_row att_locate(size_t r, __global const float *qkv, int T, int d, int H) {
+  att_row a;
+  a.i = (int)(r % (size_t)T);
+  size_t bh = r / (size_t)T;
+  a.h = (int)(bh % (size_t)H);
+  a.b = (int)(bh / (size_t)H);
+  a.hd = d / H;
+  a.rs = 3 * (size_t)d;
+  a.qkv = qkv + (size_t)a.b * T * a.rs + (size_t)a.h * a.hd;
+  return a;
+}
+
+/* One key of one query row's online softmax: s is the (masked) score, v the key's value row. */
+static void att_online_step(float s, float keep, __global const float *v, __local const float *vl, int hd, float *m,
+                            float *l, float *acc) {
+  float mn = fmax(*m, s), corr = exp(*m - mn), e = exp(s - mn);
+  *l = *l * corr + e;
+  float w = e * keep;
+  if (vl)
+    for (int c = 0; c < hd; c++) acc[c] = acc[c] * corr + w * vl[c];
+  else
+    for (int c = 0; c < hd; c++) acc[c] = acc[c] * corr + w * v[c];
+  *m = mn;
+}
+
+/* The CPU layout works on float4s (head size a multiple of 4, rows 16-byte aligned: the host
+ * checks) with one exp per key: the running max moves rarely, and one work-item's branch costs
+ * nothing on a CPU. */
+__kernel void attention_fused_forward_rows(__global float *out, ulong out_off, __global float *lse, ulong lse_off,
+                                           __global const float *qkv, ulong qkv_off, __global const int *mask,
+                                           ulong mask_off, int has_mask, int T, int d, int H, float scale, float p,
+                                           float keep_scale, uint seed, uint stream) {
+  size_t r = get_global_id(0);
+  att_row a = att_locate(r, qkv + qkv_off, T, d, H);
+  __global const int *mk = mask + mask_off + (size_t)a.b * T;
+  int h4 = a.hd / 4;
+  size_t rs4 = a.rs / 4, d4 = (size_t)d / 4;
+  __global const float4 *base = (__global const float4 *)a.qkv;
+  float4 q[DMX_ATT_HD / 4], acc[DMX_ATT_HD / 4];
+  for (int c = 0; c < h4; c++) {
+    q[c] = base[(size_t)a.i * rs4 + c] * scale;
+    acc[c] = (float4)(0.0f);
+  }
+  float m = -INFINITY, l = 0.0f;
+  uint e0 = (uint)(r * (size_t)T);
+  for (int j = 0; j < T; j++) {
+    __global const float4 *k = base + (size_t)j * rs4 + d4, *v = k + d4;
+    float4 s4 = (float4)(0.0f);
+    for (int c = 0; c < h4; c++) s4 += q[c] * k[c];
+    float s = (s4.s0 + s4.s1) + (s4.s2 + s4.s3);
+    if (has_mask && mk[j] == 0) s = -1e9f;
+    if (s > m) { /* a new maximum: rescale what was summed so far */
+      float corr = exp(m - s);
+      l *= corr;
+      for (int c = 0; c < h4; c++) acc[c] *= corr;
+      m = s;
+    }
+    float e = exp(s - m);
+    l += e;
+    float w = p > 0.0f ? e * dmx_dropout_keep1(seed, stream, e0 + (uint)j, p, keep_scale) : e;
+    for (int c = 0; c < h4; c++) acc[c] += w * v[c];
+  }
+  __global float4 *o = (__global float4 *)(out + out_off + ((size_t)a.b * T + a.i) * d + (size_t)a.h * a.hd);
+  float inv = 1.0f / l;
+  for (int c = 0; c < h4; c++) o[c] = acc[c] * inv;
+  lse[lse_off + 2 * r] = m;
+  lse[lse_off + 2 * r + 1] = log(l);
+}
+
+/* Work-group: get_local_size(0) consecutive query rows of one (b, h) (the last group of a head
+ * runs its barriers with idle rows); kt, vt: local-size x hd floats each. */
+__kernel void attention_fused_forward_tiles(__global float *out, ulong out_off, __global float *lse, ulong lse_off,
+                                            __global const float *qkv, ulong qkv_off, __global const int *mask,
+                                            ulong mask_off, int has_mask, int T, int d, int H, float scale, float p,
+                                            float keep_scale, uint seed, uint stream, __local float *kt,
+                                            __local float *vt) {
+  int lid = get_local_id(0), wg = get_local_size(0), groups = (T + wg - 1) / wg;
+  size_t g = get_group_id(0), bh = g / (size_t)groups;
+  int i = (int)(g % (size_t)groups) * wg + lid;
+  bool live = i < T;
+  size_t r = bh * (size_t)T + (size_t)(live ? i : 0);
+  att_row a = att_locate(r, qkv + qkv_off, T, d, H);
+  __global const int *mk = mask + mask_off + (size_t)a.b * T;
+  float q[DMX_ATT_HD], acc[DMX_ATT_HD];
+  for (int c = 0; c < a.hd; c++) {
+    q[c] = a.qkv[(size_t)a.i * a.rs + c] * scale;
+    acc[c] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  uint e0 = (uint)(r * (size_t)T);
+  for (int j0 = 0; j0 < T; j0 += wg) {
+    int jl = j0 + lid;
+    if (jl < T)
+      for (int c = 0; c < a.hd; c++) {
+        kt[lid * a.hd + c] = a.qkv[(size_t)jl * a.rs + d + c];
+        vt[lid * a.hd + c] = a.qkv[(size_t)jl * a.rs + 2 * d + c];
+      }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int nj = min(wg, T - j0);
+    for (int jj = 0; live && jj < nj; jj++) {
+      int j = j0 + jj;
+      float s = 0.0f;
+      for (int c = 0; c < a.hd; c++) s += q[c] * kt[jj * a.hd + c];
+      if (has_mask && mk[j] == 0) s = -1e9f;
+      float keep = p > 0.0f ? dmx_dropout_keep1(seed, stream, e0 + (uint)j, p, keep_scale) : 1.0f;
+      att_online_step(s, keep, NULL, vt + jj * a.hd, a.hd, &m, &l, acc);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (live) {
+    __global float *o = out + out_off + ((size_t)a.b * T + a.i) * d + (size_t)a.h * a.hd;
+    float inv = 1.0f / l;
+    for (int c = 0; c < a.hd; c++) o[c] = acc[c] * inv;
+    lse[lse_off + 2 * r] = m;
+    lse[lse_off + 2 * r + 1] = log(l);
+  }
+}
+
+/* Backward, first half, per query row i: D_i = dO_i . O_i (into dsum), and
+ * dq_i += scale * sum_j dS_ij k_j with P_ij = exp(s_ij - lse_i), dP_ij = keep_ij dO_i . v_j,
+ * dS_ij = P_ij (dP_ij - D_i), zero for masked keys. Accumulates into dqkv's q columns. */
+__kernel void attention_fused_dq_rows(__global float *dqkv, ulong dqkv_off, __global float *dsum, ulong dsum_off,
+                                      __global const float *qkv, ulong qkv_off, __global const float *out,
+                                      ulong out_off, __global const float *dout, ulong dout_off,
+                                      __global const float *lse, ulong lse_off, __global const int *mask,
+                                      ulong mask_off, int has_mask, int T, int d, int H, float scale, float p,
+                                      float keep_scale, uint seed, uint stream) {
+  size_t r = get_global_id(0);
+  att_row a = att_locate(r, qkv + qkv_off, T, d, H);
+  __global const int *mk = mask + mask_off + (size_t)a.b * T;
+  size_t orow = ((size_t)a.b * T + a.i) * d + (size_t)a.h * a.hd;
+  float q[DMX_ATT_HD], go[DMX_ATT_HD], dq[DMX_ATT_HD];
+  float D = 0.0f;
+  for (int c = 0; c < a.hd; c++) {
+    q[c] = a.qkv[(size_t)a.i * a.rs + c] * scale;
+    go[c] = dout[dout_off + orow + c];
+    D += go[c] * out[out_off + orow + c];
+    dq[c] = 0.0f;
+  }
+  float M = lse[lse_off + 2 * r], LL = lse[lse_off + 2 * r + 1];
+  uint e0 = (uint)(r * (size_t)T);
+  for (int j = 0; j < T; j++) {
+    __global const float *k = a.qkv + (size_t)j * a.rs + d, *v = k + d;
+    float s = 0.0f, dp = 0.0f;
+    for (int c = 0; c < a.hd; c++) {
+      s += q[c] * k[c];
+      dp += go[c] * v[c];
+    }
+    bool masked = has_mask && mk[j] == 0;
+    if (masked) s = -1e9f;
+    if (p > 0.0f) dp *= dmx_dropout_keep1(seed, stream, e0 + (uint)j, p, keep_scale);
+    float ds = masked ? 0.0f : exp((s - M) - LL) * (dp - D);
+    for (int c = 0; c < a.hd; c++) dq[c] += ds * k[c];
+  }
+  __global float *g = dqkv + dqkv_off + ((size_t)a.b * T + a.i) * a.rs + (size_t)a.h * a.hd;
+  for (int c = 0; c < a.hd; c++) g[c] += scale * dq[c];
+  dsum[dsum_off + r] = D;
+}
+
+__kernel void attention_fused_dq_tiles(__global float *dqkv, ulong dqkv_off, __global float *dsum, ulong dsum_off,
+                                       __global const float *qkv, ulong qkv_off, __global const float *out,
+                                       ulong out_off, __global const float *dout, ulong dout_off,
+                                       __global const float *lse, ulong lse_off, __global const int *mask,
+                                       ulong mask_off, int has_mask, int T, int d, int H, float scale, float p,
+                                       float keep_scale, uint seed, uint stream, __local float *kt,
+                                       __local float *vt) {
+  int lid = get_local_id(0), wg = get_local_size(0), groups = (T + wg - 1) / wg;
+  size_t g0 = get_group_id(0), bh = g0 / (size_t)groups;
+  int i = (int)(g0 % (size_t)groups) * wg + lid;
+  bool live = i < T;
+  size_t r = bh * (size_t)T + (size_t)(live ? i : 0);
+  att_row a = att_locate(r, qkv + qkv_off, T, d, H);
+  __global const int *mk = mask + mask_off + (size_t)a.b * T;
+  size_t orow = ((size_t)a.b * T + a.i) * d + (size_t)a.h * a.hd;
+  float q[DMX_ATT_HD], go[DMX_ATT_HD], dq[DMX_ATT_HD];
+  float D = 0.0f;
+  for (int c = 0; c < a.hd; c++) {
+    q[c] = a.qkv[(size_t)a.i * a.rs + c] * scale;
+    go[c] = dout[dout_off + orow + c];
+    D += go[c] * out[out_off + orow + c];
+    dq[c] = 0.0f;
+  }
+  float M = lse[lse_off + 2 * r], LL = lse[lse_off + 2 * r + 1];
+  uint e0 = (uint)(r * (size_t)T);
+  for (int j0 = 0; j0 < T; j0 += wg) {
+    int jl = j0 + lid;
+    if (jl < T)
+      for (int c = 0; c < a.hd; c++) {
+        kt[lid * a.hd + c] = a.qkv[(size_t)jl * a.rs + d + c];
+        vt[lid * a.hd + c] = a.qkv[(size_t)jl * a.rs + 2 * d + c];
+      }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int nj = min(wg, T - j0);
+    for (int jj = 0; live && jj < nj; jj++) {
+      int j = j0 + jj;
+      float s = 0.0f, dp = 0.0f;
+      for (int c = 0; c < a.hd; c++) {
+        s += q[c] * kt[jj * a.hd + c];
+        dp += go[c] * vt[jj * a.hd + c];
+      }
+      bool masked = has_mask && mk[j] == 0;
+      if (masked) s = -1e9f;
+      if (p > 0.0f) dp *= dmx_dropout_keep1(seed, stream, e0 + (uint)j, p, keep_scale);
+      float ds = masked ? 0.0f : exp((s - M) - LL) * (dp - D);
+      for (int c = 0; c < a.hd; c++) dq[c] += ds * kt[jj * a.hd + c];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (live) {
+    __global float *gq = dqkv + dqkv_off + ((size_t)a.b * T + a.i) * a.rs + (size_t)a.h * a.hd;
+    for (int c = 0; c < a.hd; c++) gq[c] += scale * dq[c];
+    dsum[dsum_off + r] = D;
+  }
+}
+
+/* Backward, second half, per key row j (after the dq kernel wrote dsum):
+ * dv_j += sum_i keep_ij P_ij dO_i and dk_j += sum_i dS_ij (q_i * scale), into dqkv's k and v columns. */
+__kernel void attention_fused_dkv_rows(__global float *dqkv, ulong dqkv_off, __global const float *qkv,
+                                       ulong qkv_off, __global const float *dout, ulong dout_off,
+                                       __global const float *lse, ulong lse_off, __global const float *dsum,
+                                       ulong dsum_off, __global const int *mask, ulong mask_off, int has_mask, int T,
+                                       int d, int H, float scale, float p, float keep_scale, uint seed, uint stream) {
+  size_t r = get_global_id(0); /* (b, h, j) */
+  att_row a = att_locate(r, qkv + qkv_off, T, d, H);
+  int j = a.i;
+  size_t bh = r / (size_t)T;
+  bool masked = has_mask && mask[mask_off + (size_t)a.b * T + j] == 0;
+  float k[DMX_ATT_HD], v[DMX_ATT_HD], dk[DMX_ATT_HD], dv[DMX_ATT_HD];
+  for (int c = 0; c < a.hd; c++) {
+    k[c] = a.qkv[(size_t)j * a.rs + d + c];
+    v[c] = a.qkv[(size_t)j * a.rs + 2 * d + c];
+    dk[c] = 0.0f;
+    dv[c] = 0.0f;
+  }
+  __global const float *go_b = dout + dout_off + (size_t)a.b * T * d + (size_t)a.h * a.hd;
+  for (int i = 0; i < T; i++) {
+    __global const float *qi = a.qkv + (size_t)i * a.rs, *go = go_b + (size_t)i * d;
+    float s = 0.0f, dp = 0.0f;
+    for (int c = 0; c < a.hd; c++) {
+      s += (qi[c] * scale) * k[c];
+      dp += go[c] * v[c];
+    }
+    if (masked) s = -1e9f;
+    float P = exp((s - lse[lse_off + 2 * (bh * T + i)]) - lse[lse_off + 2 * (bh * T + i) + 1]);
+    float keep = p > 0.0f ? dmx_dropout_keep1(seed, stream, (uint)((bh * T + i) * T + j), p, keep_scale) : 1.0f;
+    float ds = masked ? 0.0f : P * (dp * keep - dsum[dsum_off + bh * T + i]);
+    float pk = P * keep;
+    for (int c = 0; c < a.hd; c++) {
+      dv[c] += pk * go[c];
+      dk[c] += ds * (qi[c] * scale);
+    }
+  }
+  __global float *g = dqkv + dqkv_off + ((size_t)a.b * T + j) * a.rs + (size_t)a.h * a.hd;
+  for (int c = 0; c < a.hd; c++) {
+    g[d + c] += dk[c];
+    g[2 * d + c] += dv[c];
+  }
+}
+
+/* qt holds a tile of scaled query rows, ot the matching dO rows, st their (m, log l, dsum). */
+__kernel void attention_fused_dkv_tiles(__global float *dqkv, ulong dqkv_off, __global const float *qkv,
+                                        ulong qkv_off, __global const float *dout, ulong dout_off,
+                                        __global const float *lse, ulong lse_off, __global const float *dsum,
+                                        ulong dsum_off, __global const int *mask, ulong mask_off, int has_mask, int T,
+                                        int d, int H, float scale, float p, float keep_scale, uint seed, uint stream,
+                                        __local float *qt, __local float *ot, __local float *st) {
+  int lid = get_local_id(0), wg = get_local_size(0), groups = (T + wg - 1) / wg;
+  size_t g0 = get_group_id(0), bh = g0 / (size_t)groups;
+  int j = (int)(g0 % (size_t)groups) * wg + lid;
+  bool live = j < T;
+  size_t r = bh * (size_t)T + (size_t)(live ? j : 0);
+  att_row a = att_locate(r, qkv + qkv_off, T, d, H);
+  int jr = a.i;
+  bool masked = has_mask && mask[mask_off + (size_t)a.b * T + jr] == 0;
+  float k[DMX_ATT_HD], v[DMX_ATT_HD], dk[DMX_ATT_HD], dv[DMX_ATT_HD];
+  for (int c = 0; c < a.hd; c++) {
+    k[c] = a.qkv[(size_t)jr * a.rs + d + c];
+    v[c] = a.qkv[(size_t)jr * a.rs + 2 * d + c];
+    dk[c] = 0.0f;
+    dv[c] = 0.0f;
+  }
+  __global const float *go_b = dout + dout_off + (size_t)a.b * T * d + (size_t)a.h * a.hd;
+  for (int i0 = 0; i0 < T; i0 += wg) {
+    int il = i0 + lid;
+    if (il < T) {
+      for (int c = 0; c < a.hd; c++) {
+        qt[lid * a.hd + c] = a.qkv[(size_t)il * a.rs + c] * scale;
+        ot[lid * a.hd + c] = go_b[(size_t)il * d + c];
+      }
+      st[3 * lid] = lse[lse_off + 2 * (bh * T + il)];
+      st[3 * lid + 1] = lse[lse_off + 2 * (bh * T + il) + 1];
+      st[3 * lid + 2] = dsum[dsum_off + bh * T + il];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int ni = min(wg, T - i0);
+    for (int ii = 0; live && ii < ni; ii++) {
+      int i = i0 + ii;
+      float s = 0.0f, dp = 0.0f;
+      for (int c = 0; c < a.hd; c++) {
+        s += qt[ii * a.hd + c] * k[c];
+        dp += ot[ii * a.hd + c] * v[c];
+      }
+      if (masked) s = -1e9f;
+      float P = exp((s - st[3 * ii]) - st[3 * ii + 1]);
+      float keep = p > 0.0f ? dmx_dropout_keep1(seed, stream, (uint)((bh * T + i) * T + jr), p, keep_scale) : 1.0f;
+      float ds = masked ? 0.0f : P * (dp * keep - st[3 * ii + 2]);
+      float pk = P * keep;
+      for (int c = 0; c < a.hd; c++) {
+        dv[c] += pk * ot[ii * a.hd + c];
+        dk[c] += ds * qt[ii * a.hd + c];
+      }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (live) {
+    __global float *g = dqkv + dqkv_off + ((size_t)a.b * T + jr) * a.rs + (size_t)a.h * a.hd;
+    for (int c = 0; c < a.hd; c++) {
+      g[d + c] += dk[c];
+      g[2 * d + c] += dv[c];
+    }
+  }
+}

@@ -1,7 +1,12 @@
-/* Multi-head self-attention core, llm.c's fp32 recipe: permute -> strided-batched GEMM (scores,
- * scaled by alpha) -> fused mask + softmax -> dropout -> strided-batched GEMM -> unpermute, and the
- * mirrored backward. Scores are materialised: at DataMUX sizes (T ~ 130-170) a T x T tile per head
- * is small, and this keeps the backward four GEMMs. */
+/* Multi-head self-attention core, two implementations of the same function:
+ *  - fused (cl/attention.cl, flash-attention style): one kernel pass forward from the QKV rows to
+ *    the output rows, saving each row's log-sum-exp; two backward kernels (per query row: D and dq;
+ *    per key row: dk and dv) that recompute the probabilities. No score matrix, no permutes.
+ *  - GEMM (llm.c's fp32 recipe): permute -> strided-batched GEMM (scores, scaled by alpha) -> fused
+ *    mask + softmax -> dropout -> strided-batched GEMM -> unpermute, and the mirrored backward
+ *    (four GEMMs), with the scores materialised.
+ * rt->fused_attention chooses; both layouts of each (work-item per row for CPUs, work-groups with
+ * local tiles for GPUs) follow rt->serial_reductions. */
 #include "layers/attention.h"
 
 #include <math.h>
@@ -11,6 +16,8 @@
 
 size_t dmx_attention_qkv_floats(int B, int T, int d) { return (size_t)B * T * d; }
 size_t dmx_attention_att_floats(int B, int T, int H) { return (size_t)B * H * T * T; }
+size_t dmx_attention_row_floats(int B, int T, int H) { return (size_t)B * H * T; }
+size_t dmx_attention_lse_floats(int B, int T, int H) { return 2 * (size_t)B * H * T; }
 
 /* Work-group size of the row kernels: a power of two, at most 64 (rows are ~200 wide). */
 static size_t row_wg(dmx_runtime *rt) {
@@ -27,11 +34,84 @@ static void check_shape(int B, int T, int d, int H) {
 /* A kernel parameter for the mask: when there is none, any valid buffer (never read) stands in. */
 static dmx_tensor mask_arg(dmx_tensor mask, dmx_tensor fallback) { return mask.buf ? mask : fallback; }
 
+/* the kernels' private head-size arrays (DMX_ATT_HD in cl/attention.cl) */
+#define FUSED_HD_MAX 64
+
+bool dmx_attention_fused(const dmx_runtime *rt, int hd) { return rt->fused_attention && hd <= FUSED_HD_MAX; }
+
+/* Work-group of the tiled fused kernels: rows of one head per group, K/V tiles of as many keys. */
+static size_t tile_wg(dmx_runtime *rt, size_t hd, int n_tiles) {
+  size_t n = 64;
+  while (n > 1 &&
+         (n > rt->info.max_work_group || n_tiles * n * hd * sizeof(float) + 3 * n * sizeof(float) > rt->info.local_mem))
+    n /= 2;
+  return n;
+}
+
+static float dropout_scale(float p) { return p > 0.0f ? 1.0f / (1.0f - p) : 1.0f; }
+
+static void fused_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask, int B,
+                          int T, int d, int H, float p, uint32_t seed, uint32_t stream) {
+  size_t hd = (size_t)(d / H), rows = (size_t)B * H * T;
+  DMX_NEED(acts->lse, 2 * rows);
+  float scale = 1.0f / sqrtf((float)hd);
+  acts->qkv = qkv;
+  acts->out = out;
+  dmx_tensor mk = mask_arg(mask, qkv);
+  /* the CPU layout's forward reads float4s: whole float4 heads at 16-byte boundaries */
+  bool by_rows = rt->serial_reductions && hd % 4 == 0 && qkv.off % 4 == 0 && out.off % 4 == 0;
+  if (by_rows) {
+    dmx_launch_exact(rt, DMX_K_ATTENTION_FUSED_FORWARD_ROWS, 1, &rows, NULL, KA_T(out), KA_T(acts->lse), KA_T(qkv),
+                     KA_T(mk), KA_I(mask.buf != NULL), KA_I(T), KA_I(d), KA_I(H), KA_F(scale), KA_F(p),
+                     KA_F(dropout_scale(p)), KA_I((int32_t)seed), KA_I((int32_t)stream));
+  } else {
+    size_t wg = tile_wg(rt, hd, 2), groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
+    dmx_launch(rt, DMX_K_ATTENTION_FUSED_FORWARD_TILES, 1, &global, &wg, KA_T(out), KA_T(acts->lse), KA_T(qkv),
+               KA_T(mk), KA_I(mask.buf != NULL), KA_I(T), KA_I(d), KA_I(H), KA_F(scale), KA_F(p),
+               KA_F(dropout_scale(p)), KA_I((int32_t)seed), KA_I((int32_t)stream), KA_LOCAL(wg * hd * sizeof(float)),
+               KA_LOCAL(wg * hd * sizeof(float)));
+  }
+}
+
+static void fused_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scratch *scratch, dmx_tensor dout,
+                           const attention_acts *acts, dmx_tensor mask, int B, int T, int d, int H, float p,
+                           uint32_t seed, uint32_t stream) {
+  size_t hd = (size_t)(d / H), rows = (size_t)B * H * T;
+  DMX_NEED(scratch->dsum, rows);
+  if (!acts->out.buf || !acts->qkv.buf)
+    dmx_die("attention backward (fused): no forward ran on these activations (a program bug)");
+  float scale = 1.0f / sqrtf((float)hd), ks = dropout_scale(p);
+  dmx_tensor mk = mask_arg(mask, dqkv);
+  int has = mask.buf != NULL;
+  if (rt->serial_reductions) {
+    dmx_launch_exact(rt, DMX_K_ATTENTION_FUSED_DQ_ROWS, 1, &rows, NULL, KA_T(dqkv), KA_T(scratch->dsum),
+                     KA_T(acts->qkv), KA_T(acts->out), KA_T(dout), KA_T(acts->lse), KA_T(mk), KA_I(has), KA_I(T),
+                     KA_I(d), KA_I(H), KA_F(scale), KA_F(p), KA_F(ks), KA_I((int32_t)seed), KA_I((int32_t)stream));
+    dmx_launch_exact(rt, DMX_K_ATTENTION_FUSED_DKV_ROWS, 1, &rows, NULL, KA_T(dqkv), KA_T(acts->qkv), KA_T(dout),
+                     KA_T(acts->lse), KA_T(scratch->dsum), KA_T(mk), KA_I(has), KA_I(T), KA_I(d), KA_I(H), KA_F(scale),
+                     KA_F(p), KA_F(ks), KA_I((int32_t)seed), KA_I((int32_t)stream));
+  } else {
+    size_t wg = tile_wg(rt, hd, 2), groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
+    dmx_launch(rt, DMX_K_ATTENTION_FUSED_DQ_TILES, 1, &global, &wg, KA_T(dqkv), KA_T(scratch->dsum), KA_T(acts->qkv),
+               KA_T(acts->out), KA_T(dout), KA_T(acts->lse), KA_T(mk), KA_I(has), KA_I(T), KA_I(d), KA_I(H),
+               KA_F(scale), KA_F(p), KA_F(ks), KA_I((int32_t)seed), KA_I((int32_t)stream),
+               KA_LOCAL(wg * hd * sizeof(float)), KA_LOCAL(wg * hd * sizeof(float)));
+    dmx_launch(rt, DMX_K_ATTENTION_FUSED_DKV_TILES, 1, &global, &wg, KA_T(dqkv), KA_T(acts->qkv), KA_T(dout),
+               KA_T(acts->lse), KA_T(scratch->dsum), KA_T(mk), KA_I(has), KA_I(T), KA_I(d), KA_I(H), KA_F(scale),
+               KA_F(p), KA_F(ks), KA_I((int32_t)seed), KA_I((int32_t)stream), KA_LOCAL(wg * hd * sizeof(float)),
+               KA_LOCAL(wg * hd * sizeof(float)), KA_LOCAL(3 * wg * sizeof(float)));
+  }
+}
+
 void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts, dmx_tensor qkv, dmx_tensor mask,
                            int B, int T, int d, int H, float p, uint32_t seed, uint32_t stream) {
   check_shape(B, T, d, H);
   DMX_NEED(qkv, (size_t)B * T * 3 * d);
   DMX_NEED(out, (size_t)B * T * d);
+  if (dmx_attention_fused(rt, d / H)) {
+    fused_forward(rt, out, acts, qkv, mask, B, T, d, H, p, seed, stream);
+    return;
+  }
   DMX_NEED(acts->att, (size_t)B * H * T * T);
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
@@ -64,6 +144,10 @@ void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scr
                             const attention_acts *acts, dmx_tensor mask, int B, int T, int d, int H, float p,
                             uint32_t seed, uint32_t stream) {
   check_shape(B, T, d, H);
+  if (dmx_attention_fused(rt, d / H)) {
+    fused_backward(rt, dqkv, scratch, dout, acts, mask, B, T, d, H, p, seed, stream);
+    return;
+  }
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
   size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
   dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE_BACKWARD, 2, global, local, KA_T(scratch->dy), KA_T(dout), KA_I(B),

@@ -259,6 +259,7 @@ void dmx_model_register_activations(dmx_model *m) {
     act(m, &a->att.k, dmx_attention_qkv_floats(m->B, m->T, m->d));
     act(m, &a->att.v, dmx_attention_qkv_floats(m->B, m->T, m->d));
     act(m, &a->att.att, dmx_attention_att_floats(m->B, m->T, m->H));
+    act(m, &a->att.lse, dmx_attention_lse_floats(m->B, m->T, m->H));
     act(m, &a->attn_out, BT * d);
     act(m, &a->ao, BT * d);
     act(m, &a->h1_pre, BT * d);
@@ -295,6 +296,7 @@ void dmx_model_register_activations(dmx_model *m) {
   dact(m, &m->da.att.dv, dmx_attention_qkv_floats(m->B, m->T, m->d));
   dact(m, &m->da.att.dy, dmx_attention_qkv_floats(m->B, m->T, m->d));
   dact(m, &m->da.att.datt, dmx_attention_att_floats(m->B, m->T, m->H));
+  dact(m, &m->da.att.dsum, dmx_attention_row_floats(m->B, m->T, m->H));
 
   /* task head: rows is the number of head rows (B*N sentence, B*N*T token; baseline B or B*T) */
   size_t hrows = m->token ? R1 : B * N;

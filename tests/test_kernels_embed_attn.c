@@ -16,8 +16,10 @@
 static dmx_runtime *rt;
 static dmx_tensor pool;
 static size_t pool_cur;
+static bool pool_aligned; /* tensors at multiples of 4 floats, as the arenas place them */
 static dmx_tensor take(size_t n) {
   pool_cur += 3; /* a gap, so tensors start at odd offsets and overruns land in checked padding */
+  if (pool_aligned) pool_cur = (pool_cur + 3) / 4 * 4;
   if (pool_cur + n > pool.n) dmx_die("test pool too small");
   dmx_tensor t = {pool.buf, pool_cur, n};
   pool_cur += n;
@@ -351,15 +353,24 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
   attn_shape s = {B, T, d, H, mask, dscale};
   dmx_tensor tq = upf(qkv, nq), tout = take(no), tmask = {0};
   if (mask) tmask = upi(mask, (size_t)B * T);
-  attention_acts acts = {take(nh), take(nh), take(nh), take(na), take(na), take(nh)};
+  size_t nr = dmx_attention_row_floats(B, T, H);
+  attention_acts acts = {.q = take(nh),
+                         .k = take(nh),
+                         .v = take(nh),
+                         .att = take(na),
+                         .att_drop = take(na),
+                         .y = take(nh),
+                         .lse = take(dmx_attention_lse_floats(B, T, H))};
+  bool fused = dmx_attention_fused(rt, d / H);
   dmx_attention_forward(rt, tout, &acts, tq, tmask, B, T, d, H, p, seed, stream);
   float *out = down(tout, no), *att = down(acts.att, na);
   double *want = dvec(no), *watt = dvec(na);
   ref_attention(&s, dq, want, watt, NULL, NULL);
   th_close("attention out", out, want, no, 1e-4, 1e-5);
-  th_close("attention probabilities", att, watt, na, 1e-4, 1e-6);
+  /* the fused kernels never write the probabilities */
+  if (!fused) th_close("attention probabilities", att, watt, na, 1e-4, 1e-6);
   int bad_rows = 0, bad_masked = 0;
-  for (size_t r = 0; r < na / T; r++) {
+  for (size_t r = 0; !fused && r < na / T; r++) {
     double sum = 0;
     for (int u = 0; u < T; u++) {
       float a = att[r * T + u];
@@ -384,7 +395,8 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
    * the scratch would, so the backward must regenerate what it needs */
   dmx_fill(rt, acts.att_drop, 777.0f);
   dmx_fill(rt, acts.y, -5.0f);
-  attention_grad_scratch sc = {take(nh), take(nh), take(nh), take(na), take(nh)};
+  attention_grad_scratch sc = {take(nh), take(nh), take(nh), take(na), take(nh), take(nr)};
+  dmx_fill(rt, sc.dsum, 9.0f);
   dmx_fill(rt, sc.datt, 3.0f); /* stale contents must not leak in */
   dmx_fill(rt, sc.dq, 3.0f);
   dmx_tensor tdout = upf(w, no), tdq = upf(pre, nq);
@@ -428,11 +440,11 @@ static void attention_case(int B, int T, int d, int H, const int *mask, float p,
       free(g), free(wg), free(wacc);
 }
 
-/* the case name with the softmax layout under test (a static buffer: cases run one at a time) */
+/* the case name with the implementation and layout under test (a static buffer: cases run one at a time) */
 static const char *with_layout(const char *what) {
   static char name[256];
-  snprintf(name, sizeof name, "%s [softmax: %s]", what,
-           rt->serial_reductions ? "work-item per row" : "work-group per row");
+  snprintf(name, sizeof name, "%s [%s: %s]", what, rt->fused_attention ? "fused" : "GEMMs + softmax",
+           rt->serial_reductions ? "work-item per row" : "work-group tiles");
   return name;
 }
 #define th_begin_layout(what) th_begin(with_layout(what))
@@ -443,9 +455,11 @@ int main(void) {
   pool = dmx_buffer_create(rt, (size_t)4 << 20);
   test_embedding();
 
-  /* both softmax layouts: one work-group per row (GPUs) and one work-item per row (CPUs) */
-  for (int layout = 0; layout < 2; layout++) {
-    rt->serial_reductions = layout == 1;
+  /* both implementations (GEMMs around a softmax, fused kernels), each in both layouts: work-groups
+   * (GPUs) and one work-item per row (CPUs) */
+  for (int layout = 0; layout < 4; layout++) {
+    rt->serial_reductions = layout & 1;
+    rt->fused_attention = layout >= 2;
     th_begin_layout("attention, no mask, p=0: B=2 T=13 d=12 H=3, with finite differences");
     attention_case(2, 13, 12, 3, NULL, 0.0f, true, 2.0f);
     th_end();
@@ -482,6 +496,17 @@ int main(void) {
       int mask[262];
       for (int i = 0; i < 262; i++) mask[i] = (i % 131) < (i < 131 ? 131 : 100);
       attention_case(2, 131, 64, 2, mask, 0.1f, false, 1.0f);
+    }
+    th_end();
+
+    /* arena-aligned tensors: the fused CPU layout then reads float4s (odd offsets take its scalar path) */
+    th_begin_layout("attention on 4-float-aligned tensors: B=2 T=13 d=16 H=2 (hd=8), one key masked, p=0.2, FD");
+    {
+      int mask[26];
+      for (int i = 0; i < 26; i++) mask[i] = i != 17;
+      pool_aligned = true;
+      attention_case(2, 13, 16, 2, mask, 0.2f, true, 2.0f);
+      pool_aligned = false;
     }
     th_end();
   }

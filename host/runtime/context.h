@@ -59,6 +59,10 @@ typedef struct dmx_runtime {
    * CPU devices, where PoCL runs each barrier-separated region as its own loop over the
    * work-items (a 128-wide row group was 20x slower). DATAMUX_SERIAL_REDUCTIONS=0/1 overrides. */
   bool serial_reductions;
+  /* Attention as the fused kernels of cl/attention.cl (scores never materialised) instead of two
+   * strided-batched GEMMs around a softmax kernel (layers/attention.c). DATAMUX_ATTENTION=fused|gemm
+   * overrides the per-device default (host/runtime/runtime.c says how it was chosen). */
+  bool fused_attention;
   /* programs of cl/ built (or loaded from the cache) in this process, by index into
    * dmx_cl_sources, and the kernels resolved from them, by handle (host/runtime/program.c) */
   cl_program *programs;

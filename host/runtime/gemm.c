@@ -57,10 +57,13 @@ dmx_gemm_backend dmx_gemm_auto_backend(const dmx_device_info *d, const char **wh
   return DMX_GEMM_HOST_BLAS;
 }
 
-/* DATAMUX_BLAS_THREADS, or the default: one thread. */
-static int blas_threads(void) {
+/* DATAMUX_BLAS_THREADS, or the default: one per compute unit. The native kernel runs on one PoCL
+ * worker while the in-order queue keeps the others idle (blocked on a condition variable), so the
+ * BLAS's threads take those cores; measured on 2 cores: 1.9x on the dense GEMMs, and the whole
+ * model faster too (README.md, Performance). */
+static int blas_threads(const dmx_runtime *rt) {
   const char *v = getenv("DATAMUX_BLAS_THREADS");
-  if (!v || !*v) return 1;
+  if (!v || !*v) return rt->info.compute_units > 0 ? (int)rt->info.compute_units : 1;
   char *end;
   long n = strtol(v, &end, 10);
   if (*end || n < 1 || n > 1024)
@@ -77,7 +80,7 @@ int dmx_gemm_use(dmx_runtime *rt, dmx_gemm_backend backend, dmx_error *err) {
   gs->note[0] = 0;
   if (backend == DMX_GEMM_HOST_BLAS) {
     if (dmx_host_gemm_selftest(rt, gs->note, sizeof gs->note, err)) return -1;
-    dmx_host_blas_threads(blas_threads());
+    dmx_host_blas_threads(blas_threads(rt));
   } else if (!gs->clblast) {
     gs->clblast = dmx_clblast_create(rt);
   }

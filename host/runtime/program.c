@@ -160,8 +160,9 @@ cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src,
     for (const dmx_cl_source *c = dmx_cl_sources; c->name; c++) total++;
     if (rt->stat_source_builds == 0)
       fprintf(rt->log,
-              "compiling OpenCL programs for %s: they are not in the program cache (%s/programs) yet; this "
-              "happens once per device and driver%s\n",
+              "compiling OpenCL programs for %s: they are not in the program cache (%s/programs) yet, and PoCL "
+              "finishes each kernel at its first launch (its own cache), so the first steps run slowly; once "
+              "per device and driver%s\n",
               rt->info.name, dmx_cache_dir(), use_cache ? "" : " (DATAMUX_NO_CACHE is set: every run)");
     fprintf(rt->log, "  compiling cl/%s (program %d of at most %d)...", name, rt->stat_source_builds + 1, total);
     fflush(rt->log);

@@ -4,6 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The attention implementation each device type gets unless DATAMUX_ATTENTION says otherwise. On
+ * PoCL CPUs the GEMM path (host BLAS) measured 3.2x faster than the fused kernels at the quickstart's
+ * shapes (README.md, Performance); GPUs keep it too until a GPU measurement says otherwise. */
+#define DMX_FUSED_ATTENTION_DEFAULT(type) false
+
 dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log) {
   dmx_device_info *devs;
   int n = dmx_list_devices(&devs);
@@ -31,6 +36,16 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
     if (strcmp(sr, "0") != 0 && strcmp(sr, "1") != 0)
       dmx_die("DATAMUX_SERIAL_REDUCTIONS is '%s': use 1 (a loop per work-item) or 0 (work-group trees)", sr);
     rt->serial_reductions = sr[0] == '1';
+  }
+  rt->fused_attention = DMX_FUSED_ATTENTION_DEFAULT(rt->info.type);
+  const char *fa = getenv("DATAMUX_ATTENTION");
+  if (fa && *fa) {
+    if (strcmp(fa, "fused") != 0 && strcmp(fa, "gemm") != 0)
+      dmx_die(
+          "DATAMUX_ATTENTION is '%s': use fused (one kernel pass, no score matrix) or gemm (two batched GEMMs "
+          "around a softmax)",
+          fa);
+    rt->fused_attention = fa[0] == 'f';
   }
   cl_int st;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)rt->info.platform, 0};

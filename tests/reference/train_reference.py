@@ -67,7 +67,13 @@ def main():
     ap.add_argument("--retrieval-coeff", type=float, default=0.0)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--bench", type=int, default=0, metavar="K",
+                    help="time K steps (after 3 untimed) on batches tokenized beforehand, print the median "
+                         "s/step and exit: the step `datamux bench --train` times, without the tokenizer")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     N = 1 if a.baseline else a.N
     B = a.batch or (32 if N == 1 else 24 if N < 20 else 20 if N < 40 else 16)
@@ -110,6 +116,39 @@ def main():
                 total += len(y)
         model.train()
         return correct / total
+
+    if a.bench:
+        batches = []
+        for step in range(1, a.bench + 4):
+            s = ((step - 1) * per_step) % (len(train) - per_step)
+            batches.append(encode([train[i] for i in order[s : s + per_step].tolist()]))
+        def task_loss(ids, y):
+            """MuxedModel.forward without the retrieval head, which the reference always computes (a
+            (B, L', V) product) and `datamux` skips at retrieval coefficient 0."""
+            if a.baseline:
+                return run(ids, y)["task_loss"]
+            x = model.prepare_ids(ids)
+            emb = model.roberta.embeddings(input_ids=x)
+            E = emb.view(B, N, emb.shape[1], emb.shape[2])
+            h = model.roberta(inputs_embeds=(E * model.instance_embedding.unsqueeze(0).unsqueeze(2)).mean(dim=1),
+                              attention_mask=None)
+            return torch.nn.functional.cross_entropy(model.demultiplexer(h).reshape(-1, c.C), y.reshape(-1))
+
+        times = []
+        for step, (ids, y) in enumerate(batches):
+            t = time.perf_counter()
+            loss = task_loss(ids, y)
+            opt.zero_grad()
+            (a.task_coeff * loss).backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if step >= 3:
+                times.append(time.perf_counter() - t)
+        times.sort()
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads: {len(times)} steps of "
+              f"{B} groups x N={N}, L={a.max_length}: median {times[len(times) // 2]:.4f} s/step, "
+              f"mean {sum(times) / len(times):.4f}")
+        return
 
     t0 = time.time()
     for step in range(1, a.steps + 1):
