@@ -114,8 +114,8 @@ void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts
   }
   DMX_NEED(acts->att, (size_t)B * H * T * T);
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
-  size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
-  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE, 2, global, local, KA_T(acts->q), KA_T(acts->k), KA_T(acts->v),
+  size_t global[3] = {hd, (size_t)T, BH}, local[3] = {hd, 1, 1}; /* (e, t, b*H + h) */
+  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE, 3, global, local, KA_T(acts->q), KA_T(acts->k), KA_T(acts->v),
                    KA_T(qkv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
   /* att (BH, T, T) = q k^T / sqrt(hd) */
   dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f / sqrtf((float)hd), acts->q, hd, thd, acts->k, hd,
@@ -136,7 +136,7 @@ void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts
   /* y (BH, T, hd) = P v */
   dmx_gemm_batched(rt, false, false, (size_t)T, hd, (size_t)T, 1.0f, P, (size_t)T, tt, acts->v, hd, thd, 0.0f, acts->y,
                    hd, thd, BH);
-  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE, 2, global, local, KA_T(out), KA_T(acts->y), KA_I(B), KA_I(T), KA_I(d),
+  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE, 3, global, local, KA_T(out), KA_T(acts->y), KA_I(B), KA_I(T), KA_I(d),
                    KA_I(H));
 }
 
@@ -149,8 +149,8 @@ void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scr
     return;
   }
   size_t hd = (size_t)(d / H), BH = (size_t)B * H, tt = (size_t)T * T, thd = (size_t)T * hd;
-  size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 1};
-  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE_BACKWARD, 2, global, local, KA_T(scratch->dy), KA_T(dout), KA_I(B),
+  size_t global[3] = {hd, (size_t)T, BH}, local[3] = {hd, 1, 1}; /* (e, t, b*H + h) */
+  dmx_launch_exact(rt, DMX_K_ATTENTION_UNPERMUTE_BACKWARD, 3, global, local, KA_T(scratch->dy), KA_T(dout), KA_I(B),
                    KA_I(T), KA_I(d), KA_I(H));
   /* att_drop is scratch that other layers may have overwritten since this layer's forward:
    * regenerate it from att and the (seed, stream) mask. */
@@ -190,6 +190,6 @@ void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scr
                    scratch->dq, hd, thd, BH);
   dmx_gemm_batched(rt, true, false, (size_t)T, hd, (size_t)T, 1.0f, datt, (size_t)T, tt, acts->q, hd, thd, 0.0f,
                    scratch->dk, hd, thd, BH);
-  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE_BACKWARD, 2, global, local, KA_T(dqkv), KA_T(scratch->dq),
+  dmx_launch_exact(rt, DMX_K_ATTENTION_PERMUTE_BACKWARD, 3, global, local, KA_T(dqkv), KA_T(scratch->dq),
                    KA_T(scratch->dk), KA_T(scratch->dv), KA_I(B), KA_I(T), KA_I(d), KA_I(H));
 }
