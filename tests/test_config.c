@@ -281,6 +281,7 @@ static const bad_flag_case bad_flags[] = {
     {{"--config_name", FIXTURES "bad_model_file.yaml"},
      "flag --config_name: " FIXTURES "bad_model_file.yaml:2:1: unknown key 'num_layer'"},
     {{"--batch_size", "-2"}, "flag --batch_size -2: training.batch_size must be at least 1, got -2"},
+    {{"--gemm-backend", "openblas"}, "flag --gemm-backend: unknown value 'openblas' (valid: auto, clblast, host_blas)"},
 };
 
 static void test_bad_flags(void) {

@@ -68,8 +68,6 @@ void dmx_bench_tuning_status(const dmx_runtime *rt, bool no_tuning, char *out, s
   if (no_tuning)
     snprintf(out, cap, "ignored (--no-tuning): CLBlast's built-in parameters; %d tuner file(s) in %s not applied", n,
              dir);
-  else if (n == 0 && (rt->info.type & CL_DEVICE_TYPE_CPU) && strstr(rt->info.platform_name, "Portable Computing"))
-    snprintf(out, cap, "none: no tuner files in %s, the built-in PoCL CPU parameters (when CLBlast runs)", dir);
   else if (n == 0)
     snprintf(out, cap, "none: no tuner files in %s, CLBlast's built-in parameters", dir);
   else

@@ -78,9 +78,10 @@ int dmx_gemm_use(dmx_runtime *rt, dmx_gemm_backend backend, dmx_error *err) {
     backend = dmx_gemm_auto_backend(&rt->info, &why);
   }
   gs->note[0] = 0;
+  /* set whatever the backend: `bench --gemm` times the BLAS directly beside either one */
+  if (dmx_host_blas_built()) dmx_host_blas_threads(blas_threads(rt));
   if (backend == DMX_GEMM_HOST_BLAS) {
     if (dmx_host_gemm_selftest(rt, gs->note, sizeof gs->note, err)) return -1;
-    dmx_host_blas_threads(blas_threads(rt));
   } else if (!gs->clblast) {
     gs->clblast = dmx_clblast_create(rt);
   }

@@ -70,26 +70,6 @@ static void load_default_tuning(dmx_runtime *rt) {
   if (applied > 0 && rt->log)
     fprintf(rt->log, "applied %d tuned CLBlast parameter set(s) from %s/<device> (DATAMUX_NO_TUNING=1 ignores them)\n",
             applied, dir);
-  if (applied == 0 && dmx_clblast_builtin_tuning(rt) && rt->log)
-    fprintf(rt->log,
-            "applied CLBlast's direct-GEMM parameters tuned on PoCL 3.1 (2-core AMD EPYC), the built-in default for "
-            "PoCL CPU devices without tuner files (`datamux tune` measures this device's own)\n");
-}
-
-/* CLBlast's database has no CPU entries but Intel's, so a PoCL device on any other CPU gets generic
- * GPU-minded defaults. These are clblast_tuner_xgemm_direct's best on PoCL 3.1 on this project's
- * 2-core AMD EPYC (tests/fixtures/clblast/xgemm_direct_1_32.json). */
-bool dmx_clblast_builtin_tuning(dmx_runtime *rt) {
-  if (!(rt->info.type & CL_DEVICE_TYPE_CPU) || !strstr(rt->info.platform_name, "Portable Computing Language"))
-    return false;
-  static const char *names[] = {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD", "PADA", "PADB", "VWMD", "VWND", "WGD"};
-  static const size_t values[] = {2, 16, 16, 8, 8, 1, 1, 2, 4, 32};
-  CLBlastStatusCode st = CLBlastOverrideParameters(rt->info.device, "XgemmDirect", CLBlastPrecisionSingle,
-                                                   sizeof names / sizeof *names, names, values);
-  if (st != CLBlastSuccess)
-    dmx_die("CLBlastOverrideParameters(XgemmDirect, built-in PoCL defaults) failed: %s; set DATAMUX_NO_TUNING=1",
-            dmx_clblast_status_name(st));
-  return true;
 }
 
 dmx_clblast_state *dmx_clblast_create(dmx_runtime *rt) {

@@ -21,8 +21,7 @@ typedef struct dmx_clblast_state dmx_clblast_state;
 dmx_clblast_state *dmx_clblast_create(dmx_runtime *rt);
 void dmx_clblast_release(dmx_clblast_state *s);
 void dmx_clblast_gemm(dmx_runtime *rt, dmx_clblast_state *s, const dmx_gemm_call *c);
-/* Applies the built-in parameters for PoCL CPU devices (when no tuner file exists); false on others. */
-bool dmx_clblast_builtin_tuning(dmx_runtime *rt);
+
 
 /* The host BLAS inside native kernels. The self-test runs a GEMM over two buffers passed against
  * their creation order and checks the result: 0 with a note on what the runtime does with the
