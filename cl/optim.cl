@@ -23,6 +23,39 @@ __kernel void sumsq_partial(__global float *partial, ulong partial_off, __global
   if (lid == 0) partial[partial_off + get_group_id(0)] = total;
 }
 
+/* The same partial sums with one work-item per partial (rt->serial_reductions, CPUs): work-item g
+ * sums its own contiguous chunk of the float4s in four compensated chains. One chain per work-item
+ * is latency-bound (four dependent adds per float4) and the strided layout above ran at 5 GB/s on
+ * PoCL; the chunk's tail and the n % 4 floats go to the last work-item. */
+__kernel void sumsq_partial_chunks(__global float *partial, ulong partial_off, __global const float *x, ulong x_off,
+                                   ulong n) {
+  size_t g = get_global_id(0), parts = get_global_size(0), n4 = n / 4;
+  size_t per = n4 / parts, begin = g * per, end = g + 1 == parts ? n4 : begin + per;
+  __global const float4 *x4 = (__global const float4 *)(x + x_off);
+  float4 acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, comp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  size_t i = begin;
+  for (; i + 4 <= end; i += 4)
+    for (int c = 0; c < 4; c++) {
+      float4 v = x4[i + c];
+      float4 y = v * v - comp[c];
+      float4 t = acc[c] + y;
+      comp[c] = (t - acc[c]) - y;
+      acc[c] = t;
+    }
+  for (; i < end; i++) {
+    float4 v = x4[i];
+    float4 y = v * v - comp[0];
+    float4 t = acc[0] + y;
+    comp[0] = (t - acc[0]) - y;
+    acc[0] = t;
+  }
+  float4 a4 = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  float total = (a4.s0 + a4.s1) + (a4.s2 + a4.s3);
+  if (g + 1 == parts)
+    for (size_t j = 4 * n4; j < n; j++) total += x[x_off + j] * x[x_off + j];
+  partial[partial_off + g] = total;
+}
+
 /* Stage 2, one work-group: out[0] = sqrt(sum of the n partials). */
 __kernel void sqrt_sum_final(__global float *out, ulong out_off, __global const float *partial, ulong partial_off,
                              int n, __local float *buf) {

@@ -22,7 +22,16 @@ void dmx_global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor part
   size_t L = reduce_local(rt), glob = NORM_GROUPS * L;
   for (int i = 0; i < parts; i++) {
     dmx_tensor slot = {partial.buf, partial.off + (size_t)i * NORM_GROUPS, NORM_GROUPS};
-    dmx_launch(rt, DMX_K_SUMSQ_PARTIAL, 1, &glob, &L, KA_T(slot), KA_T(g[i]), KA_UL(n[i]), KA_LOCAL(L * sizeof(float)));
+    /* float4 chunks need a 16-byte aligned start (arena tensors are; a hand-made view may not be) */
+    if (rt->serial_reductions && g[i].off % 4 == 0) {
+      /* work-groups of one: PoCL would otherwise vectorise across work-items, i.e. gather from
+       * 16 chunks at once */
+      size_t groups = NORM_GROUPS, one = 1;
+      dmx_launch_exact(rt, DMX_K_SUMSQ_PARTIAL_CHUNKS, 1, &groups, &one, KA_T(slot), KA_T(g[i]), KA_UL(n[i]));
+    } else {
+      dmx_launch(rt, DMX_K_SUMSQ_PARTIAL, 1, &glob, &L, KA_T(slot), KA_T(g[i]), KA_UL(n[i]),
+                 KA_LOCAL(L * sizeof(float)));
+    }
   }
   dmx_launch(rt, DMX_K_SQRT_SUM_FINAL, 1, &L, &L, KA_T(norm_out), KA_T(partial), KA_I(parts * NORM_GROUPS),
              KA_LOCAL(L * sizeof(float)));

@@ -507,26 +507,34 @@ static void test_loss(dmx_runtime *rt) {
 /* ---- optimiser ------------------------------------------------------------------------------------ */
 
 static void test_norm(dmx_runtime *rt) {
-  th_begin("global_norm: n = 1, 1000, 2^20+17; deterministic; partial scratch size respected");
+  th_begin(
+      "global_norm: n = 1, 1000, 2^20+17; deterministic; partial scratch size respected; both layouts (work-group "
+      "strides; per-work-item chunks on aligned tensors)");
   static const size_t ns[3] = {1, 1000, (1u << 20) + 17};
-  for (int q = 0; q < 3; q++) {
-    size_t n = ns[q];
+  bool saved = rt->serial_reductions;
+  for (int q = 0; q < 12; q++) {
+    size_t n = ns[q % 3];
+    rt->serial_reductions = (q / 3) & 1;
+    bool aligned = q >= 6; /* the chunk kernel needs a float4-aligned start; odd offsets take the other */
     float *g = th_rand_vec(n, 0.01f);
     double want = 0;
     for (size_t i = 0; i < n; i++) want += (double)g[i] * g[i];
     want = sqrt(want);
-    dmx_tensor tg = dev(rt, g, n), part = dev(rt, NULL, dmx_global_norm_partial_floats()), out = dev(rt, NULL, 1);
+    dmx_tensor tg = aligned ? dev4(rt, g, n) : dev(rt, g, n), part = dev(rt, NULL, dmx_global_norm_partial_floats()),
+               out = dev(rt, NULL, 1);
     dmx_global_norm(rt, out, part, tg, n);
     float a, b;
     get(rt, &a, out);
     dmx_global_norm(rt, out, part, tg, n);
     get(rt, &b, out);
-    CHECKF(fabs(a - want) <= 2e-6 * want, "n=%zu: %.9g vs %.9g", n, a, want);
+    CHECKF(fabs(a - want) <= 2e-6 * want, "n=%zu (%s, %s): %.9g vs %.9g", n,
+           rt->serial_reductions ? "serial" : "work-group", aligned ? "aligned" : "odd offset", a, want);
     CHECK(memcmp(&a, &b, 4) == 0);
     CHECK(guards_ok(rt, part) && guards_ok(rt, out));
     free(g);
     rel(tg), rel(part), rel(out);
   }
+  rt->serial_reductions = saved;
   th_end();
 }
 
