@@ -145,6 +145,26 @@ static void test_bias(int R, int C, double atol_sum) {
   rel(ty), rel(tb), rel(tw), rel(tdb);
 }
 
+/* ---------------------------------------------------------------- fill */
+
+static void test_fill(void) {
+  static const size_t lens[] = {1, 3, 1000, 100003};
+  static const float values[] = {0.0f, -2.5f, 7.0f};
+  for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+    for (size_t vi = 0; vi < sizeof values / sizeof *values; vi++) {
+      size_t n = lens[li], off = 5 + li, total = off + n + 7;
+      float *h = th_rand_vec(total, 1);
+      dmx_tensor all = up(h, total), t = {all.buf, all.off + off, n};
+      dmx_fill(rt, t, values[vi]);
+      float *got = down_new(all, "fill");
+      int bad = 0;
+      for (size_t i = 0; i < total; i++) bad += got[i] != (i >= off && i < off + n ? values[vi] : h[i]);
+      CHECKF(bad == 0, "fill n=%zu value %g: %d wrong", n, values[vi], bad);
+      free(h), free(got);
+      rel(all);
+    }
+}
+
 /* ---------------------------------------------------------------- gelu, tanh */
 
 static double gelu_d(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
@@ -547,18 +567,30 @@ int main(void) {
   th_seed(88172645463325252ULL);
   rt = dmx_runtime_create(NULL, false, stdout);
 
-  /* both reduction layouts: work-group trees (GPUs) and a loop per work-item (CPUs) */
-  for (int layout = 0; layout < 2; layout++) {
-    rt->serial_reductions = layout == 1;
-    th_begin(layout
-                 ? "bias add forward/backward, column loops: odd shapes, many rows, accumulation, FD, determinism"
-                 : "bias add forward/backward, work-group trees: odd shapes, many rows, accumulation, FD, determinism");
+  /* every reduction layout: work-group trees (GPUs), a loop per work-item (CPUs), and host loops in
+   * native kernels (CPU devices that run them, the default there) */
+  bool native_default = rt->native_loops;
+  static const char *const layouts[3] = {"work-group trees", "column loops", "host loops in native kernels"};
+  for (int layout = 0; layout < 3; layout++) {
+    if (layout == 2 && !dmx_native_available(rt)) continue;
+    rt->serial_reductions = layout >= 1;
+    rt->native_loops = layout == 2;
+    char name[200];
+    snprintf(name, sizeof name, "bias add forward/backward, %s: odd shapes, many rows, accumulation, FD, determinism",
+             layouts[layout]);
+    th_begin(name);
     test_bias(7, 37, 1e-5);
     test_bias(1, 1, 1e-6);
     test_bias(300, 1001, 1e-4);
     test_bias(100003, 5, 2e-3); /* the column sums over ~100k rows */
+    test_bias(3, 2500, 1e-5);   /* wider than the host loop's 1024-column block */
+    th_end();
+    snprintf(name, sizeof name, "fill, %s: values, odd offsets and lengths, neighbours untouched", layouts[layout]);
+    th_begin(name);
+    test_fill();
     th_end();
   }
+  rt->native_loops = native_default;
 
   th_begin("gelu (erf to 1.5e-7) forward/backward: accumulation, FD, in place");
   test_activation(0, 1001);

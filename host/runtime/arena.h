@@ -57,12 +57,6 @@ void dmx_stager_upload(dmx_runtime *rt, dmx_stager *s, dmx_tensor t, const void 
 void dmx_stager_end(dmx_runtime *rt, dmx_stager *s);
 void dmx_stager_free(dmx_stager *s);
 
-/* Every buffer of the runtime is made here, so that its creation order is known. */
-cl_mem dmx_mem_create(dmx_runtime *rt, size_t bytes, cl_int *status);
-/* Where m stands in the creation order of rt's buffers (larger: newer); SIZE_MAX for a buffer the
- * runtime did not create. */
-size_t dmx_mem_rank(const dmx_runtime *rt, cl_mem m);
-
 /* A standalone device buffer for tests and tools, as a tensor at offset 0. */
 dmx_tensor dmx_buffer_create(dmx_runtime *rt, size_t n_floats);
 void dmx_buffer_release(dmx_tensor t);

@@ -63,6 +63,11 @@ typedef struct dmx_runtime {
    * strided-batched GEMMs around a softmax kernel (layers/attention.c). DATAMUX_ATTENTION=fused|gemm
    * overrides the per-device default (host/runtime/runtime.c says how it was chosen). */
   bool fused_attention;
+  /* Memory-bound loops (fills, bias gradients) as host functions in native kernels
+   * (host/runtime/native.h) instead of OpenCL kernels: on by default on CPU devices that run native
+   * kernels, where PoCL's forms of them ran 2-10x under the memory bandwidth. DATAMUX_NATIVE_LOOPS=0/1
+   * overrides. */
+  bool native_loops;
   /* programs of cl/ built (or loaded from the cache) in this process, by index into
    * dmx_cl_sources, and the kernels resolved from them, by handle (host/runtime/program.c) */
   cl_program *programs;
@@ -100,6 +105,12 @@ static inline void dmx_scope(dmx_runtime *rt, const char *scope) { rt->scope = s
       dmx_die_at(__FILE__, __LINE__, "%s holds %zu elements but %zu are needed here (a program bug)", #t, \
                  (size_t)(t).n, dmx_need_);                                                               \
   } while (0)
+
+/* Every buffer of the runtime is made here, so that its creation order is known. */
+cl_mem dmx_mem_create(dmx_runtime *rt, size_t bytes, cl_int *status);
+/* Where m stands in the creation order of rt's buffers (larger: newer); SIZE_MAX for a buffer the
+ * runtime did not create. */
+size_t dmx_mem_rank(const dmx_runtime *rt, cl_mem m);
 
 /* Attaches (iface non-NULL) or detaches (NULL) the observer. */
 void dmx_observer_set(dmx_runtime *rt, const dmx_observer_iface *iface, void *ctx);

@@ -1,19 +1,12 @@
-/* The host-BLAS backend: on CPU devices that run OpenCL native kernels, each GEMM is one
- * clEnqueueNativeKernel on the runtime's in-order queue that calls cblas_sgemm on the buffers'
- * own memory. Ordering, events and profiling stay those of the queue, and nothing is copied.
- *
- * How the pointers arrive (read in PoCL 3.1's clEnqueueNativeKernel.c, pocl_util.c and
- * devices/basic/basic.c; the self-test checks it at start-up): the runtime copies the argument
- * block, sorts the command's buffers by creation (object id) and drops duplicates, then writes the
- * i-th remaining buffer's pointer into the i-th location the caller gave. A list that is not
- * already in creation order, or that names a buffer twice, thus puts pointers in the wrong slots.
- * A sub-buffer is replaced by its parent with its origin lost. So each call passes every distinct
- * parent buffer once, oldest first (dmx_mem_rank), and the element offsets inside the block. */
+/* The host-BLAS backend: on CPU devices that run OpenCL native kernels, each GEMM is one native
+ * kernel (host/runtime/native.h: how the buffers' pointers arrive, and the pitfalls) on the
+ * runtime's in-order queue that calls cblas_sgemm on the buffers' own memory. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/runtime/arena.h"
+#include "host/runtime/native.h"
 #include "host/runtime/gemm.h"
 #include "host/runtime/gemm_internal.h"
 
@@ -22,8 +15,7 @@
 
 /* The argument block the runtime copies; mem[] are the slots it writes. */
 typedef struct {
-  float *mem[3];          /* the distinct buffers, oldest first */
-  unsigned char which[3]; /* operand A, B, C: index into mem */
+  dmx_native_mem mem; /* operands A, B, C */
   bool ta, tb;
   size_t m, n, k, lda, ldb, ldc;
   size_t off[3], stride[3]; /* floats, of A, B, C */
@@ -33,42 +25,13 @@ typedef struct {
 
 static void CL_CALLBACK run_host_gemm(void *p) {
   const host_gemm_block *g = p;
-  const float *A = g->mem[g->which[0]] + g->off[0];
-  const float *B = g->mem[g->which[1]] + g->off[1];
-  float *C = g->mem[g->which[2]] + g->off[2];
+  const float *A = dmx_native_ptr(&g->mem, 0) + g->off[0];
+  const float *B = dmx_native_ptr(&g->mem, 1) + g->off[1];
+  float *C = dmx_native_ptr(&g->mem, 2) + g->off[2];
   for (size_t b = 0; b < g->batch; b++)
     cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (blasint)g->m,
                 (blasint)g->n, (blasint)g->k, g->alpha, A + b * g->stride[0], (blasint)g->lda, B + b * g->stride[1],
                 (blasint)g->ldb, g->beta, C + b * g->stride[2], (blasint)g->ldc);
-}
-
-/* Fills mem_list with the distinct buffers of bufs[0..n) in creation order and which[i] with the
- * slot of bufs[i]; returns how many distinct buffers there are. */
-static cl_uint order_buffers(const dmx_runtime *rt, const cl_mem *bufs, int n, cl_mem *mem_list, unsigned char *which) {
-  size_t rank[3];
-  cl_uint count = 0;
-  for (int i = 0; i < n; i++) {
-    bool seen = false;
-    for (cl_uint j = 0; j < count; j++) seen |= mem_list[j] == bufs[i];
-    if (seen) continue;
-    size_t r = dmx_mem_rank(rt, bufs[i]);
-    if (r == SIZE_MAX)
-      dmx_die(
-          "host-BLAS GEMM: an operand's buffer was not made by dmx_mem_create, so its creation order is unknown "
-          "(a program bug; DATAMUX_GEMM_BACKEND=clblast avoids the host path)");
-    cl_uint at = count++;
-    while (at > 0 && rank[at - 1] > r) {
-      rank[at] = rank[at - 1];
-      mem_list[at] = mem_list[at - 1];
-      at--;
-    }
-    rank[at] = r;
-    mem_list[at] = bufs[i];
-  }
-  for (int i = 0; i < n; i++)
-    for (cl_uint j = 0; j < count; j++)
-      if (mem_list[j] == bufs[i]) which[i] = (unsigned char)j;
-  return count;
 }
 
 void dmx_host_gemm(dmx_runtime *rt, const dmx_gemm_call *c) {
@@ -85,10 +48,8 @@ void dmx_host_gemm(dmx_runtime *rt, const dmx_gemm_call *c) {
                        .batch = c->batch,
                        .alpha = c->alpha,
                        .beta = c->beta};
-  cl_mem bufs[3] = {c->A.buf, c->B.buf, c->C.buf}, mem_list[3];
-  cl_uint n = order_buffers(rt, bufs, 3, mem_list, g.which);
-  const void *locs[3] = {&g.mem[0], &g.mem[1], &g.mem[2]};
-  DMX_CL_CHECK(clEnqueueNativeKernel(rt->queue, run_host_gemm, &g, sizeof g, n, mem_list, locs, 0, NULL, NULL));
+  cl_mem bufs[3] = {c->A.buf, c->B.buf, c->C.buf};
+  dmx_native_enqueue(rt, run_host_gemm, &g, sizeof g, &g.mem, bufs, 3, DMX_KERNEL_COUNT, NULL);
 }
 
 /* What the probe saw: the first float of the buffer in each slot. */

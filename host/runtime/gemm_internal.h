@@ -22,7 +22,6 @@ dmx_clblast_state *dmx_clblast_create(dmx_runtime *rt);
 void dmx_clblast_release(dmx_clblast_state *s);
 void dmx_clblast_gemm(dmx_runtime *rt, dmx_clblast_state *s, const dmx_gemm_call *c);
 
-
 /* The host BLAS inside native kernels. The self-test runs a GEMM over two buffers passed against
  * their creation order and checks the result: 0 with a note on what the runtime does with the
  * buffer order, or -1 with err. */

@@ -1,6 +1,11 @@
 /* Kernel launches: arguments by kind, and the two grid shapes (rounded up, or exact). */
 #include "host/runtime/launch.h"
 
+#include <math.h>
+#include <string.h>
+
+#include "host/runtime/native.h"
+
 #include <string.h>
 
 static void set_args(cl_kernel k, int nargs, const dmx_karg *args, const char *file, int line) {
@@ -87,8 +92,28 @@ void dmx_launch_exact_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dim
   }
 }
 
+typedef struct {
+  dmx_native_mem mem;
+  size_t off, n;
+  float value;
+} fill_block;
+
+static void CL_CALLBACK run_fill(void *p) {
+  const fill_block *b = p;
+  float *x = dmx_native_ptr(&b->mem, 0) + b->off;
+  if (b->value == 0.0f && !signbit(b->value))
+    memset(x, 0, b->n * sizeof(float));
+  else
+    for (size_t i = 0; i < b->n; i++) x[i] = b->value;
+}
+
 void dmx_fill(dmx_runtime *rt, dmx_tensor t, float value) {
   if (t.n == 0) return;
+  if (rt->native_loops) {
+    fill_block b = {.off = t.off, .n = t.n, .value = value};
+    dmx_native_enqueue(rt, run_fill, &b, sizeof b, &b.mem, &t.buf, 1, DMX_K_FILL_VALUE, "fill (host loop)");
+    return;
+  }
   size_t n = t.n;
   dmx_launch_exact(rt, DMX_K_FILL_VALUE, 1, &n, NULL, KA_T(t), KA_F(value));
 }

@@ -37,6 +37,16 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
       dmx_die("DATAMUX_SERIAL_REDUCTIONS is '%s': use 1 (a loop per work-item) or 0 (work-group trees)", sr);
     rt->serial_reductions = sr[0] == '1';
   }
+  rt->native_loops = dmx_native_available(rt);
+  const char *nl = getenv("DATAMUX_NATIVE_LOOPS");
+  if (nl && *nl) {
+    if (strcmp(nl, "0") != 0 && strcmp(nl, "1") != 0)
+      dmx_die("DATAMUX_NATIVE_LOOPS is '%s': use 1 (host loops in native kernels) or 0 (OpenCL kernels)", nl);
+    rt->native_loops = nl[0] == '1';
+    if (rt->native_loops && !dmx_native_available(rt))
+      dmx_die("DATAMUX_NATIVE_LOOPS=1: device '%s' is not a CPU device that runs OpenCL native kernels; unset it",
+              rt->info.name);
+  }
   rt->fused_attention = DMX_FUSED_ATTENTION_DEFAULT(rt->info.type);
   const char *fa = getenv("DATAMUX_ATTENTION");
   if (fa && *fa) {

@@ -9,6 +9,7 @@
 #include "host/runtime/context.h"
 #include "host/runtime/device.h"
 #include "host/runtime/launch.h"
+#include "host/runtime/native.h"
 #include "host/runtime/program.h"
 
 /* Chooses the device: `selector` (index or case-insensitive name substring), else
