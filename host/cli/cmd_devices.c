@@ -43,9 +43,10 @@ int dmx_cmd_devices(int argc, char **argv) {
           "usage: datamux devices [--peak [--device D] [--remeasure] [--max-size N] [--max-seconds S]]\n"
           "Lists every OpenCL platform and device. Choose one for other commands with\n"
           "--device INDEX|NAME-SUBSTRING or DATAMUX_DEVICE; the default is the first GPU, else the first device.\n"
-          "--peak measures the chosen device's SGEMM peak through CLBlast (square sizes from 512 up to --max-size,\n"
+          "Each device's block ends with the GEMM backend auto gives it (host_blas or clblast, and why).\n"
+          "--peak measures the chosen device's SGEMM peak through its GEMM backend (square sizes from 512 up to --max-size,\n"
           "default 4096, tuned parameters applied) and its copy bandwidth (device-to-device, host<->device), caches\n"
-          "it in ~/.cache/datamux/peak/<device>.json and prints it; `bench --train` reads it for the GEMM\n"
+          "it in ~/.cache/datamux/peak/<device>-<backend>.json and prints it; `bench --train` reads it for the GEMM\n"
           "utilisation. A cached result is printed without measuring unless --remeasure.\n");
       return 0;
     }
