@@ -90,34 +90,44 @@ __kernel void tanh_bwd(__global float *dx, ulong dx_off, __global const float *y
  * backward agree exactly. */
 __kernel void dropout_fwd(__global float *out, ulong out_off, __global const float *x, ulong x_off, float p,
                           float scale, uint seed, uint stream) {
-  uint q = get_global_id(0);
-  float4 keep = dmx_dropout_keep4(seed, stream, q, p, scale);
-  vstore4(vload4(q, x + x_off) * keep, q, out + out_off);
+  uint q = get_global_id(0), w0, w1, w2, w3;
+  DMX_PHILOX4(seed, stream, q, w0, w1, w2, w3);
+  __global const float *xi = x + x_off + 4 * (size_t)q;
+  __global float *o = out + out_off + 4 * (size_t)q;
+  o[0] = xi[0] * dmx_keep_of(w0, p, scale);
+  o[1] = xi[1] * dmx_keep_of(w1, p, scale);
+  o[2] = xi[2] * dmx_keep_of(w2, p, scale);
+  o[3] = xi[3] * dmx_keep_of(w3, p, scale);
 }
 
 __kernel void dropout_bwd(__global float *dx, ulong dx_off, __global const float *dout, ulong dout_off, float p,
                           float scale, uint seed, uint stream) {
-  uint q = get_global_id(0);
-  float4 keep = dmx_dropout_keep4(seed, stream, q, p, scale);
-  __global float *d = dx + dx_off;
-  vstore4(vload4(q, d) + vload4(q, dout + dout_off) * keep, q, d);
+  uint q = get_global_id(0), w0, w1, w2, w3;
+  DMX_PHILOX4(seed, stream, q, w0, w1, w2, w3);
+  __global const float *g = dout + dout_off + 4 * (size_t)q;
+  __global float *d = dx + dx_off + 4 * (size_t)q;
+  d[0] += g[0] * dmx_keep_of(w0, p, scale);
+  d[1] += g[1] * dmx_keep_of(w1, p, scale);
+  d[2] += g[2] * dmx_keep_of(w2, p, scale);
+  d[3] += g[3] * dmx_keep_of(w3, p, scale);
 }
 
 /* One work-item: elements 4q .. n-1 of the last, partial quad q = n / 4. */
-__kernel void dropout_fwd_tail(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n,
-                               float p, float scale, uint seed, uint stream) {
+__kernel void dropout_fwd_tail(__global float *out, ulong out_off, __global const float *x, ulong x_off, int n, float p,
+                               float scale, uint seed, uint stream) {
   int q = n / 4;
-  float4 keep = dmx_dropout_keep4(seed, stream, (uint)q, p, scale);
-  float k[4] = {keep.s0, keep.s1, keep.s2, keep.s3};
-  for (int j = 0; 4 * q + j < n; j++) out[out_off + 4 * q + j] = x[x_off + 4 * q + j] * k[j];
+  uint w[4];
+  DMX_PHILOX4(seed, stream, (uint)q, w[0], w[1], w[2], w[3]);
+  for (int j = 0; 4 * q + j < n; j++) out[out_off + 4 * q + j] = x[x_off + 4 * q + j] * dmx_keep_of(w[j], p, scale);
 }
 
 __kernel void dropout_bwd_tail(__global float *dx, ulong dx_off, __global const float *dout, ulong dout_off, int n,
                                float p, float scale, uint seed, uint stream) {
   int q = n / 4;
-  float4 keep = dmx_dropout_keep4(seed, stream, (uint)q, p, scale);
-  float k[4] = {keep.s0, keep.s1, keep.s2, keep.s3};
-  for (int j = 0; 4 * q + j < n; j++) dx[dx_off + 4 * q + j] += dout[dout_off + 4 * q + j] * k[j];
+  uint w[4];
+  DMX_PHILOX4(seed, stream, (uint)q, w[0], w[1], w[2], w[3]);
+  for (int j = 0; 4 * q + j < n; j++)
+    dx[dx_off + 4 * q + j] += dout[dout_off + 4 * q + j] * dmx_keep_of(w[j], p, scale);
 }
 
 /* ---------------------------------------------------------------- add, axpy, copy */

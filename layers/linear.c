@@ -1,4 +1,4 @@
-/* PyTorch Linear on the device: the matrix products go to CLBlast (host/runtime/gemm.h), the bias to
+/* PyTorch Linear on the device: the matrix products go to dmx_gemm (host/runtime/gemm.h), the bias to
  * layers/common_ops.c. W is stored (OC, C) row-major as in PyTorch checkpoints. */
 #include "layers/linear.h"
 

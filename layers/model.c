@@ -47,7 +47,7 @@ void dmx_model_print_profile(const dmx_model *m, FILE *f) {
   for (int i = 0; i < PH_COUNT; i++)
     fprintf(f, "  %-20s %8.3f s  %5.1f%%\n", phase_names[i], m->phase_seconds[i],
             total > 0 ? 100.0 * m->phase_seconds[i] / total : 0.0);
-  fprintf(f, "  CLBlast GEMMs: %.3f s (%.1f%% of the step), our kernels and copies: %.3f s (%.1f%%)\n",
+  fprintf(f, "  GEMMs: %.3f s (%.1f%% of the step), our kernels and copies: %.3f s (%.1f%%)\n",
           m->gemm_in_phases, total > 0 ? 100.0 * m->gemm_in_phases / total : 0.0, total - m->gemm_in_phases,
           total > 0 ? 100.0 * (total - m->gemm_in_phases) / total : 0.0);
 }

@@ -139,7 +139,7 @@ static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx
                      "dmx_model_step(train) + dmx_model_update (AdamW) per step, constant learning rate; warm-up "
                      "steps excluded; timed steps each timed to dmx_finish with no profiling event; profiled steps "
                      "after them: an OpenCL event per kernel, fill and upload (START..END) and two markers around "
-                     "every CLBlast call (END..END); tokens = B*N*L input tokens, padding included");
+                     "every GEMM call (END..END); tokens = B*N*L input tokens, padding included");
   fprintf(f, ",\n  \"profile\": {\n    \"steps\": %d,\n    \"seconds_per_step\": %.6f,\n    \"categories\": [\n",
           r->profiled, step);
   bool first = true;

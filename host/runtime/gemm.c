@@ -125,9 +125,9 @@ int dmx_gemm_select(dmx_runtime *rt, dmx_gemm_backend request, const char *origi
                       where, rt->info.name, dmx_device_type_name(rt->info.type));
     if (!dmx_host_blas_built())
       return dmx_fail(err,
-                      "%s: this datamux was built without a host BLAS; install libopenblas-dev "
-                      "(./scripts/install-deps.sh) and rebuild, or use gemm_backend: clblast or auto",
-                      where);
+                      "%s: this datamux was built without a host BLAS, so device '%s' cannot run one; install "
+                      "libopenblas-dev (./scripts/install-deps.sh) and rebuild, or use gemm_backend: clblast or auto",
+                      where, rt->info.name);
   }
   dmx_error why_not;
   if (dmx_gemm_use(rt, want, &why_not)) {
