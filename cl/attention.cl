@@ -230,6 +230,56 @@ static void att_online_step(float s, float keep, __global const float *v, __loca
 /* The CPU layout works on float4s (head size a multiple of 4, rows 16-byte aligned: the host
  * checks) with one exp per key: the running max moves rarely, and one work-item's branch costs
  * nothing on a CPU. */
+/* The query row of work-item lid in a tiled kernel's group: groups of get_local_size(0) rows per
+ * (b, h); *live is false for the rows past T of a head's last group (they run the barriers only
+ * and stand on row 0). */
+static size_t att_tile_row(int T, bool *live) {
+  int lid = get_local_id(0), wg = get_local_size(0), groups = (T + wg - 1) / wg;
+  size_t g = get_group_id(0), bh = g / (size_t)groups;
+  int i = (int)(g % (size_t)groups) * wg + lid;
+  *live = i < T;
+  return bh * (size_t)T + (size_t)(*live ? i : 0);
+}
+
+/* Query row a's scaled q, its dO (go) and zeroed dq; returns D = dO . O. */
+static float att_dq_begin(const att_row *a, int T, int d, float scale, __global const float *out,
+                          __global const float *dout, float *q, float *go, float *dq) {
+  size_t orow = ((size_t)a->b * T + a->i) * d + (size_t)a->h * a->hd;
+  float D = 0.0f;
+  for (int c = 0; c < a->hd; c++) {
+    q[c] = a->qkv[(size_t)a->i * a->rs + c] * scale;
+    go[c] = dout[orow + c];
+    D += go[c] * out[orow + c];
+    dq[c] = 0.0f;
+  }
+  return D;
+}
+
+static void att_dq_end(const att_row *a, int T, float scale, const float *dq, float D, __global float *dqkv,
+                       __global float *dsum, size_t r) {
+  __global float *g = dqkv + ((size_t)a->b * T + a->i) * a->rs + (size_t)a->h * a->hd;
+  for (int c = 0; c < a->hd; c++) g[c] += scale * dq[c];
+  dsum[r] = D;
+}
+
+/* Key row a's k and v, and zeroed dk, dv. */
+static void att_dkv_begin(const att_row *a, int d, float *k, float *v, float *dk, float *dv) {
+  for (int c = 0; c < a->hd; c++) {
+    k[c] = a->qkv[(size_t)a->i * a->rs + d + c];
+    v[c] = a->qkv[(size_t)a->i * a->rs + 2 * d + c];
+    dk[c] = 0.0f;
+    dv[c] = 0.0f;
+  }
+}
+
+static void att_dkv_end(const att_row *a, int T, int d, const float *dk, const float *dv, __global float *dqkv) {
+  __global float *g = dqkv + ((size_t)a->b * T + a->i) * a->rs + (size_t)a->h * a->hd;
+  for (int c = 0; c < a->hd; c++) {
+    g[d + c] += dk[c];
+    g[2 * d + c] += dv[c];
+  }
+}
+
 __kernel void attention_fused_forward_rows(__global float *out, ulong out_off, __global float *lse, ulong lse_off,
                                            __global const float *qkv, ulong qkv_off, __global const int *mask,
                                            ulong mask_off, int has_mask, int T, int d, int H, float scale, float p,
@@ -278,11 +328,9 @@ __kernel void attention_fused_forward_tiles(__global float *out, ulong out_off, 
                                             ulong mask_off, int has_mask, int T, int d, int H, float scale, float p,
                                             float keep_scale, uint seed, uint stream, __local float *kt,
                                             __local float *vt) {
-  int lid = get_local_id(0), wg = get_local_size(0), groups = (T + wg - 1) / wg;
-  size_t g = get_group_id(0), bh = g / (size_t)groups;
-  int i = (int)(g % (size_t)groups) * wg + lid;
-  bool live = i < T;
-  size_t r = bh * (size_t)T + (size_t)(live ? i : 0);
+  int lid = get_local_id(0), wg = get_local_size(0);
+  bool live;
+  size_t r = att_tile_row(T, &live);
   att_row a = att_locate(r, qkv + qkv_off, T, d, H);
   __global const int *mk = mask + mask_off + (size_t)a.b * T;
   float q[DMX_ATT_HD], acc[DMX_ATT_HD];
@@ -332,15 +380,8 @@ __kernel void attention_fused_dq_rows(__global float *dqkv, ulong dqkv_off, __gl
   size_t r = get_global_id(0);
   att_row a = att_locate(r, qkv + qkv_off, T, d, H);
   __global const int *mk = mask + mask_off + (size_t)a.b * T;
-  size_t orow = ((size_t)a.b * T + a.i) * d + (size_t)a.h * a.hd;
   float q[DMX_ATT_HD], go[DMX_ATT_HD], dq[DMX_ATT_HD];
-  float D = 0.0f;
-  for (int c = 0; c < a.hd; c++) {
-    q[c] = a.qkv[(size_t)a.i * a.rs + c] * scale;
-    go[c] = dout[dout_off + orow + c];
-    D += go[c] * out[out_off + orow + c];
-    dq[c] = 0.0f;
-  }
+  float D = att_dq_begin(&a, T, d, scale, out + out_off, dout + dout_off, q, go, dq);
   float M = lse[lse_off + 2 * r], LL = lse[lse_off + 2 * r + 1];
   uint e0 = (uint)(r * (size_t)T);
   for (int j = 0; j < T; j++) {
@@ -356,9 +397,7 @@ __kernel void attention_fused_dq_rows(__global float *dqkv, ulong dqkv_off, __gl
     float ds = masked ? 0.0f : exp((s - M) - LL) * (dp - D);
     for (int c = 0; c < a.hd; c++) dq[c] += ds * k[c];
   }
-  __global float *g = dqkv + dqkv_off + ((size_t)a.b * T + a.i) * a.rs + (size_t)a.h * a.hd;
-  for (int c = 0; c < a.hd; c++) g[c] += scale * dq[c];
-  dsum[dsum_off + r] = D;
+  att_dq_end(&a, T, scale, dq, D, dqkv + dqkv_off, dsum + dsum_off, r);
 }
 
 __kernel void attention_fused_dq_tiles(__global float *dqkv, ulong dqkv_off, __global float *dsum, ulong dsum_off,
@@ -368,22 +407,13 @@ __kernel void attention_fused_dq_tiles(__global float *dqkv, ulong dqkv_off, __g
                                        ulong mask_off, int has_mask, int T, int d, int H, float scale, float p,
                                        float keep_scale, uint seed, uint stream, __local float *kt,
                                        __local float *vt) {
-  int lid = get_local_id(0), wg = get_local_size(0), groups = (T + wg - 1) / wg;
-  size_t g0 = get_group_id(0), bh = g0 / (size_t)groups;
-  int i = (int)(g0 % (size_t)groups) * wg + lid;
-  bool live = i < T;
-  size_t r = bh * (size_t)T + (size_t)(live ? i : 0);
+  int lid = get_local_id(0), wg = get_local_size(0);
+  bool live;
+  size_t r = att_tile_row(T, &live);
   att_row a = att_locate(r, qkv + qkv_off, T, d, H);
   __global const int *mk = mask + mask_off + (size_t)a.b * T;
-  size_t orow = ((size_t)a.b * T + a.i) * d + (size_t)a.h * a.hd;
   float q[DMX_ATT_HD], go[DMX_ATT_HD], dq[DMX_ATT_HD];
-  float D = 0.0f;
-  for (int c = 0; c < a.hd; c++) {
-    q[c] = a.qkv[(size_t)a.i * a.rs + c] * scale;
-    go[c] = dout[dout_off + orow + c];
-    D += go[c] * out[out_off + orow + c];
-    dq[c] = 0.0f;
-  }
+  float D = att_dq_begin(&a, T, d, scale, out + out_off, dout + dout_off, q, go, dq);
   float M = lse[lse_off + 2 * r], LL = lse[lse_off + 2 * r + 1];
   uint e0 = (uint)(r * (size_t)T);
   for (int j0 = 0; j0 < T; j0 += wg) {
@@ -410,11 +440,7 @@ __kernel void attention_fused_dq_tiles(__global float *dqkv, ulong dqkv_off, __g
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-  if (live) {
-    __global float *gq = dqkv + dqkv_off + ((size_t)a.b * T + a.i) * a.rs + (size_t)a.h * a.hd;
-    for (int c = 0; c < a.hd; c++) gq[c] += scale * dq[c];
-    dsum[dsum_off + r] = D;
-  }
+  if (live) att_dq_end(&a, T, scale, dq, D, dqkv + dqkv_off, dsum + dsum_off, r);
 }
 
 /* Backward, second half, per key row j (after the dq kernel wrote dsum):
@@ -430,12 +456,7 @@ __kernel void attention_fused_dkv_rows(__global float *dqkv, ulong dqkv_off, __g
   size_t bh = r / (size_t)T;
   bool masked = has_mask && mask[mask_off + (size_t)a.b * T + j] == 0;
   float k[DMX_ATT_HD], v[DMX_ATT_HD], dk[DMX_ATT_HD], dv[DMX_ATT_HD];
-  for (int c = 0; c < a.hd; c++) {
-    k[c] = a.qkv[(size_t)j * a.rs + d + c];
-    v[c] = a.qkv[(size_t)j * a.rs + 2 * d + c];
-    dk[c] = 0.0f;
-    dv[c] = 0.0f;
-  }
+  att_dkv_begin(&a, d, k, v, dk, dv);
   __global const float *go_b = dout + dout_off + (size_t)a.b * T * d + (size_t)a.h * a.hd;
   for (int i = 0; i < T; i++) {
     __global const float *qi = a.qkv + (size_t)i * a.rs, *go = go_b + (size_t)i * d;
@@ -454,11 +475,7 @@ __kernel void attention_fused_dkv_rows(__global float *dqkv, ulong dqkv_off, __g
       dk[c] += ds * (qi[c] * scale);
     }
   }
-  __global float *g = dqkv + dqkv_off + ((size_t)a.b * T + j) * a.rs + (size_t)a.h * a.hd;
-  for (int c = 0; c < a.hd; c++) {
-    g[d + c] += dk[c];
-    g[2 * d + c] += dv[c];
-  }
+  att_dkv_end(&a, T, d, dk, dv, dqkv + dqkv_off);
 }
 
 /* qt holds a tile of scaled query rows, ot the matching dO rows, st their (m, log l, dsum). */
@@ -468,21 +485,14 @@ __kernel void attention_fused_dkv_tiles(__global float *dqkv, ulong dqkv_off, __
                                         ulong dsum_off, __global const int *mask, ulong mask_off, int has_mask, int T,
                                         int d, int H, float scale, float p, float keep_scale, uint seed, uint stream,
                                         __local float *qt, __local float *ot, __local float *st) {
-  int lid = get_local_id(0), wg = get_local_size(0), groups = (T + wg - 1) / wg;
-  size_t g0 = get_group_id(0), bh = g0 / (size_t)groups;
-  int j = (int)(g0 % (size_t)groups) * wg + lid;
-  bool live = j < T;
-  size_t r = bh * (size_t)T + (size_t)(live ? j : 0);
+  int lid = get_local_id(0), wg = get_local_size(0);
+  bool live;
+  size_t r = att_tile_row(T, &live), bh = r / (size_t)T;
   att_row a = att_locate(r, qkv + qkv_off, T, d, H);
   int jr = a.i;
   bool masked = has_mask && mask[mask_off + (size_t)a.b * T + jr] == 0;
   float k[DMX_ATT_HD], v[DMX_ATT_HD], dk[DMX_ATT_HD], dv[DMX_ATT_HD];
-  for (int c = 0; c < a.hd; c++) {
-    k[c] = a.qkv[(size_t)jr * a.rs + d + c];
-    v[c] = a.qkv[(size_t)jr * a.rs + 2 * d + c];
-    dk[c] = 0.0f;
-    dv[c] = 0.0f;
-  }
+  att_dkv_begin(&a, d, k, v, dk, dv);
   __global const float *go_b = dout + dout_off + (size_t)a.b * T * d + (size_t)a.h * a.hd;
   for (int i0 = 0; i0 < T; i0 += wg) {
     int il = i0 + lid;
@@ -516,11 +526,5 @@ __kernel void attention_fused_dkv_tiles(__global float *dqkv, ulong dqkv_off, __
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-  if (live) {
-    __global float *g = dqkv + dqkv_off + ((size_t)a.b * T + jr) * a.rs + (size_t)a.h * a.hd;
-    for (int c = 0; c < a.hd; c++) {
-      g[d + c] += dk[c];
-      g[2 * d + c] += dv[c];
-    }
-  }
+  if (live) att_dkv_end(&a, T, d, dk, dv, dqkv + dqkv_off);
 }
