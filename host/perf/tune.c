@@ -1,5 +1,5 @@
 /* `datamux tune`: the plan (which shapes, which tuner), running the tuners with resume, and picking
- * the parameters host/gemm.c applies. The direct/indirect threshold is in host/dmx_tune_routine.c. */
+ * the parameters host/runtime/gemm_clblast.c applies. The direct/indirect threshold is in host/perf/tune_routine.c. */
 #include "host/perf/tune.h"
 
 #include <dirent.h>

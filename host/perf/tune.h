@@ -1,6 +1,6 @@
 /* `datamux tune EXP.yaml`: tunes CLBlast's GEMM kernels for this device at the GEMM shapes of one
  * experiment's training step, with the tuners of Debian's clblast-utils (clblast_tuner_xgemm,
- * clblast_tuner_xgemm_direct), and stores the winners where host/gemm.c loads them
+ * clblast_tuner_xgemm_direct), and stores the winners where host/runtime/gemm_clblast.c loads them
  * (<cache>/clblast/<device>/). Then it picks XGEMM_MIN_INDIRECT_SIZE, the m*n*k below which CLBlast
  * runs the single direct kernel instead of pad/transpose + the indirect kernel, by timing both paths
  * at every shape through our own wrapper.

@@ -10,7 +10,7 @@
 
 #define TUNE_MAX_SHAPES 32
 
-/* One GEMM of a training step, as host/gemm.c receives it, and how often a step runs it. */
+/* One GEMM of a training step, as dmx_gemm receives it, and how often a step runs it. */
 typedef struct {
   const char *role;
   bool batched, ta, tb;

@@ -14,7 +14,7 @@
 #include "host/runtime/gemm.h"
 #include "host/perf/tune_internal.h"
 
-/* Which CLBlast kernel a tuner family configures, as host/gemm.c maps it; NULL for others. */
+/* Which CLBlast kernel a tuner family configures, as host/runtime/gemm_clblast.c maps it; NULL for others. */
 static const char *family_kernel(const char *family) {
   if (!strncmp(family, "xgemm_direct", 12)) return "XgemmDirect";
   if (!strncmp(family, "xgemm", 5)) return "Xgemm";
@@ -51,7 +51,7 @@ int dmx_tune_current_threshold(const dmx_runtime *rt, const char *devdir) {
 }
 
 /* Moves devdir's files that configure `kernel` into tuning/previous/, so the new file is the only
- * one host/gemm.c applies for it (it applies every file, in name order). */
+ * one host/runtime/gemm_clblast.c applies for it (it applies every file, in name order). */
 static int retire(const char *devdir, const char *tuning, const char *kernel, dmx_error *err) {
   char prev[4400];
   snprintf(prev, sizeof prev, "%s/previous", tuning);

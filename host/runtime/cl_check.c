@@ -2,7 +2,7 @@
 
 #include "host/base/common.h"
 
-/* Status names (the OpenCL ones here, CLBlast's own in host/runtime/gemm.c, which falls back to this
+/* Status names (the OpenCL ones here, CLBlast's own in host/runtime/gemm_clblast.c, which falls back to this
  * for the OpenCL codes it passes through): one macro per code, kept as written. */
 /* clang-format off */
 const char *dmx_cl_status_name(cl_int s) {

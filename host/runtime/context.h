@@ -2,7 +2,8 @@
  * higher modules attach to it without the runtime knowing them (ggml's interface-plus-context
  * pattern): an observer that sees every command (host/runtime/profile.c) and extension state
  * (host/runtime/gemm.c). Knows nothing of the model. The modules on top: device.h (choice),
- * program.h (cache, kernel handles), launch.h, arena.h (memory, copies); runtime.h has them all. */
+ * program.h (cache, kernel handles), launch.h, arena.h (memory, copies), native.h (host functions
+ * in the queue); runtime.h has them all. */
 #ifndef DMX_RUNTIME_CONTEXT_H
 #define DMX_RUNTIME_CONTEXT_H
 
