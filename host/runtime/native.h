@@ -1,8 +1,8 @@
 /* Host functions in the device's queue: OpenCL native kernels (clEnqueueNativeKernel) on CPU
- * devices that run them (PoCL, Oclgrind, Intel's CPU runtime). The function runs in queue order
- * on the buffers' own memory, so events, ordering and profiling stay those of the queue and nothing
- * is copied. The host-BLAS GEMM (host/runtime/gemm_host.c) and the memory-bound reductions whose
- * OpenCL form runs badly on PoCL (layers/common_ops.c) use it.
+ * devices that run them (those reporting CL_EXEC_NATIVE_KERNEL; tried on PoCL). The function runs
+ * in queue order on the buffers' own memory, so events, ordering and profiling stay those of the
+ * queue and nothing is copied. The host-BLAS GEMM (host/runtime/gemm_host.c) and the memory-bound
+ * loops whose OpenCL form runs badly on PoCL (fills, bias gradients) use it.
  *
  * How the pointers arrive (read in PoCL 3.1's clEnqueueNativeKernel.c, pocl_util.c and
  * devices/basic/basic.c): the runtime copies the argument block, sorts the command's buffers by
