@@ -232,7 +232,7 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
     fprintf(stderr, "datamux bench: %s\n", err.msg);
     return 1;
   }
-  dmx_runtime *rt = dmx_bench_runtime(o->device, o->no_tuning, false);
+  dmx_runtime *rt = dmx_bench_runtime(NULL, o->device, o->no_tuning, false);
   char tuning[4400];
   dmx_bench_tuning_status(rt, o->no_tuning, tuning, sizeof tuning);
   printf("CLBlast tuning: %s\n", tuning);
@@ -367,7 +367,7 @@ int dmx_bench_build(const dmx_bench_build_opts *o) {
     fprintf(stderr, "datamux bench: setenv failed: %s\n", strerror(errno));
     return 1;
   }
-  dmx_runtime *rt = dmx_bench_runtime(o->device, false, false);
+  dmx_runtime *rt = dmx_bench_runtime(NULL, o->device, false, false);
   printf("driver caches: POCL_KERNEL_CACHE=%s%s, CUDA_CACHE_DISABLE=%s\n", getenv("POCL_KERNEL_CACHE"),
          pocl_cache_env ? " (yours)" : "", getenv("CUDA_CACHE_DISABLE"));
   /* our binary cache goes to a fresh folder, so the first cached build really writes */

@@ -2,6 +2,7 @@
  * atomically, the device block of the JSON files, synthetic data, the tuning status line). */
 #include "host/perf/bench_common.h"
 
+#include "host/run/experiment_runtime.h"
 #include "host/runtime/gemm.h"
 
 #include <dirent.h>
@@ -74,11 +75,12 @@ void dmx_bench_tuning_status(const dmx_runtime *rt, bool no_tuning, char *out, s
     snprintf(out, cap, "applied: %d tuner file(s) in %s", n, dir);
 }
 
-/* The runtime, optionally without the tuned CLBlast parameters (DATAMUX_NO_TUNING=1 makes
- * dmx_runtime_create skip the tuner files). */
-dmx_runtime *dmx_bench_runtime(const char *device, bool no_tuning, bool profiling) {
+/* The runtime, optionally without the tuned CLBlast parameters (DATAMUX_NO_TUNING=1 makes the
+ * CLBlast backend skip the tuner files). With an experiment, its gemm_backend applies as in training. */
+dmx_runtime *dmx_bench_runtime(const dmx_experiment *e, const char *device, bool no_tuning, bool profiling) {
   if (no_tuning && setenv("DATAMUX_NO_TUNING", "1", 1) != 0)
     dmx_die("setenv(DATAMUX_NO_TUNING) failed: %s", strerror(errno));
+  if (e) return dmx_experiment_runtime(e, device, profiling, stdout);
   dmx_runtime *rt = dmx_runtime_create(device, profiling, stdout);
   dmx_error err;
   if (dmx_gemm_select(rt, DMX_GEMM_AUTO, NULL, &err)) dmx_die("%s", err.msg);

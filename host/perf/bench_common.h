@@ -28,8 +28,9 @@ int dmx_membuf_commit(dmx_membuf *m, const char *dir, const char *name, dmx_erro
 int dmx_bench_tuning_files(const dmx_runtime *rt, char *dir, size_t cap);
 /* One line on whether tuned CLBlast parameters apply. */
 void dmx_bench_tuning_status(const dmx_runtime *rt, bool no_tuning, char *out, size_t cap);
-/* The runtime, without the tuned CLBlast parameters when no_tuning (sets DATAMUX_NO_TUNING=1). */
-dmx_runtime *dmx_bench_runtime(const char *device, bool no_tuning, bool profiling);
+/* The runtime, without the tuned CLBlast parameters when no_tuning (sets DATAMUX_NO_TUNING=1), with
+ * the GEMM backend of experiment e (NULL: auto; DATAMUX_GEMM_BACKEND overrides either). */
+dmx_runtime *dmx_bench_runtime(const dmx_experiment *e, const char *device, bool no_tuning, bool profiling);
 /* "device", "device_type", "platform", "driver_version", "compute_units" members of a JSON object. */
 void dmx_bench_json_device(FILE *f, const dmx_runtime *rt);
 /* mkdir -p of an output folder (NULL: nothing to do); 0 or -1 with err. */

@@ -408,7 +408,7 @@ int dmx_bench_throughput(const dmx_experiment *base, const dmx_bench_tp_opts *o0
     return 1;
   }
   const char *device = o.device && *o.device ? o.device : base->device;
-  dmx_runtime *rt = dmx_bench_runtime(device, o.no_tuning, o.profile_batches > 0);
+  dmx_runtime *rt = dmx_bench_runtime(base, device, o.no_tuning, o.profile_batches > 0);
   if (o.n_count == 0) {
     /* the paper's list on every device: on the 2-core CPU the quickstart model takes about a second per N=40
      * batch, so the default run stays within minutes (--max-seconds caps each N) */

@@ -195,7 +195,7 @@ int dmx_bench_train(const dmx_experiment *e, const dmx_bench_train_opts *o) {
   train_result *r = dmx_calloc(1, sizeof *r);
   const char *device = o->device && *o->device ? o->device : e->device;
   /* a profiling queue throughout; events exist only while the recorder is attached */
-  dmx_runtime *rt = dmx_bench_runtime(device, o->no_tuning, true);
+  dmx_runtime *rt = dmx_bench_runtime(e, device, o->no_tuning, true);
   dmx_bench_tuning_status(rt, o->no_tuning, r->tuning, sizeof r->tuning);
   printf("CLBlast tuning: %s\n", r->tuning);
   char peak_path[4096];
