@@ -1,10 +1,9 @@
 /* The host-BLAS backend: on CPU devices that run OpenCL native kernels, each GEMM is one native
  * kernel (host/runtime/native.h: how the buffers' pointers arrive, and the pitfalls) on the
  * runtime's in-order queue that calls cblas_sgemm on the buffers' own memory. */
-
-#include "host/runtime/native.h"
 #include "host/runtime/gemm.h"
 #include "host/runtime/gemm_internal.h"
+#include "host/runtime/native.h"
 
 #ifdef DATAMUX_HAVE_HOST_BLAS
 #include <cblas.h>
