@@ -39,12 +39,11 @@ static dmx_tensor mask_arg(dmx_tensor mask, dmx_tensor fallback) { return mask.b
 
 bool dmx_attention_fused(const dmx_runtime *rt, int hd) { return rt->fused_attention && hd <= FUSED_HD_MAX; }
 
-/* Work-group of the tiled fused kernels: rows of one head per group, K/V tiles of as many keys. */
-static size_t tile_wg(dmx_runtime *rt, size_t hd, int n_tiles) {
+/* Work-group of the tiled fused kernels: rows of one head per group, and two tiles of as many rows
+ * (K and V, or Q and dO) plus three floats per row (m, log l, D) in local memory. */
+static size_t tile_wg(dmx_runtime *rt, size_t hd) {
   size_t n = 64;
-  while (n > 1 &&
-         (n > rt->info.max_work_group || n_tiles * n * hd * sizeof(float) + 3 * n * sizeof(float) > rt->info.local_mem))
-    n /= 2;
+  while (n > 1 && (n > rt->info.max_work_group || (2 * hd + 3) * n * sizeof(float) > rt->info.local_mem)) n /= 2;
   return n;
 }
 
@@ -63,12 +62,12 @@ static void fused_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts,
   if (by_rows) {
     dmx_launch_exact(rt, DMX_K_ATTENTION_FUSED_FORWARD_ROWS, 1, &rows, NULL, KA_T(out), KA_T(acts->lse), KA_T(qkv),
                      KA_T(mk), KA_I(mask.buf != NULL), KA_I(T), KA_I(d), KA_I(H), KA_F(scale), KA_F(p),
-                     KA_F(dropout_scale(p)), KA_I((int32_t)seed), KA_I((int32_t)stream));
+                     KA_F(dropout_scale(p)), KA_U(seed), KA_U(stream));
   } else {
-    size_t wg = tile_wg(rt, hd, 2), groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
+    size_t wg = tile_wg(rt, hd), groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
     dmx_launch(rt, DMX_K_ATTENTION_FUSED_FORWARD_TILES, 1, &global, &wg, KA_T(out), KA_T(acts->lse), KA_T(qkv),
                KA_T(mk), KA_I(mask.buf != NULL), KA_I(T), KA_I(d), KA_I(H), KA_F(scale), KA_F(p),
-               KA_F(dropout_scale(p)), KA_I((int32_t)seed), KA_I((int32_t)stream), KA_LOCAL(wg * hd * sizeof(float)),
+               KA_F(dropout_scale(p)), KA_U(seed), KA_U(stream), KA_LOCAL(wg * hd * sizeof(float)),
                KA_LOCAL(wg * hd * sizeof(float)));
   }
 }
@@ -86,19 +85,19 @@ static void fused_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scra
   if (rt->serial_reductions) {
     dmx_launch_exact(rt, DMX_K_ATTENTION_FUSED_DQ_ROWS, 1, &rows, NULL, KA_T(dqkv), KA_T(scratch->dsum),
                      KA_T(acts->qkv), KA_T(acts->out), KA_T(dout), KA_T(acts->lse), KA_T(mk), KA_I(has), KA_I(T),
-                     KA_I(d), KA_I(H), KA_F(scale), KA_F(p), KA_F(ks), KA_I((int32_t)seed), KA_I((int32_t)stream));
+                     KA_I(d), KA_I(H), KA_F(scale), KA_F(p), KA_F(ks), KA_U(seed), KA_U(stream));
     dmx_launch_exact(rt, DMX_K_ATTENTION_FUSED_DKV_ROWS, 1, &rows, NULL, KA_T(dqkv), KA_T(acts->qkv), KA_T(dout),
                      KA_T(acts->lse), KA_T(scratch->dsum), KA_T(mk), KA_I(has), KA_I(T), KA_I(d), KA_I(H), KA_F(scale),
-                     KA_F(p), KA_F(ks), KA_I((int32_t)seed), KA_I((int32_t)stream));
+                     KA_F(p), KA_F(ks), KA_U(seed), KA_U(stream));
   } else {
-    size_t wg = tile_wg(rt, hd, 2), groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
+    size_t wg = tile_wg(rt, hd), groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
     dmx_launch(rt, DMX_K_ATTENTION_FUSED_DQ_TILES, 1, &global, &wg, KA_T(dqkv), KA_T(scratch->dsum), KA_T(acts->qkv),
                KA_T(acts->out), KA_T(dout), KA_T(acts->lse), KA_T(mk), KA_I(has), KA_I(T), KA_I(d), KA_I(H),
-               KA_F(scale), KA_F(p), KA_F(ks), KA_I((int32_t)seed), KA_I((int32_t)stream),
-               KA_LOCAL(wg * hd * sizeof(float)), KA_LOCAL(wg * hd * sizeof(float)));
+               KA_F(scale), KA_F(p), KA_F(ks), KA_U(seed), KA_U(stream), KA_LOCAL(wg * hd * sizeof(float)),
+               KA_LOCAL(wg * hd * sizeof(float)));
     dmx_launch(rt, DMX_K_ATTENTION_FUSED_DKV_TILES, 1, &global, &wg, KA_T(dqkv), KA_T(acts->qkv), KA_T(dout),
                KA_T(acts->lse), KA_T(scratch->dsum), KA_T(mk), KA_I(has), KA_I(T), KA_I(d), KA_I(H), KA_F(scale),
-               KA_F(p), KA_F(ks), KA_I((int32_t)seed), KA_I((int32_t)stream), KA_LOCAL(wg * hd * sizeof(float)),
+               KA_F(p), KA_F(ks), KA_U(seed), KA_U(stream), KA_LOCAL(wg * hd * sizeof(float)),
                KA_LOCAL(wg * hd * sizeof(float)), KA_LOCAL(3 * wg * sizeof(float)));
   }
 }

@@ -107,12 +107,6 @@ static void check_p(float p) {
 }
 
 /* uint32 arguments travel as int bit patterns (KA_I) and are read as uint by the kernel. */
-static int as_int(uint32_t v) {
-  int i;
-  memcpy(&i, &v, sizeof i);
-  return i;
-}
-
 void dmx_dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, float p, uint32_t seed,
                          uint32_t stream) {
   check_p(p);
@@ -121,10 +115,9 @@ void dmx_dropout_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n, f
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, DMX_K_DROPOUT_FWD, n / 4, KA_T(out), KA_T(x), KA_F(p), KA_F(scale), KA_I(as_int(seed)), KA_I(as_int(stream)));
+  EW(rt, DMX_K_DROPOUT_FWD, n / 4, KA_T(out), KA_T(x), KA_F(p), KA_F(scale), KA_U(seed), KA_U(stream));
   if (n % 4)
-    EW(rt, DMX_K_DROPOUT_FWD_TAIL, 1, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
-       KA_I(as_int(stream)));
+    EW(rt, DMX_K_DROPOUT_FWD_TAIL, 1, KA_T(out), KA_T(x), KA_I(n), KA_F(p), KA_F(scale), KA_U(seed), KA_U(stream));
 }
 
 void dmx_dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n, float p, uint32_t seed,
@@ -135,11 +128,9 @@ void dmx_dropout_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int n
     return;
   }
   float scale = 1.0f / (1.0f - p);
-  EW(rt, DMX_K_DROPOUT_BWD, n / 4, KA_T(dx), KA_T(dout), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
-     KA_I(as_int(stream)));
+  EW(rt, DMX_K_DROPOUT_BWD, n / 4, KA_T(dx), KA_T(dout), KA_F(p), KA_F(scale), KA_U(seed), KA_U(stream));
   if (n % 4)
-    EW(rt, DMX_K_DROPOUT_BWD_TAIL, 1, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_I(as_int(seed)),
-       KA_I(as_int(stream)));
+    EW(rt, DMX_K_DROPOUT_BWD_TAIL, 1, KA_T(dx), KA_T(dout), KA_I(n), KA_F(p), KA_F(scale), KA_U(seed), KA_U(stream));
 }
 
 /* Mirror of philox4 / dropout_keep4 in cl/activation.cl: word i % 4 of counter i / 4. */

@@ -2,6 +2,8 @@
 #ifndef DMX_RUNTIME_LAUNCH_H
 #define DMX_RUNTIME_LAUNCH_H
 
+#include <string.h>
+
 #include "host/runtime/context.h"
 #include "host/runtime/program.h"
 
@@ -21,6 +23,13 @@ typedef struct {
 #define KA_MEM(x) ((dmx_karg){.kind = DMX_KA_MEM, .m = (x)})
 #define KA_LOCAL(b) ((dmx_karg){.kind = DMX_KA_LOCAL, .bytes = (b)})
 #define KA_UL(x) ((dmx_karg){.kind = DMX_KA_ULONG, .bytes = (size_t)(x)})
+/* a kernel's `uint` parameter: the same 32 bits as an int argument */
+static inline int dmx_uint_bits(uint32_t v) {
+  int i;
+  memcpy(&i, &v, sizeof i);
+  return i;
+}
+#define KA_U(x) KA_I(dmx_uint_bits(x))
 #define DMX_KARGS(...) \
   (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]) { __VA_ARGS__ }
 
