@@ -158,7 +158,7 @@ int main(void) {
   {
     const char *why;
     dmx_gemm_backend want = dmx_gemm_auto_backend(&rt->info, &why);
-    bool cpu_native = (rt->info.type & CL_DEVICE_TYPE_CPU) && rt->info.native_kernels && dmx_host_blas_built();
+    bool cpu_native = dmx_device_is_cpu(&rt->info) && rt->info.native_kernels && dmx_host_blas_built();
     CHECKF(want == (cpu_native ? DMX_GEMM_HOST_BLAS : DMX_GEMM_CLBLAST), "auto gives %s (%s)",
            dmx_gemm_backend_names[want], why);
     /* a device without native kernels, as an NVIDIA GPU reports itself */

@@ -16,6 +16,45 @@ static const char *probe_src =
 
 static char cache_root[256];
 
+static dmx_device_info fake(const char *plat, int plat_idx, int idx, const char *name, cl_device_type type) {
+  dmx_device_info d;
+  memset(&d, 0, sizeof d);
+  snprintf(d.platform_name, sizeof d.platform_name, "%s", plat);
+  snprintf(d.name, sizeof d.name, "%s", name);
+  d.platform_index = plat_idx;
+  d.index_in_platform = idx;
+  d.type = type;
+  return d;
+}
+
+/* dmx_choose_device on a made-up machine: Oclgrind listed first (as the ICD loader does here), two
+ * PoCL devices, then an NVIDIA GPU. */
+static void check_device_choice(void) {
+  const cl_device_type all = CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_CPU | CL_DEVICE_TYPE_ACCELERATOR;
+  dmx_device_info d[4] = {fake("Oclgrind", 0, 0, "Oclgrind Simulator", all),
+                          fake("Portable Computing Language", 1, 0, "pthread-cpu", CL_DEVICE_TYPE_CPU),
+                          fake("Portable Computing Language", 1, 1, "basic-cpu", CL_DEVICE_TYPE_CPU),
+                          fake("NVIDIA CUDA", 2, 0, "NVIDIA H200", CL_DEVICE_TYPE_GPU)};
+  char why[256];
+  CHECKF(dmx_choose_device(d, 4, NULL, why, sizeof why) == 3, "default is the real GPU, not the simulator (%s)", why);
+  CHECKF(dmx_choose_device(d, 3, NULL, why, sizeof why) == 1, "no GPU: the first non-simulator (%s)", why);
+  CHECK(dmx_choose_device(d, 1, NULL, why, sizeof why) == 0); /* only a simulator: it is all there is */
+  CHECK(dmx_choose_device(d, 4, "oclgrind", why, sizeof why) == 0);
+  CHECK(dmx_choose_device(d, 4, "oclgrind:0", why, sizeof why) == 0);
+  CHECK(dmx_choose_device(d, 4, "pocl:0", why, sizeof why) == -1); /* "pocl" is in none of these names */
+  CHECK(dmx_choose_device(d, 4, "portable:0", why, sizeof why) == 1);
+  CHECKF(dmx_choose_device(d, 4, "Portable:1", why, sizeof why) == 2, "PLATFORM:INDEX counts in the platform (%s)", why);
+  CHECK(dmx_choose_device(d, 4, "portable:2", why, sizeof why) == -1);
+  CHECK(dmx_choose_device(d, 4, "nvidia:0", why, sizeof why) == 3);
+  CHECK(dmx_choose_device(d, 4, "2", why, sizeof why) == 2);
+  CHECK(dmx_choose_device(d, 4, "4", why, sizeof why) == -1);
+  CHECK(dmx_choose_device(d, 4, "basic", why, sizeof why) == 2);
+  CHECKF(dmx_choose_device(d, 4, "cpu", why, sizeof why) == 1 && strstr(why, "2 matches"), "%s", why);
+  CHECK(dmx_choose_device(d, 4, "amd", why, sizeof why) == -1);
+  snprintf(d[1].platform_version, sizeof d[1].platform_version, "OpenCL 3.0 PoCL 3.1");
+  CHECK(dmx_choose_device(d, 4, "pocl:0", why, sizeof why) == 1); /* PoCL names itself in its version */
+}
+
 static void run_twice(dmx_runtime *rt, cl_program prog, const char *what) {
   cl_int st;
   cl_kernel k = clCreateKernel(prog, "twice", &st);
@@ -66,6 +105,10 @@ int main(void) {
     CHECK(strstr(devs[0].opencl_c_version, "OpenCL C") != NULL);
   }
   free(devs);
+  th_end();
+
+  th_begin("device choice: INDEX, PLATFORM:INDEX, NAME; a simulator never by default");
+  check_device_choice();
   th_end();
 
   dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);

@@ -33,6 +33,15 @@ static int peak(const char *device, bool remeasure, const dmx_peak_opts *o) {
   return rc;
 }
 
+static void print_with_backend(int i, const dmx_device_info *d) {
+  const char *forced = getenv("DATAMUX_GEMM_BACKEND");
+  dmx_print_device(stdout, i, d);
+  const char *why;
+  dmx_gemm_backend b = dmx_gemm_auto_backend(d, &why);
+  printf("    GEMM backend:    %s (auto: %s%s%s)\n", dmx_gemm_backend_names[b], why,
+         forced && *forced ? "; DATAMUX_GEMM_BACKEND=" : "", forced && *forced ? forced : "");
+}
+
 int dmx_cmd_devices(int argc, char **argv) {
   bool want_peak = false, remeasure = false;
   const char *device = NULL;
@@ -41,8 +50,13 @@ int dmx_cmd_devices(int argc, char **argv) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       printf(
           "usage: datamux devices [--peak [--device D] [--remeasure] [--max-size N] [--max-seconds S]]\n"
-          "Lists every OpenCL platform and device. Choose one for other commands with\n"
-          "--device INDEX|NAME-SUBSTRING or DATAMUX_DEVICE; the default is the first GPU, else the first device.\n"
+          "       datamux devices --device D\n"
+          "Lists every OpenCL platform and device and the one other commands choose by default. Choose one for\n"
+          "other commands with --device D or DATAMUX_DEVICE=D, where D is INDEX (its place in this list),\n"
+          "PLATFORM:INDEX (the INDEX-th device of the first platform whose name contains PLATFORM: pocl:0,\n"
+          "oclgrind:0, nvidia:1; stable when drivers are added) or part of a device or platform name. The\n"
+          "default is the first GPU, else the first device; a simulator (Oclgrind) only when named.\n"
+          "With --device alone it prints the device D chooses and why, and exits 2 when none matches.\n"
           "Each device's block ends with the GEMM backend auto gives it (host_blas or clblast, and why).\n"
           "--peak measures the chosen device's SGEMM peak through its GEMM backend (square sizes from 512 up to --max-size,\n"
           "default 4096, tuned parameters applied) and its copy bandwidth (device-to-device, host<->device), caches\n"
@@ -80,8 +94,8 @@ int dmx_cmd_devices(int argc, char **argv) {
       return 2;
     }
   }
-  if (!want_peak && (remeasure || device || po.max_size || po.max_seconds > 0)) {
-    fprintf(stderr, "datamux devices: --device, --remeasure, --max-size and --max-seconds go with --peak\n");
+  if (!want_peak && (remeasure || po.max_size || po.max_seconds > 0)) {
+    fprintf(stderr, "datamux devices: --remeasure, --max-size and --max-seconds go with --peak\n");
     return 2;
   }
   if (want_peak) return peak(device, remeasure, &po);
@@ -93,14 +107,22 @@ int dmx_cmd_devices(int argc, char **argv) {
             "the CPU, or your GPU vendor's ICD) and check with `clinfo -l`\n");
     return 1;
   }
-  const char *forced = getenv("DATAMUX_GEMM_BACKEND");
-  for (int i = 0; i < n; i++) {
-    dmx_print_device(stdout, i, &devs[i]);
-    const char *why;
-    dmx_gemm_backend b = dmx_gemm_auto_backend(&devs[i], &why);
-    printf("    GEMM backend:    %s (auto: %s%s%s)\n", dmx_gemm_backend_names[b], why,
-           forced && *forced ? "; DATAMUX_GEMM_BACKEND=" : "", forced && *forced ? forced : "");
+  const char *sel = device ? device : getenv("DATAMUX_DEVICE");
+  char why[256] = "";
+  int chosen = dmx_choose_device(devs, n, sel, why, sizeof why);
+  if (device && chosen < 0) {
+    fprintf(stderr, "datamux devices: no OpenCL device matches --device '%s' (give INDEX, PLATFORM:INDEX or part of a name)\n",
+            device);
+    free(devs);
+    return 2;
   }
+  for (int i = 0; i < n; i++)
+    if (!device || i == chosen) print_with_backend(i, &devs[i]);
+  if (chosen >= 0)
+    printf("%s: [%d] %s on %s (%s%s%s)\n", device ? "chosen" : "default", chosen, devs[chosen].name,
+           devs[chosen].platform_name, why, sel && !device ? ", DATAMUX_DEVICE=" : "", sel && !device ? sel : "");
+  else
+    printf("default: none, DATAMUX_DEVICE='%s' matches no device\n", sel);
   free(devs);
   return 0;
 }

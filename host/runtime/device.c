@@ -14,12 +14,19 @@ static void device_string(cl_device_id d, cl_device_info what, char *out, size_t
   out[cap - 1] = 0;
 }
 
+static void platform_string(cl_platform_id p, cl_platform_info what, char *out, size_t cap) {
+  out[0] = 0;
+  if (clGetPlatformInfo(p, what, cap, out, NULL) != CL_SUCCESS) snprintf(out, cap, "?");
+  out[cap - 1] = 0;
+}
+
 static void fill_device_info(dmx_device_info *di, cl_platform_id p, cl_device_id d) {
   memset(di, 0, sizeof *di);
   di->platform = p;
   di->device = d;
-  DMX_CL_CHECK(clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof di->platform_name, di->platform_name, NULL));
-  DMX_CL_CHECK(clGetPlatformInfo(p, CL_PLATFORM_VERSION, sizeof di->platform_version, di->platform_version, NULL));
+  platform_string(p, CL_PLATFORM_NAME, di->platform_name, sizeof di->platform_name);
+  platform_string(p, CL_PLATFORM_VERSION, di->platform_version, sizeof di->platform_version);
+  platform_string(p, CL_PLATFORM_VENDOR, di->platform_vendor, sizeof di->platform_vendor);
   device_string(d, CL_DEVICE_NAME, di->name, sizeof di->name);
   device_string(d, CL_DEVICE_VENDOR, di->vendor, sizeof di->vendor);
   device_string(d, CL_DRIVER_VERSION, di->driver_version, sizeof di->driver_version);
@@ -35,6 +42,11 @@ static void fill_device_info(dmx_device_info *di, cl_platform_id p, cl_device_id
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_EXECUTION_CAPABILITIES, sizeof exec, &exec, NULL));
   di->native_kernels = (exec & CL_EXEC_NATIVE_KERNEL) != 0;
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof di->max_work_group, &di->max_work_group, NULL));
+  cl_uint dims = 0;
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_ITEM_DIMENSIONS, sizeof dims, &dims, NULL));
+  size_t items[8] = {0};
+  DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_ITEM_SIZES, (dims < 8 ? dims : 8) * sizeof(size_t), items, NULL));
+  for (int i = 0; i < 3; i++) di->max_item_size[i] = i < (int)dims ? items[i] : 1;
   DMX_CL_CHECK(clGetDeviceInfo(d, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof di->mem_base_addr_align_bits,
                                &di->mem_base_addr_align_bits, NULL));
   size_t ext_len = 0;
@@ -45,6 +57,26 @@ static void fill_device_info(dmx_device_info *di, cl_platform_id p, cl_device_id
   di->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
   di->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
   free(ext);
+}
+
+static bool contains_ci(const char *hay, const char *needle) {
+  size_t nl = strlen(needle);
+  for (const char *h = hay; *h; h++) {
+    size_t i = 0;
+    while (i < nl && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i])) i++;
+    if (i == nl) return true;
+  }
+  return nl == 0;
+}
+
+/* The short platform name `datamux devices` suggests for --device PLATFORM:INDEX. */
+static const char *platform_short_name(const dmx_device_info *d) {
+  static const char *known[] = {"pocl", "oclgrind", "nvidia", "amd", "intel", "rusticl", "clover"};
+  for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+    if (contains_ci(d->platform_name, known[i]) || contains_ci(d->platform_vendor, known[i]) ||
+        contains_ci(d->platform_version, known[i]))
+      return known[i];
+  return d->platform_name;
 }
 
 int dmx_list_devices(dmx_device_info **out) {
@@ -69,7 +101,10 @@ int dmx_list_devices(dmx_device_info **out) {
         cap *= 2;
         devs = dmx_realloc(devs, (size_t)cap * sizeof *devs);
       }
-      fill_device_info(&devs[n++], plats[p], ids[d]);
+      fill_device_info(&devs[n], plats[p], ids[d]);
+      devs[n].platform_index = (int)p;
+      devs[n].index_in_platform = (int)d;
+      n++;
     }
     free(ids);
   }
@@ -93,6 +128,8 @@ void dmx_print_device(FILE *f, int i, const dmx_device_info *d) {
   {
     fprintf(f, "[%d] %s (%s)\n", i, d->name, dmx_device_type_name(d->type));
     fprintf(f, "    platform:        %s (%s)\n", d->platform_name, d->platform_version);
+    fprintf(f, "    select with:     --device %d, or --device %s:%d%s\n", i, platform_short_name(d),
+            d->index_in_platform, dmx_device_is_simulator(d) ? " (a simulator: never chosen by default)" : "");
     fprintf(f, "    vendor:          %s\n", d->vendor);
     fprintf(f, "    driver:          %s\n", d->driver_version);
     fprintf(f, "    OpenCL C:        %s (%s)\n", d->opencl_c_version, d->device_version);
@@ -100,39 +137,75 @@ void dmx_print_device(FILE *f, int i, const dmx_device_info *d) {
     fprintf(f, "    global memory:   %.1f MiB\n", (double)d->global_mem / 1048576.0);
     fprintf(f, "    local memory:    %.1f KiB\n", (double)d->local_mem / 1024.0);
     fprintf(f, "    max allocation:  %.1f MiB\n", (double)d->max_alloc / 1048576.0);
-    fprintf(f, "    max work group:  %zu\n", d->max_work_group);
+    fprintf(f, "    max work group:  %zu (per dimension %zu x %zu x %zu)\n", d->max_work_group, d->max_item_size[0],
+            d->max_item_size[1], d->max_item_size[2]);
     fprintf(f, "    fp16: %s, fp64: %s, native kernels: %s\n", d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no",
             d->native_kernels ? "yes" : "no");
   }
 }
 
-static bool contains_ci(const char *hay, const char *needle) {
-  size_t nl = strlen(needle);
-  for (const char *h = hay; *h; h++) {
-    size_t i = 0;
-    while (i < nl && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i])) i++;
-    if (i == nl) return true;
-  }
-  return nl == 0;
+bool dmx_device_is_cpu(const dmx_device_info *d) {
+  return (d->type & CL_DEVICE_TYPE_CPU) && !(d->type & CL_DEVICE_TYPE_GPU);
 }
 
-int dmx_choose_device(const dmx_device_info *devs, int n, const char *sel, const char **why) {
+bool dmx_device_is_simulator(const dmx_device_info *d) {
+  return contains_ci(d->platform_name, "oclgrind") || contains_ci(d->name, "oclgrind");
+}
+
+static bool platform_matches(const dmx_device_info *d, const char *p) {
+  return contains_ci(d->platform_name, p) || contains_ci(d->platform_vendor, p) || contains_ci(d->platform_version, p);
+}
+
+int dmx_choose_device(const dmx_device_info *devs, int n, const char *sel, char *why, size_t cap) {
   if (sel && *sel) {
     char *end;
     long idx = strtol(sel, &end, 10);
     if (*end == 0) {
-      *why = "by index";
+      snprintf(why, cap, "by index %ld", idx);
       return idx >= 0 && idx < n ? (int)idx : -1;
     }
-    *why = "by name";
+    const char *colon = strrchr(sel, ':');
+    if (colon && colon > sel && colon[1]) {
+      long k = strtol(colon + 1, &end, 10);
+      if (*end == 0) {
+        char plat[256];
+        snprintf(plat, sizeof plat, "%.*s", (int)(colon - sel), sel);
+        /* the first platform that matches, then its k-th device */
+        for (int i = 0; i < n; i++) {
+          if (!platform_matches(&devs[i], plat)) continue;
+          for (int j = i; j < n && devs[j].platform_index == devs[i].platform_index; j++)
+            if (devs[j].index_in_platform == k) {
+              snprintf(why, cap, "device %ld of platform '%s'", k, devs[i].platform_name);
+              return j;
+            }
+          return -1;
+        }
+        return -1;
+      }
+    }
+    int first = -1, matches = 0;
     for (int i = 0; i < n; i++)
-      if (contains_ci(devs[i].name, sel) || contains_ci(devs[i].platform_name, sel)) return i;
-    return -1;
+      if (contains_ci(devs[i].name, sel) || platform_matches(&devs[i], sel)) {
+        if (first < 0) first = i;
+        matches++;
+      }
+    if (matches > 1)
+      snprintf(why, cap, "by name, the first of %d matches; PLATFORM:INDEX picks another", matches);
+    else
+      snprintf(why, cap, "by name");
+    return first;
   }
-  *why = "first GPU";
   for (int i = 0; i < n; i++)
-    if (devs[i].type & CL_DEVICE_TYPE_GPU) return i;
-  *why = "first device (no GPU found)";
+    if ((devs[i].type & CL_DEVICE_TYPE_GPU) && !dmx_device_is_simulator(&devs[i])) {
+      snprintf(why, cap, "first GPU");
+      return i;
+    }
+  for (int i = 0; i < n; i++)
+    if (!dmx_device_is_simulator(&devs[i])) {
+      snprintf(why, cap, "no GPU found: the first device that is not a simulator");
+      return i;
+    }
+  snprintf(why, cap, "first device (only simulators found)");
   return n > 0 ? 0 : -1;
 }
 

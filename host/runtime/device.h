@@ -10,11 +10,13 @@ typedef struct {
   cl_platform_id platform;
   cl_device_id device;
   cl_device_type type;
-  char name[256], vendor[256], driver_version[128], platform_name[256], platform_version[256];
+  char name[256], vendor[256], driver_version[128], platform_name[256], platform_version[256], platform_vendor[256];
+  int platform_index, index_in_platform; /* the platform's place in clGetPlatformIDs, the device's in it */
   char device_version[128], opencl_c_version[128];
   cl_uint compute_units, clock_mhz;
   cl_ulong global_mem, local_mem, max_alloc;
-  size_t max_work_group;
+  size_t max_work_group;  /* CL_DEVICE_MAX_WORK_GROUP_SIZE; a kernel's own limit can be lower */
+  size_t max_item_size[3]; /* CL_DEVICE_MAX_WORK_ITEM_SIZES: the limit of each local dimension */
   cl_uint mem_base_addr_align_bits;
   bool fp16, fp64;
   bool native_kernels; /* CL_EXEC_NATIVE_KERNEL: clEnqueueNativeKernel runs host functions in the queue */
@@ -27,9 +29,21 @@ void dmx_print_devices(FILE *f, const dmx_device_info *devs, int n);
 void dmx_print_device(FILE *f, int i, const dmx_device_info *d);
 /* "GPU", "CPU", "accelerator" or "other". */
 const char *dmx_device_type_name(cl_device_type t);
-/* The device `sel` names (an index, or a case-insensitive substring of the device or platform
- * name), else the first GPU, else the first device; -1 when nothing matches. *why says how. */
-int dmx_choose_device(const dmx_device_info *devs, int n, const char *sel, const char **why);
+/* A CPU device: CL_DEVICE_TYPE_CPU without the GPU bit. Oclgrind reports every type bit at once and
+ * is treated as the GPU it stands in for (GPU layouts, CLBlast, no host loops). */
+bool dmx_device_is_cpu(const dmx_device_info *d);
+/* Oclgrind: a simulator that checks kernels work-item by work-item, thousands of times slower than a
+ * device; never chosen unless named. */
+bool dmx_device_is_simulator(const dmx_device_info *d);
+/* The device `sel` names, -1 when nothing matches; `why` gets how it was chosen:
+ *   INDEX            the device's place in `datamux devices` (platform order is the ICD loader's, so
+ *                    it can change when a driver is added; PLATFORM:INDEX does not)
+ *   PLATFORM:INDEX   the INDEX-th device of the first platform whose name, vendor or version contains
+ *                    PLATFORM, case-insensitively: pocl:0, oclgrind:0, nvidia:1
+ *   NAME             the first device whose device name or platform name/vendor contains NAME
+ * With no selector: the first GPU that is not a simulator, else the first other device that is not
+ * one, else the first device. */
+int dmx_choose_device(const dmx_device_info *devs, int n, const char *sel, char *why, size_t why_cap);
 /* A device name as a folder name (tuning files, peaks): every character that is not an ASCII
  * letter or digit becomes '_'. */
 void dmx_device_folder_name(const char *name, char *out, size_t cap);

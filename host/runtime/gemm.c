@@ -41,8 +41,8 @@ static gemm_state *state(dmx_runtime *rt) {
 }
 
 dmx_gemm_backend dmx_gemm_auto_backend(const dmx_device_info *d, const char **why) {
-  if (!(d->type & CL_DEVICE_TYPE_CPU)) {
-    *why = "not a CPU device";
+  if (!dmx_device_is_cpu(d)) {
+    *why = dmx_device_is_simulator(d) ? "a simulator standing in for a GPU" : "not a CPU device";
     return DMX_GEMM_CLBLAST;
   }
   if (!d->native_kernels) {

@@ -31,7 +31,7 @@ static inline float *dmx_native_ptr(const dmx_native_mem *m, int i) { return m->
 
 /* True on a CPU device that runs native kernels: where host functions are an option at all. */
 static inline bool dmx_native_available(const dmx_runtime *rt) {
-  return (rt->info.type & CL_DEVICE_TYPE_CPU) && rt->info.native_kernels;
+  return dmx_device_is_cpu(&rt->info) && rt->info.native_kernels;
 }
 
 /* Enqueues fn(copy of block) with operand i in buffer bufs[i] (i < n <= DMX_NATIVE_MAX). block

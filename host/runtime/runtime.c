@@ -7,7 +7,7 @@
 /* The attention implementation each device type gets unless DATAMUX_ATTENTION says otherwise. On
  * PoCL CPUs the GEMM path (host BLAS) measured 3.2x faster than the fused kernels at the quickstart's
  * shapes (README.md, Performance); GPUs keep it too until a GPU measurement says otherwise. */
-#define DMX_FUSED_ATTENTION_DEFAULT(type) false
+#define DMX_FUSED_ATTENTION_DEFAULT(info) false
 
 dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log) {
   dmx_device_info *devs;
@@ -17,10 +17,13 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
         "no OpenCL device found: install an OpenCL driver (on Debian: apt-get install pocl-opencl-icd "
         "for the CPU, or your GPU vendor's ICD) and check with `clinfo -l`");
   const char *sel = selector && *selector ? selector : getenv("DATAMUX_DEVICE");
-  const char *why = "";
-  int idx = dmx_choose_device(devs, n, sel, &why);
+  char why[256] = "";
+  int idx = dmx_choose_device(devs, n, sel, why, sizeof why);
   if (idx < 0) {
-    fprintf(stderr, "datamux: no OpenCL device matches '%s'; the devices are:\n", sel);
+    fprintf(stderr,
+            "datamux: no OpenCL device matches '%s' (give INDEX, PLATFORM:INDEX or part of a name); the devices "
+            "are:\n",
+            sel);
     dmx_print_devices(stderr, devs, n);
     free(devs);
     exit(2);
@@ -30,7 +33,7 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
   free(devs);
   rt->profiling = profiling;
   rt->log = log;
-  rt->serial_reductions = (rt->info.type & CL_DEVICE_TYPE_CPU) != 0;
+  rt->serial_reductions = dmx_device_is_cpu(&rt->info);
   const char *sr = getenv("DATAMUX_SERIAL_REDUCTIONS");
   if (sr && *sr) {
     if (strcmp(sr, "0") != 0 && strcmp(sr, "1") != 0)
@@ -47,7 +50,7 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
       dmx_die("DATAMUX_NATIVE_LOOPS=1: device '%s' is not a CPU device that runs OpenCL native kernels; unset it",
               rt->info.name);
   }
-  rt->fused_attention = DMX_FUSED_ATTENTION_DEFAULT(rt->info.type);
+  rt->fused_attention = DMX_FUSED_ATTENTION_DEFAULT(&rt->info);
   const char *fa = getenv("DATAMUX_ATTENTION");
   if (fa && *fa) {
     if (strcmp(fa, "fused") != 0 && strcmp(fa, "gemm") != 0)
