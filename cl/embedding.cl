@@ -28,17 +28,18 @@ __kernel void embedding_table_backward(__global float *dtable, ulong dtable_off,
   dtable[dtable_off + (size_t)unique[unique_off + u] * d + c] += acc;
 }
 
-/* dst (d) += column sums of src (R, d). Work-group (32 columns, LANES row lanes): lanes stride
+/* dst (d) += column sums of src (R, d). Work-group (COLS columns, LANES row lanes): lanes stride
  * over rows so neighbouring work-items read neighbouring columns, then a fixed tree over the
- * lanes. Local size must be (32, power of two); scratch holds 32 * LANES floats. */
+ * lanes. Global size (d rounded up to COLS, LANES), LANES a power of two; scratch holds COLS * LANES
+ * floats. */
 __kernel void embedding_colsum_acc(__global float *dst, ulong dst_off, __global const float *src, ulong src_off,
                                    int R, int d, __local float *scratch) {
-  int lc = get_local_id(0), lr = get_local_id(1), lanes = get_local_size(1);
-  int c = get_group_id(0) * 32 + lc;
+  int lr = get_local_id(1), lanes = get_local_size(1);
+  int c = get_global_id(0);
   float acc = 0.0f;
   if (c < d)
     for (int r = lr; r < R; r += lanes) acc += src[src_off + (size_t)r * d + c];
-  acc = dmx_column_sum(acc, scratch); /* the launch's local size is (32, lanes) */
+  acc = dmx_column_sum(acc, scratch);
   if (lr == 0 && c < d) dst[dst_off + c] += acc;
 }
 

@@ -20,11 +20,7 @@ size_t dmx_attention_row_floats(int B, int T, int H) { return (size_t)B * H * T;
 size_t dmx_attention_lse_floats(int B, int T, int H) { return 2 * (size_t)B * H * T; }
 
 /* Work-group size of the row kernels: a power of two, at most 64 (rows are ~200 wide). */
-static size_t row_wg(dmx_runtime *rt) {
-  size_t n = 1;
-  while (n < 64 && n * 2 <= rt->info.max_work_group) n *= 2;
-  return n;
-}
+static size_t row_wg(dmx_runtime *rt, dmx_kernel_id id) { return dmx_local_pow2(rt, id, 0, 64, 1); }
 
 static void check_shape(int B, int T, int d, int H) {
   if (B <= 0 || T <= 0 || d <= 0 || H <= 0 || d % H)
@@ -41,9 +37,9 @@ bool dmx_attention_fused(const dmx_runtime *rt, int hd) { return rt->fused_atten
 
 /* Work-group of the tiled fused kernels: rows of one head per group, and two tiles of as many rows
  * (K and V, or Q and dO) plus three floats per row (m, log l, D) in local memory. */
-static size_t tile_wg(dmx_runtime *rt, size_t hd) {
-  size_t n = 64;
-  while (n > 1 && (n > rt->info.max_work_group || (2 * hd + 3) * n * sizeof(float) > rt->info.local_mem)) n /= 2;
+static size_t tile_wg(dmx_runtime *rt, dmx_kernel_id id, size_t hd) {
+  size_t n = dmx_local_pow2(rt, id, 0, 64, 1), room = dmx_kernel_local_mem_max(rt, id);
+  while (n > 1 && (2 * hd + 3) * n * sizeof(float) > room) n /= 2;
   return n;
 }
 
@@ -64,7 +60,8 @@ static void fused_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts,
                      KA_T(mk), KA_I(mask.buf != NULL), KA_I(T), KA_I(d), KA_I(H), KA_F(scale), KA_F(p),
                      KA_F(dropout_scale(p)), KA_U(seed), KA_U(stream));
   } else {
-    size_t wg = tile_wg(rt, hd), groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
+    size_t wg = tile_wg(rt, DMX_K_ATTENTION_FUSED_FORWARD_TILES, hd), groups = ((size_t)T + wg - 1) / wg,
+           global = (size_t)B * H * groups * wg;
     dmx_launch(rt, DMX_K_ATTENTION_FUSED_FORWARD_TILES, 1, &global, &wg, KA_T(out), KA_T(acts->lse), KA_T(qkv),
                KA_T(mk), KA_I(mask.buf != NULL), KA_I(T), KA_I(d), KA_I(H), KA_F(scale), KA_F(p),
                KA_F(dropout_scale(p)), KA_U(seed), KA_U(stream), KA_LOCAL(wg * hd * sizeof(float)),
@@ -90,7 +87,10 @@ static void fused_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scra
                      KA_T(acts->lse), KA_T(scratch->dsum), KA_T(mk), KA_I(has), KA_I(T), KA_I(d), KA_I(H), KA_F(scale),
                      KA_F(p), KA_F(ks), KA_U(seed), KA_U(stream));
   } else {
-    size_t wg = tile_wg(rt, hd), groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
+    /* one group shape for both kernels: the smaller of their limits */
+    size_t wg = tile_wg(rt, DMX_K_ATTENTION_FUSED_DQ_TILES, hd), wg2 = tile_wg(rt, DMX_K_ATTENTION_FUSED_DKV_TILES, hd);
+    if (wg2 < wg) wg = wg2;
+    size_t groups = ((size_t)T + wg - 1) / wg, global = (size_t)B * H * groups * wg;
     dmx_launch(rt, DMX_K_ATTENTION_FUSED_DQ_TILES, 1, &global, &wg, KA_T(dqkv), KA_T(scratch->dsum), KA_T(acts->qkv),
                KA_T(acts->out), KA_T(dout), KA_T(acts->lse), KA_T(mk), KA_I(has), KA_I(T), KA_I(d), KA_I(H),
                KA_F(scale), KA_F(p), KA_F(ks), KA_U(seed), KA_U(stream), KA_LOCAL(wg * hd * sizeof(float)),
@@ -119,13 +119,15 @@ void dmx_attention_forward(dmx_runtime *rt, dmx_tensor out, attention_acts *acts
   /* att (BH, T, T) = q k^T / sqrt(hd) */
   dmx_gemm_batched(rt, false, true, (size_t)T, (size_t)T, hd, 1.0f / sqrtf((float)hd), acts->q, hd, thd, acts->k, hd,
                    thd, 0.0f, acts->att, (size_t)T, tt, BH);
-  size_t wg = row_wg(rt), rows = BH * (size_t)T, sg = rows * wg;
-  if (rt->serial_reductions)
+  size_t rows = BH * (size_t)T;
+  if (rt->serial_reductions) {
     dmx_launch_exact(rt, DMX_K_ATTENTION_SOFTMAX_FORWARD_ROWS, 1, &rows, NULL, KA_T(acts->att),
                      KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H));
-  else
+  } else {
+    size_t wg = row_wg(rt, DMX_K_ATTENTION_SOFTMAX_FORWARD), sg = rows * wg;
     dmx_launch(rt, DMX_K_ATTENTION_SOFTMAX_FORWARD, 1, &sg, &wg, KA_T(acts->att), KA_T(mask_arg(mask, acts->att)),
                KA_I(mask.buf != NULL), KA_I(T), KA_I(H), KA_I((int)rows), KA_LOCAL(wg * sizeof(float)));
+  }
   /* without dropout the probabilities feed the second GEMM directly (no copy) */
   dmx_tensor P = acts->att;
   if (p > 0.0f) {
@@ -175,15 +177,17 @@ void dmx_attention_backward(dmx_runtime *rt, dmx_tensor dqkv, attention_grad_scr
                      datt, (size_t)T, tt, BH);
   }
   /* datt becomes the gradient of the scaled scores times the scale, i.e. of q k^T */
-  size_t wg = row_wg(rt), rows = BH * (size_t)T, sg = rows * wg;
-  if (rt->serial_reductions)
+  size_t rows = BH * (size_t)T;
+  if (rt->serial_reductions) {
     dmx_launch_exact(rt, DMX_K_ATTENTION_SOFTMAX_BACKWARD_ROWS, 1, &rows, NULL, KA_T(datt), KA_T(acts->att),
                      KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H),
                      KA_F(1.0f / sqrtf((float)hd)));
-  else
+  } else {
+    size_t wg = row_wg(rt, DMX_K_ATTENTION_SOFTMAX_BACKWARD), sg = rows * wg;
     dmx_launch(rt, DMX_K_ATTENTION_SOFTMAX_BACKWARD, 1, &sg, &wg, KA_T(datt), KA_T(acts->att),
                KA_T(mask_arg(mask, acts->att)), KA_I(mask.buf != NULL), KA_I(T), KA_I(H), KA_I((int)rows),
                KA_F(1.0f / sqrtf((float)hd)), KA_LOCAL(wg * sizeof(float)));
+  }
   /* dq = dS k, dk = dS^T q */
   dmx_gemm_batched(rt, false, false, (size_t)T, hd, (size_t)T, 1.0f, datt, (size_t)T, tt, acts->k, hd, thd, 0.0f,
                    scratch->dq, hd, thd, BH);

@@ -7,13 +7,6 @@
 
 #define EW_LOCAL 256 /* 1-D elementwise kernels */
 
-/* Largest power of two <= want that the device allows in one work-group. */
-static size_t pow2_local(const dmx_runtime *rt, size_t want) {
-  size_t w = 1;
-  while (w * 2 <= want && w * 2 <= rt->info.max_work_group) w *= 2;
-  return w;
-}
-
 static void launch_1d(dmx_runtime *rt, dmx_kernel_id kernel, int n, int nargs, const dmx_karg *args) {
   if (n <= 0) return;
   size_t g = (size_t)n, l = EW_LOCAL;
@@ -77,8 +70,8 @@ void dmx_bias_add_backward(dmx_runtime *rt, dmx_tensor db, dmx_tensor dy, int R,
   }
   /* 16 adjacent columns x 16 row lanes per group: contiguous 64-byte reads per row, and the
    * per-column sum's order depends only on R (deterministic). */
-  size_t l[2] = {pow2_local(rt, 16), 0};
-  l[1] = pow2_local(rt, rt->info.max_work_group / l[0] < 16 ? rt->info.max_work_group / l[0] : 16);
+  size_t l[2] = {dmx_local_pow2(rt, DMX_K_BIAS_COLSUM_BWD, 0, 16, 1), 0};
+  l[1] = dmx_local_pow2(rt, DMX_K_BIAS_COLSUM_BWD, 1, 16, l[0]);
   size_t g[2] = {(size_t)C, l[1]};
   dmx_launch(rt, DMX_K_BIAS_COLSUM_BWD, 2, g, l, KA_T(db), KA_T(dy), KA_I(R), KA_I(C),
              KA_LOCAL(l[0] * l[1] * sizeof(float)));

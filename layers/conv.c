@@ -5,12 +5,6 @@
 #include "host/runtime/gemm.h"
 #include "layers/common_ops.h"
 
-static size_t local_pow2(const dmx_runtime *rt, size_t want) {
-  size_t w = 1;
-  while (w * 2 <= want && w * 2 <= rt->info.max_work_group) w *= 2;
-  return w;
-}
-
 conv_shape dmx_conv_make_shape(int G, int B, int H, int W, int C, int OC, int K, int pad) {
   conv_shape s = {G, B, H, W, C, OC, K, pad, H + 2 * pad - K + 1, W + 2 * pad - K + 1};
   if (s.OH < 1 || s.OW < 1)
@@ -22,17 +16,16 @@ size_t dmx_conv_col_floats(const conv_shape *s) {
   return (size_t)s->G * s->B * s->OH * s->OW * (size_t)s->C * s->K * s->K;
 }
 
-/* Work-groups of up to 16 channels x enough pixels for 256 work-items (or the device's limit). */
-static void channel_major_local(dmx_runtime *rt, int C, size_t l[2]) {
-  l[0] = local_pow2(rt, C >= 16 ? 16 : (size_t)C);
-  size_t rows = rt->info.max_work_group / l[0];
-  l[1] = local_pow2(rt, 256 / l[0] < rows ? 256 / l[0] : rows);
+/* Work-groups of up to 16 channels x enough pixels for 256 work-items (or the kernel's limit). */
+static void channel_major_local(dmx_runtime *rt, dmx_kernel_id id, int C, size_t l[2]) {
+  l[0] = dmx_local_pow2(rt, id, 0, C >= 16 ? 16 : (size_t)C, 1);
+  l[1] = dmx_local_pow2(rt, id, 1, 256 / l[0], l[0]);
 }
 
 void dmx_im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, int H, int W, int C, int K, int pad) {
   int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
   size_t l[2];
-  channel_major_local(rt, C, l);
+  channel_major_local(rt, DMX_K_IM2COL_FWD, C, l);
   size_t g[2] = {(size_t)C, (size_t)B * OH * OW};
   dmx_launch(rt, DMX_K_IM2COL_FWD, 2, g, l, KA_T(col), KA_T(x), KA_I(B), KA_I(H), KA_I(W), KA_I(C), KA_I(K), KA_I(K),
              KA_I(pad), KA_I(OH), KA_I(OW));
@@ -41,7 +34,7 @@ void dmx_im2col_forward(dmx_runtime *rt, dmx_tensor col, dmx_tensor x, int B, in
 void dmx_col2im_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dcol, int B, int H, int W, int C, int K, int pad) {
   int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
   size_t l[2];
-  channel_major_local(rt, C, l);
+  channel_major_local(rt, DMX_K_COL2IM_BWD, C, l);
   size_t g[2] = {(size_t)C, (size_t)B * H * W};
   dmx_launch(rt, DMX_K_COL2IM_BWD, 2, g, l, KA_T(dx), KA_T(dcol), KA_I(B), KA_I(H), KA_I(W), KA_I(C), KA_I(K), KA_I(K),
              KA_I(pad), KA_I(OH), KA_I(OW));

@@ -7,13 +7,20 @@
 #include <string.h>
 
 /* out (R, d); ids, pos_ids int32 (R); word (V, d), pos (P, d), type (1, d). */
+/* (column, row) grids: 32 adjacent columns x 4 rows per group, or what the kernel allows */
+static void grid_local(dmx_runtime *rt, dmx_kernel_id id, size_t local[2]) {
+  local[0] = dmx_local_pow2(rt, id, 0, 32, 1);
+  local[1] = dmx_local_pow2(rt, id, 1, 4, local[0]);
+}
+
 void dmx_embedding_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor ids, dmx_tensor pos_ids, dmx_tensor word,
                            dmx_tensor pos, dmx_tensor type, int R, int d) {
   if (R <= 0 || d <= 0) return;
   DMX_NEED(out, (size_t)R * d);
   DMX_NEED(ids, R);
   DMX_NEED(pos_ids, R);
-  size_t global[2] = {(size_t)d, (size_t)R}, local[2] = {32, 4};
+  size_t global[2] = {(size_t)d, (size_t)R}, local[2];
+  grid_local(rt, DMX_K_EMBEDDING_FORWARD, local);
   dmx_launch(rt, DMX_K_EMBEDDING_FORWARD, 2, global, local, KA_T(out), KA_T(ids), KA_T(pos_ids), KA_T(word), KA_T(pos),
              KA_T(type), KA_I(R), KA_I(d));
 }
@@ -78,7 +85,8 @@ void dmx_embedding_buckets_upload(dmx_runtime *rt, dmx_stager *st, embedding_buc
 void dmx_embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor dout, const embedding_buckets_dev *dev,
                                   int n_unique, int d) {
   if (n_unique <= 0 || d <= 0) return;
-  size_t global[2] = {(size_t)d, (size_t)n_unique}, local[2] = {32, 4};
+  size_t global[2] = {(size_t)d, (size_t)n_unique}, local[2];
+  grid_local(rt, DMX_K_EMBEDDING_TABLE_BACKWARD, local);
   dmx_launch(rt, DMX_K_EMBEDDING_TABLE_BACKWARD, 2, global, local, KA_T(dtable), KA_T(dout), KA_T(dev->unique_ids),
              KA_T(dev->starts), KA_T(dev->rows), KA_I(n_unique), KA_I(d));
 }
@@ -86,11 +94,11 @@ void dmx_embedding_table_backward(dmx_runtime *rt, dmx_tensor dtable, dmx_tensor
 /* dst (d) += column sums of src (R, d), in a fixed reduction order. */
 static void colsum_acc(dmx_runtime *rt, dmx_tensor dst, dmx_tensor src, int R, int d) {
   if (R <= 0 || d <= 0) return;
-  size_t lanes = 1;
-  while (lanes < 16 && 32 * lanes * 2 <= rt->info.max_work_group) lanes *= 2;
-  size_t global[2] = {((size_t)d + 31) / 32 * 32, lanes}, local[2] = {32, lanes};
+  size_t cols = dmx_local_pow2(rt, DMX_K_EMBEDDING_COLSUM_ACC, 0, 32, 1),
+         lanes = dmx_local_pow2(rt, DMX_K_EMBEDDING_COLSUM_ACC, 1, 16, cols);
+  size_t global[2] = {(size_t)d, lanes}, local[2] = {cols, lanes};
   dmx_launch(rt, DMX_K_EMBEDDING_COLSUM_ACC, 2, global, local, KA_T(dst), KA_T(src), KA_I(R), KA_I(d),
-             KA_LOCAL(32 * lanes * sizeof(float)));
+             KA_LOCAL(cols * lanes * sizeof(float)));
 }
 
 void dmx_embedding_type_backward(dmx_runtime *rt, dmx_tensor dtype, dmx_tensor dout, int R, int d) {
@@ -101,7 +109,8 @@ void dmx_embedding_type_backward(dmx_runtime *rt, dmx_tensor dtype, dmx_tensor d
 void dmx_embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor pos, dmx_tensor type, int B,
                                  int T, int d, int first_pos) {
   if (B <= 0 || T <= 0 || d <= 0) return;
-  size_t global[2] = {(size_t)d, (size_t)B * T}, local[2] = {32, 4};
+  size_t global[2] = {(size_t)d, (size_t)B * T}, local[2];
+  grid_local(rt, DMX_K_EMBEDDING_PASS2_FORWARD, local);
   dmx_launch(rt, DMX_K_EMBEDDING_PASS2_FORWARD, 2, global, local, KA_T(out), KA_T(x), KA_T(pos), KA_T(type),
              KA_I(B * T), KA_I(T), KA_I(d), KA_I(first_pos));
 }
@@ -110,7 +119,8 @@ void dmx_embedding_pass2_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, 
 void dmx_embedding_pass2_backward(dmx_runtime *rt, dmx_tensor dpos, dmx_tensor dtype, dmx_tensor dout, int B, int T,
                                   int d, int first_pos) {
   if (B <= 0 || T <= 0 || d <= 0) return;
-  size_t global[2] = {(size_t)d, (size_t)T}, local[2] = {32, 4};
+  size_t global[2] = {(size_t)d, (size_t)T}, local[2];
+  grid_local(rt, DMX_K_EMBEDDING_PASS2_POS_BACKWARD, local);
   dmx_launch(rt, DMX_K_EMBEDDING_PASS2_POS_BACKWARD, 2, global, local, KA_T(dpos), KA_T(dout), KA_I(B), KA_I(T),
              KA_I(d), KA_I(first_pos));
   colsum_acc(rt, dtype, dout, B * T, d);

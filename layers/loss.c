@@ -2,18 +2,14 @@
 #include "layers/loss.h"
 
 /* Work-group size of the row reductions: a power of two (the tree halves it), at most 256 and at
- * most what the device allows. 256 lanes keep ~200 columns per lane at the 50265-class vocabulary. */
-static size_t reduce_local(dmx_runtime *rt) {
-  size_t l = 256;
-  while (l > rt->info.max_work_group && l > 1) l >>= 1;
-  return l;
-}
+ * most what the kernel allows. 256 lanes keep ~200 columns per lane at the 50265-class vocabulary. */
+static size_t reduce_local(dmx_runtime *rt, dmx_kernel_id id) { return dmx_local_pow2(rt, id, 0, 256, 1); }
 
 /* losses (R), predictions (R) int32, dlogits (R, C) written when dlogits.buf; logits (R, C); targets (R) int32 */
 void dmx_softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor predictions, dmx_tensor dlogits,
                                        dmx_tensor logits, dmx_tensor targets, int R, int C, float scale) {
   if (R <= 0) return;
-  size_t L = reduce_local(rt), glob = (size_t)R * L;
+  size_t L = reduce_local(rt, DMX_K_SOFTMAX_XENT), glob = (size_t)R * L;
   int has_grad = dlogits.buf != NULL;
   dmx_tensor dl = has_grad ? dlogits : logits; /* any valid buffer; the kernel never writes it */
   if (rt->serial_reductions && C <= 256) {
@@ -31,6 +27,6 @@ void dmx_softmax_xent_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_t
 
 /* out (1) = sum of x (n) */
 void dmx_reduce_sum(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int n) {
-  size_t L = reduce_local(rt);
+  size_t L = reduce_local(rt, DMX_K_REDUCE_SUM_1WG);
   dmx_launch(rt, DMX_K_REDUCE_SUM_1WG, 1, &L, &L, KA_T(out), KA_T(x), KA_I(n), KA_LOCAL(L * sizeof(float)));
 }

@@ -114,18 +114,15 @@ void dmx_mux_init_instances(float *out, dmx_muxing m, int N, int d, float gaussi
 
 /* ---- device passes ------------------------------------------------------------------------------ */
 
+/* the work-group a 1-D pass asks for; dmx_launch_exact rounds it to what the kernel allows */
 static const size_t LOCAL_1D = 256;
-
-static size_t local_1d(dmx_runtime *rt) {
-  return rt->info.max_work_group < LOCAL_1D ? rt->info.max_work_group : LOCAL_1D;
-}
 
 /* x (B, T, d) = (1/N) sum_i v_i ⊙ e[b*N+i]; e (B*N, T, d), v (N, d) */
 void dmx_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor e, dmx_tensor v, int B, int N, int T, int d) {
   DMX_NEED(x, (size_t)B * T * d);
   DMX_NEED(e, (size_t)B * N * T * d);
   DMX_NEED(v, (size_t)N * d);
-  size_t loc = local_1d(rt), glob = (size_t)B * T * d;
+  size_t loc = LOCAL_1D, glob = (size_t)B * T * d;
   dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_FWD, 1, &glob, &loc, KA_T(x), KA_T(e), KA_T(v), KA_I(B), KA_I(N), KA_I(T),
                    KA_I(d), KA_F(1.0f / N));
 }
@@ -151,12 +148,12 @@ void dmx_embed_ln_mux_hadamard_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor
 /* de (B*N, T, d) += v_i ⊙ dx / N; dv (N, d) += sum_{b,t} dx ⊙ e_i / N unless dv.buf is NULL */
 void dmx_mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dmx_tensor dx, dmx_tensor e, dmx_tensor v,
                                int B, int N, int T, int d) {
-  size_t loc = local_1d(rt), glob = (size_t)B * N * T * d;
+  size_t loc = LOCAL_1D, glob = (size_t)B * N * T * d;
   dmx_launch_exact(rt, DMX_K_MUX_HADAMARD_BWD_E, 1, &glob, &loc, KA_T(de), KA_T(dx), KA_T(v), KA_I(B), KA_I(N), KA_I(T),
                    KA_I(d), KA_F(1.0f / N));
   if (dv.buf) {
-    size_t gv = (size_t)N * d;
-    dmx_launch(rt, DMX_K_MUX_HADAMARD_BWD_V, 1, &gv, &loc, KA_T(dv), KA_T(dx), KA_T(e), KA_I(B), KA_I(N), KA_I(T),
+    size_t gv = (size_t)N * d, lv = dmx_local_pow2(rt, DMX_K_MUX_HADAMARD_BWD_V, 0, LOCAL_1D, 1);
+    dmx_launch(rt, DMX_K_MUX_HADAMARD_BWD_V, 1, &gv, &lv, KA_T(dv), KA_T(dx), KA_T(e), KA_I(B), KA_I(N), KA_I(T),
                KA_I(d), KA_F(1.0f / N));
   }
 }
@@ -164,7 +161,7 @@ void dmx_mux_hadamard_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dv, dm
 /* x (B, T, d) = (1/sqrt N) sum_i e[b*N+i] W_i^T; perm, y scratch (N, B*T, d); W (N, d, d) */
 void dmx_mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_tensor y, dmx_tensor e, dmx_tensor W,
                            int B, int N, int T, int d) {
-  size_t loc = local_1d(rt), rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
+  size_t loc = LOCAL_1D, rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
   dmx_launch_exact(rt, DMX_K_MUX_PERMUTE, 1, &all, &loc, KA_T(perm), KA_T(e), KA_I(B), KA_I(N), KA_I(T), KA_I(d));
   /* y_i (B*T, d) = perm_i (B*T, d) @ W_i^T: the column-vector W_i e of the original, row by row */
   dmx_gemm_batched(rt, false, true, rows, (size_t)d, (size_t)d, 1.0f, perm, (size_t)d, slice, W, (size_t)d,
@@ -177,7 +174,7 @@ void dmx_mux_ortho_forward(dmx_runtime *rt, dmx_tensor x, dmx_tensor perm, dmx_t
  * dy_i = dx / sqrt N. dperm, dy scratch (N, B*T, d); perm as left by the forward. */
 void dmx_mux_ortho_backward(dmx_runtime *rt, dmx_tensor de, dmx_tensor dW, dmx_tensor dperm, dmx_tensor dy,
                             dmx_tensor dx, dmx_tensor perm, dmx_tensor W, int B, int N, int T, int d) {
-  size_t loc = local_1d(rt), rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
+  size_t loc = LOCAL_1D, rows = (size_t)B * T, slice = rows * d, all = (size_t)N * slice;
   dmx_launch_exact(rt, DMX_K_MUX_BROADCAST_INSTANCES, 1, &all, &loc, KA_T(dy), KA_T(dx), KA_I(N), KA_UL(slice),
                    KA_F(1.0 / sqrt((double)N)));
   /* dperm_i (B*T, d) = dy_i (B*T, d) @ W_i (d, d) */

@@ -7,11 +7,7 @@
  * 512 x 256 lanes keep every lane's share of a 200M-float gradient near 1500 elements. */
 #define NORM_GROUPS 512
 
-static size_t reduce_local(dmx_runtime *rt) {
-  size_t l = 256;
-  while (l > rt->info.max_work_group && l > 1) l >>= 1;
-  return l;
-}
+static size_t reduce_local(dmx_runtime *rt, dmx_kernel_id id) { return dmx_local_pow2(rt, id, 0, 256, 1); }
 
 size_t dmx_global_norm_partial_floats(void) { return GLOBAL_NORM_MAX_PARTS * NORM_GROUPS; }
 
@@ -19,7 +15,7 @@ void dmx_global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor part
                            const size_t *n, int parts) {
   if (parts < 1 || parts > GLOBAL_NORM_MAX_PARTS)
     dmx_die("global_norm_parts: %d parts (1 to %d supported; a program bug)", parts, GLOBAL_NORM_MAX_PARTS);
-  size_t L = reduce_local(rt), glob = NORM_GROUPS * L;
+  size_t L = reduce_local(rt, DMX_K_SUMSQ_PARTIAL), glob = NORM_GROUPS * L, Lf = reduce_local(rt, DMX_K_SQRT_SUM_FINAL);
   for (int i = 0; i < parts; i++) {
     dmx_tensor slot = {partial.buf, partial.off + (size_t)i * NORM_GROUPS, NORM_GROUPS};
     /* float4 chunks need a 16-byte aligned start (arena tensors are; a hand-made view may not be) */
@@ -33,8 +29,8 @@ void dmx_global_norm_parts(dmx_runtime *rt, dmx_tensor norm_out, dmx_tensor part
                  KA_LOCAL(L * sizeof(float)));
     }
   }
-  dmx_launch(rt, DMX_K_SQRT_SUM_FINAL, 1, &L, &L, KA_T(norm_out), KA_T(partial), KA_I(parts * NORM_GROUPS),
-             KA_LOCAL(L * sizeof(float)));
+  dmx_launch(rt, DMX_K_SQRT_SUM_FINAL, 1, &Lf, &Lf, KA_T(norm_out), KA_T(partial), KA_I(parts * NORM_GROUPS),
+             KA_LOCAL(Lf * sizeof(float)));
 }
 
 /* norm_out (1) = |g (n)|_2; partial (dmx_global_norm_partial_floats()) scratch */

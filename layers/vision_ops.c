@@ -6,15 +6,9 @@
 
 #include "host/runtime/gemm.h"
 
-static size_t local_pow2(const dmx_runtime *rt, size_t want) {
-  size_t w = 1;
-  while (w * 2 <= want && w * 2 <= rt->info.max_work_group) w *= 2;
-  return w;
-}
-
 static void launch_1d(dmx_runtime *rt, dmx_kernel_id kernel, size_t n, int nargs, const dmx_karg *args) {
   if (n == 0) return;
-  size_t l = local_pow2(rt, 256);
+  size_t l = dmx_local_pow2(rt, kernel, 0, 256, 1);
   dmx_launch_at(rt, dmx_kernel(rt, kernel), kernel, 1, &n, &l, nargs, args, __FILE__, __LINE__);
 }
 #define EW(rt, kernel, n, ...) \
@@ -26,14 +20,14 @@ void dmx_instance_sum_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, int
 
 void dmx_instance_sum_backward(dmx_runtime *rt, dmx_tensor dx, dmx_tensor dout, int N, int S) {
   if (S <= 0 || N <= 0) return;
-  size_t g[2] = {(size_t)S, (size_t)N}, l[2] = {local_pow2(rt, 256), 1};
+  size_t g[2] = {(size_t)S, (size_t)N}, l[2] = {dmx_local_pow2(rt, DMX_K_INSTANCE_SUM_BWD, 0, 256, 1), 1};
   dmx_launch(rt, DMX_K_INSTANCE_SUM_BWD, 2, g, l, KA_T(dx), KA_T(dout), KA_I(N), KA_I(S));
 }
 
 void dmx_gather_map_forward(dmx_runtime *rt, dmx_tensor out, dmx_tensor x, dmx_tensor map, dmx_tensor sign, int N,
                             int B, int P, int C) {
   if (N <= 0 || B <= 0 || P <= 0) return;
-  size_t g[2] = {(size_t)P * C, (size_t)N * B}, l[2] = {local_pow2(rt, 64), 1};
+  size_t g[2] = {(size_t)P * C, (size_t)N * B}, l[2] = {dmx_local_pow2(rt, DMX_K_GATHER_MAP_FWD, 0, 64, 1), 1};
   dmx_launch(rt, DMX_K_GATHER_MAP_FWD, 2, g, l, KA_T(out), KA_T(x), KA_T(map), KA_T(sign), KA_I(N), KA_I(B), KA_I(P),
              KA_I(C));
 }
@@ -50,7 +44,7 @@ void dmx_mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor
                                   dmx_tensor labels, int R, int C, float scale) {
   int has_grad = dout.buf != NULL;
   dmx_tensor d = has_grad ? dout : out; /* an unused argument must still be a valid buffer */
-  size_t g = (size_t)(R > 0 ? R : 0), l = local_pow2(rt, 64);
+  size_t g = (size_t)(R > 0 ? R : 0), l = g ? dmx_local_pow2(rt, DMX_K_MSE_PM1, 0, 64, 1) : 1;
   if (!g) return;
   dmx_launch(rt, DMX_K_MSE_PM1, 1, &g, &l, KA_T(losses), KA_T(preds), KA_T(d), KA_T(out), KA_T(labels), KA_I(R),
              KA_I(C), KA_F(scale), KA_I(has_grad));
@@ -58,7 +52,7 @@ void dmx_mse_pm1_forward_backward(dmx_runtime *rt, dmx_tensor losses, dmx_tensor
 
 void dmx_sgd_update(dmx_runtime *rt, dmx_tensor p, dmx_tensor g, size_t n, float lr) {
   if (n == 0) return;
-  size_t l = local_pow2(rt, 256);
+  size_t l = dmx_local_pow2(rt, DMX_K_SGD_STEP, 0, 256, 1);
   dmx_launch(rt, DMX_K_SGD_STEP, 1, &n, &l, KA_T(p), KA_T(g), KA_UL(n), KA_F(lr));
 }
 

@@ -74,6 +74,15 @@ typedef struct dmx_runtime {
   cl_program *programs;
   int n_programs;
   cl_kernel kernels[DMX_KERNEL_COUNT];
+  /* per kernel, read when it is resolved: CL_KERNEL_WORK_GROUP_SIZE (its registers and local memory
+   * can make it lower than the device's limit) capped by CL_DEVICE_MAX_WORK_GROUP_SIZE and
+   * DATAMUX_MAX_WORK_GROUP, and CL_KERNEL_LOCAL_MEM_SIZE before any argument is set (its own
+   * __local arrays) */
+  size_t kernel_wg_max[DMX_KERNEL_COUNT];
+  cl_ulong kernel_static_local[DMX_KERNEL_COUNT];
+  /* DATAMUX_MAX_WORK_GROUP: every kernel's limit capped at this (0: none), so the launchers' sizes
+   * can be proved on a device with small limits without having one (tests) */
+  size_t wg_cap;
   /* counters that tests read to prove the cache works without timing anything */
   int stat_source_builds, stat_cache_hits, stat_cache_writes, stat_cache_rejects;
   /* host<->device traffic, so tests can prove what a training step moves */

@@ -6,7 +6,70 @@
 
 #include "host/runtime/native.h"
 
-#include <string.h>
+size_t dmx_local_pow2(dmx_runtime *rt, dmx_kernel_id id, int dim, size_t want, size_t rest) {
+  size_t lim = dmx_kernel_wg_max(rt, id) / (rest ? rest : 1), dim_lim = rt->info.max_item_size[dim];
+  if (dim_lim && dim_lim < lim) lim = dim_lim;
+  size_t w = 1;
+  while (w * 2 <= want && w * 2 <= lim) w *= 2;
+  return w;
+}
+
+size_t dmx_kernel_local_mem_max(dmx_runtime *rt, dmx_kernel_id id) {
+  dmx_kernel(rt, id);
+  cl_ulong own = rt->kernel_static_local[id];
+  return rt->info.local_mem > own ? (size_t)(rt->info.local_mem - own) : 0;
+}
+
+static void kernel_name(cl_kernel k, char *out, size_t cap) {
+  snprintf(out, cap, "?");
+  clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, cap, out, NULL);
+  out[cap - 1] = 0;
+}
+
+/* The limits a launch must meet (dmx_launch_at's contract), checked before the enqueue so a size a
+ * launcher assumed fails here on every device, not only on one whose limits are lower. */
+static void check_group(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *local, int nargs,
+                        const dmx_karg *args, const char *file, int line) {
+  size_t wg_max;
+  cl_ulong own;
+  if (id < DMX_KERNEL_COUNT) {
+    wg_max = rt->kernel_wg_max[id];
+    own = rt->kernel_static_local[id];
+  } else {
+    dmx_kernel_query_limits(rt, k, &wg_max, &own);
+  }
+  char kname[128];
+  if (local) {
+    size_t wg = 1;
+    for (int d = 0; d < dims; d++) {
+      if (local[d] == 0 || local[d] > rt->info.max_item_size[d]) {
+        kernel_name(k, kname, sizeof kname);
+        dmx_die_at(file, line,
+                   "kernel %s: local size %zu in dimension %d is outside 1..%zu, the limit of %s "
+                   "(CL_DEVICE_MAX_WORK_ITEM_SIZES); derive it with dmx_local_pow2 (a program bug)",
+                   kname, local[d], d, rt->info.max_item_size[d], rt->info.name);
+      }
+      wg *= local[d];
+    }
+    if (wg > wg_max) {
+      kernel_name(k, kname, sizeof kname);
+      dmx_die_at(file, line,
+                 "kernel %s: a work-group of %zu work-items is above its limit of %zu on %s "
+                 "(CL_KERNEL_WORK_GROUP_SIZE%s); derive it with dmx_local_pow2 (a program bug)",
+                 kname, wg, wg_max, rt->info.name, rt->wg_cap ? ", DATAMUX_MAX_WORK_GROUP" : "");
+    }
+  }
+  cl_ulong lm = own;
+  for (int i = 0; i < nargs; i++)
+    if (args[i].kind == DMX_KA_LOCAL) lm += args[i].bytes;
+  if (lm > rt->info.local_mem) {
+    kernel_name(k, kname, sizeof kname);
+    dmx_die_at(file, line,
+               "kernel %s: %llu bytes of local memory, above the %llu of %s (CL_DEVICE_LOCAL_MEM_SIZE); size its "
+               "work-group with dmx_kernel_local_mem_max (a program bug)",
+               kname, (unsigned long long)lm, (unsigned long long)rt->info.local_mem, rt->info.name);
+  }
+}
 
 static void set_args(cl_kernel k, int nargs, const dmx_karg *args, const char *file, int line) {
   cl_uint idx = 0;
@@ -31,8 +94,8 @@ static void set_args(cl_kernel k, int nargs, const dmx_karg *args, const char *f
       }
     }
     if (st != CL_SUCCESS) {
-      char kname[128] = "?";
-      clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof kname, kname, NULL);
+      char kname[128];
+      kernel_name(k, kname, sizeof kname);
       dmx_die_at(file, line, "clSetKernelArg(%s, argument %u) failed: %s", kname, idx - 1, dmx_cl_status_name(st));
     }
   }
@@ -45,8 +108,8 @@ static void enqueue_range(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int di
   cl_int st =
       clEnqueueNDRangeKernel(rt->queue, k, (cl_uint)dims, offset, global, local, 0, NULL, rt->observer ? &ev : NULL);
   if (st != CL_SUCCESS) {
-    char kname[128] = "?";
-    clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof kname, kname, NULL);
+    char kname[128];
+    kernel_name(k, kname, sizeof kname);
     dmx_die_at(file, line, "clEnqueueNDRangeKernel(%s) failed: %s", kname, dmx_cl_status_name(st));
   }
   if (rt->observer)
@@ -55,6 +118,7 @@ static void enqueue_range(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int di
 
 void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local,
                    int nargs, const dmx_karg *args, const char *file, int line) {
+  check_group(rt, k, id, dims, local, nargs, args, file, line);
   set_args(k, nargs, args, file, line);
   size_t g[3];
   for (int d = 0; d < dims; d++) {
@@ -78,8 +142,15 @@ void dmx_launch_exact_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dim
                  l[d], global[d], d);
     wg *= l[d];
   }
-  size_t want = local && local[0] ? local[0] : 256;
-  while (l[0] * 2 <= want && l[0] * 2 * wg <= rt->info.max_work_group) l[0] *= 2;
+  size_t want = local && local[0] ? local[0] : 256, wg_max;
+  if (id < DMX_KERNEL_COUNT) {
+    l[0] = dmx_local_pow2(rt, id, 0, want, wg);
+  } else {
+    cl_ulong own;
+    dmx_kernel_query_limits(rt, k, &wg_max, &own);
+    while (l[0] * 2 <= want && l[0] * 2 * wg <= wg_max && l[0] * 2 <= rt->info.max_item_size[0]) l[0] *= 2;
+  }
+  check_group(rt, k, id, dims, l, nargs, args, file, line);
   set_args(k, nargs, args, file, line);
   size_t bulk = global[0] / l[0] * l[0], tail = global[0] - bulk;
   size_t g[3] = {bulk, dims > 1 ? global[1] : 1, dims > 2 ? global[2] : 1};

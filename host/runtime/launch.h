@@ -33,9 +33,24 @@ static inline int dmx_uint_bits(uint32_t v) {
 #define DMX_KARGS(...) \
   (int)(sizeof((dmx_karg[]){__VA_ARGS__}) / sizeof(dmx_karg)), (dmx_karg[]) { __VA_ARGS__ }
 
+/* The largest work-group kernel id runs on this device (see rt->kernel_wg_max); resolves it. */
+static inline size_t dmx_kernel_wg_max(dmx_runtime *rt, dmx_kernel_id id) {
+  dmx_kernel(rt, id);
+  return rt->kernel_wg_max[id];
+}
+/* The local size of dimension dim of a launch of kernel id: the largest power of two <= want (at
+ * least 1) that, times `rest` (the product of the group's other dimensions), stays within the
+ * kernel's work-group limit, and within the device's limit for that dimension. Launchers derive
+ * every work-group from this, never from an assumed size. */
+size_t dmx_local_pow2(dmx_runtime *rt, dmx_kernel_id id, int dim, size_t want, size_t rest);
+/* Bytes of local memory kernel id can take in KA_LOCAL arguments: the device's less its own. */
+size_t dmx_kernel_local_mem_max(dmx_runtime *rt, dmx_kernel_id id);
+
 /* Enqueues kernel k (handle id, or DMX_KERNEL_COUNT for a kernel from outside kernels.def) over a
- * 1-, 2- or 3-D global size (rounded up to the local size; kernels guard their bounds). local
- * may be NULL (the runtime picks). Never waits. */
+ * 1-, 2- or 3-D global size (rounded up to the local size, so every work-group is whole, as OpenCL
+ * 1.2 requires; kernels guard their bounds). local may be NULL (the runtime picks). A local size
+ * above the kernel's or the device's limits, or local memory above the device's, stops the program
+ * naming the kernel and the call site, rather than failing on some devices only. Never waits. */
 void dmx_launch_at(dmx_runtime *rt, cl_kernel k, dmx_kernel_id id, int dims, const size_t *global, const size_t *local,
                    int nargs, const dmx_karg *args, const char *file, int line);
 #define dmx_launch(rt, id, dims, global, local, ...)                                                             \

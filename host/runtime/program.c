@@ -144,7 +144,9 @@ cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src,
   hash128 key = cache_key(rt, src, len, options);
   char path[4096];
   cache_path(path, sizeof path, key);
-  bool use_cache = cache_enabled();
+  /* Oclgrind builds in a fraction of a second, and a program it loads from a binary has lost its
+   * source, so its reports would show "(source not available)" where the kernel's line belongs */
+  bool use_cache = cache_enabled() && !dmx_device_is_simulator(&rt->info);
   if (use_cache) {
     cl_program p = try_cached_binary(rt, path, key, options);
     if (p) {
@@ -158,13 +160,20 @@ cl_program dmx_build_program(dmx_runtime *rt, const char *name, const char *src,
   if (rt->log) {
     int total = 0;
     for (const dmx_cl_source *c = dmx_cl_sources; c->name; c++) total++;
-    if (rt->stat_source_builds == 0)
+    bool pocl = strstr(rt->info.platform_version, "PoCL") || strstr(rt->info.platform_name, "Portable");
+    if (rt->stat_source_builds == 0 && use_cache)
       fprintf(rt->log,
-              "compiling OpenCL programs for %s: they are not in the program cache (%s/programs) yet, and PoCL "
-              "finishes each kernel at its first launch (its own cache), so the first steps run slowly; once "
-              "per device and driver%s\n",
-              rt->info.name, dmx_cache_dir(), use_cache ? "" : " (DATAMUX_NO_CACHE is set: every run)");
-    fprintf(rt->log, "  compiling cl/%s (program %d of at most %d)...", name, rt->stat_source_builds + 1, total);
+              "compiling OpenCL programs for %s: they are not in the program cache (%s/programs) yet%s; once "
+              "per device and driver\n",
+              rt->info.name, dmx_cache_dir(),
+              pocl ? ", and PoCL finishes each kernel at its first launch (its own cache), so the first steps run "
+                     "slowly"
+                   : "");
+    else if (rt->stat_source_builds == 0)
+      fprintf(rt->log, "compiling OpenCL programs for %s from source in every run (%s)\n", rt->info.name,
+              cache_enabled() ? "a simulator: its reports show the source lines" : "DATAMUX_NO_CACHE is set");
+    fprintf(rt->log, "  compiling cl/%s (build %d in this process; cl/ has %d programs)...", name,
+            rt->stat_source_builds + 1, total);
     fflush(rt->log);
   }
   cl_int st;
@@ -267,8 +276,20 @@ cl_kernel dmx_kernel_resolve(dmx_runtime *rt, dmx_kernel_id id) {
   if (st == CL_INVALID_KERNEL_NAME)
     dmx_die("cl/%s has no kernel named '%s' (host/runtime/kernels.def is out of date)", file, name);
   DMX_CL_CHECK(st);
+  dmx_kernel_query_limits(rt, k, &rt->kernel_wg_max[id], &rt->kernel_static_local[id]);
   rt->kernels[id] = k;
   return k;
+}
+
+void dmx_kernel_query_limits(const dmx_runtime *rt, cl_kernel k, size_t *wg_max, cl_ulong *static_local) {
+  size_t wg = 0;
+  cl_ulong lm = 0;
+  DMX_CL_CHECK(clGetKernelWorkGroupInfo(k, rt->info.device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL));
+  DMX_CL_CHECK(clGetKernelWorkGroupInfo(k, rt->info.device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof lm, &lm, NULL));
+  if (wg == 0 || wg > rt->info.max_work_group) wg = rt->info.max_work_group;
+  if (rt->wg_cap && wg > rt->wg_cap) wg = rt->wg_cap;
+  *wg_max = wg;
+  *static_local = lm;
 }
 
 cl_program dmx_program_of(dmx_runtime *rt, const char *file) { return program_for(rt, file); }

@@ -10,6 +10,10 @@ cl_kernel dmx_kernel_resolve(dmx_runtime *rt, dmx_kernel_id id);
 static inline cl_kernel dmx_kernel(dmx_runtime *rt, dmx_kernel_id id) {
   return rt->kernels[id] ? rt->kernels[id] : dmx_kernel_resolve(rt, id);
 }
+/* Kernel k's work-group limit on rt's device (CL_KERNEL_WORK_GROUP_SIZE capped by the device's and
+ * DATAMUX_MAX_WORK_GROUP) and its own local memory (CL_KERNEL_LOCAL_MEM_SIZE before arguments are set);
+ * for handles this is read once at resolution (rt->kernel_wg_max). */
+void dmx_kernel_query_limits(const dmx_runtime *rt, cl_kernel k, size_t *wg_max, cl_ulong *static_local);
 /* The kernel's function name and its cl/ file ("layernorm.cl"). */
 const char *dmx_kernel_name(dmx_kernel_id k);
 const char *dmx_kernel_file(dmx_kernel_id k);

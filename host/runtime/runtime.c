@@ -60,15 +60,27 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
           fa);
     rt->fused_attention = fa[0] == 'f';
   }
+  const char *wc = getenv("DATAMUX_MAX_WORK_GROUP");
+  if (wc && *wc) {
+    char *end;
+    long v = strtol(wc, &end, 10);
+    if (*end || v < 1 || v > 1 << 20 || (v & (v - 1)))
+      dmx_die("DATAMUX_MAX_WORK_GROUP is '%s': use a power of two from 1 (every kernel's work-group limit is capped "
+              "at it, as on a device with small limits)",
+              wc);
+    rt->wg_cap = (size_t)v;
+  }
   cl_int st;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)rt->info.platform, 0};
   rt->ctx = clCreateContext(props, 1, &rt->info.device, NULL, NULL, &st);
   DMX_CL_CHECK(st);
   rt->queue = clCreateCommandQueue(rt->ctx, rt->info.device, profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &st);
   DMX_CL_CHECK(st);
-  if (log)
+  if (log) {
     fprintf(log, "device: [%d] %s (%s, %s; %s)\n", idx, rt->info.name, dmx_device_type_name(rt->info.type),
             rt->info.platform_name, why);
+    if (rt->wg_cap) fprintf(log, "work-groups capped at %zu work-items (DATAMUX_MAX_WORK_GROUP)\n", rt->wg_cap);
+  }
   return rt;
 }
 
