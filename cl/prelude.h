@@ -68,6 +68,9 @@ static float dmx_keep_of(uint w, float p, float scale) {
 static float dmx_dropout_keep1(uint seed, uint stream, uint e, float p, float scale) {
   uint w0, w1, w2, w3;
   DMX_PHILOX4(seed, stream, e >> 2, w0, w1, w2, w3);
-  uint k = e & 3u, w = k == 0u ? w0 : k == 1u ? w1 : k == 2u ? w2 : w3;
-  return dmx_keep_of(w, p, scale);
+  /* two bit tests, not a chain of k == 0, 1, 2: clang turns that chain into a switch on an i2,
+   * which Oclgrind (21.10 to 26.03) runs wrongly (its trunc keeps the high bits, so no case
+   * matches) */
+  uint lo = (e & 1u) ? w1 : w0, hi = (e & 1u) ? w3 : w2;
+  return dmx_keep_of((e & 2u) ? hi : lo, p, scale);
 }
