@@ -22,7 +22,7 @@ static void usage(FILE *f) {
           "  --force          tune shapes again even when they have a result\n"
           "  --no-routine     keep XGEMM_MIN_INDIRECT_SIZE as it is\n"
           "  --dry-run        print the plan only\n"
-          "  --device D       index or name substring\n"
+          "  --device D       INDEX, PLATFORM:INDEX (pocl:0) or part of a name (`datamux devices --help`)\n"
           "  other flags      as in `datamux config --help` (e.g. -N 5, --set task.max_length=64)\n"
           "DATAMUX_CLBLAST_TUNER_DIR: folder of the tuner binaries (default: $PATH; Debian package clblast-utils)\n");
 }

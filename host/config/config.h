@@ -126,7 +126,7 @@ typedef struct dmx_experiment {
   dmx_vision_config vision; /* vision tasks only */
   char model_path[1024];    /* checkpoint to start from */
   char output_dir[1024];
-  char device[256];                        /* index or name substring; "" = default */
+  char device[256];                        /* INDEX, PLATFORM:INDEX or name part (dmx_choose_device); "" = default */
   dmx_cfg_gemm_backend gemm_backend;       /* auto: host BLAS on CPU devices with native kernels */
   dmx_field_origin origin[DMX_MAX_FIELDS]; /* per field of the table in config.c; not a setting */
 } dmx_experiment;

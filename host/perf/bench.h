@@ -10,7 +10,7 @@
 #include "host/config/config.h"
 
 typedef struct {
-  const char *device;  /* index or name substring; NULL/"" = default */
+  const char *device;  /* as dmx_choose_device takes it; NULL/"" = default */
   int repeat;          /* timed repetitions per shape (>= 1) */
   double max_seconds;  /* stop a shape's repetitions once this much was timed (> 0), after at least one */
   bool no_tuning;      /* do not apply the tuner files of the cache dir */

@@ -12,8 +12,8 @@
 #include "host/runtime/native.h"
 #include "host/runtime/program.h"
 
-/* Chooses the device: `selector` (index or case-insensitive name substring), else
- * $DATAMUX_DEVICE, else the first GPU, else the first device. Prints the device to `log`
+/* Chooses the device: `selector` (INDEX, PLATFORM:INDEX or part of a name: dmx_choose_device), else
+ * $DATAMUX_DEVICE, else the first GPU that is not a simulator, else the first other device. Prints the device to `log`
  * when non-NULL (later start-up notes, such as tuned GEMM parameters, go there too). Ends the
  * process with a clear message when nothing matches. */
 dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log);
