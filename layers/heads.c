@@ -240,7 +240,8 @@ void dmx_retrieval_head(dmx_model *m, dmx_tensor H, dmx_tensor dH, bool train) {
     u = m->ru2;
   }
   dmx_tensor du = m->index_demux ? m->da.ru : m->da.ru2;
-  float scale = train ? m->retr_coeff / (float)(S > 0 ? S : 1) : 0.0f;
+  int norm = m->retrieval_norm > 0 ? m->retrieval_norm : S;
+  float scale = train ? m->retr_coeff / (float)(norm > 0 ? norm : 1) : 0.0f;
   for (int s0 = 0; s0 < S; s0 += RETRIEVAL_BLOCK_ROWS) {
     int rows = S - s0 < RETRIEVAL_BLOCK_ROWS ? S - s0 : RETRIEVAL_BLOCK_ROWS;
     dmx_tensor ub = sub(u, (size_t)s0 * d, (size_t)rows * d);

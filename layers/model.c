@@ -248,6 +248,26 @@ void dmx_model_init_params(dmx_model *m, uint64_t seed) {
 
 /* ------------------------------------------------------------------ step inputs */
 
+/* The task target of head row r (-100: not scored): token tasks never score the prefix. */
+static int32_t task_target(const dmx_model *m, const dmx_batch_view *bt, size_t r) {
+  int32_t y = bt->labels ? bt->labels[r] : -100;
+  return m->token && (int)(r % (size_t)m->T) < m->prefix ? -100 : y;
+}
+
+static bool uses_retrieval(const dmx_model *m, const dmx_batch_view *bt) {
+  return !m->baseline && m->retr_coeff > 0 && bt->retrieval_targets != NULL;
+}
+
+void dmx_model_count_scored(const dmx_model *m, const dmx_batch_view *bt, bool train, int *task, int *retrieval) {
+  size_t hrows = m->token ? (size_t)m->R1 : (size_t)m->B * m->N;
+  int t = 0, r = 0;
+  for (size_t i = 0; i < hrows; i++) t += task_target(m, bt, i) != -100;
+  if (uses_retrieval(m, bt))
+    for (int i = 0; i < m->BT; i++) r += bt->retrieval_targets[i] != -100;
+  *task = t;
+  *retrieval = r;
+}
+
 static void upload_inputs(dmx_model *m, const dmx_batch_view *bt, bool train) {
   dmx_runtime *rt = m->rt;
   dmx_stager *st = &m->stager;
@@ -268,8 +288,7 @@ static void upload_inputs(dmx_model *m, const dmx_batch_view *bt, bool train) {
   m->task_rows = (int)hrows;
   m->task_count = 0;
   for (size_t r = 0; r < hrows; r++) {
-    int32_t y = bt->labels ? bt->labels[r] : -100;
-    if (m->token && (int)(r % (size_t)T) < m->prefix) y = -100;
+    int32_t y = task_target(m, bt, r);
     m->h_task_targets[r] = y;
     if (y != -100) m->task_count++;
   }
@@ -481,7 +500,9 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   dmx_runtime *rt = m->rt;
   m->step = step;
   m->has_task = m->task_coeff > 0 || !train;
-  m->has_retrieval = !m->baseline && m->retr_coeff > 0 && bt->retrieval_targets != NULL;
+  m->has_retrieval = uses_retrieval(m, bt);
+  m->task_norm = bt->task_norm;
+  m->retrieval_norm = bt->retrieval_norm;
   if (m->profile) {
     dmx_finish(rt);
     m->phase_mark = dmx_now_seconds();
@@ -503,7 +524,8 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *bt, bool train, uint64_t
   if (m->has_task) {
     dmx_scope(rt, "heads");
     dmx_task_head_forward(m, encoder_output(m), train);
-    float scale = train ? m->task_coeff / (float)(m->task_count > 0 ? m->task_count : 1) : 0.0f;
+    int norm = m->task_norm > 0 ? m->task_norm : m->task_count;
+    float scale = train ? m->task_coeff / (float)(norm > 0 ? norm : 1) : 0.0f;
     dmx_softmax_xent_forward_backward(rt, m->task_losses, m->preds, train ? m->da.logits : none(), m->logits, m->labels,
                                       m->task_rows, m->C, scale);
     dmx_reduce_sum(rt, m->task_sum, m->task_losses, m->task_rows);
@@ -560,9 +582,9 @@ dmx_step_stats dmx_model_stats(dmx_model *m) {
   if (m->has_retrieval && m->S > 0) dmx_download(m->rt, &sums[1], m->r_sum, sizeof(float));
   st.task_count = m->has_task ? m->task_count : 0;
   st.retrieval_count = m->has_retrieval ? m->S : 0;
-  st.task_loss = st.task_count ? sums[0] / (float)st.task_count : 0.0f;
-  st.retrieval_loss = st.retrieval_count ? sums[1] / (float)st.retrieval_count : 0.0f;
-  st.loss = m->task_coeff * st.task_loss + m->retr_coeff * st.retrieval_loss;
+  st.task_loss_sum = sums[0];
+  st.retrieval_loss_sum = sums[1];
+  dmx_model_finish_stats(m, &st);
   if (m->e.train.max_grad_norm > 0) dmx_download(m->rt, &st.grad_norm, m->norm, sizeof(float));
   if (st.task_count) {
     int32_t *pred = dmx_malloc((size_t)m->task_rows * sizeof(int32_t));
@@ -578,6 +600,35 @@ dmx_step_stats dmx_model_stats(dmx_model *m) {
     free(pred);
   }
   return st;
+}
+
+void dmx_model_finish_stats(const dmx_model *m, dmx_step_stats *st) {
+  st->task_loss = st->task_count ? (float)(st->task_loss_sum / st->task_count) : 0.0f;
+  st->retrieval_loss = st->retrieval_count ? (float)(st->retrieval_loss_sum / st->retrieval_count) : 0.0f;
+  st->loss = m->task_coeff * st->task_loss + m->retr_coeff * st->retrieval_loss;
+}
+
+int dmx_model_grad_spans(const dmx_model *m, dmx_tensor spans[2]) {
+  cl_mem g = m->grads.bufs[0];
+  if (m->idle_end <= m->idle_begin) {
+    spans[0] = (dmx_tensor){g, 0, m->trainable_floats};
+    return m->trainable_floats > 0;
+  }
+  int k = 0;
+  if (m->idle_begin > 0) spans[k++] = (dmx_tensor){g, 0, m->idle_begin};
+  if (m->trainable_floats > m->idle_end) spans[k++] = (dmx_tensor){g, m->idle_end, m->trainable_floats - m->idle_end};
+  return k;
+}
+
+const dmx_arena *dmx_model_param_arena(const dmx_model *m) { return &m->params; }
+
+dmx_tensor dmx_model_word_grad(const dmx_model *m, int *d) {
+  *d = m->d;
+  return m->g.emb.word;
+}
+
+void dmx_model_set_rank(dmx_model *m, int rank) {
+  m->seed = (uint32_t)m->e.train.seed + (uint32_t)rank * 0x9E3779B9u;
 }
 
 void dmx_model_predictions(dmx_model *m, int32_t *out) {

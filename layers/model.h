@@ -40,6 +40,24 @@ void dmx_model_step(dmx_model *m, const dmx_batch_view *batch, bool train, uint6
 void dmx_model_update(dmx_model *m, float lr, int t);
 /* Reads back the last step's losses and accuracies (a host round trip: log intervals only). */
 dmx_step_stats dmx_model_stats(dmx_model *m);
+/* Recomputes the means (task_loss, retrieval_loss, loss) from the sums and counts, after ranks
+ * have added theirs. */
+void dmx_model_finish_stats(const dmx_model *m, dmx_step_stats *st);
+/* The rows a step on `batch` scores: task targets and (when train with retrieval) retrieval
+ * targets; host only, as dmx_model_step counts them. */
+void dmx_model_count_scored(const dmx_model *m, const dmx_batch_view *batch, bool train, int *task, int *retrieval);
+/* The trainable gradient arena as at most two spans (the idle retrieval head left out: its
+ * gradient is zero); returns how many. What a data-parallel step all-reduces. */
+int dmx_model_grad_spans(const dmx_model *m, dmx_tensor spans[2]);
+/* The word-embedding gradient, (V, d) inside the gradient spans: after a step only the rows of
+ * the ids the batch holds (the pad id excepted) can be non-zero, which a data-parallel step uses
+ * to all-reduce a few rows instead of the whole table. *d gets the row width. */
+dmx_tensor dmx_model_word_grad(const dmx_model *m, int *d);
+/* The parameter arena (trainable and frozen), e.g. to broadcast rank 0's initial parameters. */
+const dmx_arena *dmx_model_param_arena(const dmx_model *m);
+/* Dropout masks for data-parallel rank `rank`: its own stream, so shards do not share masks
+ * (rank 0 keeps the one-process masks). */
+void dmx_model_set_rank(dmx_model *m, int rank);
 /* Reads back task predictions (B*N) or (B*N, T) argmax ids of the last step. */
 void dmx_model_predictions(dmx_model *m, int32_t *out);
 /* Reads back task logits of the last step: (B*N, C) or (B*N, T, C). */

@@ -183,6 +183,7 @@ struct dmx_model {
   int S;          /* retrieval rows scored this step */
   int task_rows;  /* rows the task loss sees */
   int task_count; /* rows (or tokens) scored by the task loss this step */
+  int task_norm, retrieval_norm; /* the losses' denominators when not this step's counts (dmx_batch_view) */
   int32_t *h_task_targets;
   uint64_t step;
   uint32_t seed;

@@ -37,6 +37,10 @@ typedef struct {
   const int32_t *labels;             /* sentence: (B*N); token: (B*N, T) aligned to T, -100 ignored */
   const int32_t *retrieval_instance; /* (B, T) instance k for each muxed position, or NULL */
   const int32_t *retrieval_targets;  /* (B, T) target ids, -100 ignored, or NULL */
+  /* The losses' denominators: rows scored in the whole global batch when this is one rank's shard
+   * of it (data-parallel training), so the ranks' summed gradients are the global batch's; 0 = the
+   * rows scored in this batch (dmx_model_count_scored). */
+  int task_norm, retrieval_norm;
 } dmx_batch_view;
 
 typedef struct dmx_model dmx_model;
@@ -46,6 +50,8 @@ typedef struct {
   int task_count, retrieval_count;     /* rows scored in this step */
   int task_correct, retrieval_correct; /* argmax hits */
   float grad_norm;                     /* before clipping, of the last update (0 when clipping is off) */
+  double task_loss_sum, retrieval_loss_sum; /* the means' numerators: ranks add these, then
+                                               dmx_model_finish_stats makes the means again */
 } dmx_step_stats;
 
 #endif

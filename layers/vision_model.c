@@ -28,6 +28,7 @@ struct dmx_vision_model {
   dmx_runtime *rt;
   dmx_vision_config cfg;
   int N, B, S, P, Cm, classes, D; /* D: width entering the demux / head */
+  int loss_B;                     /* groups the loss averages over: B, or the global batch's */
   bool muxed, mse, pool_frozen;
   dmx_arena params, grads, adam_m, adam_v, acts, dacts, ints;
   dmx_vparam plist[DMX_VISION_MAX_PARAMS];
@@ -251,6 +252,7 @@ dmx_vision_model *dmx_vision_model_create(dmx_runtime *rt, const dmx_vision_conf
   m->cfg = *cfg;
   m->N = N;
   m->B = B;
+  m->loss_B = B;
   m->S = cfg->crop;
   m->P = m->S * m->S;
   m->classes = classes;
@@ -487,11 +489,11 @@ static void head_forward(dmx_vision_model *m, bool train) {
     dmx_tanh_forward(rt, m->a.out, m->a.logits, R * C);
     /* sum over instances of the mean over (B, C): each element's weight is 1 / (B C) */
     dmx_mse_pm1_forward_backward(rt, m->losses, m->preds, train ? m->d.out : none(), m->a.out, m->labels, R, C,
-                                 1.0f / ((float)B * C));
+                                 1.0f / ((float)m->loss_B * C));
     if (train) dmx_tanh_backward(rt, m->d.logits, m->a.out, m->d.out, R * C);
   } else {
     dmx_softmax_xent_forward_backward(rt, m->losses, m->preds, train ? m->d.logits : none(), m->a.logits, m->labels, R,
-                                      C, 1.0f / (float)B);
+                                      C, 1.0f / (float)m->loss_B);
   }
   dmx_reduce_sum(rt, m->loss_sum, m->losses, R);
 }
@@ -614,3 +616,11 @@ void dmx_vision_model_predictions(dmx_vision_model *m, int32_t *out) {
 }
 
 const dmx_arena *dmx_vision_model_adam_state(const dmx_vision_model *m, int k) { return k ? &m->adam_v : &m->adam_m; }
+
+void dmx_vision_model_set_loss_batch(dmx_vision_model *m, int global_B) { m->loss_B = global_B > 0 ? global_B : m->B; }
+
+dmx_tensor dmx_vision_model_grads(const dmx_vision_model *m) {
+  return m->trainable_floats ? (dmx_tensor){m->grads.bufs[0], 0, m->trainable_floats} : none();
+}
+
+const dmx_arena *dmx_vision_model_param_arena(const dmx_vision_model *m) { return &m->params; }

@@ -64,4 +64,10 @@ size_t dmx_vision_model_device_bytes(const dmx_vision_model *m);
 int dmx_vision_model_mux_channels(const dmx_vision_model *m);
 /* AdamW's first (k 0) or second (k 1) moments over the trainable prefix (empty under SGD). */
 const dmx_arena *dmx_vision_model_adam_state(const dmx_vision_model *m, int k);
+/* Data-parallel training: the loss is a mean over `global_B` groups (the global batch of which
+ * this model's B are one rank's shard), so the ranks' summed gradients are the global batch's. */
+void dmx_vision_model_set_loss_batch(dmx_vision_model *m, int global_B);
+/* The trainable gradients (one span; empty when nothing trains) and the parameter arena. */
+dmx_tensor dmx_vision_model_grads(const dmx_vision_model *m);
+const dmx_arena *dmx_vision_model_param_arena(const dmx_vision_model *m);
 #endif

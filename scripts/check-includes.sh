@@ -2,7 +2,7 @@
 # Checks the project's own #include "..." graph (run by ctest as check_includes, so in CI):
 #  1. no include circle between modules (a module is a .c and its .h: host/runtime/gemm), and
 #  2. every include goes to the same folder or to a folder below it in the layer order
-#     base < data, runtime, config, formats < layers < run < perf < cli  (README.md, Layout).
+#     base < data, runtime, config, formats, dist < layers < run < perf < cli  (README.md, Layout).
 # Prints each circle and each wrong-way include with file:line, and exits 1 if there is any.
 # Usage: scripts/check-includes.sh [SOURCE_ROOT]   (default: the folder above this script)
 set -eu
@@ -36,8 +36,9 @@ BEGIN {
   below["host/runtime"] = "host/base"
   below["host/config"] = "host/base"
   below["host/formats"] = "host/base"
+  below["host/dist"] = "host/base"
   below["layers"] = "host/runtime host/config host/base"
-  below["host/run"] = "layers host/formats data host/runtime host/config host/base"
+  below["host/run"] = "layers host/formats host/dist data host/runtime host/config host/base"
   below["host/perf"] = "host/run " below["host/run"]
   below["host/cli"] = "host/perf " below["host/perf"]
   for (f in below) { allowed[f, f] = 1; n = split(below[f], parts, " "); for (i = 1; i <= n; i++) allowed[f, parts[i]] = 1 }

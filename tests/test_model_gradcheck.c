@@ -124,7 +124,11 @@ static void build_batch(hand_batch *hb, const variant *v, int N, int T, int C) {
       hb->rtarg[b * T + j] = j >= first && y != DMX_PAD_ID ? y : DMX_IGNORE_LABEL;
     }
   bool retrieval = v->setting != DMX_SETTING_BASELINE;
-  hb->view = (dmx_batch_view){hb->ids, hb->pos, hb->labels, retrieval ? hb->rinst : NULL, retrieval ? hb->rtarg : NULL};
+  hb->view = (dmx_batch_view){.ids = hb->ids,
+                              .positions = hb->pos,
+                              .labels = hb->labels,
+                              .retrieval_instance = retrieval ? hb->rinst : NULL,
+                              .retrieval_targets = retrieval ? hb->rtarg : NULL};
 }
 
 static void free_batch(hand_batch *hb) {

@@ -172,7 +172,7 @@ static void run_case(dmx_runtime *rt, const char *name) {
     rinst = fixture_i32(f, "input.retrieval_instance", &n_ri);
     rtarg = fixture_i32(f, "input.retrieval_targets", &n_rt);
   }
-  dmx_batch_view v = {ids, pos, labels, rinst, rtarg};
+  dmx_batch_view v = {.ids = ids, .positions = pos, .labels = labels, .retrieval_instance = rinst, .retrieval_targets = rtarg};
 
   size_t n_losses = 0;
   float *step_losses = fixture_f32(f, "expect.step_losses", &n_losses);

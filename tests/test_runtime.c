@@ -55,6 +55,36 @@ static void check_device_choice(void) {
   CHECK(dmx_choose_device(d, 4, "pocl:0", why, sizeof why) == 1); /* PoCL names itself in its version */
 }
 
+/* dmx_choose_device_for_rank: the device of each rank of a data-parallel job on one host. */
+static void rank_devices(void) {
+  cl_device_type all = CL_DEVICE_TYPE_CPU | CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR;
+  dmx_device_info d[5] = {fake("Oclgrind", 0, 0, "Oclgrind Simulator", all),
+                          fake("PoCL", 1, 0, "pthread-cpu", CL_DEVICE_TYPE_CPU),
+                          fake("NVIDIA CUDA", 2, 0, "NVIDIA H200", CL_DEVICE_TYPE_GPU),
+                          fake("NVIDIA CUDA", 2, 1, "NVIDIA H200", CL_DEVICE_TYPE_GPU),
+                          fake("NVIDIA CUDA", 2, 2, "NVIDIA H200", CL_DEVICE_TYPE_GPU)};
+  char why[256];
+  /* no selector: GPU local_rank modulo the GPUs, the simulator never counted */
+  for (int r = 0; r < 4; r++) {
+    int got = dmx_choose_device_for_rank(d, 5, NULL, r, 4, why, sizeof why);
+    CHECKF(got == 2 + r % 3, "local rank %d of 4 got device %d, not %d (%s)", r, got, 2 + r % 3, why);
+  }
+  CHECKF(strstr(why, "some share one"), "4 ranks on 3 GPUs is said: %s", why);
+  /* no GPU: every rank shares the CPU */
+  CHECKF(dmx_choose_device_for_rank(d, 2, NULL, 1, 2, why, sizeof why) == 1 && strstr(why, "shared by the 2 ranks"),
+         "%s", why);
+  /* a list: entry local_rank modulo its length, each entry any selector */
+  CHECK(dmx_choose_device_for_rank(d, 5, "nvidia:2,pocl:0", 0, 2, why, sizeof why) == 4);
+  CHECKF(dmx_choose_device_for_rank(d, 5, "nvidia:2,pocl:0", 1, 2, why, sizeof why) == 1 && strstr(why, "entry 1"),
+         "%s", why);
+  CHECK(dmx_choose_device_for_rank(d, 5, "nvidia:2,pocl:0", 2, 3, why, sizeof why) == 4);
+  CHECK(dmx_choose_device_for_rank(d, 5, "3,nosuch", 1, 2, why, sizeof why) == -1);
+  CHECK(dmx_choose_device_for_rank(d, 5, "3,", 1, 2, why, sizeof why) == -1); /* an empty entry matches nothing */
+  /* one selector: the same device for all; one rank: dmx_choose_device itself */
+  CHECK(dmx_choose_device_for_rank(d, 5, "nvidia:1", 1, 2, why, sizeof why) == 3);
+  CHECK(dmx_choose_device_for_rank(d, 5, NULL, 3, 1, why, sizeof why) == 2);
+}
+
 static void run_twice(dmx_runtime *rt, cl_program prog, const char *what) {
   cl_int st;
   cl_kernel k = clCreateKernel(prog, "twice", &st);
@@ -109,6 +139,10 @@ int main(void) {
 
   th_begin("device choice: INDEX, PLATFORM:INDEX, NAME; a simulator never by default");
   check_device_choice();
+  th_end();
+
+  th_begin("device choice per rank: GPU local rank modulo the GPUs, a shared CPU, a --device list");
+  rank_devices();
   th_end();
 
   dmx_runtime *rt = dmx_runtime_create(NULL, false, stdout);

@@ -107,7 +107,7 @@ static void check_logits_from(const char *path, const char *title) {
   dmx_st_get_i32(ref, "input.retrieval_instance", rinst, (size_t)B * T, &err);
   dmx_st_get_i32(ref, "input.retrieval_targets", rtarg, (size_t)B * T, &err);
   for (int r = 0; r < rows; r++) dmx_roberta_positions(ids + r * T, T, pos + r * T);
-  dmx_batch_view v = {ids, pos, labels, rinst, rtarg};
+  dmx_batch_view v = {.ids = ids, .positions = pos, .labels = labels, .retrieval_instance = rinst, .retrieval_targets = rtarg};
   dmx_model_step(m, &v, false, 1);
   float got[12];
   size_t n = 0;

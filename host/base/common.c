@@ -20,14 +20,31 @@ int dmx_fail(dmx_error *err, const char *fmt, ...) {
   return -1;
 }
 
+static char fatal_who[64] = "datamux";
+static void (*fatal_end)(int code);
+
+void dmx_set_fatal_hook(const char *who, void (*end)(int code)) {
+  snprintf(fatal_who, sizeof fatal_who, "%s", who ? who : "datamux");
+  fatal_end = end;
+}
+
+void dmx_exit(int code) {
+  fflush(stdout);
+  if (fatal_end) fatal_end(code);
+  exit(code);
+}
+
+const char *dmx_program_name(void) { return fatal_who; }
+
 void dmx_die_at(const char *file, int line, const char *fmt, ...) {
   fflush(stdout);
-  fprintf(stderr, "datamux: %s:%d: ", file, line);
+  fprintf(stderr, "%s: %s:%d: ", fatal_who, file, line);
   va_list ap;
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputc('\n', stderr);
+  if (fatal_end) fatal_end(1);
   exit(1);
 }
 

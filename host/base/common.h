@@ -16,9 +16,18 @@ typedef struct {
 /* Formats into err (when non-NULL) and returns -1, so `return dmx_fail(err, ...)` reads well. */
 int dmx_fail(dmx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Prints "datamux: <file>:<line>: <message>" to stderr and exits with status 1. */
+/* Prints "datamux: <file>:<line>: <message>" to stderr and exits with status 1 (or ends the
+ * process through the fatal hook). */
 _Noreturn void dmx_die_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define dmx_die(...) dmx_die_at(__FILE__, __LINE__, __VA_ARGS__)
+/* For a process in a multi-process job (host/dist): `who` replaces "datamux" in dmx_die's
+ * messages ("datamux rank 1 of 2"), and `end` replaces exit(1), so a fatal error on one rank ends
+ * the whole job instead of leaving the others waiting. NULLs restore the defaults. */
+void dmx_set_fatal_hook(const char *who, void (*end)(int code));
+/* exit(code), or the fatal hook's end: for exits on bad input outside dmx_die. */
+_Noreturn void dmx_exit(int code);
+/* "datamux", or the hook's `who` ("datamux rank 1 of 2"): the prefix of such messages. */
+const char *dmx_program_name(void);
 
 void *dmx_malloc_at(size_t n, const char *file, int line);
 void *dmx_calloc_at(size_t n, size_t size, const char *file, int line);

@@ -3,6 +3,7 @@
 
 #include "host/cli/commands.h"
 #include "host/config/config.h"
+#include "host/run/data_parallel.h"
 #include "host/run/train.h"
 #include "host/run/train_vision.h"
 
@@ -70,7 +71,21 @@ static int resume(int argc, char **argv, const char *run_dir) {
                                          : dmx_resume_experiment(&e, run_dir);
 }
 
+static int train_command(int argc, char **argv);
+
+/* Under mpirun every rank runs this: the job is joined first (device placement, quiet ranks) and
+ * ended last, as a whole, whatever the trainer returned (host/run/data_parallel.h). */
 int dmx_cmd_train(int argc, char **argv) {
+  if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) return train_command(argc, argv);
+  dmx_error err;
+  if (dmx_dp_begin(&argc, &argv, &err)) {
+    fprintf(stderr, "datamux train: %s\n", err.msg);
+    return 2;
+  }
+  return dmx_dp_end(train_command(argc, argv));
+}
+
+static int train_command(int argc, char **argv) {
   if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
     printf(
         "usage: datamux train EXP.yaml [flags]\n"
@@ -80,7 +95,10 @@ int dmx_cmd_train(int argc, char **argv) {
         "The run directory (output_dir) receives experiment.yaml, metrics.jsonl, results.json, best/ and last/.\n"
         "last/ is rewritten every training.save_interval steps (default: at each evaluation) with the optimizer\n"
         "and trainer state, so --resume continues exactly where it left off. SIGINT/SIGTERM (Ctrl-C) write\n"
-        "last/ after the current step and exit with status 130/143; a second Ctrl-C stops at once.\n");
+        "last/ after the current step and exit with status 130/143; a second Ctrl-C stops at once.\n"
+        "Data-parallel: `mpirun -np R datamux train EXP.yaml` runs R ranks, one device each (--device A,B,...\n"
+        "gives one per local rank; by default a GPU each, or all share the CPU), each with batch_size groups\n"
+        "of every global batch of R x batch_size; rank 0 writes the run directory (README.md, Several devices).\n");
     return 0;
   }
   /* pull --resume RUN out; the remaining arguments are the experiment and its flags */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "host/cli/commands.h"
+#include "host/dist/dist.h"
 
 typedef struct {
   const char *name;
@@ -36,6 +37,14 @@ int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
+  }
+  int ranks = dmx_dist_launched_size();
+  if (ranks > 1 && strcmp(argv[1], "train") != 0) {
+    fprintf(stderr,
+            "datamux %s: started as one of %d MPI ranks, but only `datamux train` runs under mpirun: run `datamux "
+            "%s` as one process\n",
+            argv[1], ranks, argv[1]);
+    return 2;
   }
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);

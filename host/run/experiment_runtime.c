@@ -18,9 +18,9 @@ dmx_runtime *dmx_experiment_runtime(const dmx_experiment *e, const char *device,
   if (n >= 2 && origin[n - 1] == ' ') origin[n - 1] = 0;
   dmx_error err;
   if (dmx_gemm_select(rt, (dmx_gemm_backend)e->gemm_backend, origin, &err)) {
-    fprintf(stderr, "datamux: %s\n", err.msg);
+    fprintf(stderr, "%s: %s\n", dmx_program_name(), err.msg);
     dmx_runtime_destroy(rt);
-    exit(2);
+    dmx_exit(2);
   }
   return rt;
 }

@@ -302,7 +302,7 @@ static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_error *err)
     }
     ds.n = count;
     dmx_batch_fill(&batch, &ds, rows, count);
-    dmx_batch_view v = {batch.ids, batch.positions, no_labels, NULL, NULL};
+    dmx_batch_view v = {.ids = batch.ids, .positions = batch.positions, .labels = no_labels};
     dmx_model_step(m, &v, false, 0);
     dmx_model_logits(m, logits);
     for (int r = 0; r < per_step; r++) {

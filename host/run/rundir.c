@@ -38,13 +38,13 @@ float dmx_learning_rate(const dmx_train_config *tc, int t, int total) {
   return (float)(tc->learning_rate * (frac > 0 ? frac : 0));
 }
 
-/* SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step. The handler resets
+/* SIGINT/SIGTERM/SIGUSR1 ask the loop to checkpoint and stop after the current step. The handler resets
  * itself, so a second signal kills at once (the previous checkpoint stays loadable: see
  * host/run/train_state.h). */
 static volatile sig_atomic_t stop_signal = 0;
 static void on_stop_signal(int sig) { stop_signal = sig; }
 
-static struct sigaction previous_int, previous_term;
+static struct sigaction previous_int, previous_term, previous_usr1;
 
 void dmx_stop_handlers_install(void) {
   stop_signal = 0;
@@ -55,14 +55,19 @@ void dmx_stop_handlers_install(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, NULL, &previous_int);
   sigaction(SIGTERM, NULL, &previous_term);
+  sigaction(SIGUSR1, NULL, &previous_usr1);
   /* a signal the parent ignores (nohup, `&` in a script) stays ignored */
   if (previous_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
   if (previous_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+  /* mpirun forwards SIGUSR1 to every rank and, unlike SIGTERM, does not SIGKILL them a second
+   * later (odls_base_sigkill_timeout): the way to stop a big job with a checkpoint */
+  if (previous_usr1.sa_handler != SIG_IGN) sigaction(SIGUSR1, &sa, NULL);
 }
 
 void dmx_stop_handlers_restore(void) {
   sigaction(SIGINT, &previous_int, NULL);
   sigaction(SIGTERM, &previous_term, NULL);
+  sigaction(SIGUSR1, &previous_usr1, NULL);
 }
 
 /* For the resume test: DATAMUX_KILL_AT_STEP=k makes the process SIGKILL itself right after step k,
@@ -70,6 +75,11 @@ void dmx_stop_handlers_restore(void) {
 int dmx_kill_at_step(void) {
   const char *s = getenv("DATAMUX_KILL_AT_STEP");
   return s && *s ? atoi(s) : -1;
+}
+
+bool dmx_kill_this_rank(int rank) {
+  const char *s = getenv("DATAMUX_KILL_RANK");
+  return !s || !*s || atoi(s) == rank;
 }
 
 int dmx_stop_signal(void) { return (int)stop_signal; }

@@ -3,6 +3,7 @@
 #ifndef DMX_RUN_RUNDIR_H
 #define DMX_RUN_RUNDIR_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "host/config/config.h"
@@ -16,7 +17,7 @@ int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **
  * and get_constant_schedule_with_warmup at lambda(t - 1)). */
 float dmx_learning_rate(const dmx_train_config *tc, int t, int total);
 
-/* SIGINT/SIGTERM ask the training loop to write last/ and stop after the current step (exit
+/* SIGINT/SIGTERM/SIGUSR1 ask the training loop to write last/ and stop after the current step (exit
  * status 128 + signal); a second signal kills at once. install clears the flag. */
 void dmx_stop_handlers_install(void);
 void dmx_stop_handlers_restore(void);
@@ -26,5 +27,7 @@ int dmx_stop_signal(void);
 /* For the resume tests: DATAMUX_KILL_AT_STEP=k makes a trainer SIGKILL itself right after step k,
  * exactly as an outside kill would; -1 when unset. */
 int dmx_kill_at_step(void);
+/* With DATAMUX_KILL_RANK=r set, only rank r kills itself (a data-parallel test's failing rank). */
+bool dmx_kill_this_rank(int rank);
 
 #endif

@@ -14,6 +14,7 @@
 #include "data/dataset.h"
 #include "data/metrics.h"
 #include "host/run/checkpoint.h"
+#include "host/run/data_parallel.h"
 #include "host/runtime/gemm.h"
 #include "host/runtime/runtime.h"
 #include "host/run/train_state.h"
@@ -27,14 +28,17 @@ typedef struct {
   dmx_model *model;
   dmx_dataset train, dev;
   bool have_train, have_dev;
-  dmx_batch batch;
-  int N, B, L, T;
+  dmx_batch batch; /* the global batch: ranks * B groups */
+  int N, B, L, T; /* B: groups of this rank's shard; the global batch holds ranks * B */
+  int rank, ranks; /* data-parallel: this rank's shard is groups [rank*B, (rank+1)*B) of the batch */
   bool token;
-  int32_t *r_inst, *r_targets; /* (B, T) retrieval picks of the current step */
+  int32_t *r_inst, *r_targets; /* (ranks*B, T) retrieval picks of the current step, all shards' */
   FILE *metrics;               /* metrics.jsonl */
   char run_dir[1024];
   uint64_t rng;
   float last_loss; /* of the last logged step */
+  uint8_t *seen;    /* (V) data-parallel: word rows the global batch touches */
+  int32_t *touched; /* (V) their ids, sorted */
 } trainer;
 
 /* ------------------------------------------------------------------ set-up */
@@ -83,6 +87,10 @@ int dmx_load_split(const dmx_experiment *e, const char *split, dmx_dataset *out,
 }
 
 static int open_run_dir(trainer *t, dmx_error *err) {
+  if (!dmx_dp_writer()) { /* rank 0 writes the run directory; the others only name it */
+    snprintf(t->run_dir, sizeof t->run_dir, "%s", t->e->output_dir);
+    return 0;
+  }
   return dmx_open_run_dir(t->e, t->run_dir, sizeof t->run_dir, &t->metrics, err);
 }
 
@@ -96,15 +104,58 @@ static void draw_retrieval(trainer *t) {
   dmx_draw_retrieval(&t->batch, first, t->e->train.retrieval_percentage, &t->rng, t->r_inst, t->r_targets);
 }
 
-static dmx_batch_view batch_view(trainer *t, bool with_retrieval) {
+/* Shard `r` of the global batch (the retrieval picks already drawn for all of it). */
+static dmx_batch_view shard_view(const trainer *t, int r, bool with_retrieval) {
+  size_t rows = (size_t)r * t->B * t->N; /* the shard's first instance row */
+  size_t Lp = (size_t)t->batch.Lp;
   dmx_batch_view v = {0};
-  v.ids = t->batch.ids;
-  v.positions = t->batch.positions;
-  v.labels = t->token ? t->batch.token_labels_prefixed : t->batch.labels;
+  v.ids = t->batch.ids + rows * Lp;
+  v.positions = t->batch.positions + rows * Lp;
+  v.labels = t->token ? t->batch.token_labels_prefixed + rows * Lp : t->batch.labels + rows;
   if (with_retrieval) {
-    draw_retrieval(t);
-    v.retrieval_instance = t->r_inst;
-    v.retrieval_targets = t->r_targets;
+    v.retrieval_instance = t->r_inst + (size_t)r * t->B * t->T;
+    v.retrieval_targets = t->r_targets + (size_t)r * t->B * t->T;
+  }
+  return v;
+}
+
+/* This rank's shard of the batch just filled, drawing the retrieval picks for the whole global
+ * batch first (so they are a one-process run's). With several ranks the losses are divided by
+ * the global batch's counts, which every rank can count: it holds all of the batch. */
+/* The rows of the word-embedding table the global batch touches, sorted: the only rows whose
+ * gradient can be non-zero on any rank (the pad id never gets one), so the only ones to add. */
+static dmx_dp_rows touched_rows(trainer *t) {
+  int d;
+  dmx_tensor table = dmx_model_word_grad(t->model, &d);
+  size_t V = table.n / (size_t)d, n = (size_t)t->batch.rows * t->batch.Lp;
+  int pad = t->e->model.pad_token_id;
+  for (size_t i = 0; i < n; i++) {
+    int32_t id = t->batch.ids[i];
+    if (id >= 0 && (size_t)id < V && id != pad) t->seen[id] = 1;
+  }
+  int k = 0;
+  for (size_t v = 0; v < V; v++)
+    if (t->seen[v]) {
+      t->touched[k++] = (int32_t)v;
+      t->seen[v] = 0;
+    }
+  return (dmx_dp_rows){table, d, t->touched, k};
+}
+
+static dmx_batch_view batch_view(trainer *t, bool with_retrieval) {
+  if (with_retrieval) draw_retrieval(t);
+  dmx_batch_view v = shard_view(t, t->rank, with_retrieval);
+  if (t->ranks > 1) {
+    for (int r = 0; r < t->ranks; r++) {
+      dmx_batch_view s = shard_view(t, r, with_retrieval);
+      int task, retrieval;
+      dmx_model_count_scored(t->model, &s, true, &task, &retrieval);
+      v.task_norm += task;
+      v.retrieval_norm += retrieval;
+    }
+    /* 0 means "this shard's own count": a global batch with nothing scored needs no norm */
+    if (v.task_norm == 0) v.task_norm = 1;
+    if (v.retrieval_norm == 0) v.retrieval_norm = 1;
   }
   return v;
 }
@@ -122,11 +173,13 @@ static eval_result evaluate(trainer *t) {
   const dmx_experiment *e = t->e;
   eval_result r = {0};
   dmx_batcher bt;
-  int per_step = t->B * t->N;
+  int per_step = t->B * t->N * t->ranks; /* the global batch; this rank runs its shard */
   dmx_batcher_init(&bt, &t->dev, per_step, false, e->task.drop_last, (uint64_t)e->train.seed);
   dmx_batcher_begin_epoch(&bt, 0);
   int steps = dmx_batcher_steps(&bt);
   int rows_per_step = t->token ? per_step * t->T : per_step;
+  int shard_rows = rows_per_step / t->ranks;
+  int32_t *shard_pred = t->ranks > 1 ? dmx_malloc((size_t)shard_rows * sizeof(int32_t)) : NULL;
   int32_t *pred = dmx_malloc((size_t)steps * rows_per_step * sizeof(int32_t));
   int32_t *gold = dmx_malloc((size_t)steps * rows_per_step * sizeof(int32_t));
   uint8_t *scored = dmx_malloc((size_t)steps * per_step);
@@ -145,12 +198,25 @@ static eval_result evaluate(trainer *t) {
     rcorrect += st.retrieval_correct;
     tloss += (double)st.task_loss * st.task_count;
     tcount += st.task_count;
-    dmx_model_predictions(t->model, pred + (size_t)n * rows_per_step);
-    memcpy(gold + (size_t)n * rows_per_step, v.labels, (size_t)rows_per_step * sizeof(int32_t));
+    if (shard_pred) { /* the ranks' predictions, in shard order: the global batch's */
+      dmx_model_predictions(t->model, shard_pred);
+      dmx_dist_allgather(shard_pred, (size_t)shard_rows * sizeof(int32_t), pred + (size_t)n * rows_per_step);
+    } else {
+      dmx_model_predictions(t->model, pred + (size_t)n * rows_per_step);
+    }
+    memcpy(gold + (size_t)n * rows_per_step, shard_view(t, 0, false).labels, (size_t)rows_per_step * sizeof(int32_t));
     memcpy(scored + (size_t)n * per_step, t->batch.scored, (size_t)per_step);
     n++;
   }
   t->rng = saved_rng;
+  free(shard_pred);
+  double sums[5] = {rloss, (double)rcount, (double)rcorrect, tloss, (double)tcount};
+  dmx_dist_sum_f64(sums, 5);
+  rloss = sums[0];
+  rcount = (long)sums[1];
+  rcorrect = (long)sums[2];
+  tloss = sums[3];
+  tcount = (long)sums[4];
   r.retrieval_loss = rcount ? rloss / rcount : 0;
   r.retrieval_accuracy = rcount ? (double)rcorrect / rcount : 0;
   r.task_loss = tcount ? tloss / tcount : 0;
@@ -240,6 +306,8 @@ static int setup(trainer *t, const dmx_experiment *e, bool need_train, dmx_error
   t->token = !strcmp(e->task.name, "ner");
   t->N = e->setting == DMX_SETTING_BASELINE ? 1 : e->mux.num_instances;
   t->B = e->train.batch_size > 0 ? e->train.batch_size : dmx_base_batch_size(t->N);
+  t->rank = dmx_dist_world()->rank;
+  t->ranks = dmx_dist_world()->size;
   t->L = e->task.max_length;
   t->rng = (uint64_t)e->train.seed * 0x9E3779B97F4A7C15ULL + 17;
   if (need_train) {
@@ -251,18 +319,27 @@ static int setup(trainer *t, const dmx_experiment *e, bool need_train, dmx_error
     t->have_dev = true;
   }
   const dmx_dataset *ref = t->have_train ? &t->train : &t->dev;
-  if (dmx_batch_alloc(&t->batch, t->B, t->N, t->L, input_kind(e), ref->kind, err)) return -1;
+  if (dmx_batch_alloc(&t->batch, t->B * t->ranks, t->N, t->L, input_kind(e), ref->kind, err)) return -1;
   t->T = t->batch.Lp;
-  t->r_inst = dmx_calloc((size_t)t->B * t->T, sizeof(int32_t));
-  t->r_targets = dmx_calloc((size_t)t->B * t->T, sizeof(int32_t));
+  t->r_inst = dmx_calloc((size_t)t->B * t->ranks * t->T, sizeof(int32_t));
+  t->r_targets = dmx_calloc((size_t)t->B * t->ranks * t->T, sizeof(int32_t));
   t->rt = dmx_experiment_runtime(e, NULL, false, stdout);
+  dmx_dp_announce(t->rt, stdout);
   t->model = dmx_model_create(t->rt, e, t->B, t->T, ref->num_labels, t->token, err);
   if (!t->model) return -1;
+  dmx_model_set_rank(t->model, t->rank);
+  if (t->ranks > 1) {
+    int d;
+    size_t V = dmx_model_word_grad(t->model, &d).n / (size_t)d;
+    t->seen = dmx_calloc(V, 1);
+    t->touched = dmx_calloc(V, sizeof(int32_t));
+  }
   dmx_model_init_params(t->model, (uint64_t)e->train.seed);
   if (e->model_path[0]) {
     if (dmx_checkpoint_load(t->model, e->model_path, err)) return -1;
     printf("loaded parameters from %s\n", e->model_path);
   }
+  dmx_dp_bcast_arena(t->rt, dmx_model_param_arena(t->model)); /* every rank starts from rank 0's */
   printf("model: %d layers, hidden %d, %d heads, N=%d (%s, %s), %zu trainable parameters, %.1f MiB on the device\n",
          e->model.num_layers, e->model.hidden_size, e->model.num_heads, t->N, dmx_muxing_name(e->mux.muxing),
          dmx_demuxing_name(e->mux.demuxing), dmx_model_trainable_floats(t->model),
@@ -279,6 +356,8 @@ static void teardown(trainer *t) {
   if (t->have_dev) dmx_dataset_free(&t->dev);
   free(t->r_inst);
   free(t->r_targets);
+  free(t->seen);
+  free(t->touched);
 }
 
 static int write_results(trainer *t, const eval_result *final, const eval_result *best, int best_step, int steps,
@@ -322,6 +401,10 @@ typedef struct {
 
 static void log_step(trainer *t, int step, int per_epoch, float lr, double ips) {
   dmx_step_stats st = dmx_model_stats(t->model); /* waits for the queue: the log interval's only sync */
+  dmx_dp_sum_stats(&st);
+  dmx_model_finish_stats(t->model, &st);
+  t->last_loss = st.loss;
+  if (!t->metrics) return;
   fprintf(t->metrics,
           "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"task_loss\": %.6f, "
           "\"retrieval_loss\": %.6f, \"task_accuracy\": %.6f, \"retrieval_accuracy\": %.6f, "
@@ -330,7 +413,6 @@ static void log_step(trainer *t, int step, int per_epoch, float lr, double ips) 
           st.task_count ? (double)st.task_correct / st.task_count : 0.0,
           st.retrieval_count ? (double)st.retrieval_correct / st.retrieval_count : 0.0, lr, st.grad_norm, ips);
   fflush(t->metrics);
-  t->last_loss = st.loss;
 }
 
 static int save_last(trainer *t, const dmx_batcher *bt, int step, int total, const train_outcome *o, dmx_error *err) {
@@ -341,14 +423,17 @@ static int save_last(trainer *t, const dmx_batcher *bt, int step, int total, con
                        .rng = t->rng,
                        .best_step = o->best_step,
                        .best_metric = o->best_step >= 0 ? o->best.metric : 0,
-                       .train_seconds = o->train_seconds};
+                       .train_seconds = o->train_seconds,
+                       .world_size = t->ranks};
+  dmx_dp_check_same(t->rt, dmx_model_param_arena(t->model), "parameters");
+  if (!dmx_dp_writer()) return 0;
   return dmx_checkpoint_commit(t->model, t->e, t->run_dir, "last", &s, err);
 }
 
 /* Runs steps resume->step+1 .. total (all of them when resume is NULL). */
 static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dmx_error *err) {
   const dmx_experiment *e = t->e;
-  int per_step = t->B * t->N;
+  int per_step = t->B * t->N * t->ranks; /* the global batch */
   dmx_batcher bt;
   /* the original drops the last partial training batch (dataloader_drop_last) */
   dmx_batcher_init(&bt, &t->train, per_step, true, true, (uint64_t)e->train.seed);
@@ -379,13 +464,14 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
     o->train_seconds = resume->train_seconds;
   }
   printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d instances, lr %g, eval every %d steps%s\n", total,
-         per_epoch, t->B, t->N, per_step, e->train.learning_rate, eval_every,
+         per_epoch, t->B * t->ranks, t->N, per_step, e->train.learning_rate, eval_every,
          e->train.time_budget_seconds > 0 ? ", with a time budget" : "");
+  if (t->ranks > 1) printf("  each step: %d ranks of %d groups; gradients summed over the ranks\n", t->ranks, t->B);
   if (resume) printf("resuming after step %d (epoch %d)\n", resume->step, epoch);
   dmx_batcher_begin_epoch(&bt, epoch);
   if (resume) bt.next = resume->next_row;
   double t0 = dmx_now_seconds() - o->train_seconds, tlog = dmx_now_seconds();
-  int since_log = 0, kill_step = dmx_kill_at_step(), step = first - 1;
+  int since_log = 0, kill_step = dmx_kill_at_step(), step = first - 1, stop = 0;
   dmx_stop_handlers_install();
   int rc = 0;
   for (step = first; step <= total; step++) {
@@ -395,12 +481,19 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
     }
     dmx_batch_view v = batch_view(t, retrieval);
     dmx_model_step(t->model, &v, true, (uint64_t)step);
+    if (t->ranks > 1) { /* the step's one all-reduce: the global batch's gradient on every rank */
+      dmx_tensor spans[2];
+      int n = dmx_model_grad_spans(t->model, spans);
+      dmx_dp_rows rows = touched_rows(t);
+      dmx_dp_sum_sparse(t->rt, spans, n, &rows);
+    }
     float lr = dmx_learning_rate(&e->train, step, total);
     dmx_model_update(t->model, lr, step);
     since_log++;
     double now = dmx_now_seconds();
     bool out_of_time = e->train.time_budget_seconds > 0 && now - t0 >= e->train.time_budget_seconds;
-    bool stopping = dmx_stop_signal() || out_of_time || step == total;
+    stop = dmx_dp_agree_stop(dmx_stop_signal(), &out_of_time); /* every rank stops after the same step */
+    bool stopping = stop || out_of_time || step == total;
     if (step % log_every == 0 || stopping) {
       log_step(t, step, per_epoch, lr, 0);
       now = dmx_now_seconds();
@@ -409,14 +502,14 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
       tlog = now;
       since_log = 0;
     }
-    if (t->have_dev && (step % eval_every == 0 || (stopping && !dmx_stop_signal()))) {
+    if (t->have_dev && (step % eval_every == 0 || (stopping && !stop))) {
       if (isatty(STDOUT_FILENO)) printf("\n");
       eval_result r = evaluate(t);
       log_eval(t, step, (double)step / per_epoch, &r);
       if (o->best_step < 0 || r.metric > o->best.metric) {
         o->best = r;
         o->best_step = step;
-        if (dmx_checkpoint_commit(t->model, e, t->run_dir, "best", NULL, err))
+        if (dmx_dp_writer() && dmx_checkpoint_commit(t->model, e, t->run_dir, "best", NULL, err))
           fprintf(stderr, "datamux train: warning: best checkpoint not saved: %s\n", err->msg);
       }
       o->final = r;
@@ -434,12 +527,14 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
       t0 += after - before;
       tlog += after - before;
     }
-    if (step == kill_step) raise(SIGKILL);
-    if (dmx_stop_signal()) {
-      printf("\n%s: checkpoint written after step %d. Resume with:\n  datamux train %s --resume %s\n",
-             dmx_stop_signal() == SIGINT ? "interrupted" : "terminated", step, e->source_path[0] ? e->source_path : "",
+    if (step == kill_step && dmx_kill_this_rank(t->rank)) raise(SIGKILL);
+    if (stop) {
+      char launch[64] = "";
+      if (t->ranks > 1) snprintf(launch, sizeof launch, "mpirun -np %d ", t->ranks);
+      printf("\n%s: checkpoint written after step %d. Resume with:\n  %sdatamux train %s --resume %s\n",
+             stop == SIGINT ? "interrupted" : "terminated", step, launch, e->source_path[0] ? e->source_path : "",
              t->run_dir);
-      o->exit_code = 128 + dmx_stop_signal();
+      o->exit_code = 128 + stop;
       break;
     }
     if (out_of_time) {
@@ -465,6 +560,14 @@ static int run(const dmx_experiment *e, const char *resume_dir) {
       fprintf(stderr, "datamux train: cannot resume: %s\n", err.msg);
       return 1;
     }
+    if (state.world_size != dmx_dist_world()->size) {
+      fprintf(stderr,
+              "datamux train: cannot resume %s: its last/ was written by a job of %d rank%s, this one has %d; the "
+              "global batch (ranks x batch_size) and with it the data order would change: resume with %s\n",
+              resume_dir, state.world_size, state.world_size == 1 ? "" : "s", dmx_dist_world()->size,
+              state.world_size == 1 ? "no mpirun (or -np 1)" : "mpirun -np of that job");
+      return 2;
+    }
     from_ckpt = *e;
     snprintf(from_ckpt.model_path, sizeof from_ckpt.model_path, "%s", ckpt);
     snprintf(from_ckpt.output_dir, sizeof from_ckpt.output_dir, "%s", resume_dir);
@@ -477,7 +580,7 @@ static int run(const dmx_experiment *e, const char *resume_dir) {
     teardown(&t);
     return 1;
   }
-  if (resume) fprintf(t.metrics, "{\"event\": \"resume\", \"step\": %d}\n", state.step);
+  if (resume && t.metrics) fprintf(t.metrics, "{\"event\": \"resume\", \"step\": %d}\n", state.step);
   train_outcome o = {.best_step = -1};
   double inst_per_s = 0;
   if (e->train.do_train) {
@@ -489,8 +592,12 @@ static int run(const dmx_experiment *e, const char *resume_dir) {
       return 1;
     }
     double secs = o.train_seconds - seconds_before;
-    inst_per_s = secs > 0 ? (double)(o.step - first) * t.B * t.N / secs : 0;
+    inst_per_s = secs > 0 ? (double)(o.step - first) * t.B * t.N * t.ranks / secs : 0;
     dmx_model_print_profile(t.model, stdout);
+    dmx_tensor spans[2];
+    size_t reduced = 0;
+    for (int i = 0, n = dmx_model_grad_spans(t.model, spans); i < n; i++) reduced += spans[i].n;
+    dmx_dp_report(secs, reduced, stdout);
     printf("trained %d steps in %.1f s: %.1f instances/s (%.3f s/step)\n", o.step - first, secs, inst_per_s,
            o.step > first ? secs / (o.step - first) : 0);
     if (o.exit_code) {
@@ -507,7 +614,7 @@ static int run(const dmx_experiment *e, const char *resume_dir) {
     if (o.best.metric_name[0] == 0) o.best = o.final; /* resumed after the best: keep its value, name it */
     printf("final dev %s: %.4f; best %.4f at step %d\n", o.final.metric_name, o.final.metric, o.best.metric,
            o.best_step);
-    if (write_results(&t, &o.final, &o.best, o.best_step, o.step, o.train_seconds, inst_per_s, &err))
+    if (dmx_dp_writer() && write_results(&t, &o.final, &o.best, o.best_step, o.step, o.train_seconds, inst_per_s, &err))
       fprintf(stderr, "datamux train: %s\n", err.msg);
   }
   printf("run directory: %s\n", t.run_dir);

@@ -102,8 +102,9 @@ int dmx_train_state_write(const char *dir, const dmx_train_state *s, dmx_error *
                "{\n  \"step\": %d,\n  \"total_steps\": %d,\n  \"epoch\": %d,\n  \"next_row\": %d,\n"
                "  \"rng\": \"%016" PRIx64
                "\",\n  \"best_step\": %d,\n  \"best_metric\": %.17g,\n"
-               "  \"train_seconds\": %.17g\n}\n",
-               s->step, s->total_steps, s->epoch, s->next_row, s->rng, s->best_step, s->best_metric, s->train_seconds);
+               "  \"train_seconds\": %.17g,\n  \"world_size\": %d\n}\n",
+               s->step, s->total_steps, s->epoch, s->next_row, s->rng, s->best_step, s->best_metric, s->train_seconds,
+               s->world_size > 0 ? s->world_size : 1);
   return dmx_write_file_atomic(path, buf, (size_t)n, err);
 }
 
@@ -136,6 +137,8 @@ int dmx_train_state_read(const char *dir, dmx_train_state *s, dmx_error *err) {
   if (!rc) rc = read_long(&root, path, "best_step", &best_step, err);
   if (!rc) rc = read_double(&root, path, "best_metric", &s->best_metric, err);
   if (!rc) rc = read_double(&root, path, "train_seconds", &s->train_seconds, err);
+  long world = 1; /* absent in checkpoints written before data-parallel training: one process */
+  if (!rc && dmx_json_member(&root, "world_size")) rc = read_long(&root, path, "world_size", &world, err);
   const char *r = rc ? NULL : dmx_json_string(dmx_json_member(&root, "rng"));
   char *end = NULL;
   if (r) {
@@ -146,9 +149,11 @@ int dmx_train_state_read(const char *dir, dmx_train_state *s, dmx_error *err) {
   dmx_json_free(&root);
   if (rc) return -1;
   if (step < 0 || total < 1 || step > total || epoch < 0 || next < 0 || best_step < -1 || best_step > step ||
-      step > 1000000000 || total > 1000000000 || epoch > 1000000000 || next > 1000000000)
-    return dmx_fail(err, "%s: values out of range (step %ld of %ld, epoch %ld, row %ld, best step %ld)", path, step,
-                    total, epoch, next, best_step);
+      step > 1000000000 || total > 1000000000 || epoch > 1000000000 || next > 1000000000 || world < 1 ||
+      world > 1000000)
+    return dmx_fail(err, "%s: values out of range (step %ld of %ld, epoch %ld, row %ld, best step %ld, world size %ld)",
+                    path, step, total, epoch, next, best_step, world);
+  s->world_size = (int)world;
   s->step = (int)step;
   s->total_steps = (int)total;
   s->epoch = (int)epoch;

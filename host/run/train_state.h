@@ -24,6 +24,7 @@ typedef struct dmx_train_state {
   int best_step; /* -1 when no evaluation happened yet */
   double best_metric;
   double train_seconds; /* training time so far (for the time budget) */
+  int world_size;       /* data-parallel ranks of the job that wrote it (1 when the file has none) */
 } dmx_train_state;
 
 /* Writes <run_dir>/<tag>/ as described above: fill(ctx, tmp_dir, err) writes the files into the

@@ -18,6 +18,7 @@
 #include "data/idx.h"
 #include "host/runtime/runtime.h"
 #include "host/formats/safetensors.h"
+#include "host/run/data_parallel.h"
 #include "host/run/experiment_runtime.h"
 #include "layers/vision_model.h"
 
@@ -27,7 +28,8 @@ typedef struct {
   const dmx_experiment *e;
   dmx_runtime *rt;
   dmx_vision_model *m;
-  int N, B, S, P, classes;
+  int N, B, S, P, classes; /* B: groups of this rank's shard of the ranks * B of a step */
+  int rank, ranks;
   int n_train, n_test;
   float *train_x, *test_x; /* (n, S*S) crops in [0, 1] */
   uint8_t *train_y, *test_y;
@@ -173,6 +175,8 @@ static int setup(vtrainer *t, const dmx_experiment *e, dmx_error *err) {
   t->e = e;
   t->N = e->mux.num_instances;
   t->B = e->train.batch_size;
+  t->rank = dmx_dist_world()->rank;
+  t->ranks = dmx_dist_world()->size;
   t->S = e->vision.crop;
   t->P = t->S * t->S;
   int ctrain = 0, ctest = 0;
@@ -183,8 +187,8 @@ static int setup(vtrainer *t, const dmx_experiment *e, dmx_error *err) {
   t->classes = ctrain > ctest ? ctrain : ctest;
   if (!strcmp(e->task.name, "mnist") || !strcmp(e->task.name, "fashion_mnist")) t->classes = 10;
   if (t->classes < 2) return dmx_fail(err, "the labels have %d class(es); need at least 2", t->classes);
-  if (e->train.do_train && t->n_train < t->B)
-    return dmx_fail(err, "%d training images are fewer than one batch of %d groups", t->n_train, t->B);
+  if (e->train.do_train && t->n_train < t->B * t->ranks)
+    return dmx_fail(err, "%d training images are fewer than one batch of %d groups", t->n_train, t->B * t->ranks);
   size_t R = (size_t)t->N * t->B;
   t->bx = dmx_malloc(R * t->P * sizeof(float));
   t->by = dmx_malloc(R * sizeof(int32_t));
@@ -200,10 +204,13 @@ static int setup(vtrainer *t, const dmx_experiment *e, dmx_error *err) {
     if (t->n_train) t->perm[i] = dmx_malloc((size_t)t->n_train * sizeof(uint32_t));
   }
   t->rt = dmx_experiment_runtime(e, NULL, false, stdout);
+  dmx_dp_announce(t->rt, stdout);
   t->m = dmx_vision_model_create(t->rt, &e->vision, t->N, t->B, t->classes, err);
   if (!t->m) return -1;
+  dmx_vision_model_set_loss_batch(t->m, t->B * t->ranks);
   dmx_vision_model_init(t->m, (uint64_t)e->train.seed);
   if (e->model_path[0] && load_checkpoint(t, e->model_path, err)) return -1;
+  dmx_dp_bcast_arena(t->rt, dmx_vision_model_param_arena(t->m)); /* every rank starts from rank 0's */
   printf(
       "model: %s, muxing %s, N=%d, %d groups per step, loss %s, optimizer %s, %zu trainable parameters, %.1f MiB "
       "on the device\n",
@@ -231,6 +238,10 @@ static void teardown(vtrainer *t) {
 }
 
 static int open_run_dir(vtrainer *t, dmx_error *err) {
+  if (!dmx_dp_writer()) { /* rank 0 writes the run directory; the others only name it */
+    snprintf(t->run_dir, sizeof t->run_dir, "%s", t->e->output_dir);
+    return 0;
+  }
   return dmx_open_run_dir(t->e, t->run_dir, sizeof t->run_dir, &t->metrics, err);
 }
 
@@ -243,18 +254,19 @@ typedef struct {
 } veval;
 
 /* Every instance slot sees every test image once, in its own order; the last step is padded by
- * wrapping around, and padded rows are not scored. */
+ * wrapping around, and padded rows are not scored. With several ranks each step's groups are
+ * shared out as in training and the counts added. */
 static veval evaluate(vtrainer *t) {
   veval r = {0};
-  int N = t->N, B = t->B, P = t->P;
-  long correct[64] = {0};
+  int N = t->N, B = t->B, P = t->P, off = t->rank * B;
+  double correct[65] = {0}; /* per slot, then the loss sum; exact as integers far past 2^31 */
   double loss = 0;
   int steps = 0;
   double t0 = dmx_now_seconds();
-  for (int g0 = 0; g0 < t->n_test; g0 += B) {
+  for (int g0 = 0; g0 < t->n_test; g0 += B * t->ranks) {
     for (int i = 0; i < N; i++)
       for (int b = 0; b < B; b++) {
-        uint32_t k = t->test_perm[i][(g0 + b) % t->n_test];
+        uint32_t k = t->test_perm[i][(g0 + off + b) % t->n_test];
         memcpy(t->bx + ((size_t)i * B + b) * P, t->test_x + (size_t)k * P, (size_t)P * sizeof(float));
         t->by[i * B + b] = t->test_y[k];
       }
@@ -263,8 +275,11 @@ static veval evaluate(vtrainer *t) {
     loss += dmx_vision_model_loss(t->m);
     steps++;
     for (int i = 0; i < N; i++)
-      for (int b = 0; b < B && g0 + b < t->n_test; b++) correct[i] += t->pred[i * B + b] == t->by[i * B + b];
+      for (int b = 0; b < B && g0 + off + b < t->n_test; b++) correct[i] += t->pred[i * B + b] == t->by[i * B + b];
   }
+  correct[N] = loss;
+  dmx_dist_sum_f64(correct, (size_t)N + 1);
+  loss = correct[N] / t->ranks; /* each rank's is a mean over its shard's equal share */
   for (int i = 0; i < N; i++) {
     r.acc[i] = (double)correct[i] / t->n_test;
     r.mean_accuracy += r.acc[i] / N;
@@ -287,6 +302,7 @@ static void log_eval(vtrainer *t, int step, double epoch, const veval *r) {
   for (int i = 0; i < t->N; i++) printf(" %.4f", r->acc[i]);
   printf(" (%d test images per instance, %.1f s)\n", r->examples, r->seconds);
   fflush(stdout);
+  if (!t->metrics) return;
   fprintf(t->metrics,
           "{\"event\": \"eval\", \"step\": %d, \"epoch\": %.4f, \"eval_mean_accuracy\": %.6f, "
           "\"eval_loss\": %.6f, \"eval_accuracy_per_instance\": ",
@@ -339,6 +355,8 @@ static int fill_checkpoint(void *p, const char *dir, dmx_error *err) {
 
 /* <run>/<which>/, atomically (host/run/train_state.h); last/ with the trainer state. */
 static int save_checkpoint(vtrainer *t, const char *which, const dmx_train_state *state, dmx_error *err) {
+  if (state) dmx_dp_check_same(t->rt, dmx_vision_model_param_arena(t->m), "parameters");
+  if (!dmx_dp_writer()) return 0;
   vcommit c = {t, state};
   return dmx_checkpoint_swap(t->run_dir, which, fill_checkpoint, &c, err);
 }
@@ -386,6 +404,14 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
       fprintf(stderr, "datamux train: cannot resume: %s\n", err.msg);
       return 1;
     }
+    if (state.world_size != dmx_dist_world()->size) {
+      fprintf(stderr,
+              "datamux train: cannot resume %s: its last/ was written by a job of %d rank%s, this one has %d; the "
+              "global batch (ranks x batch_size) and with it the data order would change: resume with %s\n",
+              resume_dir, state.world_size, state.world_size == 1 ? "" : "s", dmx_dist_world()->size,
+              state.world_size == 1 ? "no mpirun (or -np 1)" : "mpirun -np of that job");
+      return 2;
+    }
   }
   dmx_experiment ex = *e;
   if (resume_dir) {
@@ -406,12 +432,12 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
     teardown(&t);
     return 1;
   }
-  int N = t.N, B = t.B, P = t.P;
+  int N = t.N, B = t.B, P = t.P, Bg = B * t.ranks, off = t.rank * B; /* the global batch, this shard's start */
   veval final = {0}, best = {0};
   int best_step = -1, step = 0, exit_code = 0;
   double secs = 0, ips = 0;
   if (e->train.do_train) {
-    int per_epoch = t.n_train / B; /* drop_last: every instance slot walks its own shuffle */
+    int per_epoch = t.n_train / Bg; /* drop_last: every instance slot walks its own shuffle */
     int total = e->train.max_steps > 0 ? e->train.max_steps : (int)ceil(e->train.epochs * per_epoch);
     int eval_every = e->train.eval_interval > 0 ? e->train.eval_interval : per_epoch;
     int log_every = e->train.log_interval > 0 ? e->train.log_interval : 100;
@@ -436,7 +462,8 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
       printf("resuming %s at step %d of %d (epoch %d, batch %d)\n", resume_dir, first, total, epoch, pos);
     }
     printf("training: %d steps (%d per epoch) of %d groups x N=%d = %d images, lr %g, eval every %d steps\n", total,
-           per_epoch, B, N, B * N, e->train.learning_rate, eval_every);
+           per_epoch, Bg, N, Bg * N, e->train.learning_rate, eval_every);
+    if (t.ranks > 1) printf("  each step: %d ranks of %d groups; gradients summed over the ranks\n", t.ranks, B);
     double t0 = dmx_now_seconds() - prior_seconds, tlog = dmx_now_seconds();
     int since_log = 0, kill_step = dmx_kill_at_step();
     dmx_stop_handlers_install();
@@ -449,32 +476,40 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
       }
       for (int i = 0; i < N; i++)
         for (int b = 0; b < B; b++) {
-          uint32_t k = t.perm[i][pos * B + b];
+          uint32_t k = t.perm[i][pos * Bg + off + b];
           memcpy(t.bx + ((size_t)i * B + b) * P, t.train_x + (size_t)k * P, (size_t)P * sizeof(float));
           t.by[i * B + b] = t.train_y[k];
         }
       pos++;
       dmx_vision_model_step(t.m, t.bx, t.by, true);
+      if (t.ranks > 1) { /* the step's one all-reduce: the global batch's gradient on every rank */
+        dmx_tensor g = dmx_vision_model_grads(t.m);
+        dmx_dp_sum_tensors(t.rt, &g, 1);
+      }
       float lr = dmx_learning_rate(&e->train, step, total);
       dmx_vision_model_update(t.m, lr, step, &e->train);
       since_log++;
       double now = dmx_now_seconds();
       bool out_of_time = e->train.time_budget_seconds > 0 && now - t0 >= e->train.time_budget_seconds;
-      int stop = dmx_stop_signal();
+      int stop = dmx_dp_agree_stop(dmx_stop_signal(), &out_of_time); /* every rank stops after the same step */
       if (step % log_every == 0 || step == total || out_of_time) {
         float loss = dmx_vision_model_loss(t.m); /* the log interval's only sync */
         dmx_vision_model_predictions(t.m, t.pred);
-        int hit = 0;
-        for (int r = 0; r < N * B; r++) hit += t.pred[r] == t.by[r];
+        double v[2] = {loss, 0};
+        for (int r = 0; r < N * B; r++) v[1] += t.pred[r] == t.by[r];
+        dmx_dist_sum_f64(v, 2);
+        loss = (float)(v[0] / t.ranks);
+        double accuracy = v[1] / ((double)N * Bg);
         now = dmx_now_seconds();
-        double rate = since_log * (double)N * B / (now - tlog);
-        printf("step %d/%d  loss %.4f  batch accuracy %.3f  %.1f images/s\n", step, total, loss, (double)hit / (N * B),
-               rate);
-        fprintf(t.metrics,
-                "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"train_accuracy\": %.6f, "
-                "\"learning_rate\": %.8g, \"images_per_second\": %.2f}\n",
-                step, (double)step / per_epoch, loss, (double)hit / (N * B), lr, rate);
-        fflush(t.metrics);
+        double rate = since_log * (double)N * Bg / (now - tlog);
+        printf("step %d/%d  loss %.4f  batch accuracy %.3f  %.1f images/s\n", step, total, loss, accuracy, rate);
+        if (t.metrics) {
+          fprintf(t.metrics,
+                  "{\"event\": \"log\", \"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"train_accuracy\": %.6f, "
+                  "\"learning_rate\": %.8g, \"images_per_second\": %.2f}\n",
+                  step, (double)step / per_epoch, loss, accuracy, lr, rate);
+          fflush(t.metrics);
+        }
         tlog = now;
         since_log = 0;
       }
@@ -503,7 +538,8 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
                              .rng = rng_epoch,
                              .best_step = best_step,
                              .best_metric = best_step >= 0 ? best.mean_accuracy : 0,
-                             .train_seconds = before - t0};
+                             .train_seconds = before - t0,
+                             .world_size = t.ranks};
         if (save_checkpoint(&t, "last", &s, &err)) {
           fprintf(stderr, "datamux train: %s\n", err.msg);
           dmx_stop_handlers_restore();
@@ -514,10 +550,12 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
         t0 += after - before;
         tlog += after - before;
       }
-      if (step == kill_step) raise(SIGKILL);
+      if (step == kill_step && dmx_kill_this_rank(t.rank)) raise(SIGKILL);
       if (stop) {
-        printf("%s at step %d: last/ written; continue with `datamux train --resume %s`\n",
-               stop == SIGINT ? "interrupted" : "terminated", step, t.run_dir);
+        char launch[64] = "";
+        if (t.ranks > 1) snprintf(launch, sizeof launch, "mpirun -np %d ", t.ranks);
+        printf("%s at step %d: last/ written; continue with `%sdatamux train --resume %s`\n",
+               stop == SIGINT ? "interrupted" : "terminated", step, launch, t.run_dir);
         exit_code = 128 + stop;
         break;
       }
@@ -531,8 +569,9 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
     dmx_finish(t.rt);
     secs = dmx_now_seconds() - t0;
     double run_secs = secs - prior_seconds; /* this process's share: a resumed run's own throughput */
-    ips = run_secs > 0 ? (double)(step - first + 1) * N * B / run_secs : 0;
+    ips = run_secs > 0 ? (double)(step - first + 1) * N * Bg / run_secs : 0;
     printf("trained %d steps in %.1f s: %.1f images/s\n", step, secs, ips);
+    dmx_dp_report(run_secs, dmx_vision_model_grads(t.m).n, stdout);
     if (exit_code) {
       teardown(&t);
       return exit_code;
@@ -546,7 +585,7 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
   double eval_ips = final.seconds > 0 ? (double) final.examples * N / final.seconds : 0;
   printf("final test mean accuracy %.4f (best %.4f at step %d); evaluation %.1f images/s\n", final.mean_accuracy,
          best.mean_accuracy, best_step, eval_ips);
-  if (write_results(&t, &final, &best, best_step, step, secs, ips, eval_ips, &err))
+  if (dmx_dp_writer() && write_results(&t, &final, &best, best_step, step, secs, ips, eval_ips, &err))
     fprintf(stderr, "datamux train: %s\n", err.msg);
   printf("run directory: %s\n", t.run_dir);
   teardown(&t);

@@ -106,6 +106,21 @@ void dmx_upload_async(dmx_runtime *rt, dmx_tensor t, const void *src, size_t byt
   if (rt->observer) dmx_observe(rt, ev, DMX_KERNEL_COUNT, NULL);
 }
 
+float *dmx_map(dmx_runtime *rt, dmx_tensor t) {
+  cl_int rc = CL_SUCCESS;
+  void *p = clEnqueueMapBuffer(rt->queue, t.buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, t.off * 4, t.n * 4, 0, NULL,
+                               NULL, &rc);
+  if (rc != CL_SUCCESS || !p)
+    dmx_die("clEnqueueMapBuffer of %zu floats at offset %zu failed: %s (%d); the device may be out of host-visible "
+            "memory",
+            t.n, t.off, dmx_cl_status_name(rc), rc);
+  return p;
+}
+
+void dmx_unmap(dmx_runtime *rt, dmx_tensor t, float *p) {
+  DMX_CL_CHECK(clEnqueueUnmapMemObject(rt->queue, t.buf, p, 0, NULL, NULL));
+}
+
 void dmx_download(dmx_runtime *rt, void *dst, dmx_tensor t, size_t bytes) {
   if (bytes == 0) return;
   rt->stat_downloads++;

@@ -39,6 +39,11 @@ void dmx_download(dmx_runtime *rt, void *dst, dmx_tensor t, size_t bytes);
 /* Non-blocking upload (the batch ids of a step); src must stay valid until the queue finishes. */
 void dmx_upload_async(dmx_runtime *rt, dmx_tensor t, const void *src, size_t bytes);
 void dmx_finish(dmx_runtime *rt);
+/* Maps t's floats for host reading and writing (an MPI all-reduce in place): blocking, so the
+ * queue's work on them is done first; valid until dmx_unmap. Zero-copy on CPU devices, a copy each
+ * way on a discrete GPU. */
+float *dmx_map(dmx_runtime *rt, dmx_tensor t);
+void dmx_unmap(dmx_runtime *rt, dmx_tensor t, float *p);
 
 /* Per-step uploads without a per-step sync: the host copies each step's inputs into one of two
  * staging slots and enqueues non-blocking writes from there. Before a slot is refilled (two steps

@@ -209,6 +209,42 @@ int dmx_choose_device(const dmx_device_info *devs, int n, const char *sel, char 
   return n > 0 ? 0 : -1;
 }
 
+int dmx_choose_device_for_rank(const dmx_device_info *devs, int n, const char *sel, int local_rank, int local_size,
+                               char *why, size_t cap) {
+  if (local_size <= 1) return dmx_choose_device(devs, n, sel, why, cap);
+  if (sel && strchr(sel, ',')) {
+    int count = 1;
+    for (const char *c = sel; *c; c++) count += *c == ',';
+    int k = local_rank % count;
+    const char *start = sel;
+    for (int i = 0; i < k; i++) start = strchr(start, ',') + 1;
+    const char *end = strchr(start, ',');
+    char one[256];
+    snprintf(one, sizeof one, "%.*s", (int)(end ? (size_t)(end - start) : strlen(start)), start);
+    char inner[200] = "";
+    int idx = one[0] ? dmx_choose_device(devs, n, one, inner, sizeof inner) : -1;
+    snprintf(why, cap, "entry %d ('%s') of the device list for local rank %d: %s", k, one, local_rank, inner);
+    return idx;
+  }
+  if (sel && *sel) return dmx_choose_device(devs, n, sel, why, cap);
+  int gpus = 0;
+  for (int i = 0; i < n; i++) gpus += (devs[i].type & CL_DEVICE_TYPE_GPU) && !dmx_device_is_simulator(&devs[i]);
+  if (gpus == 0) {
+    char inner[200] = "";
+    int idx = dmx_choose_device(devs, n, NULL, inner, sizeof inner);
+    snprintf(why, cap, "%s; shared by the %d ranks on this host", inner, local_size);
+    return idx;
+  }
+  int want = local_rank % gpus;
+  for (int i = 0, g = 0; i < n; i++)
+    if ((devs[i].type & CL_DEVICE_TYPE_GPU) && !dmx_device_is_simulator(&devs[i]) && g++ == want) {
+      snprintf(why, cap, "GPU %d of %d on this host for local rank %d%s", want, gpus, local_rank,
+               local_size > gpus ? " (more ranks than GPUs: some share one)" : "");
+      return i;
+    }
+  return -1;
+}
+
 void dmx_device_folder_name(const char *in, char *out, size_t cap) {
   size_t n = 0;
   for (; *in && n + 1 < cap; in++)

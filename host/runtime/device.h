@@ -44,6 +44,14 @@ bool dmx_device_is_simulator(const dmx_device_info *d);
  * With no selector: the first GPU that is not a simulator, else the first other device that is not
  * one, else the first device. */
 int dmx_choose_device(const dmx_device_info *devs, int n, const char *sel, char *why, size_t why_cap);
+/* The device of one rank among local_size ranks on this host (data-parallel training, host/dist):
+ *   SEL1,SEL2,...    a list: entry local_rank modulo its length, each as dmx_choose_device takes it
+ *   one selector     the same device for every rank
+ *   none             GPU local_rank modulo the host's GPUs (simulators left out); on a host
+ *                    without one, every rank shares the default device (the CPU)
+ * local_size 1 is dmx_choose_device itself. -1 when nothing matches. */
+int dmx_choose_device_for_rank(const dmx_device_info *devs, int n, const char *sel, int local_rank, int local_size,
+                               char *why, size_t why_cap);
 /* A device name as a folder name (tuning files, peaks): every character that is not an ASCII
  * letter or digit becomes '_'. */
 void dmx_device_folder_name(const char *name, char *out, size_t cap);

@@ -1,13 +1,37 @@
 /* The runtime's life: device choice, context and queue; teardown of everything attached. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "host/runtime/runtime.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The attention implementation each device type gets unless DATAMUX_ATTENTION says otherwise. On
  * PoCL CPUs the GEMM path (host BLAS) measured 3.2x faster than the fused kernels at the quickstart's
  * shapes (README.md, Performance); GPUs keep it too until a GPU measurement says otherwise. */
 #define DMX_FUSED_ATTENTION_DEFAULT(info) false
+
+static int placement_rank = 0, placement_size = 1;
+
+void dmx_runtime_set_placement(int local_rank, int local_size) {
+  placement_rank = local_rank;
+  placement_size = local_size > 0 ? local_size : 1;
+  if (placement_size == 1 || getenv("POCL_MAX_PTHREAD_COUNT")) return;
+  /* PoCL starts one worker per core it may use: ranks sharing the CPU would each start all of
+   * them and fight over the cores. mpirun binds each of two ranks to a core (then the affinity
+   * set has one), more to a socket (then it holds the socket's cores) */
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  int allowed = (int)(online > 0 ? online : 1);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) allowed = CPU_COUNT(&set);
+  int share = (int)(online > 0 ? online : 1) / placement_size;
+  int threads = share < allowed ? share : allowed;
+  if (threads < 1) threads = 1;
+  char v[16];
+  snprintf(v, sizeof v, "%d", threads);
+  if (setenv("POCL_MAX_PTHREAD_COUNT", v, 0) != 0) dmx_die("setenv(POCL_MAX_PTHREAD_COUNT) failed");
+}
 
 dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log) {
   dmx_device_info *devs;
@@ -18,15 +42,15 @@ dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log)
         "for the CPU, or your GPU vendor's ICD) and check with `clinfo -l`");
   const char *sel = selector && *selector ? selector : getenv("DATAMUX_DEVICE");
   char why[256] = "";
-  int idx = dmx_choose_device(devs, n, sel, why, sizeof why);
+  int idx = dmx_choose_device_for_rank(devs, n, sel, placement_rank, placement_size, why, sizeof why);
   if (idx < 0) {
     fprintf(stderr,
-            "datamux: no OpenCL device matches '%s' (give INDEX, PLATFORM:INDEX or part of a name); the devices "
+            "%s: no OpenCL device matches '%s' (give INDEX, PLATFORM:INDEX or part of a name%s); the devices "
             "are:\n",
-            sel);
+            dmx_program_name(), sel, placement_size > 1 ? ", or a comma-separated list of them, one per local rank" : "");
     dmx_print_devices(stderr, devs, n);
     free(devs);
-    exit(2);
+    dmx_exit(2);
   }
   dmx_runtime *rt = dmx_calloc(1, sizeof *rt);
   rt->info = devs[idx];

@@ -17,6 +17,11 @@
  * when non-NULL (later start-up notes, such as tuned GEMM parameters, go there too). Ends the
  * process with a clear message when nothing matches. */
 dmx_runtime *dmx_runtime_create(const char *selector, bool profiling, FILE *log);
+/* This process's place among the ranks of a data-parallel job on its host (host/dist), for
+ * dmx_runtime_create: the device is dmx_choose_device_for_rank's, and ranks that share the host's
+ * CPU device each get an equal part of its cores (POCL_MAX_PTHREAD_COUNT, unless set). Process-wide,
+ * as the job is; call it before the first OpenCL call. 0 of 1 (one process) by default. */
+void dmx_runtime_set_placement(int local_rank, int local_size);
 void dmx_runtime_destroy(dmx_runtime *rt);
 
 #endif
