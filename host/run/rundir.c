@@ -59,8 +59,8 @@ void dmx_stop_handlers_install(void) {
   /* a signal the parent ignores (nohup, `&` in a script) stays ignored */
   if (previous_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
   if (previous_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
-  /* mpirun forwards SIGUSR1 to every rank and, unlike SIGTERM, does not SIGKILL them a second
-   * later (odls_base_sigkill_timeout): the way to stop a big job with a checkpoint */
+  /* SIGUSR1 to one rank of a data-parallel job stops the whole job after the same step (the
+   * ranks agree on the largest signal), without going through mpirun's SIGTERM handling */
   if (previous_usr1.sa_handler != SIG_IGN) sigaction(SIGUSR1, &sa, NULL);
 }
 
