@@ -6,7 +6,7 @@
 int dmx_lines_open(dmx_lines *r, const char *path, dmx_error *err) {
   memset(r, 0, sizeof *r);
   size_t len = 0;
-  char *buf = dmx_read_file(path, &len, err);
+  char *buf = dmx_read_file_max(path, DMX_LINES_MAX_FILE, "text data file", &len, err);
   if (!buf) return -1;
   if (len == 0) {
     free(buf);
@@ -30,6 +30,9 @@ int dmx_lines_next(dmx_lines *r, char **line, size_t *len, dmx_error *err) {
   r->pos += n + (nl ? 1 : 0);
   r->lineno++;
   r->had_newline = nl != NULL;
+  if (n > DMX_LINES_MAX_LINE)
+    return dmx_fail(err, "%s:%ld: a line of %zu bytes, over the %d MiB limit for one line (is this the right file?)",
+                    r->path, r->lineno, n, DMX_LINES_MAX_LINE >> 20);
   if (n > 0 && start[n - 1] == '\r') n--;
   start[n] = 0; /* overwrites '\n' or '\r', or the NUL that dmx_read_file appended */
   if (memchr(start, 0, n))

@@ -1,7 +1,8 @@
 /* Reading text data files line by line with the checks every loader needs: the file must exist
  * and not be empty, a UTF-8 byte-order mark at the start is skipped, CRLF and LF line ends are
  * both accepted, a last line without a newline is still a line, and each line must be valid
- * UTF-8 without NUL bytes. Errors name file:line. */
+ * UTF-8 without NUL bytes. Errors name file:line. Limits: DMX_LINES_MAX_FILE per file (MNLI's train
+ * set is 300 MB, WikiText-103's 540 MB), DMX_LINES_MAX_LINE per line. */
 #ifndef DMX_DATA_LINES_H
 #define DMX_DATA_LINES_H
 
@@ -9,6 +10,9 @@
 #include <stddef.h>
 
 #include "host/base/common.h"
+
+#define DMX_LINES_MAX_FILE ((size_t)4 << 30)
+#define DMX_LINES_MAX_LINE (1 << 20)
 
 typedef struct {
   char *path; /* owned copy, for messages */

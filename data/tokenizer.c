@@ -55,6 +55,7 @@ static void bytes_reserve(byte_vec *a, size_t need) {
 }
 
 static void bytes_append(byte_vec *a, const void *p, size_t len) {
+  if (len == 0) return; /* an empty token ("" in vocab.json): NULL + 0 is undefined (fuzz_tokenizer) */
   bytes_reserve(a, a->n + len);
   memcpy(a->v + a->n, p, len);
   a->n += len;
@@ -474,12 +475,12 @@ dmx_tokenizer *dmx_tokenizer_load(const char *dir, dmx_error *err) {
   }
   dmx_tokenizer *tok = dmx_calloc(1, sizeof *tok);
   size_t len;
-  char *text = dmx_read_file(vocab_path, &len, err);
+  char *text = dmx_read_file_max(vocab_path, DMX_JSON_MAX_FILE, "vocab.json", &len, err);
   int rc = text ? parse_vocab(tok, vocab_path, text, len, err) : -1;
   free(text);
   if (rc == 0) rc = index_vocab(tok, vocab_path, err);
   if (rc == 0) {
-    text = dmx_read_file(merges_path, &len, err);
+    text = dmx_read_file_max(merges_path, DMX_JSON_MAX_FILE, "merges.txt", &len, err);
     rc = text ? parse_merges(tok, merges_path, text, len, err) : -1;
     free(text);
   }
@@ -652,6 +653,7 @@ static void encode_piece(dmx_tokenizer *tok, const unsigned char *piece, size_t 
     return;
   }
   int32_t count = tok->cache_ids.v[at];
+  if (count <= 0) return; /* a piece of no ids: out may still be unallocated */
   i32_reserve(out, out->n + (size_t)count);
   memcpy(out->v + out->n, tok->cache_ids.v + at + 1, (size_t)count * sizeof(int32_t));
   out->n += (size_t)count;

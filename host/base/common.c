@@ -73,10 +73,31 @@ char *dmx_strdup(const char *s) {
   return d;
 }
 
+static void size_text(size_t n, char *out, size_t cap) {
+  if (n >= ((size_t)1 << 30) && n % ((size_t)1 << 30) == 0)
+    snprintf(out, cap, "%zu GiB", n >> 30);
+  else if (n >= ((size_t)1 << 20) && n % ((size_t)1 << 20) == 0)
+    snprintf(out, cap, "%zu MiB", n >> 20);
+  else
+    snprintf(out, cap, "%zu bytes", n);
+}
+
 char *dmx_read_file(const char *path, size_t *len, dmx_error *err) {
+  return dmx_read_file_max(path, DMX_READ_FILE_MAX, "file", len, err);
+}
+
+char *dmx_read_file_max(const char *path, size_t max, const char *kind, size_t *len, dmx_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     dmx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    return NULL;
+  }
+  char limit[32];
+  size_text(max, limit, sizeof limit);
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (unsigned long long)st.st_size > max) {
+    fclose(f);
+    dmx_fail(err, "%s: %lld bytes, over the %s limit for a %s", path, (long long)st.st_size, limit, kind);
     return NULL;
   }
   size_t cap = 1 << 16, n = 0;
@@ -85,6 +106,12 @@ char *dmx_read_file(const char *path, size_t *len, dmx_error *err) {
     size_t got = fread(buf + n, 1, cap - n, f);
     n += got;
     if (got == 0) break;
+    if (n > max) { /* not a regular file, or one that grew while it was read */
+      fclose(f);
+      free(buf);
+      dmx_fail(err, "%s: more than %s, the limit for a %s", path, limit, kind);
+      return NULL;
+    }
     if (n == cap) {
       cap *= 2;
       buf = dmx_realloc(buf, cap + 1);

@@ -39,6 +39,10 @@ char *dmx_strdup(const char *s);
 
 /* Reads a whole file; NULL with err set when it cannot. *len excludes the added NUL. */
 char *dmx_read_file(const char *path, size_t *len, dmx_error *err);
+/* The same, refusing files (or streams: a FIFO, /dev/zero) over `max` bytes with a message
+ * naming the limit and `kind` ("experiment YAML"). dmx_read_file's limit is DMX_READ_FILE_MAX. */
+char *dmx_read_file_max(const char *path, size_t max, const char *kind, size_t *len, dmx_error *err);
+#define DMX_READ_FILE_MAX ((size_t)16 << 30)
 /* Writes atomically: temporary file in the same folder, fsync, rename. 0 or -1 with err. */
 int dmx_write_file_atomic(const char *path, const void *data, size_t len, dmx_error *err);
 /* mkdir -p; 0 or -1 with err. */

@@ -33,7 +33,7 @@ int dmx_yaml_load_file(dmx_yaml_file *y, const char *path, dmx_error *err) {
   memset(y, 0, sizeof *y);
   y->path = path;
   size_t len = 0;
-  char *text = dmx_read_file(path, &len, err);
+  char *text = dmx_read_file_max(path, DMX_YAML_MAX_FILE, "YAML file", &len, err);
   if (!text) return -1;
   yaml_parser_t parser;
   if (!yaml_parser_initialize(&parser)) {

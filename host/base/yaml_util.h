@@ -9,6 +9,8 @@
 
 #include "host/base/common.h"
 
+#define DMX_YAML_MAX_FILE ((size_t)1 << 20) /* an experiment is a few KB: anything larger is not one */
+
 typedef struct {
   yaml_document_t doc;
   bool loaded;

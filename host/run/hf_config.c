@@ -148,7 +148,7 @@ static int read_mux(reader *r, dmx_hf_config *c) {
 int dmx_hf_config_load(const char *path, dmx_hf_config *c, dmx_error *err) {
   memset(c, 0, sizeof *c);
   size_t len = 0;
-  char *text = dmx_read_file(path, &len, err);
+  char *text = dmx_read_file_max(path, (size_t)16 << 20, "config.json", &len, err);
   if (!text) return -1;
   dmx_json root;
   dmx_json_opts o = {.what = path,

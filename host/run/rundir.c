@@ -3,13 +3,93 @@
 #include "host/run/rundir.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The run directory's lock: flock on <run_dir>/.lock, held (fd open) until the process ends, so a
+ * killed run never leaves a stale lock behind; the file holds the holder's pid for the message. */
+static int lock_fd = -1;
+
+static int lock_run_dir(const char *run_dir, dmx_error *err) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/.lock", run_dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return dmx_fail(err, "%s: cannot open the run directory's lock: %s", path, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    close(fd);
+    if (e == EWOULDBLOCK)
+      return dmx_fail(err,
+                      "%s is in use by another datamux train (pid %s): two runs in one output_dir would "
+                      "interleave their checkpoints and logs; wait for it to end, or give another --output_dir",
+                      run_dir, pid[0] ? pid : "unknown");
+    return dmx_fail(err, "%s: flock failed: %s", path, strerror(e));
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+    int e = errno;
+    close(fd);
+    return dmx_fail(err, "%s: cannot write the lock holder's pid: %s", path, strerror(e));
+  }
+  if (lock_fd >= 0) close(lock_fd); /* a second run directory in one process: the first is done */
+  lock_fd = fd;
+  return 0;
+}
+
+/* A crash can cut metrics.jsonl's last line short (a write the kernel stopped between pages); a
+ * JSON-lines reader would fail on it, so it goes before anything is appended. */
+static int drop_torn_line(const char *path, dmx_error *err) {
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : dmx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st) != 0) {
+    rc = dmx_fail(err, "%s: fstat failed: %s", path, strerror(errno));
+  } else if (st.st_size > 0) {
+    char c;
+    off_t end = st.st_size;
+    if (pread(fd, &c, 1, end - 1) != 1) {
+      rc = dmx_fail(err, "%s: cannot read: %s", path, strerror(errno));
+    } else if (c != '\n') {
+      char buf[4096];
+      off_t keep = 0;
+      for (off_t at = end; at > 0 && keep == 0;) { /* back to the last newline */
+        size_t k = at > (off_t)sizeof buf ? sizeof buf : (size_t)at;
+        at -= (off_t)k;
+        if (pread(fd, buf, k, at) != (ssize_t)k) {
+          rc = dmx_fail(err, "%s: cannot read: %s", path, strerror(errno));
+          break;
+        }
+        for (size_t i = k; i-- > 0;)
+          if (buf[i] == '\n') {
+            keep = at + (off_t)i + 1;
+            break;
+          }
+      }
+      if (rc == 0 && ftruncate(fd, keep) != 0) rc = dmx_fail(err, "%s: cannot truncate: %s", path, strerror(errno));
+      if (rc == 0)
+        printf("%s: dropped a torn last line of %lld bytes (left by a crash while it was written)\n", path,
+               (long long)(end - keep));
+    }
+  }
+  close(fd);
+  return rc;
+}
 
 int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **metrics, dmx_error *err) {
   snprintf(run_dir, cap, "%s", e->output_dir);
   if (dmx_mkdirs(run_dir, err) != 0) return -1;
+  if (lock_run_dir(run_dir, err) != 0) return -1;
   char path[1100];
   snprintf(path, sizeof path, "%s/experiment.yaml", run_dir);
   char *text = NULL;
@@ -22,8 +102,12 @@ int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **
   free(text);
   if (rc) return -1;
   snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+  if (drop_torn_line(path, err) != 0) return -1;
   *metrics = fopen(path, "a"); /* appended: a resumed run continues the same log */
   if (!*metrics) return dmx_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
+  /* whole lines only: the trainers flush after each line, so each write() holds whole lines */
+  if (setvbuf(*metrics, NULL, _IOFBF, 1 << 16) != 0)
+    return dmx_fail(err, "%s: setvbuf failed", path);
   return 0;
 }
 

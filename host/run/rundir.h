@@ -8,8 +8,10 @@
 
 #include "host/config/config.h"
 
-/* Creates the run directory (output_dir, copied into run_dir[cap]), writes the resolved
- * experiment.yaml there atomically and opens metrics.jsonl for appending. 0 or -1 with err. */
+/* Creates the run directory (output_dir, copied into run_dir[cap]), locks it for this process
+ * (<run_dir>/.lock: a second datamux train there is refused, naming the holder's pid; the lock
+ * ends with the process), writes the resolved experiment.yaml there atomically and opens
+ * metrics.jsonl for appending, first dropping a torn last line a crash left. 0 or -1 with err. */
 int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **metrics, dmx_error *err);
 
 /* The learning rate of the update that completes step t (1-based) of total: linear warm-up over

@@ -511,6 +511,8 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
         o->best_step = step;
         if (dmx_dp_writer() && dmx_checkpoint_commit(t->model, e, t->run_dir, "best", NULL, err))
           fprintf(stderr, "datamux train: warning: best checkpoint not saved: %s\n", err->msg);
+        else
+          printf("  the best %s so far: saved best/\n", r.metric_name);
       }
       o->final = r;
       double after = dmx_now_seconds(); /* evaluation time is not training time */

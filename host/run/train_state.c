@@ -168,8 +168,15 @@ int dmx_checkpoint_swap(const char *run_dir, const char *tag, dmx_checkpoint_fil
   snprintf(dst, sizeof dst, "%s/%s", run_dir, tag);
   snprintf(old, sizeof old, "%s/%s.old", run_dir, tag);
   if (dmx_remove_flat_dir(tmp, err)) return -1; /* left by a crash mid-write: never complete, never read */
-  if (dmx_mkdirs(tmp, err) || fill(ctx, tmp, err)) return -1;
-  if (sync_dir(tmp, err)) return -1;
+  if (dmx_mkdirs(tmp, err) || fill(ctx, tmp, err) || sync_dir(tmp, err)) {
+    /* a full disk most often: free what the unfinished copy holds; <tag>/ is untouched */
+    dmx_error ignored;
+    if (dmx_remove_flat_dir(tmp, &ignored) == 0 && err) {
+      size_t n = strlen(err->msg);
+      snprintf(err->msg + n, sizeof err->msg - n, " (the unfinished %s/ was removed; %s/ is as it was)", tmp, tag);
+    }
+    return -1;
+  }
   /* <tag>.old is complete whenever it exists, so a crash before the next rename loses nothing */
   if (is_dir(dst) && is_dir(old) && dmx_remove_flat_dir(old, err)) return -1;
   if (is_dir(dst) && rename(dst, old) != 0)
