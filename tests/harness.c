@@ -103,6 +103,19 @@ int th_run(const char *cmd, char *out, size_t cap) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int th_runf(char *out, size_t cap, const char *fmt, ...) {
+  char cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof cmd) {
+    if (cap) snprintf(out, cap, "th_runf: the command is over %zu bytes", sizeof cmd - 1);
+    return -1;
+  }
+  return th_run(cmd, out, cap);
+}
+
 const char *th_datamux_bin(void) {
   const char *b = getenv("DATAMUX_BIN");
   return b && *b ? b : "build/datamux";

@@ -31,6 +31,8 @@ bool th_close(const char *what, const float *got, const double *want, size_t n, 
 const char *th_data_path(const char *rel);
 /* Runs a shell command, captures stdout+stderr into out (cap bytes); returns the exit status. */
 int th_run(const char *cmd, char *out, size_t cap);
+/* th_run of a formatted command line (at most 8 KiB). */
+int th_runf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The datamux binary under test ($DATAMUX_BIN, set by ctest). */
 const char *th_datamux_bin(void);
 

@@ -26,15 +26,7 @@ static char root[256];
   "--set training.save_interval=4 --set training.log_interval=2 --set task.max_train_examples=400 " \
   "--set task.max_eval_examples=64 --set training.time_budget_seconds=0"
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-  char cmd[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  return th_run(cmd, out, sizeof out);
-}
+#define run(...) th_runf(out, sizeof out, __VA_ARGS__)
 
 static bool same_checkpoint(const char *a, const char *b) {
   const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer_state.json"};

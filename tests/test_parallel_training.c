@@ -41,15 +41,7 @@ static const char *mpirun;
   "--set task.max_eval_examples=64 --set training.time_budget_seconds=0 "                          \
   "--set training.task_loss_coeff=0.9 --set training.retrieval_loss_coeff=0.1"
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-  char cmd[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  return th_run(cmd, out, sizeof out);
-}
+#define run(...) th_runf(out, sizeof out, __VA_ARGS__)
 
 /* How far apart two checkpoints are: over all tensors |a - b| / |a| (2-norms), and the largest
  * such ratio of one tensor (its name in worst). Attention key biases are left out of the latter:

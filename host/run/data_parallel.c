@@ -37,6 +37,16 @@ int dmx_dp_end(int rc) {
 
 bool dmx_dp_writer(void) { return dmx_dist_world()->rank == 0; }
 
+int dmx_dp_check_resume(const char *run_dir, int written_by, dmx_error *err) {
+  int now = dmx_dist_world()->size;
+  if (written_by == now) return 0;
+  return dmx_fail(err,
+                  "cannot resume %s: its last/ was written by a job of %d rank%s, this one has %d; the global batch "
+                  "(ranks x batch_size) and with it the data order would change: resume with %s",
+                  run_dir, written_by, written_by == 1 ? "" : "s", now,
+                  written_by == 1 ? "no mpirun (or -np 1)" : "mpirun -np of that job");
+}
+
 static double allreduce_seconds, allreduce_floats;
 static long allreduce_calls;
 

@@ -53,6 +53,9 @@ void dmx_dp_sum_stats(dmx_step_stats *st);
 int dmx_dp_agree_stop(int signal, bool *out_of_time);
 /* Rank 0 prints which device each rank took on which host ("data-parallel: ..."). */
 void dmx_dp_announce(const dmx_runtime *rt, FILE *log);
+/* Refuses (-1 with err) to resume a run whose last/ was written by a job of another world size:
+ * the global batch (ranks x batch_size), and with it the data order, would change. */
+int dmx_dp_check_resume(const char *run_dir, int written_by, dmx_error *err);
 /* True on the rank that writes logs, metrics, checkpoints and results. */
 bool dmx_dp_writer(void);
 

@@ -562,12 +562,8 @@ static int run(const dmx_experiment *e, const char *resume_dir) {
       fprintf(stderr, "datamux train: cannot resume: %s\n", err.msg);
       return 1;
     }
-    if (state.world_size != dmx_dist_world()->size) {
-      fprintf(stderr,
-              "datamux train: cannot resume %s: its last/ was written by a job of %d rank%s, this one has %d; the "
-              "global batch (ranks x batch_size) and with it the data order would change: resume with %s\n",
-              resume_dir, state.world_size, state.world_size == 1 ? "" : "s", dmx_dist_world()->size,
-              state.world_size == 1 ? "no mpirun (or -np 1)" : "mpirun -np of that job");
+    if (dmx_dp_check_resume(resume_dir, state.world_size, &err)) {
+      fprintf(stderr, "datamux train: %s\n", err.msg);
       return 2;
     }
     from_ckpt = *e;
