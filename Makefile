@@ -7,7 +7,7 @@ export DATAMUX_DATA
 WARMUP ?= experiments/quickstart_warmup.yaml
 EXPERIMENT ?= experiments/quickstart.yaml
 
-.PHONY: all deps build run run-baseline test sanitize clean
+.PHONY: all deps build run run-baseline test sanitize analyze clean
 
 all: build
 
@@ -45,5 +45,12 @@ sanitize:
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -LE oclgrind
 
+# The clang static analyser (.clang-tidy) over every host, layers and data source; fails on any
+# finding. Needs clang-tidy (Debian: apt-get install clang-tidy).
+analyze:
+	@command -v clang-tidy >/dev/null || { echo "make analyze: needs clang-tidy (apt-get install clang-tidy)" >&2; exit 2; }
+	cmake -S . -B build-analyze -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+	find host layers data -name '*.c' | sort | xargs -n 8 -P $(JOBS) clang-tidy -p build-analyze --quiet
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-analyze

@@ -72,7 +72,7 @@ static void end_sentence(conll_builder *b) {
   dmx_conll *c = b->c;
   int start = c->sentence_start[c->n_sentences];
   int len = c->n_tokens - start;
-  if (len == 0) return;
+  if (len <= 0 || !b->ner_text) return; /* no tokens since the last sentence (nothing allocated yet) */
   if (b->scheme == DMX_CONLL_IOB1) {
     dmx_iob1_to_iob2(c->chunk + start, len);
     dmx_iob1_to_iob2(b->ner_text + start, len);

@@ -77,7 +77,7 @@ int dmx_text_lines_from_file(const char *path, const dmx_encoder *enc, dmx_token
   int got, rc = 0;
   while ((got = dmx_lines_next(&r, &line, &len, err)) > 0) {
     if (dmx_is_blank(line)) continue;
-    if (len + 2 > cap) {
+    if (len + 2 > cap || !with_newline) {
       cap = 2 * (len + 2);
       with_newline = dmx_realloc(with_newline, cap);
     }

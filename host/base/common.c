@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int dmx_fail(dmx_error *err, const char *fmt, ...) {
+int(dmx_fail)(dmx_error *err, const char *fmt, ...) { /* parenthesised: the analyser's macro (common.h) */
   if (err) {
     va_list ap;
     va_start(ap, fmt);

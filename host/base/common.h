@@ -15,6 +15,12 @@ typedef struct {
 
 /* Formats into err (when non-NULL) and returns -1, so `return dmx_fail(err, ...)` reads well. */
 int dmx_fail(dmx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The static analyser (`make analyze`) reads one file at a time and does not follow variadic
+ * calls, so it would not know that a failure returns -1; this tells it. The same for the other
+ * variadic error helpers. */
+#ifdef __clang_analyzer__
+#define dmx_fail(...) (dmx_fail(__VA_ARGS__), -1)
+#endif
 
 /* Prints "datamux: <file>:<line>: <message>" to stderr and exits with status 1 (or ends the
  * process through the fatal hook). */

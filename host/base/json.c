@@ -149,7 +149,7 @@ static int parse_string(jparser *p, char **out, size_t *outlen) {
         case 'r': dmx_buf_putc(&b, '\r'); break;
         case 't': dmx_buf_putc(&b, '\t'); break;
         case 'u': {
-          uint32_t cp;
+          uint32_t cp = 0;
           if (hex4(p, &cp) != 0) {
             free(b.b);
             return -1;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int dmx_yaml_fail_at(dmx_error *err, const char *path, yaml_mark_t mark, const char *fmt, ...) {
+int(dmx_yaml_fail_at)(dmx_error *err, const char *path, yaml_mark_t mark, const char *fmt, ...) {
   if (!err) return -1;
   int n = snprintf(err->msg, sizeof err->msg, "%s:%zu:%zu: ", path, mark.line + 1, mark.column + 1);
   if (n < 0 || (size_t)n >= sizeof err->msg) return -1;
@@ -119,6 +119,7 @@ size_t dmx_edit_distance(const char *a, const char *b) {
 
 /* "lr" for learning_rate: the initials of the underscore-separated parts. */
 static bool is_initials_of(const char *word, const char *candidate) {
+  if (!candidate) return false;
   const char *w = word;
   bool start = true;
   for (const char *c = candidate; *c; c++) {

@@ -33,7 +33,10 @@ const char *dmx_yaml_scalar(const yaml_node_t *n);
 bool dmx_yaml_is_null(const yaml_node_t *n);
 
 /* Formats "path:line:col: <message>" into err (libyaml marks are 0-based; this prints 1-based). */
-int dmx_yaml_fail_at(dmx_error *err, const char *path, yaml_mark_t mark, const char *fmt, ...)
+#ifdef __clang_analyzer__ /* see dmx_fail */
+#define dmx_yaml_fail_at(...) (dmx_yaml_fail_at(__VA_ARGS__), -1)
+#endif
+int(dmx_yaml_fail_at)(dmx_error *err, const char *path, yaml_mark_t mark, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Levenshtein distance, case-insensitive. */

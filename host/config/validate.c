@@ -13,7 +13,10 @@
 /* Formats a message about a field, prefixed with where its value came from. */
 static int fail_field(const dmx_experiment *e, dmx_error *err, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int fail_field(const dmx_experiment *e, dmx_error *err, const char *path, const char *fmt, ...) {
+#ifdef __clang_analyzer__ /* see dmx_fail */
+#define fail_field(...) (fail_field(__VA_ARGS__), -1)
+#endif
+static int(fail_field)(const dmx_experiment *e, dmx_error *err, const char *path, const char *fmt, ...) {
   char where[1200], msg[800];
   dmx_experiment_describe_origin(e, path, where, sizeof where);
   va_list ap;

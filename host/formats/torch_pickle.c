@@ -81,7 +81,10 @@ size_t dmx_tp_dtype_size(dmx_tp_dtype t) {
 }
 
 static int verr(vm *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int verr(vm *v, const char *fmt, ...) {
+#ifdef __clang_analyzer__ /* see dmx_fail */
+#define verr(...) (verr(__VA_ARGS__), -1)
+#endif
+static int(verr)(vm *v, const char *fmt, ...) {
   char msg[700];
   va_list ap;
   va_start(ap, fmt);
@@ -385,7 +388,7 @@ static int op_int(vm *v, size_t n, bool is_signed) {
   if (take(v, n, &b)) return -1;
   uint64_t u = le(b, n);
   int64_t x = (int64_t)u;
-  if (is_signed && n < 8 && (u >> (8 * n - 1)) & 1) x = (int64_t)(u | ~(((uint64_t)1 << (8 * n)) - 1));
+  if (is_signed && n > 0 && n < 8 && (u >> (8 * n - 1)) & 1) x = (int64_t)(u | ~(((uint64_t)1 << (8 * n)) - 1));
   val *r = new_val(v, V_INT);
   r->i = x;
   return push(v, r);

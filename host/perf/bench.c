@@ -317,8 +317,8 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
 
 typedef struct {
   const char *file;
-  cl_uint kernels;
   double cold_s, write_s, hit_s;
+  cl_uint kernels;
   bool wrote, hit;
 } build_result;
 

@@ -471,7 +471,7 @@ static int train(trainer *t, const dmx_train_state *resume, train_outcome *o, dm
   dmx_batcher_begin_epoch(&bt, epoch);
   if (resume) bt.next = resume->next_row;
   double t0 = dmx_now_seconds() - o->train_seconds, tlog = dmx_now_seconds();
-  int since_log = 0, kill_step = dmx_kill_at_step(), step = first - 1, stop = 0;
+  int since_log = 0, kill_step = dmx_kill_at_step(), step, stop = 0;
   dmx_stop_handlers_install();
   int rc = 0;
   for (step = first; step <= total; step++) {
