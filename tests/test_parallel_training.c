@@ -2,7 +2,7 @@
  * datamux binary: 2 ranks x batch B train the parameters of 1 rank x batch 2B (same global batch,
  * same order; the sums differ in order only) for a text and a vision model; a job killed on one
  * rank fails as a whole, keeps its last checkpoint, and resumes under mpirun bit for bit; SIGTERM
- * to mpirun writes one coordinated last/; a rank that fails at start-up ends the job with a message
+ * to the ranks writes one coordinated last/; a rank that fails at start-up ends the job with a message
  * naming it; a resume under another world size and other commands under mpirun are refused.
  * Needs DATAMUX_MPIRUN (set by CMake when Open MPI is there) and DATAMUX_DATA. */
 #include <math.h>
@@ -175,12 +175,14 @@ static void resume_and_faults(void) {
   }
   th_end();
 
-  th_begin("SIGTERM to mpirun: every rank stops after the same step, rank 0 writes last/, the job exits non-zero");
+  /* to the ranks, as a batch system's scancel does: SIGTERM to mpirun would reach their process
+   * groups (PoCL's compiler children too) and SIGKILL them a second later (README.md) */
+  th_begin("SIGTERM to the ranks: every rank stops after the same step, rank 0 writes last/, the job exits non-zero");
   {
     int rc = run("%s -np 2 %s train " RESUME_ARGS " --max_steps 100000 --set training.save_interval=50000 "
                  "--output_dir %s/term & pid=$!; "
                  "while kill -0 $pid 2>/dev/null && ! grep -q '\"step\": 30,' %s/term/metrics.jsonl 2>/dev/null; "
-                 "do sleep 0.2; done; kill -TERM $pid; wait $pid",
+                 "do sleep 0.2; done; kill -TERM $(pgrep -P $pid); wait $pid",
                  mpirun, bin, root, root);
     CHECKF(rc != 0 && strstr(out, "terminated: checkpoint written after step") &&
                strstr(out, "mpirun -np 2 datamux train"),
