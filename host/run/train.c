@@ -330,7 +330,8 @@ static int setup(trainer *t, const dmx_experiment *e, bool need_train, dmx_error
   dmx_model_set_rank(t->model, t->rank);
   if (t->ranks > 1) {
     int d;
-    size_t V = dmx_model_word_grad(t->model, &d).n / (size_t)d;
+    dmx_tensor table = dmx_model_word_grad(t->model, &d); /* sets d: read it only after the call */
+    size_t V = table.n / (size_t)d;
     t->seen = dmx_calloc(V, 1);
     t->touched = dmx_calloc(V, sizeof(int32_t));
   }
