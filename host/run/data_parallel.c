@@ -61,23 +61,15 @@ static void sum_dense(dmx_runtime *rt, dmx_tensor t) {
   dmx_unmap(rt, t, p);
 }
 
-void dmx_dp_sum_tensors(dmx_runtime *rt, const dmx_tensor *t, int n) {
-  if (dmx_dist_world()->size == 1) return;
-  dmx_finish(rt); /* the backward pass is compute, not all-reduce time */
-  double t0 = dmx_now_seconds();
-  for (int i = 0; i < n; i++) sum_dense(rt, t[i]);
-  dmx_finish(rt);
-  allreduce_seconds += dmx_now_seconds() - t0;
-  allreduce_calls++;
-}
+void dmx_dp_sum_tensors(dmx_runtime *rt, const dmx_tensor *t, int n) { dmx_dp_sum_sparse(rt, t, n, NULL); }
 
 void dmx_dp_sum_sparse(dmx_runtime *rt, const dmx_tensor *t, int n, const dmx_dp_rows *sp) {
   if (dmx_dist_world()->size == 1) return;
-  dmx_finish(rt);
+  dmx_finish(rt); /* the backward pass is compute, not all-reduce time */
   double t0 = dmx_now_seconds();
   for (int i = 0; i < n; i++) {
-    dmx_tensor a = t[i], tb = sp->table;
-    if (tb.buf != a.buf || tb.off < a.off || tb.off + tb.n > a.off + a.n) {
+    dmx_tensor a = t[i], tb = sp ? sp->table : (dmx_tensor){NULL, 0, 0};
+    if (!sp || tb.buf != a.buf || tb.off < a.off || tb.off + tb.n > a.off + a.n) {
       sum_dense(rt, a);
       continue;
     }

@@ -37,7 +37,8 @@ typedef struct {
   int n_rows;
 } dmx_dp_rows;
 /* dmx_dp_sum_tensors, except that inside `sparse.table` only sparse.rows go through MPI (packed
- * into one buffer): the word-embedding gradient of a text model is mostly zero rows. */
+ * into one buffer): the word-embedding gradient of a text model is mostly zero rows. NULL: all
+ * dense. */
 void dmx_dp_sum_sparse(dmx_runtime *rt, const dmx_tensor *t, int n, const dmx_dp_rows *sparse);
 /* Prints how long the gradient all-reduces took against `train_seconds` (each of `floats`). */
 void dmx_dp_report(double train_seconds, size_t floats, FILE *log);
