@@ -194,6 +194,67 @@ int main(void) {
   CHECK(file_has(path, "\"cold_s\": ") && file_has(path, "\"hit_s\": "));
   th_end();
 
+  th_begin("bench JSON records where it was measured; report puts two devices side by side");
+  {
+    /* PoCL and, when installed, Oclgrind (a build is quick even there); else PoCL twice */
+    snprintf(cmd, sizeof cmd, "%s devices", bin);
+    th_run(cmd, out, sizeof out);
+    const char *second = strstr(out, "Oclgrind") ? "oclgrind:0" : "pocl:0";
+    const char *devs[2] = {"pocl:0", second};
+    for (int d = 0; d < 2; d++) {
+      snprintf(cmd, sizeof cmd, "%s bench --build --files util.cl --device %s --out %s/r%d", bin, devs[d], dir, d);
+      st = th_run(cmd, out, sizeof out);
+      CHECKF(st == 0, "%s: exit %d:\n%s", devs[d], st, out);
+    }
+    snprintf(path, sizeof path, "%s/r1/build.json", dir);
+    const char *keys[] = {"\"device\": ", "\"platform\": ", "\"driver_version\": ", "\"clblast_version\": ",
+                          "\"gemm_backend\": ", "\"tuning_state\": ", "\"commit\": ", "\"date\": ", "\"host\": "};
+    for (int k = 0; k < 9; k++) CHECKF(file_has(path, keys[k]), "%s lacks %s", path, keys[k]);
+    snprintf(cmd, sizeof cmd, "%s report %s/r0/build.json %s/r1/build.json --out %s/rep", bin, dir, dir, dir);
+    st = th_run(cmd, out, sizeof out);
+    CHECKF(st == 0, "report: exit %d:\n%s", st, out);
+    /* the table: a header cell per device, and the util.cl row with a number in each column */
+    char *head = strstr(out, "\n| |");
+    int cols = 0;
+    if (head)
+      for (char *c = head + 4; *c && *c != '\n'; c++) cols += *c == '|';
+    CHECKF(cols == 2, "%d columns in the table header:\n%s", cols, out);
+    char *row = strstr(out, "| **util.cl** |");
+    double a = 0, b = 0;
+    CHECKF(row && sscanf(row, "| **util.cl** | %lf | %lf |", &a, &b) == 2 && a > 0 && b > 0, "util.cl row:\n%s",
+           out);
+    CHECKF(strstr(out, "| platform |") && strstr(out, "| commit |"), "no header rows:\n%s", out);
+    if (!strcmp(second, "oclgrind:0")) CHECKF(strstr(out, "Oclgrind"), "no Oclgrind column:\n%s", out);
+    snprintf(path, sizeof path, "%s/rep/report.csv", dir);
+    CHECK(file_has(path, "build,\"util.cl\","));
+    /* a file that is not a bench JSON is refused, naming it */
+    snprintf(cmd, sizeof cmd, "%s report %s/r0/build.csv", bin, dir);
+    st = th_run(cmd, out, sizeof out);
+    CHECKF(st == 2 && strstr(out, "build.csv"), "a CSV: exit %d:\n%s", st, out);
+    /* --all-devices: a folder per device found (simulators left out), which report takes whole */
+    snprintf(cmd, sizeof cmd, "%s bench --build --files util.cl --all-devices --out %s/all", bin, dir);
+    st = th_run(cmd, out, sizeof out);
+    CHECKF(st == 0, "--all-devices: exit %d:\n%s", st, out);
+    if (!strcmp(second, "oclgrind:0")) CHECKF(strstr(out, "skipped (a simulator"), "Oclgrind not skipped:\n%s", out);
+    int timed = 0;
+    snprintf(path, sizeof path, "%s/all", dir);
+    DIR *d = opendir(path);
+    for (struct dirent *de; d && (de = readdir(d));) {
+      char json[1024];
+      snprintf(json, sizeof json, "%s/all/%s/build.json", dir, de->d_name);
+      if (de->d_name[0] == '.' || access(json, R_OK) != 0) continue;
+      CHECKF(de->d_name[0] >= '0' && de->d_name[0] <= '9' && strchr(de->d_name, '_'), "folder '%s'", de->d_name);
+      CHECKF(!strstr(de->d_name, "Oclgrind"), "a simulator was timed: %s", de->d_name);
+      timed++;
+    }
+    if (d) closedir(d);
+    CHECKF(timed >= 1, "--all-devices wrote no build.json under %s:\n%s", path, out);
+    snprintf(cmd, sizeof cmd, "%s report %s/all/*/build.json", bin, dir);
+    st = th_run(cmd, out, sizeof out);
+    CHECKF(st == 0 && strstr(out, "| **util.cl** |"), "report of --all-devices: exit %d:\n%s", st, out);
+  }
+  th_end();
+
   th_begin("throughput of the micro model for N in {1,2} writes throughput.csv and .json");
   snprintf(cmd, sizeof cmd,
            "%s bench experiments/quickstart.yaml --config_name experiments/models/micro.yaml --set task.max_length=16 "

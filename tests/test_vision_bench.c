@@ -34,7 +34,7 @@ int main(void) {
              rows[i].ref_images_per_second);
     char dir[] = "/tmp/datamux-vbench.XXXXXX";
     if (mkdtemp(dir)) {
-      CHECKF(dmx_bench_vision_write(dir, rows, n, &err) == 0, "%s", err.msg);
+      CHECKF(dmx_bench_vision_write(rt, dir, rows, n, &err) == 0, "%s", err.msg);
       char path[128], *text;
       snprintf(path, sizeof path, "%s/vision_throughput.csv", dir);
       text = dmx_read_file(path, NULL, &err);
@@ -43,7 +43,11 @@ int main(void) {
              "%s", text ? text : err.msg);
       free(text);
       snprintf(path, sizeof path, "%s/vision_throughput.json", dir);
-      CHECK(access(path, R_OK) == 0);
+      text = dmx_read_file(path, NULL, &err);
+      CHECKF(text && strstr(text, "\"benchmark\": \"vision_throughput\"") && strstr(text, "\"device\": ") &&
+                 strstr(text, "\"label\": \"N=4\""),
+             "%s", text ? text : err.msg);
+      free(text);
       char cmd[160];
       snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
       if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -27,6 +27,8 @@ static void usage(FILE *f) {
       "Common flags:\n"
       "  --device D         INDEX, PLATFORM:INDEX (pocl:0) or part of a name (default: DATAMUX_DEVICE, the\n"
       "                     experiment's, the first GPU; see `datamux devices --help`)\n"
+      "  --all-devices      run the benchmark on every device found (simulators left out), each into\n"
+      "                     OUT/<index>_<device>/; `datamux report` puts the JSON files side by side\n"
       "  --out DIR          where CSV/JSON (and a PNG plot when gnuplot is installed) go; default runs/bench\n"
       "                     for throughput; --gemm and --build write files only when --out is given\n"
       "  --no-tuning        ignore the CLBlast tuner files of ~/.cache/datamux/clblast/<device>/\n"
@@ -100,10 +102,38 @@ static int bench_vision(const dmx_experiment *e, const dmx_bench_tp_opts *o) {
   dmx_vision_bench_row rows[DMX_BENCH_MAX_N + 1];
   int count = dmx_bench_vision(rt, e, ns, n, o->warmup, o->batches, rows, stdout, &err);
   int rc = count < 0 ? 1 : 0;
-  if (count >= 0 && o->out_dir && dmx_bench_vision_write(o->out_dir, rows, count, &err)) rc = 1;
+  if (count >= 0 && o->out_dir && dmx_bench_vision_write(rt, o->out_dir, rows, count, &err)) rc = 1;
   if (rc) fprintf(stderr, "datamux bench: %s\n", err.msg);
   dmx_runtime_destroy(rt);
   return rc;
+}
+
+/* The benchmarks asked for, on one device (NULL: the default), writing into out (NULL: each one's default). */
+static int run_benchmarks(const dmx_experiment *e, bool build, bool gemm, bool train, const char *device,
+                          const char *out, dmx_bench_gemm_opts *go, dmx_bench_build_opts *bo, dmx_bench_tp_opts *to,
+                          dmx_bench_train_opts *tro) {
+  tro->device = go->device = bo->device = to->device = device;
+  tro->out_dir = go->out_dir = bo->out_dir = to->out_dir = out;
+  int status = 0;
+  if (build && dmx_bench_build(bo)) status = 1;
+  if (gemm && dmx_bench_gemm(go)) status = 1;
+  if (e && dmx_task_is_vision(e->task.name)) {
+    if (train) {
+      fprintf(stderr, "datamux bench: --train times text models; for a vision model `datamux train` prints images/s\n");
+      status = 2;
+    } else if (to->profile_batches > 0) {
+      fprintf(stderr, "datamux bench: --profile-batches profiles text models; a vision model has no breakdown yet\n");
+      status = 2;
+    } else {
+      status = bench_vision(e, to);
+    }
+  } else if (e && train) {
+    if (dmx_bench_train(e, tro)) status = 1;
+  } else if (e) {
+    int t = dmx_bench_throughput(e, to);
+    if (t) status = t;
+  }
+  return status;
 }
 
 int dmx_cmd_bench(int argc, char **argv) {
@@ -118,7 +148,7 @@ int dmx_cmd_bench(int argc, char **argv) {
     exp_path = argv[0];
     first = 1;
   }
-  bool gemm = false, build = false, train = false;
+  bool gemm = false, build = false, train = false, all_devices = false;
   dmx_bench_gemm_opts go = {.repeat = 10, .max_seconds = 3.0};
   dmx_bench_build_opts bo = {0};
   dmx_bench_tp_opts to = {.batches = 50, .warmup = 3};
@@ -143,12 +173,15 @@ int dmx_cmd_bench(int argc, char **argv) {
     name[nlen] = 0;
     const char *v;
     bool is_switch = !strcmp(name, "--gemm") || !strcmp(name, "--build") || !strcmp(name, "--no-tuning") ||
-                     !strcmp(name, "--train") || !strcmp(name, "--synthetic") || !strcmp(name, "--vanilla");
+                     !strcmp(name, "--train") || !strcmp(name, "--synthetic") || !strcmp(name, "--vanilla") ||
+                     !strcmp(name, "--all-devices");
     if (is_switch && eq) {
       fprintf(stderr, "datamux bench: %s takes no value\n", name);
       rc = 2;
     } else if (!strcmp(name, "--gemm")) {
       gemm = true;
+    } else if (!strcmp(name, "--all-devices")) {
+      all_devices = true;
     } else if (!strcmp(name, "--train")) {
       train = true;
     } else if (!strcmp(name, "--steps")) {
@@ -262,6 +295,10 @@ int dmx_cmd_bench(int argc, char **argv) {
             tp_flag);
     rc = 2;
   }
+  if (rc == 0 && all_devices && device) {
+    fprintf(stderr, "datamux bench: --all-devices and --device exclude each other\n");
+    rc = 2;
+  }
   if (rc == 0 && build_flag && !build) {
     fprintf(stderr, "datamux bench: %s applies to --build\n", build_flag);
     rc = 2;
@@ -302,26 +339,35 @@ int dmx_cmd_bench(int argc, char **argv) {
   tro.device = device;
   tro.out_dir = out;
   if (tro.profile_steps < 0) tro.profile_steps = tro.steps;
-  go.device = bo.device = to.device = device;
-  go.out_dir = bo.out_dir = to.out_dir = out;
   int status = 0;
-  if (build && dmx_bench_build(&bo)) status = 1;
-  if (gemm && dmx_bench_gemm(&go)) status = 1;
-  if (e && dmx_task_is_vision(e->task.name)) {
-    if (train) {
-      fprintf(stderr, "datamux bench: --train times text models; for a vision model `datamux train` prints images/s\n");
-      status = 2;
-    } else if (to.profile_batches > 0) {
-      fprintf(stderr, "datamux bench: --profile-batches profiles text models; a vision model has no breakdown yet\n");
-      status = 2;
-    } else {
-      status = bench_vision(e, &to);
+  if (!all_devices) {
+    status = run_benchmarks(e, build, gemm, train, device, out, &go, &bo, &to, &tro);
+  } else {
+    /* one run per device, each into its own folder under --out (default runs/bench) */
+    dmx_device_info *devs;
+    int n = dmx_list_devices(&devs), ran = 0;
+    const char *base = out ? out : "runs/bench";
+    for (int i = 0; i < n; i++) {
+      if (dmx_device_is_simulator(&devs[i])) {
+        printf("\n== device [%d] %s: skipped (a simulator; time it alone with --device %d)\n", i, devs[i].name, i);
+        continue;
+      }
+      char sel[16], folder[256], dir[4400];
+      snprintf(sel, sizeof sel, "%d", i);
+      dmx_device_folder_name(devs[i].name, folder, sizeof folder);
+      snprintf(dir, sizeof dir, "%s/%d_%s", base, i, folder);
+      printf("\n== device [%d] %s (%s) -> %s\n", i, devs[i].name, devs[i].platform_name, dir);
+      int st = run_benchmarks(e, build, gemm, train, sel, dir, &go, &bo, &to, &tro);
+      if (st > status) status = st;
+      ran++;
     }
-  } else if (e && train) {
-    if (dmx_bench_train(e, &tro)) status = 1;
-  } else if (e) {
-    int t = dmx_bench_throughput(e, &to);
-    if (t) status = t;
+    free(devs);
+    if (!ran) {
+      fprintf(stderr, "datamux bench: --all-devices found no device to time (see `datamux devices`)\n");
+      status = 1;
+    } else {
+      printf("\n%d devices timed; put them side by side with `datamux report %s/*/*.json`\n", ran, base);
+    }
   }
   free(e);
   return status;

@@ -286,16 +286,15 @@ int dmx_bench_gemm(const dmx_bench_gemm_opts *o) {
       fprintf(js.f, "{\n  \"benchmark\": \"gemm\",\n");
       dmx_bench_json_device(js.f, rt);
       fprintf(js.f, "  \"tuning\": ");
-      dmx_bench_json_str(js.f, tuning);
-      fprintf(js.f, ",\n  \"gemm_backend\": \"%s\",\n  \"gemm_backend_detail\": ",
-              dmx_gemm_backend_names[dmx_gemm_backend_of(rt)]);
-      dmx_bench_json_str(js.f, backend);
+      dmx_json_put_str(js.f, tuning);
+      fprintf(js.f, ",\n  \"gemm_backend_detail\": "); /* "gemm_backend" is in the device block */
+      dmx_json_put_str(js.f, backend);
       fprintf(js.f, ",\n  \"tuning_applied\": %s,\n  \"repeat\": %d,\n  \"max_seconds\": %g,\n  \"shapes\": [\n",
               !o->no_tuning && strncmp(tuning, "applied", 7) == 0 ? "true" : "false", o->repeat, o->max_seconds);
       for (int i = 0; i < nres; i++) {
         const gemm_result *r = &res[i];
         fprintf(js.f, "    {\"shape\": \"%s\", \"what\": ", r->c->name);
-        dmx_bench_json_str(js.f, r->c->what);
+        dmx_json_put_str(js.f, r->c->what);
         fprintf(js.f,
                 ", \"op\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, \"batch\": %zu, \"reps\": %d, "
                 "\"first_call_ms\": %.3f, \"ms\": %.4f, \"gflops\": %.3f, \"blas_gflops\": %.3f, \"skipped\": %s}%s\n",
@@ -437,7 +436,7 @@ int dmx_bench_build(const dmx_bench_build_opts *o) {
       fprintf(js.f, "{\n  \"benchmark\": \"build\",\n");
       dmx_bench_json_device(js.f, rt);
       fprintf(js.f, "  \"pocl_kernel_cache\": ");
-      dmx_bench_json_str(js.f, getenv("POCL_KERNEL_CACHE"));
+      dmx_json_put_str(js.f, getenv("POCL_KERNEL_CACHE"));
       fprintf(js.f, ",\n  \"files\": [\n");
       for (int i = 0; i < n; i++)
         fprintf(js.f,

@@ -1,5 +1,5 @@
-/* Benchmarks behind `datamux bench`: the helpers they share (JSON strings, files written
- * atomically, the device block of the JSON files, synthetic data, the tuning status line). */
+/* Benchmarks behind `datamux bench`: the helpers they share (the device block of the JSON files,
+ * synthetic data, the tuning status line). */
 #include "host/perf/bench_common.h"
 
 #include "host/run/experiment_runtime.h"
@@ -10,41 +10,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dmx_build_info.h"
 
 #include "data/batch.h"
-void dmx_bench_json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(f, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(f, "\\u%04x", c);
-    else
-      fputc(c, f);
-  }
-  fputc('"', f);
-}
-
-int dmx_membuf_open(dmx_membuf *m, dmx_error *err) {
-  m->text = NULL;
-  m->len = 0;
-  m->f = open_memstream(&m->text, &m->len);
-  if (!m->f) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
-  return 0;
-}
-
-int dmx_membuf_write(dmx_membuf *m, const char *dir, const char *name, char *written, size_t cap, dmx_error *err) {
-  if (fclose(m->f) != 0) {
-    free(m->text);
-    return dmx_fail(err, "building %s failed: %s", name, strerror(errno));
-  }
-  snprintf(written, cap, "%s/%s", dir, name);
-  int rc = dmx_write_file_atomic(written, m->text, m->len, err);
-  free(m->text);
-  m->text = NULL;
-  return rc;
-}
 
 /* Where the GEMM wrapper looks for tuner files for this device, and how many .json files are there. */
 int dmx_bench_tuning_files(const dmx_runtime *rt, char *dir, size_t cap) {
@@ -89,12 +60,47 @@ dmx_runtime *dmx_bench_runtime(const dmx_experiment *e, const char *device, bool
 
 void dmx_bench_json_device(FILE *f, const dmx_runtime *rt) {
   fprintf(f, "  \"device\": ");
-  dmx_bench_json_str(f, rt->info.name);
-  fprintf(f, ",\n  \"device_type\": \"%s\",\n  \"platform\": ", dmx_device_type_name(rt->info.type));
-  dmx_bench_json_str(f, rt->info.platform_name);
+  dmx_json_put_str(f, rt->info.name);
+  fprintf(f, ",\n  \"device_type\": \"%s\",\n  \"device_vendor\": ", dmx_device_type_name(rt->info.type));
+  dmx_json_put_str(f, rt->info.vendor);
+  fprintf(f, ",\n  \"platform\": ");
+  dmx_json_put_str(f, rt->info.platform_name);
+  fprintf(f, ",\n  \"platform_version\": ");
+  dmx_json_put_str(f, rt->info.platform_version);
   fprintf(f, ",\n  \"driver_version\": ");
-  dmx_bench_json_str(f, rt->info.driver_version);
+  dmx_json_put_str(f, rt->info.driver_version);
   fprintf(f, ",\n  \"compute_units\": %u,\n", rt->info.compute_units);
+  /* what the numbers depend on besides the device: which GEMM code ran, with which tuning, built
+   * from which commit, measured when and where (datamux report prints these per column) */
+  dmx_gemm_backend be = dmx_gemm_backend_of((dmx_runtime *)rt);
+  fprintf(f, "  \"gemm_backend\": \"%s\",\n  \"clblast_version\": ", dmx_gemm_backend_names[be]);
+  dmx_json_put_str(f, DATAMUX_CLBLAST_VERSION[0] ? DATAMUX_CLBLAST_VERSION : "unknown");
+  fprintf(f, ",\n  \"openblas_version\": ");
+  dmx_json_put_str(f, DATAMUX_OPENBLAS_VERSION[0] ? DATAMUX_OPENBLAS_VERSION : "none");
+  char dir[4200], state[4400];
+  int files = dmx_bench_tuning_files(rt, dir, sizeof dir);
+  bool off = getenv("DATAMUX_NO_TUNING") != NULL;
+  if (be == DMX_GEMM_HOST_BLAS)
+    snprintf(state, sizeof state, "not used (host BLAS)");
+  else if (off)
+    snprintf(state, sizeof state, "off (DATAMUX_NO_TUNING)");
+  else if (files)
+    snprintf(state, sizeof state, "tuned: %d files in %s", files, dir);
+  else
+    snprintf(state, sizeof state, "untuned (CLBlast defaults)");
+  fprintf(f, ",\n  \"tuning_state\": ");
+  dmx_json_put_str(f, state);
+  fprintf(f, ",\n  \"commit\": ");
+  dmx_json_put_str(f, DATAMUX_COMMIT);
+  char date[64] = "unknown", host[256] = "unknown";
+  time_t now = time(NULL);
+  struct tm tm;
+  if (gmtime_r(&now, &tm)) strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
+  host[sizeof host - 1] = 0;
+  fprintf(f, ",\n  \"date\": \"%s\",\n  \"host\": ", date);
+  dmx_json_put_str(f, host);
+  fprintf(f, ",\n");
 }
 
 int dmx_bench_prepare_out_dir(const char *dir, dmx_error *err) {
@@ -141,9 +147,3 @@ void dmx_bench_synthetic_rows(const dmx_experiment *e, int n, dmx_dataset *out) 
   snprintf(out->summary, sizeof out->summary, "%d synthetic rows of %d ids", n, L);
 }
 
-int dmx_membuf_commit(dmx_membuf *m, const char *dir, const char *name, dmx_error *err) {
-  char path[4200];
-  if (dmx_membuf_write(m, dir, name, path, sizeof path, err)) return -1;
-  printf("wrote %s\n", path);
-  return 0;
-}

@@ -6,23 +6,9 @@
 #include <stdio.h>
 
 #include "data/dataset.h"
+#include "host/base/output.h"
 #include "host/config/config.h"
 #include "host/runtime/runtime.h"
-
-/* A JSON string literal of s (quotes and control characters escaped). */
-void dmx_bench_json_str(FILE *f, const char *s);
-
-/* A memory stream for building a file's text, then written atomically into dir/name. */
-typedef struct {
-  char *text;
-  size_t len;
-  FILE *f;
-} dmx_membuf;
-int dmx_membuf_open(dmx_membuf *m, dmx_error *err);
-/* Closes the stream and writes it to dir/name (the path goes to written); 0 or -1 with err. */
-int dmx_membuf_write(dmx_membuf *m, const char *dir, const char *name, char *written, size_t cap, dmx_error *err);
-/* dmx_membuf_write, then "wrote <path>" on stdout. */
-int dmx_membuf_commit(dmx_membuf *m, const char *dir, const char *name, dmx_error *err);
 
 /* The tuner-file folder of this device (<cache>/clblast/<device>) into dir; returns its .json count. */
 int dmx_bench_tuning_files(const dmx_runtime *rt, char *dir, size_t cap);

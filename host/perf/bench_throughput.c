@@ -271,44 +271,15 @@ static void print_breakdown(dmx_runtime *rt, const tp_row *rows, int n) {
   }
 }
 
-static bool have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
-
 static void plot(const char *dir) {
-  if (!have_gnuplot()) {
-    printf("plot: skipped (gnuplot is not installed; the CSV has the numbers)\n");
-    return;
-  }
-  if (strchr(dir, '\'') || strchr(dir, '"') || strchr(dir, '\n')) {
-    printf("plot: skipped (the output folder's name has quotes)\n");
-    return;
-  }
-  char gp[4200], png[4200], csv[4200], cmd[4400];
-  snprintf(gp, sizeof gp, "%s/throughput.gp", dir);
-  snprintf(png, sizeof png, "%s/throughput.png", dir);
-  snprintf(csv, sizeof csv, "%s/throughput.csv", dir);
-  FILE *f = fopen(gp, "w");
-  if (!f) {
-    printf("plot: skipped (cannot write %s: %s)\n", gp, strerror(errno));
-    return;
-  }
-  fprintf(f,
-          "set terminal png size 800,500\nset output '%s'\nset datafile separator ','\n"
-          "set title 'inference throughput vs N'\nset xlabel 'N (instances multiplexed)'\n"
-          "set ylabel 'instances / s'\nset logscale x 2\nset grid\nset key left top\n"
-          /* column 1 is a label: strcol, since $1 is numeric; column 11 is instances_per_s */
-          "plot '%s' using 2:(strcol(1) eq 'vanilla' ? NaN : $11) skip 1 with linespoints title 'DataMUX', "
-          "'' using 2:(strcol(1) eq 'vanilla' ? $11 : NaN) skip 1 with points pt 7 title 'vanilla (N=1)'\n",
-          png, csv);
-  if (fclose(f) != 0) {
-    printf("plot: skipped (writing %s failed)\n", gp);
-    return;
-  }
-  snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
-  int rc = system(cmd);
-  if (rc == 0)
-    printf("wrote %s\n", png);
-  else
-    printf("plot: gnuplot failed (status %d); the CSV has the numbers\n", rc);
+  dmx_plot_png(dir, "throughput",
+               "set datafile separator ','\nset title 'inference throughput vs N'\n"
+               "set xlabel 'N (instances multiplexed)'\nset ylabel 'instances / s'\nset logscale x 2\nset grid\n"
+               "set key left top\n"
+               /* column 1 is a label: strcol, since $1 is numeric; column 11 is instances_per_s */
+               "plot 'throughput.csv' using 2:(strcol(1) eq 'vanilla' ? NaN : $11) skip 1 with linespoints title "
+               "'DataMUX', '' using 2:(strcol(1) eq 'vanilla' ? $11 : NaN) skip 1 with points pt 7 title "
+               "'vanilla (N=1)'\n");
 }
 
 static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx_bench_tp_opts *o,
@@ -333,7 +304,7 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
   fprintf(js.f, "{\n  \"benchmark\": \"throughput\",\n");
   dmx_bench_json_device(js.f, rt);
   fprintf(js.f, "  \"experiment\": ");
-  dmx_bench_json_str(js.f, e->source_path);
+  dmx_json_put_str(js.f, e->source_path);
   fprintf(js.f,
           ",\n  \"setting\": \"%s\",\n  \"model\": {\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, "
           "\"intermediate_size\": %d, \"vocab_size\": %d},\n",
@@ -341,11 +312,11 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
           e->model.intermediate_size, e->model.vocab_size);
   fprintf(js.f, "  \"muxing\": \"%s\",\n  \"demuxing\": \"%s\",\n  \"max_length\": %d,\n  \"data\": ",
           dmx_muxing_name(e->mux.muxing), dmx_demuxing_name(e->mux.demuxing), e->task.max_length);
-  dmx_bench_json_str(js.f, data_desc);
+  dmx_json_put_str(js.f, data_desc);
   fprintf(js.f, ",\n  \"tuning\": ");
-  dmx_bench_json_str(js.f, tuning);
+  dmx_json_put_str(js.f, tuning);
   fprintf(js.f, ",\n  \"method\": ");
-  dmx_bench_json_str(
+  dmx_json_put_str(
       js.f,
       "eval mode (dmx_model_step train=false), no labels and no retrieval targets; base_bs(N)*N instances "
       "per batch; warm-up batches excluded; each batch timed to dmx_finish; instances_per_s = sum of "
@@ -353,9 +324,9 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
       "model of it runs alongside every other row (alternate batches) and speedup = instances_per_s / "
       "reference_instances_per_s_alongside");
   fprintf(js.f, ",\n  \"speedup_reference\": ");
-  dmx_bench_json_str(js.f, ref);
+  dmx_json_put_str(js.f, ref);
   fprintf(js.f, ",\n  \"device_memory_note\": ");
-  dmx_bench_json_str(js.f,
+  dmx_json_put_str(js.f,
                      "device_mib_allocated is everything dmx_model_create allocates, training buffers (gradients, Adam "
                      "moments, backward activations) included; CLBlast temporaries are not counted");
   fprintf(js.f, ",\n  \"rows\": [\n");
@@ -364,7 +335,7 @@ static int write_tp_files(const dmx_runtime *rt, const dmx_experiment *e, const 
     fprintf(js.f, "    {\"label\": \"%s\", \"N\": %d, ", r->label, r->N);
     if (r->failed) {
       fprintf(js.f, "\"error\": ");
-      dmx_bench_json_str(js.f, r->why);
+      dmx_json_put_str(js.f, r->why);
     } else {
       fprintf(js.f,
               "\"groups\": %d, \"instances_per_batch\": %d, \"seq_len\": %d, \"batches\": %d, \"warmup\": %d, "

@@ -114,16 +114,16 @@ static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx
   fprintf(f, "{\n  \"benchmark\": \"train\",\n");
   dmx_bench_json_device(f, rt);
   fprintf(f, "  \"experiment\": ");
-  dmx_bench_json_str(f, e->source_path);
+  dmx_json_put_str(f, e->source_path);
   fprintf(f,
           ",\n  \"setting\": \"%s\",\n  \"model\": {\"num_layers\": %d, \"hidden_size\": %d, \"num_heads\": %d, "
           "\"intermediate_size\": %d, \"vocab_size\": %d},\n",
           dmx_setting_name(e->setting), e->model.num_layers, e->model.hidden_size, e->model.num_heads,
           e->model.intermediate_size, e->model.vocab_size);
   fprintf(f, "  \"data\": ");
-  dmx_bench_json_str(f, r->data_desc);
+  dmx_json_put_str(f, r->data_desc);
   fprintf(f, ",\n  \"tuning\": ");
-  dmx_bench_json_str(f, r->tuning);
+  dmx_json_put_str(f, r->tuning);
   fprintf(
       f,
       ",\n  \"groups\": %d,\n  \"N\": %d,\n  \"max_length\": %d,\n  \"seq_len\": %d,\n  \"instances_per_step\": %d,\n"
@@ -135,7 +135,7 @@ static int write_files(const dmx_runtime *rt, const dmx_experiment *e, const dmx
           r->timed_s / r->timed, r->timed_median_s, r->instances * r->timed / r->timed_s,
           (double)r->tokens * r->timed / r->timed_s);
   fprintf(f, "  \"method\": ");
-  dmx_bench_json_str(f,
+  dmx_json_put_str(f,
                      "dmx_model_step(train) + dmx_model_update (AdamW) per step, constant learning rate; warm-up "
                      "steps excluded; timed steps each timed to dmx_finish with no profiling event; profiled steps "
                      "after them: an OpenCL event per kernel, fill and upload (START..END) and two markers around "

@@ -2,6 +2,8 @@
  * measures the text model. */
 #include "host/perf/bench_vision.h"
 
+#include "host/perf/bench_common.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,14 +115,17 @@ int dmx_bench_vision(dmx_runtime *rt, const dmx_experiment *e, const int *Ns, in
   return n;
 }
 
-int dmx_bench_vision_write(const char *dir, const dmx_vision_bench_row *rows, int n, dmx_error *err) {
+int dmx_bench_vision_write(const dmx_runtime *rt, const char *dir, const dmx_vision_bench_row *rows, int n,
+                           dmx_error *err) {
   if (dmx_mkdirs(dir, err)) return -1;
   char *csv = NULL, *json = NULL, path[1200];
   size_t lc = 0, lj = 0;
   FILE *c = open_memstream(&csv, &lc), *j = open_memstream(&json, &lj);
   if (!c || !j) return dmx_fail(err, "open_memstream failed: %s", strerror(errno));
   fprintf(c, "N,muxing,images_per_second,plain_images_per_second_alongside,speedup,ms_per_batch,device_bytes\n");
-  fprintf(j, "[\n");
+  fprintf(j, "{\n  \"benchmark\": \"vision_throughput\",\n");
+  dmx_bench_json_device(j, rt);
+  fprintf(j, "  \"rows\": [\n");
   for (int i = 0; i < n; i++) {
     const dmx_vision_bench_row *r = &rows[i];
     char along[32] = ""; /* empty for the plain row itself */
@@ -128,14 +133,14 @@ int dmx_bench_vision_write(const char *dir, const dmx_vision_bench_row *rows, in
     fprintf(c, "%d,%s,%.2f,%s,%.4f,%.4f,%zu\n", r->N, r->muxing, r->images_per_second, along, r->speedup,
             r->ms_per_batch, r->device_bytes);
     fprintf(j,
-            "  {\"N\": %d, \"muxing\": \"%s\", \"images_per_second\": %.2f, \"speedup\": %.4f, \"ms_per_batch\": %.4f, "
-            "\"device_bytes\": %zu",
-            r->N, r->muxing, r->images_per_second, r->speedup, r->ms_per_batch, r->device_bytes);
+            "    {\"label\": \"%s%d\", \"N\": %d, \"muxing\": \"%s\", \"images_per_second\": %.2f, \"speedup\": %.4f, "
+            "\"ms_per_batch\": %.4f, \"device_bytes\": %zu",
+            i == 0 ? "vanilla N=" : "N=", r->N, r->N, r->muxing, r->images_per_second, r->speedup, r->ms_per_batch, r->device_bytes);
     if (r->ref_images_per_second > 0)
       fprintf(j, ", \"plain_images_per_second_alongside\": %.2f", r->ref_images_per_second);
     fprintf(j, "}%s\n", i + 1 < n ? "," : "");
   }
-  fprintf(j, "]\n");
+  fprintf(j, "  ]\n}\n");
   fclose(c);
   fclose(j);
   snprintf(path, sizeof path, "%s/vision_throughput.csv", dir);

@@ -26,6 +26,8 @@ typedef struct {
 int dmx_bench_vision(dmx_runtime *rt, const dmx_experiment *e, const int *Ns, int n_Ns, int warmup, int batches,
                      dmx_vision_bench_row *rows, FILE *log, dmx_error *err);
 
-/* Writes rows as <dir>/vision_throughput.csv and .json. 0 or -1 with err. */
-int dmx_bench_vision_write(const char *dir, const dmx_vision_bench_row *rows, int n, dmx_error *err);
+/* Writes rows as <dir>/vision_throughput.csv and .json (with the device block of every bench JSON,
+ * for `datamux report`). 0 or -1 with err. */
+int dmx_bench_vision_write(const dmx_runtime *rt, const char *dir, const dmx_vision_bench_row *rows, int n,
+                           dmx_error *err);
 #endif

@@ -172,13 +172,13 @@ int dmx_peak_save(const dmx_peak *p, const char *path, dmx_error *err) {
   dmx_membuf m;
   if (dmx_membuf_open(&m, err)) return -1;
   fprintf(m.f, "{\n  \"device\": ");
-  dmx_bench_json_str(m.f, p->device);
+  dmx_json_put_str(m.f, p->device);
   fprintf(m.f, ",\n  \"platform\": ");
-  dmx_bench_json_str(m.f, p->platform);
+  dmx_json_put_str(m.f, p->platform);
   fprintf(m.f, ",\n  \"driver_version\": ");
-  dmx_bench_json_str(m.f, p->driver);
+  dmx_json_put_str(m.f, p->driver);
   fprintf(m.f, ",\n  \"measured_at\": ");
-  dmx_bench_json_str(m.f, p->measured_at);
+  dmx_json_put_str(m.f, p->measured_at);
   fprintf(m.f,
           ",\n  \"sgemm_gflops\": %.4f,\n  \"sgemm_size\": %d,\n  \"tuned\": %s,\n  \"d2d_gbps\": %.4f,\n"
           "  \"h2d_gbps\": %.4f,\n  \"d2h_gbps\": %.4f,\n  \"seconds\": %.2f\n}\n",
