@@ -6,10 +6,17 @@
  * of the labels, that the same input gives the same output (evaluation mode is deterministic),
  * that the run directory, its checkpoint folder and the checkpoint file are interchangeable, and
  * for NER that every output line has exactly as many tags as its input line has words (the word
- * counts differ from line to line, so this also checks the order). Errors must name the problem. */
+ * counts differ from line to line, so this also checks the order). Errors must name the problem.
+ *
+ * --format jsonl: on tests/fixtures/predict (a checkpoint and the logits the PyTorch reference model
+ * gives for its input lines, tests/reference/make_predict_fixture.py) the logits must match within
+ * 1e-4 and the labels exactly; everywhere the probabilities must sum to 1 within 1e-6 and their
+ * argmax must be the label. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/base/json.h"
 #include "tests/harness.h"
 
 static char dir[] = "/tmp/datamux-test-predict-XXXXXX";
@@ -99,6 +106,108 @@ static const char *five =
     "meh\n"
     "the worst movie of the year , by a mile\n";
 
+
+/* One line of --format jsonl parsed; false (with a failure recorded) when it is not an object with
+ * a label, probabilities and logits. */
+static bool parse_jsonl(const char *line, int i, dmx_json *v) {
+  dmx_error e;
+  dmx_json_opts o = {.what = "predict output", .require_object = true, .max_depth = 8};
+  if (dmx_json_parse(line, strlen(line), &o, v, &e)) {
+    th_fail_at(__FILE__, __LINE__, "line %d is not JSON (%s): %s", i + 1, e.msg, line);
+    return false;
+  }
+  if (!dmx_json_member(v, "label") || !dmx_json_member(v, "probabilities") || !dmx_json_member(v, "logits")) {
+    th_fail_at(__FILE__, __LINE__, "line %d lacks label, probabilities or logits: %s", i + 1, line);
+    dmx_json_free(v);
+    return false;
+  }
+  return true;
+}
+
+/* probabilities: numbers summing to 1 within 1e-6, their argmax names[label], and the same argmax
+ * as the logits. */
+static void check_distribution(const dmx_json *probs, const dmx_json *logits, const char *label,
+                               const char *const *names, int C, const char *where) {
+  if (probs->type != DMX_JSON_ARRAY || logits->type != DMX_JSON_ARRAY || (int)probs->n != C || (int)logits->n != C) {
+    th_fail_at(__FILE__, __LINE__, "%s: probabilities/logits are not %d numbers", where, C);
+    return;
+  }
+  double sum = 0, best = -1, best_logit = -INFINITY;
+  int arg = -1, arg_logit = -1;
+  for (int c = 0; c < C; c++) {
+    double p = NAN, l = NAN;
+    dmx_json_number(&probs->kids[c], &p);
+    dmx_json_number(&logits->kids[c], &l);
+    CHECKF(p >= 0 && p <= 1, "%s: probability %g", where, p);
+    sum += p;
+    if (p > best) best = p, arg = c;
+    if (l > best_logit) best_logit = l, arg_logit = c;
+  }
+  CHECKF(fabs(sum - 1) <= 1e-6, "%s: probabilities sum to %.9f", where, sum);
+  CHECKF(arg >= 0 && arg == arg_logit && label && !strcmp(label, names[arg]),
+         "%s: label '%s' but the most probable class is %s (logits: %d)", where, label ? label : "?",
+         arg >= 0 ? names[arg] : "?", arg_logit);
+}
+
+static void jsonl_fixture(void) {
+  th_begin("predict --format jsonl on the fixture checkpoint: logits as PyTorch's within 1e-4, labels, sums");
+  const char *fx = "tests/fixtures/predict";
+  char path[256], input[4096], expect[8192];
+  snprintf(path, sizeof path, "%s/input.txt", fx);
+  read_file(path, input, sizeof input);
+  snprintf(path, sizeof path, "%s/expect.jsonl", fx);
+  read_file(path, expect, sizeof expect);
+  CHECKF(input[0] && expect[0], "cannot read the fixture in %s", fx);
+  char args[512];
+  snprintf(args, sizeof args, "%s/experiment.yaml --model_path %s/model.safetensors --format jsonl", fx, fx);
+  int rc = predict(args, input);
+  CHECKF(rc == 0, "exit %d, stderr:\n%s", rc, err_text);
+  char *got[16], *want[16];
+  int n = split_lines(out, got, 16), m = split_lines(expect, want, 16);
+  CHECKF(n == m && n == 8, "%d output lines, %d expected", n, m);
+  double worst = 0;
+  for (int i = 0; i < n && i < m && i < 16; i++) {
+    dmx_json g, w;
+    if (!parse_jsonl(got[i], i, &g)) continue;
+    dmx_error e;
+    dmx_json_opts o = {.what = "expect.jsonl", .require_object = true, .max_depth = 8};
+    if (dmx_json_parse(want[i], strlen(want[i]), &o, &w, &e)) {
+      th_fail_at(__FILE__, __LINE__, "expect.jsonl line %d: %s", i + 1, e.msg);
+      dmx_json_free(&g);
+      continue;
+    }
+    const char *label = dmx_json_string(dmx_json_member(&g, "label"));
+    const char *want_label = dmx_json_string(dmx_json_member(&w, "label"));
+    CHECKF(label && want_label && !strcmp(label, want_label), "line %d: label %s, PyTorch %s", i + 1,
+           label ? label : "?", want_label ? want_label : "?");
+    const dmx_json *gl = dmx_json_member(&g, "logits"), *wl = dmx_json_member(&w, "logits");
+    char where[32];
+    snprintf(where, sizeof where, "line %d", i + 1);
+    check_distribution(dmx_json_member(&g, "probabilities"), gl, label, sst2_labels, 2, where);
+    for (size_t c = 0; wl && gl && c < wl->n && c < gl->n; c++) {
+      double a = NAN, b = NAN;
+      dmx_json_number(&gl->kids[c], &a);
+      dmx_json_number(&wl->kids[c], &b);
+      double err = fabs(a - b) / fmax(1.0, fabs(b));
+      if (!(err <= worst)) worst = err;
+    }
+    dmx_json_free(&g);
+    dmx_json_free(&w);
+  }
+  CHECKF(worst <= 1e-4, "logits differ from PyTorch's by %.3g (more than 1e-4)", worst);
+  printf("  worst logit difference from PyTorch: %.3g\n", worst);
+  /* the labels format prints the same labels */
+  snprintf(args, sizeof args, "%s/experiment.yaml --model_path %s/model.safetensors", fx, fx);
+  rc = predict(args, input);
+  n = split_lines(out, got, 16);
+  CHECKF(rc == 0 && n == 8 && !strcmp(got[0], "positive") && !strcmp(got[1], "negative"), "labels: exit %d, '%s'", rc,
+         n ? got[0] : "");
+  snprintf(args, sizeof args, "%s/experiment.yaml --model_path %s/model.safetensors --format xml", fx, fx);
+  rc = predict(args, input);
+  CHECKF(rc == 2 && strstr(err_text, "--format") && strstr(err_text, "jsonl"), "bad format: exit %d, %s", rc, err_text);
+  th_end();
+}
+
 static void sentence_task(void) {
   th_begin("predict sst2 (N=2, index): one valid label per line, deterministic, any checkpoint path");
   if (!train_run("sst2", "-d index")) {
@@ -145,6 +254,22 @@ static void sentence_task(void) {
   rc = predict(args, "windows line\r\n\ncaf\xe9 \xff\n");
   n = split_lines(out, lines, 16);
   CHECKF(rc == 0 && n == 3, "odd lines: exit %d, %d output lines; stderr:\n%s", rc, n, err_text);
+
+  /* --format jsonl: one object per line, probabilities summing to 1, their argmax the label */
+  snprintf(args, sizeof args, "--model_path %s/sst2 --format=jsonl", dir);
+  rc = predict(args, five);
+  n = split_lines(out, lines, 16);
+  CHECKF(rc == 0 && n == 5, "jsonl: exit %d, %d lines; stderr:\n%s", rc, n, err_text);
+  for (int i = 0; i < n && i < 16; i++) {
+    dmx_json v;
+    if (!parse_jsonl(lines[i], i, &v)) continue;
+    char where[32];
+    snprintf(where, sizeof where, "jsonl line %d", i + 1);
+    check_distribution(dmx_json_member(&v, "probabilities"), dmx_json_member(&v, "logits"),
+                       dmx_json_string(dmx_json_member(&v, "label")), sst2_labels, 2, where);
+    dmx_json_free(&v);
+  }
+  snprintf(args, sizeof args, "--model_path %s/sst2", dir);
 
   /* empty input: no output, success */
   rc = predict(args, "");
@@ -227,6 +352,35 @@ static void ner_task(void) {
   }
   rc = predict(args, input);
   CHECKF(rc == 0 && !strcmp(out, first), "second run differs:\n%s\nwas:\n%s", out, first);
+  /* --format jsonl: per word a tag, a distribution and logits, the tags those of the labels format */
+  char tags_first[65536];
+  snprintf(tags_first, sizeof tags_first, "%s", first);
+  char *tag_lines[16];
+  int nt = split_lines(tags_first, tag_lines, 16);
+  snprintf(args, sizeof args, "--model_path %s/ner --format jsonl", dir);
+  rc = predict(args, input);
+  n = split_lines(out, lines, 16);
+  CHECKF(rc == 0 && n == n_in && nt == n_in, "jsonl: exit %d, %d lines for %d; stderr:\n%s", rc, n, n_in, err_text);
+  for (int i = 0; i < n && i < nt && i < 16; i++) {
+    dmx_json v;
+    if (!parse_jsonl(lines[i], i, &v)) continue;
+    const dmx_json *lab = dmx_json_member(&v, "label"), *pr = dmx_json_member(&v, "probabilities"),
+                   *lg = dmx_json_member(&v, "logits");
+    int words = count_words(in_lines[i]);
+    CHECKF(lab->type == DMX_JSON_ARRAY && (int)lab->n == words && (int)pr->n == words && (int)lg->n == words,
+           "jsonl line %d: not %d words", i + 1, words);
+    char joined[4096] = "";
+    for (size_t w = 0; lab->type == DMX_JSON_ARRAY && w < lab->n && w < pr->n && w < lg->n; w++) {
+      const char *t = dmx_json_string(&lab->kids[w]);
+      snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", w ? " " : "", t ? t : "?");
+      char where[48];
+      snprintf(where, sizeof where, "jsonl line %d word %zu", i + 1, w + 1);
+      check_distribution(&pr->kids[w], &lg->kids[w], t, ner_tags, 9, where);
+    }
+    CHECKF(!strcmp(joined, tag_lines[i]), "jsonl line %d tags '%s', labels format '%s'", i + 1, joined, tag_lines[i]);
+    dmx_json_free(&v);
+  }
+  snprintf(args, sizeof args, "--model_path %s/ner", dir);
   /* a line longer than max_length (32 tokens): still one tag per word, and a warning */
   char long_line[2048] = "";
   for (int i = 0; i < 60; i++) strcat(long_line, "word ");
@@ -249,6 +403,7 @@ int main(void) {
   bool have_data = th_checks_failed_in_case == 0;
   th_end();
   if (have_data) {
+    jsonl_fixture();
     sentence_task();
     ner_task();
   }

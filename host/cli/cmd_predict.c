@@ -61,14 +61,17 @@ static bool find_run_experiment(const char *model_path, char *out, size_t cap) {
 int dmx_cmd_predict(int argc, char **argv) {
   if (argc > 0 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
     printf(
-        "usage: datamux predict --model_path RUN [EXP.yaml] [flags] < input.txt\n"
+        "usage: datamux predict --model_path RUN [EXP.yaml] [--format labels|jsonl] [flags] < input.txt\n"
         "Reads one example per line from stdin and prints one label per line, in input order.\n"
         "  pair tasks (mnli, qnli, qqp, mrpc, stsb, rte, wnli): the two sentences separated by a TAB\n"
         "  ner: whitespace-separated words; prints one tag per word\n"
         "The model configuration comes from RUN/experiment.yaml (written by `datamux train`), else from\n"
         "EXP.yaml; flags (e.g. --task, --device, --data-dir) override it. RUN may also be a checkpoint\n"
         "folder (RUN/best) or a .safetensors file. Lines are multiplexed N at a time, so a line's\n"
-        "prediction can depend on the lines grouped with it, as in the model's own evaluation.\n");
+        "prediction can depend on the lines grouped with it, as in the model's own evaluation.\n"
+        "  --format labels   one label per line (the default)\n"
+        "  --format jsonl    one JSON object per line: {\"label\": ..., \"probabilities\": [...], \"logits\": [...]}\n"
+        "                    (NER: label, probabilities and logits per word; STS-B: the score and its logit)\n");
     return 0;
   }
   /* split the arguments into the optional experiment file and the flags (with their values) */
@@ -79,8 +82,21 @@ int dmx_cmd_predict(int argc, char **argv) {
   }
   int nf = 0, rc = 2;
   const char *exp_path = NULL;
+  dmx_predict_format format = DMX_PREDICT_LABELS;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
+    if (!strcmp(a, "--format") || !strncmp(a, "--format=", 9)) {
+      const char *v = a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : "";
+      if (!strcmp(v, "jsonl")) {
+        format = DMX_PREDICT_JSONL;
+      } else if (!strcmp(v, "labels")) {
+        format = DMX_PREDICT_LABELS;
+      } else {
+        fprintf(stderr, "datamux predict: --format: '%s' is not one of labels, jsonl\n", v);
+        goto out;
+      }
+      continue;
+    }
     if (a[0] == '-' && a[1]) {
       flags[nf++] = argv[i];
       if (strchr(a, '=')) continue;
@@ -130,7 +146,7 @@ int dmx_cmd_predict(int argc, char **argv) {
       fprintf(stderr, "datamux predict: %s\n", err.msg);
       goto out;
     }
-    if (exp_path)
+    if (exp_path && strcmp(exp_path, run_yaml) != 0)
       fprintf(stderr, "datamux predict: the model configuration comes from %s (%s is not used; flags still apply)\n",
               run_yaml, exp_path);
   } else if (exp_path) {
@@ -148,7 +164,7 @@ int dmx_cmd_predict(int argc, char **argv) {
   }
   /* the run's experiment.yaml names the checkpoint it started from; predict uses the one given */
   snprintf(e.model_path, sizeof e.model_path, "%s", model_path);
-  rc = dmx_run_predict(&e, stdin, stdout);
+  rc = dmx_run_predict(&e, stdin, stdout, format);
 out:
   free(flags);
   return rc;

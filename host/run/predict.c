@@ -10,6 +10,7 @@
  * All input is read and checked before the model runs, so a bad line gives an error naming
  * <stdin>:LINE and no partial output. Only labels go to `out`; everything else goes to stderr. */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "data/glue.h"
 #include "data/roberta_encoder.h"
 #include "data/tokenizer.h"
+#include "host/base/output.h"
 #include "host/run/checkpoint.h"
 #include "host/runtime/runtime.h"
 #include "host/formats/safetensors.h"
@@ -173,7 +175,25 @@ static int argmax(const float *v, int n) {
   return best;
 }
 
-static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_error *err) {
+/* JSON arrays of one position's class scores: the softmax of the logits (computed in double), and
+ * the logits themselves. */
+static void put_probabilities(FILE *out, const float *logits, int C) {
+  double mx = logits[0], sum = 0;
+  for (int c = 1; c < C; c++)
+    if (logits[c] > mx) mx = logits[c];
+  for (int c = 0; c < C; c++) sum += exp((double)logits[c] - mx);
+  fputc('[', out);
+  for (int c = 0; c < C; c++) fprintf(out, "%s%.9g", c ? ", " : "", exp((double)logits[c] - mx) / sum);
+  fputc(']', out);
+}
+
+static void put_logits(FILE *out, const float *logits, int C) {
+  fputc('[', out);
+  for (int c = 0; c < C; c++) fprintf(out, "%s%.9g", c ? ", " : "", (double)logits[c]);
+  fputc(']', out);
+}
+
+static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_predict_format format, dmx_error *err) {
   const char *task = e->task.name;
   bool token = !strcmp(task, "ner");
   const dmx_glue_task *glue = token ? NULL : dmx_glue_find(task);
@@ -320,11 +340,51 @@ static int predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_error *err)
         const int32_t *wo = word_of + (size_t)src * L;
         for (int j = 0; j < L; j++)
           if (wo[j] >= 0 && wo[j] < nw) tag[wo[j]] = argmax(logits + ((size_t)r * T + prefix + j) * C, C);
-        for (int w = 0; w < nw; w++) fprintf(out, "%s%s", w ? " " : "", names[tag[w]]);
-        fputc('\n', out);
+        if (format == DMX_PREDICT_JSONL) {
+          /* per word: the distribution at its first sub-token (-1: cut off by truncation, tagged O) */
+          int *at = dmx_malloc((size_t)(nw ? nw : 1) * sizeof *at);
+          for (int w = 0; w < nw; w++) at[w] = -1;
+          for (int j = L - 1; j >= 0; j--)
+            if (wo[j] >= 0 && wo[j] < nw) at[wo[j]] = j;
+          fprintf(out, "{\"label\": [");
+          for (int w = 0; w < nw; w++) {
+            fprintf(out, "%s", w ? ", " : "");
+            dmx_json_put_str(out, names[tag[w]]);
+          }
+          for (int part = 0; part < 2; part++) {
+            fprintf(out, part ? "], \"logits\": [" : "], \"probabilities\": [");
+            for (int w = 0; w < nw; w++) {
+              fprintf(out, "%s", w ? ", " : "");
+              const float *lg = logits + ((size_t)r * T + prefix + at[w]) * C;
+              if (at[w] < 0)
+                fprintf(out, "null");
+              else if (part)
+                put_logits(out, lg, C);
+              else
+                put_probabilities(out, lg, C);
+            }
+          }
+          fprintf(out, "]}\n");
+          free(at);
+        } else {
+          for (int w = 0; w < nw; w++) fprintf(out, "%s%s", w ? " " : "", names[tag[w]]);
+          fputc('\n', out);
+        }
         free(tag);
-      } else if (!names) {
-        fprintf(out, "%.6g\n", (double)logits[(size_t)r * C]); /* regression (STS-B): the score */
+      } else if (!names) { /* regression (STS-B): the score */
+        if (format == DMX_PREDICT_JSONL)
+          fprintf(out, "{\"label\": %.9g, \"logits\": [%.9g]}\n", (double)logits[(size_t)r * C],
+                  (double)logits[(size_t)r * C]);
+        else
+          fprintf(out, "%.6g\n", (double)logits[(size_t)r * C]);
+      } else if (format == DMX_PREDICT_JSONL) {
+        fprintf(out, "{\"label\": ");
+        dmx_json_put_str(out, names[argmax(logits + (size_t)r * C, C)]);
+        fprintf(out, ", \"probabilities\": ");
+        put_probabilities(out, logits + (size_t)r * C, C);
+        fprintf(out, ", \"logits\": ");
+        put_logits(out, logits + (size_t)r * C, C);
+        fprintf(out, "}\n");
       } else {
         fprintf(out, "%s\n", names[argmax(logits + (size_t)r * C, C)]);
       }
@@ -352,9 +412,9 @@ done:
   return rc;
 }
 
-int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out) {
+int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_predict_format format) {
   dmx_error err = {{0}};
-  if (predict(e, in, out, &err)) {
+  if (predict(e, in, out, format, &err)) {
     fprintf(stderr, "datamux predict: %s\n", err.msg);
     return 1;
   }

@@ -22,8 +22,11 @@ int dmx_resume_experiment(const dmx_experiment *e, const char *run_dir);
 int dmx_run_eval(const dmx_experiment *e);
 
 /* Reads one example per line from `in` (TAB separates a pair; NER: space-separated words) and
- * prints one label per line, in input order. */
-int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out);
+ * prints one line per input line, in input order: the label (NER: a tag per word), or with
+ * DMX_PREDICT_JSONL one JSON object {"label", "probabilities", "logits"} (NER: arrays per word;
+ * STS-B: the score and its one logit). */
+typedef enum { DMX_PREDICT_LABELS, DMX_PREDICT_JSONL } dmx_predict_format;
+int dmx_run_predict(const dmx_experiment *e, FILE *in, FILE *out, dmx_predict_format format);
 
 /* One split of the experiment's task, encoded, as training reads it (tokenizer and data root from
  * the experiment; warm-up text from text_file/eval_file); max_rows > 0 keeps the first rows. The

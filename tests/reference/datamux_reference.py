@@ -611,7 +611,7 @@ def build(c):
 def save_deterministic(path, tensors, meta):
     """safetensors file with a reproducible byte layout (the library serialises metadata in hash
     order): metadata keys sorted, tensors sorted by name, header padded with spaces to 8 bytes."""
-    dt = {torch.float32: "F32", torch.int32: "I32"}
+    dt = {torch.float32: "F32", torch.float16: "F16", torch.int32: "I32"}
     header = {"__metadata__": dict(sorted(meta.items()))}
     blobs, off = [], 0
     for name in sorted(tensors):
