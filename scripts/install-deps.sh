@@ -3,7 +3,7 @@
 # and registers Oclgrind's ICD (Debian's package ships the library but no
 # /etc/OpenCL/vendors entry, so without it no OpenCL program can see it).
 set -eu
-pkgs="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev clblast-utils libyaml-dev zlib1g-dev libopenblas-dev dataset-fashion-mnist clinfo oclgrind libopenmpi-dev openmpi-bin"
+pkgs="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev clblast-utils libyaml-dev zlib1g-dev libopenblas-dev dataset-fashion-mnist clinfo oclgrind libopenmpi-dev openmpi-bin gnuplot-nox"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

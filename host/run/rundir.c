@@ -2,6 +2,9 @@
  * the SIGINT/SIGTERM protocol. */
 #include "host/run/rundir.h"
 
+#include "host/base/json.h"
+#include "host/base/output.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -167,3 +170,78 @@ bool dmx_kill_this_rank(int rank) {
 }
 
 int dmx_stop_signal(void) { return (int)stop_signal; }
+
+/* ------------------------------------------------------------------ curves */
+
+void dmx_plot_run_curves(const char *run_dir) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+  dmx_error err;
+  size_t len;
+  char *text = dmx_read_file(path, &len, &err);
+  if (!text) {
+    printf("plot curves.png: skipped (%s)\n", err.msg);
+    return;
+  }
+  dmx_membuf loss, evals;
+  if (dmx_membuf_open(&loss, &err) || dmx_membuf_open(&evals, &err)) {
+    free(text);
+    printf("plot curves.png: skipped (%s)\n", err.msg);
+    return;
+  }
+  int nloss = 0, neval = 0;
+  char metric[64] = "dev metric";
+  for (char *line = text, *next; line && *line; line = next) {
+    next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    dmx_json v;
+    dmx_json_opts o = {.what = path, .require_object = true, .max_depth = 8};
+    if (dmx_json_parse(line, strlen(line), &o, &v, &err)) continue; /* a torn line: skip it */
+    const char *ev = dmx_json_string(dmx_json_member(&v, "event"));
+    double step, x;
+    if (ev && dmx_json_number(dmx_json_member(&v, "step"), &step)) {
+      if (!strcmp(ev, "log") && dmx_json_number(dmx_json_member(&v, "loss"), &x)) {
+        fprintf(loss.f, "%.0f %.6g\n", step, x);
+        nloss++;
+      } else if (!strcmp(ev, "eval")) {
+        /* text runs: "value" of "metric"; vision runs: eval_mean_accuracy */
+        const char *name = dmx_json_string(dmx_json_member(&v, "metric"));
+        if (dmx_json_number(dmx_json_member(&v, "value"), &x) ||
+            dmx_json_number(dmx_json_member(&v, "eval_mean_accuracy"), &x)) {
+          snprintf(metric, sizeof metric, "dev %s", name ? name : "mean accuracy");
+          fprintf(evals.f, "%.0f %.6g\n", step, x);
+          neval++;
+        }
+      }
+    }
+    dmx_json_free(&v);
+  }
+  free(text);
+  fflush(loss.f);
+  fflush(evals.f);
+  dmx_membuf dat;
+  char written[1300];
+  if (nloss == 0 || dmx_membuf_open(&dat, &err)) {
+    dmx_membuf_discard(&loss);
+    dmx_membuf_discard(&evals);
+    if (nloss == 0) printf("plot curves.png: skipped (no logged step in %s)\n", path);
+    return;
+  }
+  fprintf(dat.f, "# step training_loss\n%s\n\n# step %s\n%s", loss.text, metric, neval ? evals.text : "0 NaN\n");
+  dmx_membuf_discard(&loss);
+  dmx_membuf_discard(&evals);
+  if (dmx_membuf_write(&dat, run_dir, "curves.dat", written, sizeof written, &err)) {
+    printf("plot curves.png: skipped (%s)\n", err.msg);
+    return;
+  }
+  for (char *c = metric; *c; c++)
+    if (*c == '\'') *c = '"';
+  char script[1024];
+  snprintf(script, sizeof script,
+           "set title 'training loss and %s'\nset xlabel 'step'\nset ylabel 'training loss'\nset y2label '%s'\n"
+           "set ytics nomirror\nset y2tics\nset grid\nset key outside bottom center horizontal\n"
+           "plot 'curves.dat' index 0 using 1:2 with lines title 'training loss', "
+           "'curves.dat' index 1 using 1:2 axes x1y2 with linespoints pt 7 title '%s'\n",
+           metric, metric, metric);
+  dmx_plot_png(run_dir, "curves", script);
+}

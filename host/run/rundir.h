@@ -14,6 +14,11 @@
  * metrics.jsonl for appending, first dropping a torn last line a crash left. 0 or -1 with err. */
 int dmx_open_run_dir(const dmx_experiment *e, char *run_dir, size_t cap, FILE **metrics, dmx_error *err);
 
+/* <run_dir>/curves.png: training loss and dev metric against the step, from metrics.jsonl (also
+ * written as curves.dat, the plotted numbers). A missing plot is never an error: a line says why
+ * (no gnuplot, no metrics). */
+void dmx_plot_run_curves(const char *run_dir);
+
 /* The learning rate of the update that completes step t (1-based) of total: linear warm-up over
  * warmup_steps, then linear decay to 0 or constant (transformers' get_linear_schedule_with_warmup
  * and get_constant_schedule_with_warmup at lambda(t - 1)). */

@@ -610,11 +610,22 @@ static int run(const dmx_experiment *e, const char *resume_dir) {
     o.best_step = 0;
   }
   if (t.have_dev) {
-    if (o.best.metric_name[0] == 0) o.best = o.final; /* resumed after the best: keep its value, name it */
+    if (o.best.metric_name[0] == 0) {
+      /* resumed after the best evaluation: trainer_state.json kept its step and metric value, not
+       * the other measures of that evaluation, which results.json then gives as null */
+      double value = o.best.metric;
+      o.best = o.final;
+      o.best.metric = value;
+      o.best.accuracy = o.best.f1 = o.best.precision = o.best.recall = NAN;
+      o.best.retrieval_accuracy = o.best.retrieval_loss = o.best.task_loss = NAN;
+      if (!strcmp(o.best.metric_name, "accuracy")) o.best.accuracy = value;
+      if (!strcmp(o.best.metric_name, "f1")) o.best.f1 = value;
+    }
     printf("final dev %s: %.4f; best %.4f at step %d\n", o.final.metric_name, o.final.metric, o.best.metric,
            o.best_step);
     if (dmx_dp_writer() && write_results(&t, &o.final, &o.best, o.best_step, o.step, o.train_seconds, inst_per_s, &err))
       fprintf(stderr, "datamux train: %s\n", err.msg);
+    if (dmx_dp_writer()) dmx_plot_run_curves(t.run_dir);
   }
   printf("run directory: %s\n", t.run_dir);
   teardown(&t);

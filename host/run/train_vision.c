@@ -583,6 +583,7 @@ static int vrun(const dmx_experiment *e, const char *resume_dir) {
          best.mean_accuracy, best_step, eval_ips);
   if (dmx_dp_writer() && write_results(&t, &final, &best, best_step, step, secs, ips, eval_ips, &err))
     fprintf(stderr, "datamux train: %s\n", err.msg);
+  if (dmx_dp_writer()) dmx_plot_run_curves(t.run_dir);
   printf("run directory: %s\n", t.run_dir);
   teardown(&t);
   return 0;
