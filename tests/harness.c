@@ -88,6 +88,17 @@ const char *th_data_path(const char *rel) {
   return b;
 }
 
+bool th_need_data(const char *what) {
+  const char *root = getenv("DATAMUX_DATA");
+  if (root && *root) return true;
+  char name[256];
+  snprintf(name, sizeof name, "%s need DATAMUX_DATA (the shared data folder)", what);
+  th_begin(name);
+  CHECKF(0, "DATAMUX_DATA is not set");
+  th_end();
+  return false;
+}
+
 int th_run(const char *cmd, char *out, size_t cap) {
   char full[8192];
   snprintf(full, sizeof full, "(%s) 2>&1", cmd);

@@ -29,6 +29,9 @@ bool th_close(const char *what, const float *got, const double *want, size_t n, 
 
 /* Path of $DATAMUX_DATA/<rel>, or NULL (and the case is reported skipped) when unset. */
 const char *th_data_path(const char *rel);
+/* Whether $DATAMUX_DATA is set; when not, records a failed case "<what> need DATAMUX_DATA" (tests
+ * that train on real data cannot pass without it). */
+bool th_need_data(const char *what);
 /* Runs a shell command, captures stdout+stderr into out (cap bytes); returns the exit status. */
 int th_run(const char *cmd, char *out, size_t cap);
 /* th_run of a formatted command line (at most 8 KiB). */

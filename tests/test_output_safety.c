@@ -99,12 +99,7 @@ static void full_disk_resume(const char *how, const char *dir, const char *prefi
 }
 
 int main(void) {
-  if (!getenv("DATAMUX_DATA")) {
-    th_begin("output safety tests need DATAMUX_DATA (the shared data folder)");
-    CHECKF(0, "DATAMUX_DATA is not set");
-    th_end();
-    return th_finish();
-  }
+  if (!th_need_data("output safety tests")) return th_finish();
   snprintf(root, sizeof root, "/tmp/datamux-safety-%ld", (long)getpid());
   const char *bin = th_datamux_bin();
   char dir[700], why[400];

@@ -31,12 +31,7 @@ static int sh(const char *fmt, const char *a, const char *b) {
 }
 
 int main(void) {
-  if (!getenv("DATAMUX_DATA")) {
-    th_begin("resume tests need DATAMUX_DATA (the shared data folder)");
-    CHECKF(0, "DATAMUX_DATA is not set");
-    th_end();
-    return th_finish();
-  }
+  if (!th_need_data("resume tests")) return th_finish();
   snprintf(root, sizeof root, "/tmp/datamux-resume-%ld", (long)getpid());
   const char *bin = th_datamux_bin();
   char a[512], b[512], f1[600], f2[600];

@@ -55,12 +55,7 @@ static void sst2_beats_majority(const char *what, const char *run, const char *a
 }
 
 int main(void) {
-  if (!getenv("DATAMUX_DATA")) {
-    th_begin("training smoke tests need DATAMUX_DATA (the shared data folder)");
-    CHECKF(0, "DATAMUX_DATA is not set");
-    th_end();
-    return th_finish();
-  }
+  if (!th_need_data("training smoke tests")) return th_finish();
   snprintf(run_root, sizeof run_root, "/tmp/datamux-smoke-%ld", (long)getpid());
 
   th_begin("retrieval warm-up lifts retrieval accuracy far above chance");
