@@ -6,7 +6,7 @@
 set -eu
 seconds=${1:-600}
 runs=${2:-1000000}
-[ $# -gt 2 ] && shift 2 && targets="$*" || targets="yaml glue conll idx tokenizer trainer_state hf_config safetensors zip pickle"
+[ $# -gt 2 ] && shift 2 && targets="$*" || targets="yaml glue conll idx tokenizer trainer_state hf_config safetensors zip pickle sweep"
 dir=${FUZZ_DIR:-/tmp/datamux-fuzz-runs}
 build=${FUZZ_BUILD:-build-fuzz}
 command -v clang >/dev/null || { echo "fuzz.sh: needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }

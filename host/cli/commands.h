@@ -11,6 +11,7 @@ int dmx_cmd_predict(int argc, char **argv);
 int dmx_cmd_bench(int argc, char **argv);
 int dmx_cmd_tune(int argc, char **argv);
 int dmx_cmd_convert(int argc, char **argv);
+int dmx_cmd_sweep(int argc, char **argv);
 int dmx_cmd_report(int argc, char **argv);
 
 struct dmx_experiment;

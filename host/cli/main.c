@@ -20,6 +20,7 @@ static const command commands[] = {
     {"eval", dmx_cmd_eval, "evaluate: eval EXP.yaml --model_path RUN [flags]"},
     {"predict", dmx_cmd_predict, "predict labels for stdin lines: predict --model_path RUN --task T"},
     {"bench", dmx_cmd_bench, "benchmarks: bench --gemm | --build | EXP.yaml [--train | -N list] (see bench --help)"},
+    {"sweep", dmx_cmd_sweep, "run a sweep of experiments: sweep SWEEP.yaml [--dry-run] [--jobs J] (see sweep --help)"},
     {"report", dmx_cmd_report, "merge bench JSONs of several devices: report A.json B.json ... [--out DIR]"},
     {"tune", dmx_cmd_tune, "tune CLBlast's GEMM kernels for this device at an experiment's shapes: tune EXP.yaml"},
     {"convert", dmx_cmd_convert, "checkpoint format: convert IN.bin OUT.safetensors (or back; torch.save files)"},

@@ -42,27 +42,36 @@ static void print_comment_text(FILE *f, const char *s) {
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) fputc(*p < 0x20 ? '?' : *p, f);
 }
 
-static void print_field(FILE *f, const dmx_experiment *e, int i) {
+int dmx_experiment_field_text(const dmx_experiment *e, const char *path, char *out, size_t cap) {
+  int i = dmx_cfg_find_field_path(path);
+  if (i < 0) return -1;
   const dmx_cfg_field *d = &dmx_cfg_fields[i];
   const void *p = dmx_cfg_field_cptr(e, i);
-  fprintf(f, "%s%s: ", *d->section ? "  " : "", d->key);
-  char buf[64];
   switch (d->type) {
-    case DMX_FT_INT: fprintf(f, "%d", *(const int *)p); break;
-    case DMX_FT_FLOAT:
-      format_float(*(const float *)p, buf, sizeof buf);
-      fputs(buf, f);
-      break;
-    case DMX_FT_BOOL: fputs(*(const bool *)p ? "true" : "false", f); break;
+    case DMX_FT_INT: snprintf(out, cap, "%d", *(const int *)p); break;
+    case DMX_FT_FLOAT: format_float(*(const float *)p, out, cap); break;
+    case DMX_FT_BOOL: snprintf(out, cap, "%s", *(const bool *)p ? "true" : "false"); break;
     case DMX_FT_STRING:
-    case DMX_FT_CHOICE: print_quoted(f, (const char *)p); break;
+    case DMX_FT_CHOICE: snprintf(out, cap, "%s", (const char *)p); break;
     case DMX_FT_ENUM: {
       int v = *(const int *)p, n = 0;
       while (d->choices[n]) n++;
-      fputs(dmx_cfg_enum_name(d->choices, n, v), f);
+      snprintf(out, cap, "%s", dmx_cfg_enum_name(d->choices, n, v));
       break;
     }
   }
+  return 0;
+}
+
+static void print_field(FILE *f, const dmx_experiment *e, int i) {
+  const dmx_cfg_field *d = &dmx_cfg_fields[i];
+  fprintf(f, "%s%s: ", *d->section ? "  " : "", d->key);
+  char buf[1100];
+  dmx_experiment_field_text(e, d->path, buf, sizeof buf);
+  if (d->type == DMX_FT_STRING || d->type == DMX_FT_CHOICE)
+    print_quoted(f, buf);
+  else
+    fputs(buf, f);
   fputc('\n', f);
 }
 
