@@ -23,6 +23,19 @@ void dmx_json_put_str(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+void dmx_csv_put(FILE *f, const char *s) {
+  if (!strpbrk(s, ",\"\r\n")) {
+    fputs(s, f);
+    return;
+  }
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"') fputc('"', f);
+    fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
 int dmx_membuf_open(dmx_membuf *m, dmx_error *err) {
   m->text = NULL;
   m->len = 0;

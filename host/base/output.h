@@ -11,6 +11,10 @@
 /* A JSON string literal of s (quotes, backslashes and control characters escaped); null for NULL. */
 void dmx_json_put_str(FILE *f, const char *s);
 
+/* A CSV field (RFC 4180): as it is, or quoted, with quotes doubled, when it holds a comma, a quote
+ * or a line break. */
+void dmx_csv_put(FILE *f, const char *s);
+
 /* A memory stream for building a file's text, then written atomically into dir/name. */
 typedef struct {
   char *text;

@@ -177,11 +177,17 @@ static int write_csv(const char *dir, const column *cols, int n, dmx_error *err)
   fprintf(m.f, "benchmark,row,file,device,platform,gemm_backend,commit,date,host,value,unit\n");
   for (int c = 0; c < n; c++)
     for (int r = 0; r < cols[c].nrows; r++) {
-      fprintf(m.f, "%s,\"%s\",\"%s\",\"%s\",\"%s\",%s,%s,%s,\"%s\",", kinds[cols[c].kind].benchmark, cols[c].row[r],
-              cols[c].path, cols[c].meta[0], cols[c].meta[2], cols[c].meta[4], cols[c].meta[8], cols[c].meta[9],
-              cols[c].meta[10]);
+      const char *fields[] = {kinds[cols[c].kind].benchmark, cols[c].row[r], cols[c].path,     cols[c].meta[0],
+                              cols[c].meta[2],               cols[c].meta[4], cols[c].meta[8], cols[c].meta[9],
+                              cols[c].meta[10]};
+      for (int i = 0; i < (int)(sizeof fields / sizeof *fields); i++) {
+        dmx_csv_put(m.f, fields[i]);
+        fputc(',', m.f);
+      }
       if (isfinite(cols[c].value[r])) fprintf(m.f, "%.6g", cols[c].value[r]);
-      fprintf(m.f, ",%s\n", kinds[cols[c].kind].unit);
+      fputc(',', m.f);
+      dmx_csv_put(m.f, kinds[cols[c].kind].unit);
+      fputc('\n', m.f);
     }
   return dmx_membuf_commit(&m, dir, "report.csv", err);
 }

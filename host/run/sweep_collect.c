@@ -64,20 +64,6 @@ static bool same_group(const dmx_sweep *s, const dmx_sweep_point *a, const dmx_s
   return true;
 }
 
-/* A CSV field: quoted when it holds a comma, quote or newline. */
-static void csv_field(FILE *f, const char *v) {
-  if (!strpbrk(v, ",\"\n")) {
-    fputs(v, f);
-    return;
-  }
-  fputc('"', f);
-  for (; *v; v++) {
-    if (*v == '"') fputc('"', f);
-    fputc(*v, f);
-  }
-  fputc('"', f);
-}
-
 static void csv_num(FILE *f, double v, const char *fmt) {
   if (isfinite(v)) fprintf(f, fmt, v);
 }
@@ -223,11 +209,11 @@ int dmx_sweep_collect(const dmx_sweep *s, dmx_error *err) {
   dmx_membuf m;
   if (dmx_membuf_open(&m, err)) goto out;
   fprintf(m.f, "point");
-  for (int a = 0; a < s->naxes; a++) fprintf(m.f, ","), csv_field(m.f, s->axes[a]);
+  for (int a = 0; a < s->naxes; a++) fprintf(m.f, ","), dmx_csv_put(m.f, s->axes[a]);
   fprintf(m.f, ",metric,final,best,best_step,steps\n");
   for (int i = 0; i < s->npoints; i++) {
-    csv_field(m.f, s->points[i].name);
-    for (int a = 0; a < s->naxes; a++) fprintf(m.f, ","), csv_field(m.f, s->points[i].axis_text[a]);
+    dmx_csv_put(m.f, s->points[i].name);
+    for (int a = 0; a < s->naxes; a++) fprintf(m.f, ","), dmx_csv_put(m.f, s->points[i].axis_text[a]);
     if (r[i].have)
       fprintf(m.f, ",%s,%.6f,%.6f,%lld,%lld\n", r[i].metric, r[i].final, r[i].best, r[i].best_step, r[i].steps);
     else
@@ -245,8 +231,8 @@ int dmx_sweep_collect(const dmx_sweep *s, dmx_error *err) {
   bool first_col = true;
   for (int a = 0; a < s->naxes; a++) {
     if (a == s->seed_axis) continue;
-    fprintf(res.f, "%s", first_col ? "" : ","), csv_field(res.f, s->axes[a]);
-    fprintf(thr.f, "%s", first_col ? "" : ","), csv_field(thr.f, s->axes[a]);
+    fprintf(res.f, "%s", first_col ? "" : ","), dmx_csv_put(res.f, s->axes[a]);
+    fprintf(thr.f, "%s", first_col ? "" : ","), dmx_csv_put(thr.f, s->axes[a]);
     first_col = false;
   }
   const char *sep = first_col ? "" : ",";
@@ -257,8 +243,8 @@ int dmx_sweep_collect(const dmx_sweep *s, dmx_error *err) {
     first_col = true;
     for (int a = 0; a < s->naxes; a++) {
       if (a == s->seed_axis) continue;
-      fprintf(res.f, "%s", first_col ? "" : ","), csv_field(res.f, p->axis_text[a]);
-      fprintf(thr.f, "%s", first_col ? "" : ","), csv_field(thr.f, p->axis_text[a]);
+      fprintf(res.f, "%s", first_col ? "" : ","), dmx_csv_put(res.f, p->axis_text[a]);
+      fprintf(thr.f, "%s", first_col ? "" : ","), dmx_csv_put(thr.f, p->axis_text[a]);
       first_col = false;
     }
     fprintf(res.f, "%s%d,%d,%s,", sep, g[k].n, g[k].points, metric);
