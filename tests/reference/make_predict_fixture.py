@@ -43,6 +43,7 @@ LINES = [
 ]
 LABELS = ["negative", "positive"]  # SST-2, Hugging Face order
 WORDS = "roberta.embeddings.word_embeddings.weight"
+QK_SCALE = 6.0
 
 
 def roberta_tokenizer():
@@ -55,9 +56,10 @@ def roberta_tokenizer():
 def main():
     torch.set_num_threads(1)
     V, L = 50265, 32
-    c = ref.Cfg(V=V, d=8, layers=1, heads=2, inter=16, P=40, N=2, B=len(LINES) // 2, L=L,
+    # d=8 keeps the file under 1 MB (the 50,265 word embeddings are most of it)
+    c = ref.Cfg(V=V, d=8, layers=2, heads=2, inter=16, P=40, N=2, B=len(LINES) // 2, L=L,
                 muxing="gaussian_hadamard", demuxing="index", task="sentence", C=2,
-                seed=int(os.environ.get("FIXTURE_SEED", "25")))
+                seed=int(os.environ.get("FIXTURE_SEED", "39")))
     tok = roberta_tokenizer()
     raw = torch.full((len(LINES), L), ref.PAD, dtype=torch.long)
     for r, line in enumerate(LINES):
@@ -69,6 +71,13 @@ def main():
     with torch.no_grad():
         # the model's float32 values are what the file holds; the reference computes in float64
         for n, p in model.named_parameters():
+            # Sharper attention: at the init's scale it is nearly uniform over 32 mostly-padding
+            # positions, so a slot's logits moved by ~1e-3 from line to line and the labels only
+            # alternated with the slot. With query and key weights x6 a slot's logit margins span
+            # 0.023-0.025 (over 200x the test's 1e-4) and the labels depend on the words (seed 39:
+            # - - + - + - + -; the smallest margin is 0.0034).
+            if n.endswith(("query.weight", "key.weight")):
+                p.mul_(QK_SCALE)
             p.copy_((p.half() if n == WORDS else p.float()).double())
         ids = model.prepare_ids(raw)
         emb = model.roberta.embeddings(input_ids=ids)
