@@ -48,8 +48,8 @@ static int read_kv(dmx_yaml_file *y, const char *path, yaml_node_t *key, yaml_no
   dmx_experiment scratch;
   dmx_experiment_defaults(&scratch);
   dmx_error why;
-  if (dmx_experiment_set(&scratch, kv->key, kv->value, &why))
-    return dmx_yaml_fail_at(err, path, key->start_mark, "%s", why.msg);
+  if (dmx_experiment_set(&scratch, kv->key, kv->value, &why)) /* its message is worded for the flag */
+    return dmx_yaml_fail_at(err, path, key->start_mark, "%s", why.msg + (strncmp(why.msg, "--set ", 6) ? 0 : 6));
   (void)y;
   return 0;
 }
@@ -150,11 +150,12 @@ static void point_state(dmx_sweep_point *p) {
     p->state = DMX_POINT_NEW;
 }
 
-static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const char *data_dir, dmx_error *err) {
+/* The grid's value lists (grid, ngrid) are the caller's to free, whatever this returns. */
+static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const char *data_dir, grid_axis *grid,
+                      int *ngrid_out, dmx_error *err) {
   yaml_node_t *root = dmx_yaml_root(y);
   if (root->type != YAML_MAPPING_NODE)
     return dmx_yaml_fail_at(err, path, root->start_mark, "a sweep file is a mapping (base:, grid:, list:, set:)");
-  grid_axis grid[DMX_SWEEP_MAX_AXES];
   int ngrid = 0;
   yaml_node_t *list = NULL;
   bool seen[5] = {false};
@@ -208,25 +209,25 @@ static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const ch
         int nv = (int)(gv->data.sequence.items.top - gv->data.sequence.items.start);
         grid[ngrid].values = dmx_calloc((size_t)nv, sizeof(dmx_sweep_kv));
         grid[ngrid].nvalues = nv;
-        ngrid++;
+        *ngrid_out = ++ngrid;
         for (int j = 0; j < nv; j++) {
           if (read_kv(y, path, gk, dmx_yaml_node(y, gv->data.sequence.items.start[j]), &grid[ngrid - 1].values[j],
                       err))
-            goto fail;
+            return -1;
           for (int jj = 0; jj < j; jj++)
             if (!strcmp(grid[ngrid - 1].values[jj].value, grid[ngrid - 1].values[j].value)) {
               dmx_yaml_fail_at(err, path, dmx_yaml_node(y, gv->data.sequence.items.start[j])->start_mark,
                                "grid: %s lists '%s' twice", grid[ngrid - 1].values[j].key,
                                grid[ngrid - 1].values[j].value);
-              goto fail;
+              return -1;
             }
         }
         for (int g = 0; g + 1 < ngrid; g++)
           if (!strcmp(grid[g].values[0].key, grid[ngrid - 1].values[0].key)) {
             dmx_yaml_fail_at(err, path, gk->start_mark, "duplicate key '%s'", grid[g].values[0].key);
-            goto fail;
+            return -1;
           }
-        if (add_axis(s, grid[ngrid - 1].values[0].key, true, path, gk->start_mark, err)) goto fail;
+        if (add_axis(s, grid[ngrid - 1].values[0].key, true, path, gk->start_mark, err)) return -1;
       }
     } else { /* list */
       if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
@@ -238,7 +239,7 @@ static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const ch
         if (m->type != YAML_MAPPING_NODE) continue; /* refused below */
         for (yaml_node_pair_t *q = m->data.mapping.pairs.start; q < m->data.mapping.pairs.top; q++) {
           const char *key = dmx_yaml_scalar(dmx_yaml_node(y, q->key));
-          if (key && add_axis(s, key, false, path, m->start_mark, err)) goto fail;
+          if (key && add_axis(s, key, false, path, m->start_mark, err)) return -1;
         }
       }
     }
@@ -246,7 +247,7 @@ static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const ch
   if (!seen[0]) {
     dmx_fail(err, "%s: no base: name the experiment every point starts from (base: experiments/quickstart.yaml)",
              path);
-    goto fail;
+    return -1;
   }
   if (!s->out_dir[0]) {
     const char *slash = strrchr(path, '/');
@@ -264,14 +265,14 @@ static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const ch
       if (m->type != YAML_MAPPING_NODE || m->data.mapping.pairs.top == m->data.mapping.pairs.start) {
         dmx_yaml_fail_at(err, path, m->start_mark, "list: each entry is a mapping of KEY: VALUE, got %s",
                          m->type == YAML_MAPPING_NODE ? "an empty one" : dmx_yaml_kind_name(m));
-        goto fail;
+        return -1;
       }
     }
   long total = nlist ? nlist : 1;
   for (int g = 0; g < ngrid; g++) total *= grid[g].nvalues;
   if (total > DMX_SWEEP_MAX_POINTS) {
     dmx_fail(err, "%s: %ld points: more than %d", path, total, DMX_SWEEP_MAX_POINTS);
-    goto fail;
+    return -1;
   }
   s->points = dmx_calloc((size_t)total, sizeof *s->points);
   s->seed_axis = -1;
@@ -301,14 +302,14 @@ static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const ch
       for (yaml_node_pair_t *q = m->data.mapping.pairs.start; q < m->data.mapping.pairs.top; q++) {
         if (p->n == DMX_SWEEP_MAX_AXES) {
           dmx_yaml_fail_at(err, path, m->start_mark, "list: too many keys");
-          goto fail;
+          return -1;
         }
-        if (read_kv(y, path, dmx_yaml_node(y, q->key), dmx_yaml_node(y, q->value), &p->kv[p->n], err)) goto fail;
+        if (read_kv(y, path, dmx_yaml_node(y, q->key), dmx_yaml_node(y, q->value), &p->kv[p->n], err)) return -1;
         for (int g = 0; g < ngrid; g++)
           if (!strcmp(grid[g].values[0].key, p->kv[p->n].key)) {
             dmx_yaml_fail_at(err, path, dmx_yaml_node(y, q->key)->start_mark,
                              "%s is both a grid key and a list key: give it in one place", p->kv[p->n].key);
-            goto fail;
+            return -1;
           }
         p->n++;
       }
@@ -356,20 +357,16 @@ static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const ch
                  "%s: two points would share the folder %s (values that differ only in characters a folder "
                  "name cannot hold, or a list entry repeated)",
                  path, p->name);
-        goto fail;
+        return -1;
       }
     snprintf(p->dir, sizeof p->dir, "%s/%s", s->out_dir, p->name);
     dmx_experiment e;
-    if (resolve_point(s, p, data_dir, &e, err)) goto fail;
+    if (resolve_point(s, p, data_dir, &e, err)) return -1;
     for (int a = 0; a < s->naxes; a++) dmx_experiment_field_text(&e, s->axes[a], p->axis_text[a], sizeof p->axis_text[a]);
     point_state(p);
-    if (p->state != DMX_POINT_NEW && check_same_experiment(p, &e, err)) goto fail;
+    if (p->state != DMX_POINT_NEW && check_same_experiment(p, &e, err)) return -1;
   }
-  for (int g = 0; g < ngrid; g++) free(grid[g].values);
   return 0;
-fail:
-  for (int g = 0; g < ngrid; g++) free(grid[g].values);
-  return -1;
 }
 
 int dmx_sweep_load(dmx_sweep *s, const char *path, const char *data_dir, dmx_error *err) {
@@ -378,7 +375,10 @@ int dmx_sweep_load(dmx_sweep *s, const char *path, const char *data_dir, dmx_err
   snprintf(s->path, sizeof s->path, "%s", path);
   dmx_yaml_file y;
   if (dmx_yaml_load_file(&y, path, err)) return -1;
-  int rc = load_sweep(s, &y, path, data_dir, err);
+  grid_axis grid[DMX_SWEEP_MAX_AXES];
+  int ngrid = 0;
+  int rc = load_sweep(s, &y, path, data_dir, grid, &ngrid, err);
+  for (int g = 0; g < ngrid; g++) free(grid[g].values);
   dmx_yaml_free(&y);
   if (rc) dmx_sweep_free(s);
   return rc;

@@ -12,15 +12,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static bool ready;
+  static char home[4096];
   if (!ready) {
     static const char base[] = "name: fuzz\nsetting: finetuning\ntask:\n  name: sst2\n";
     fuzz_write("base.yaml", (const uint8_t *)base, sizeof base - 1);
-    if (chdir(fuzz_dir()) != 0) abort(); /* base.yaml and output_dir resolve here */
+    if (!getcwd(home, sizeof home)) abort();
     ready = true;
   }
   const char *path = fuzz_write("sweep.yaml", data, size);
+  /* base.yaml and output_dir resolve in the private folder; back home after each input, since
+   * libFuzzer reads its corpus folders by relative paths between inputs */
+  if (chdir(fuzz_dir()) != 0) abort();
   dmx_sweep s;
   dmx_error err;
   if (dmx_sweep_load(&s, path, NULL, &err) == 0) dmx_sweep_free(&s);
+  if (chdir(home) != 0) abort();
   return 0;
 }
