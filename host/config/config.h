@@ -150,7 +150,7 @@ int dmx_base_batch_size(int num_instances); /* 32 / 24 / 20 / 16 */
  * `--set path=value` does, marks it explicit and re-derives the dependent defaults. */
 int dmx_experiment_set(dmx_experiment *e, const char *path, const char *value, dmx_error *err);
 /* The value of field `path` as text, unquoted, as `datamux config` prints it ("0.001", "mlp",
- * "runs/x"); -1 for an unknown path. */
+ * "runs/x"); -1 (out "") for an unknown path. */
 int dmx_experiment_field_text(const dmx_experiment *e, const char *path, char *out, size_t cap);
 /* Whether the user set the field (YAML or flag) rather than it taking a default. False for unknown paths. */
 bool dmx_experiment_is_explicit(const dmx_experiment *e, const char *path);

@@ -43,6 +43,7 @@ static void print_comment_text(FILE *f, const char *s) {
 }
 
 int dmx_experiment_field_text(const dmx_experiment *e, const char *path, char *out, size_t cap) {
+  if (cap) out[0] = 0; /* an unknown path leaves "" */
   int i = dmx_cfg_find_field_path(path);
   if (i < 0) return -1;
   const dmx_cfg_field *d = &dmx_cfg_fields[i];
