@@ -70,7 +70,8 @@ static bool has_suffix(const char *s, const char *suffix) {
   return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* Collects every .yaml under dir into paths (skipping experiments/models, which hold model files). */
+/* Collects every .yaml under dir into paths (skipping experiments/models, which hold model files,
+ * and experiments/sweeps, which hold sweep files: tests/test_sweep.c loads those). */
 static int collect_yaml(const char *dir, bool skip_models, char paths[][512], int cap, int n) {
   DIR *d = opendir(dir);
   if (!d) return n;
@@ -82,7 +83,7 @@ static int collect_yaml(const char *dir, bool skip_models, char paths[][512], in
     struct stat st;
     if (stat(full, &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      if (skip_models && !strcmp(ent->d_name, "models")) continue;
+      if (skip_models && (!strcmp(ent->d_name, "models") || !strcmp(ent->d_name, "sweeps"))) continue;
       n = collect_yaml(full, skip_models, paths, cap, n);
     } else if (has_suffix(ent->d_name, ".yaml") && n < cap) {
       snprintf(paths[n++], 512, "%s", full);

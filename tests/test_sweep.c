@@ -7,6 +7,7 @@
  * refused before anything runs, naming the sweep file's line; a point whose folder holds another
  * experiment is refused. */
 #define _DEFAULT_SOURCE /* usleep */
+#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,24 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "%s/typo.yaml", root);
     write_text(cmd, "base: experiments/quickstart.yaml\ngrids:\n  training.seed: [1]\n");
     CHECKF(sweep(cmd, NULL) == 2 && strstr(out, "typo.yaml:2:") && strstr(out, "grid"), "%s", out);
+  }
+  th_end();
+
+  th_begin("every shipped sweep (experiments/sweeps/) loads and validates every point (--dry-run)");
+  {
+    int n = 0;
+    DIR *d = opendir("experiments/sweeps");
+    for (struct dirent *de; d && (de = readdir(d));) {
+      size_t len = strlen(de->d_name);
+      if (len < 6 || strcmp(de->d_name + len - 5, ".yaml")) continue;
+      char path[600];
+      snprintf(path, sizeof path, "experiments/sweeps/%s", de->d_name);
+      int rc = sweep(path, "--dry-run");
+      CHECKF(rc == 0 && strstr(out, " points from "), "%s: exit %d: %s", path, rc, out);
+      n++;
+    }
+    if (d) closedir(d);
+    CHECKF(n >= 3, "found %d sweep files in experiments/sweeps", n);
   }
   th_end();
 
