@@ -1,4 +1,5 @@
 /* Output files every command shares: see output.h. */
+#define _DEFAULT_SOURCE /* realpath */
 #include "host/base/output.h"
 
 #include <errno.h>
@@ -80,16 +81,26 @@ bool dmx_plot_png(const char *dir, const char *stem, const char *script) {
     printf("plot %s.png: skipped (the output folder's name has a quote or a newline)\n", stem);
     return false;
   }
+  /* absolute paths in the kept script, so `gnuplot DIR/STEM.gp` redraws it from any folder */
+  char abs_dir[4096];
+  if (!realpath(dir, abs_dir)) {
+    printf("plot %s.png: skipped (%s: %s)\n", stem, dir, strerror(errno));
+    return false;
+  }
+  if (strchr(abs_dir, '\'') || strchr(abs_dir, '\n')) {
+    printf("plot %s.png: skipped (the output folder's path has a quote or a newline)\n", stem);
+    return false;
+  }
   char gp[4200], png[4200], cmd[4400];
   snprintf(gp, sizeof gp, "%s/%s.gp", dir, stem);
-  snprintf(png, sizeof png, "%s/%s.png", dir, stem);
+  snprintf(png, sizeof png, "%s/%s.png", abs_dir, stem);
   dmx_membuf m;
   dmx_error err;
   if (dmx_membuf_open(&m, &err)) {
     printf("plot %s.png: skipped (%s)\n", stem, err.msg);
     return false;
   }
-  fprintf(m.f, "set terminal png size 800,500 noenhanced\nset output '%s'\ncd '%s'\n%s", png, dir, script);
+  fprintf(m.f, "set terminal png size 800,500 noenhanced\nset output '%s'\ncd '%s'\n%s", png, abs_dir, script);
   char written[4300];
   snprintf(cmd, sizeof cmd, "%s.gp", stem);
   if (dmx_membuf_write(&m, dir, cmd, written, sizeof written, &err)) {
@@ -102,6 +113,6 @@ bool dmx_plot_png(const char *dir, const char *stem, const char *script) {
     printf("plot %s.png: gnuplot failed (status %d, script %s); the CSV has the numbers\n", stem, rc, gp);
     return false;
   }
-  printf("wrote %s\n", png);
+  printf("wrote %s/%s.png\n", dir, stem);
   return true;
 }
