@@ -32,7 +32,7 @@ typedef struct {
   char path[1024];
   int kind;
   char meta[NMETA][256];
-  char title[320]; /* the column's name */
+  char title[800]; /* the column's name */
   int nrows;
   char (*row)[128];
   double *value;
@@ -227,7 +227,7 @@ static void plot(const char *dir, const column *cols, int n, dmx_error *err) {
   int b = 0;
   for (int c = 0; c < n; c++) {
     if (cols[c].kind != k) continue;
-    char title[320];
+    char title[800];
     snprintf(title, sizeof title, "%s", cols[c].title);
     for (char *p = title; *p; p++)
       if (*p == '\'') *p = '"';
