@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "data/unicode_tables.h"
 
@@ -513,9 +512,8 @@ void dmx_tokenizer_free(dmx_tokenizer *tok) {
 
 static bool has_vocab_json(const char *dir) {
   char path[4200];
-  struct stat st;
   snprintf(path, sizeof path, "%s/vocab.json", dir);
-  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+  return dmx_is_file(path);
 }
 
 static int copy_dir(const char *dir, char *out, size_t cap, dmx_error *err) {

@@ -170,6 +170,16 @@ int dmx_write_file_atomic(const char *path, const void *data, size_t len, dmx_er
   return 0;
 }
 
+bool dmx_is_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool dmx_is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int dmx_mkdirs(const char *path, dmx_error *err) {
   char buf[4096];
   size_t n = strlen(path);

@@ -5,6 +5,7 @@
 #ifndef DMX_COMMON_H
 #define DMX_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -51,6 +52,9 @@ char *dmx_read_file_max(const char *path, size_t max, const char *kind, size_t *
 #define DMX_READ_FILE_MAX ((size_t)16 << 30)
 /* Writes atomically: temporary file in the same folder, fsync, rename. 0 or -1 with err. */
 int dmx_write_file_atomic(const char *path, const void *data, size_t len, dmx_error *err);
+/* Whether path names a regular file (after links) / a folder. */
+bool dmx_is_file(const char *path);
+bool dmx_is_dir(const char *path);
 /* mkdir -p; 0 or -1 with err. */
 int dmx_mkdirs(const char *path, dmx_error *err);
 /* Deletes a folder holding plain files only (checkpoint and tuner scratch folders); a missing one

@@ -336,8 +336,6 @@ int dmx_cmd_bench(int argc, char **argv) {
   tro.warmup = to.warmup;
   tro.synthetic = to.synthetic;
   tro.no_tuning = to.no_tuning;
-  tro.device = device;
-  tro.out_dir = out;
   if (tro.profile_steps < 0) tro.profile_steps = tro.steps;
   int status = 0;
   if (!all_devices) {

@@ -24,11 +24,6 @@ static bool is_bool_word(const char *s) {
   return false;
 }
 
-static bool is_file(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* Cuts the last path component off p in place ("a/b/c" -> "a/b", "c" -> "."). */
 static void parent(char *p, size_t cap) {
   size_t n = strlen(p);
@@ -47,12 +42,12 @@ static void parent(char *p, size_t cap) {
 static bool find_run_experiment(const char *model_path, char *out, size_t cap) {
   char dir[2048];
   snprintf(dir, sizeof dir, "%s", model_path);
-  if (is_file(dir)) parent(dir, sizeof dir); /* .../best/model.safetensors -> .../best */
+  if (dmx_is_file(dir)) parent(dir, sizeof dir); /* .../best/model.safetensors -> .../best */
   for (int up = 0; up < 2; up++) {
-    if (snprintf(out, cap, "%s/experiment.yaml", dir) < (int)cap && is_file(out)) return true;
+    if (snprintf(out, cap, "%s/experiment.yaml", dir) < (int)cap && dmx_is_file(out)) return true;
     char ckpt[2100];
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", dir);
-    if (!is_file(ckpt)) break; /* only a checkpoint folder looks one level up */
+    if (!dmx_is_file(ckpt)) break; /* only a checkpoint folder looks one level up */
     parent(dir, sizeof dir);
   }
   return false;

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include "host/base/yaml_util.h"
 
@@ -510,11 +509,6 @@ static const char *source_experiments_dir(void) {
   return n > 0 && (size_t)n < sizeof dir ? dir : NULL;
 }
 
-static bool is_regular_file(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* Looks for name relative to base_dir (the experiment's folder; NULL for the working directory), then
  * ./experiments/, then the source tree's experiments/. tried lists the candidates for the message. */
 bool dmx_cfg_find_model_file(const char *name, const char *base_dir, char *out, size_t cap, char *tried, size_t tcap) {
@@ -534,7 +528,7 @@ bool dmx_cfg_find_model_file(const char *name, const char *base_dir, char *out, 
   size_t used = 0;
   tried[0] = 0;
   for (int k = 0; k < nc; k++) {
-    if (is_regular_file(cands[k]) && strlen(cands[k]) < cap) {
+    if (dmx_is_file(cands[k]) && strlen(cands[k]) < cap) {
       memcpy(out, cands[k], strlen(cands[k]) + 1);
       return true;
     }

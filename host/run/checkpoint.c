@@ -3,16 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "host/run/hf_config.h"
 #include "host/formats/safetensors.h"
 #include "host/formats/torch_bin.h"
-
-static bool is_file(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 static int write_config_json(const dmx_model *m, const dmx_experiment *e, const char *path, dmx_error *err) {
   const dmx_model_config *mc = &e->model;
@@ -86,7 +80,7 @@ int dmx_checkpoint_resolve(const char *path, char *out, size_t cap, dmx_error *e
                          "%s/last/model.safetensors"};
   for (size_t i = 0; i < sizeof tries / sizeof *tries; i++) {
     if (snprintf(out, cap, tries[i], path) >= (int)cap) return dmx_fail(err, "%s: path too long", path);
-    if (is_file(out)) return 0;
+    if (dmx_is_file(out)) return 0;
   }
   return dmx_fail(err,
                   "%s: no checkpoint there (looked for the file itself, model.safetensors, pytorch_model.bin, "
@@ -112,7 +106,7 @@ dmx_st_file *dmx_checkpoint_open(const char *path, char *file, size_t cap, dmx_e
 int dmx_checkpoint_config_path(const char *file, char *out, size_t cap) {
   const char *slash = strrchr(file, '/');
   int n = slash ? snprintf(out, cap, "%.*s/config.json", (int)(slash - file), file) : snprintf(out, cap, "config.json");
-  return n > 0 && (size_t)n < cap && is_file(out) ? 0 : -1;
+  return n > 0 && (size_t)n < cap && dmx_is_file(out) ? 0 : -1;
 }
 
 bool dmx_checkpoint_shape_matches(const dmx_st_tensor *t, const dmx_param *p, char *have, char *want, size_t cap) {

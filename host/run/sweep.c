@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,11 +16,6 @@
 #include "host/runtime/device.h"
 
 static const char *const top_keys[] = {"base", "output_dir", "set", "grid", "list"};
-
-static bool file_exists(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 /* A scalar value of an override: numbers, words, strings; never a list or mapping. */
 static int read_kv(dmx_yaml_file *y, const char *path, yaml_node_t *key, yaml_node_t *value, dmx_sweep_kv *kv,
@@ -119,7 +113,7 @@ static int resolve_point(const dmx_sweep *s, const dmx_sweep_point *p, const cha
 static int check_same_experiment(const dmx_sweep_point *p, const dmx_experiment *want, dmx_error *err) {
   char stored_path[1700];
   snprintf(stored_path, sizeof stored_path, "%s/experiment.yaml", p->dir);
-  if (!file_exists(stored_path)) return 0;
+  if (!dmx_is_file(stored_path)) return 0;
   dmx_experiment stored, w = *want;
   dmx_error why;
   if (dmx_experiment_load(&stored, stored_path, &why)) return dmx_fail(err, "%s", why.msg);
@@ -142,7 +136,7 @@ static void point_state(dmx_sweep_point *p) {
   char f[1800], ckpt[1800];
   snprintf(f, sizeof f, "%s/results.json", p->dir);
   dmx_error ignored;
-  if (file_exists(f))
+  if (dmx_is_file(f))
     p->state = DMX_POINT_DONE;
   else if (dmx_checkpoint_dir(p->dir, "last", ckpt, sizeof ckpt, &ignored) == 0)
     p->state = DMX_POINT_RESUME;
@@ -180,7 +174,7 @@ static int load_sweep(dmx_sweep *s, dmx_yaml_file *y, const char *path, const ch
       if (strlen(dmx_yaml_scalar(v)) >= sizeof s->base)
         return dmx_yaml_fail_at(err, path, v->start_mark, "%s: path too long", name);
       snprintf(dst, sizeof s->base, "%s", dmx_yaml_scalar(v));
-      if (which == 0 && !file_exists(s->base))
+      if (which == 0 && !dmx_is_file(s->base))
         return dmx_yaml_fail_at(err, path, v->start_mark,
                                 "base: no experiment file %s (paths are taken from the current directory: run "
                                 "datamux sweep from the folder the sweep was written for)",

@@ -19,9 +19,7 @@ static int read_result(const dmx_sweep_point *p, run_result *r, dmx_error *err) 
   memset(r, 0, sizeof *r);
   char path[1800];
   snprintf(path, sizeof path, "%s/results.json", p->dir);
-  FILE *probe = fopen(path, "rb");
-  if (!probe) return 0;
-  fclose(probe);
+  if (!dmx_is_file(path)) return 0;
   dmx_json root;
   if (dmx_json_parse_file(path, "results", &root, err)) return -1;
   const dmx_json *fin = dmx_json_member(&root, "final"), *best = dmx_json_member(&root, "best");

@@ -7,16 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host/base/json.h"
 #include "host/formats/safetensors.h"
-
-static bool is_dir(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 /* A rename is durable only once the folder holding the entry is synced. */
 static int sync_dir(const char *dir, dmx_error *err) {
@@ -178,8 +172,8 @@ int dmx_checkpoint_swap(const char *run_dir, const char *tag, dmx_checkpoint_fil
     return -1;
   }
   /* <tag>.old is complete whenever it exists, so a crash before the next rename loses nothing */
-  if (is_dir(dst) && is_dir(old) && dmx_remove_flat_dir(old, err)) return -1;
-  if (is_dir(dst) && rename(dst, old) != 0)
+  if (dmx_is_dir(dst) && dmx_is_dir(old) && dmx_remove_flat_dir(old, err)) return -1;
+  if (dmx_is_dir(dst) && rename(dst, old) != 0)
     return dmx_fail(err, "%s: cannot move aside to %s: %s", dst, old, strerror(errno));
   if (rename(tmp, dst) != 0) return dmx_fail(err, "%s: cannot rename to %s: %s", tmp, dst, strerror(errno));
   if (sync_dir(run_dir, err)) return -1;
@@ -188,8 +182,8 @@ int dmx_checkpoint_swap(const char *run_dir, const char *tag, dmx_checkpoint_fil
 
 int dmx_checkpoint_dir(const char *run_dir, const char *tag, char *out, size_t cap, dmx_error *err) {
   snprintf(out, cap, "%s/%s", run_dir, tag);
-  if (is_dir(out)) return 0;
+  if (dmx_is_dir(out)) return 0;
   snprintf(out, cap, "%s/%s.old", run_dir, tag);
-  if (is_dir(out)) return 0;
+  if (dmx_is_dir(out)) return 0;
   return dmx_fail(err, "%s: no %s/ checkpoint there (is it a run directory of `datamux train`?)", run_dir, tag);
 }

@@ -12,7 +12,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "data/batch.h"
 #include "data/idx.h"
@@ -43,17 +42,12 @@ typedef struct {
 
 /* ------------------------------------------------------------------ data */
 
-static bool file_exists(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* dir/base(.gz) -> out when either exists */
 static bool find_in(const char *dir, const char *base, char *out, size_t cap) {
   const char *ext[2] = {".gz", ""};
   for (int k = 0; k < 2; k++) {
     snprintf(out, cap, "%s/%s%s", dir, base, ext[k]);
-    if (file_exists(out)) return true;
+    if (dmx_is_file(out)) return true;
   }
   return false;
 }
@@ -144,9 +138,9 @@ static void shuffle(uint32_t *p, int n, uint64_t *rng) {
 static int load_checkpoint(vtrainer *t, const char *model_path, dmx_error *err) {
   char path[1200];
   snprintf(path, sizeof path, "%s", model_path);
-  if (!file_exists(path)) snprintf(path, sizeof path, "%s/model.safetensors", model_path);
-  if (!file_exists(path)) snprintf(path, sizeof path, "%s/best/model.safetensors", model_path);
-  if (!file_exists(path))
+  if (!dmx_is_file(path)) snprintf(path, sizeof path, "%s/model.safetensors", model_path);
+  if (!dmx_is_file(path)) snprintf(path, sizeof path, "%s/best/model.safetensors", model_path);
+  if (!dmx_is_file(path))
     return dmx_fail(err,
                     "%s: no vision checkpoint there (looked for the file, model.safetensors and "
                     "best/model.safetensors)",
