@@ -7,11 +7,7 @@
 #include "host/perf/report.h"
 
 int dmx_cmd_report(int argc, char **argv) {
-  const char **paths = calloc((size_t)argc + 1, sizeof *paths);
-  if (!paths) {
-    fprintf(stderr, "datamux report: out of memory\n");
-    return 1;
-  }
+  const char **paths = dmx_calloc((size_t)argc + 1, sizeof *paths);
   const char *out = NULL;
   int n = 0, rc = 2;
   for (int i = 0; i < argc; i++) {
